@@ -1,0 +1,113 @@
+"""Admission control: how many invocations run at once, globally and per tenant and extension.
+
+Every invocation takes three slots in a fixed order (tenant, extension, global) so no two invocations can
+wait on each other in a cycle, and a tenant that floods the runner queues behind its own cap instead of
+holding global slots while it waits. Waiting is bounded twice: by the number of waiters (``max_queue``) and by
+time (``queue_timeout``); past either the invocation is refused as ``Overloaded`` (status 429).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Final, TypeVar, final
+
+import trio
+
+from ._errors import Overloaded
+
+__all__ = ["Admission", "AdmissionStatistics"]
+
+K = TypeVar("K")
+
+DEFAULT_MAX_CONCURRENCY: Final = 8
+DEFAULT_MAX_PER_TENANT: Final = 4
+DEFAULT_MAX_PER_EXTENSION: Final = 4
+DEFAULT_MAX_QUEUE: Final = 64
+DEFAULT_QUEUE_TIMEOUT: Final = 2.0
+
+
+@dataclass(frozen=True)
+class AdmissionStatistics:
+    running: int
+    waiting: int
+    tenants: int
+    extensions: int
+
+
+@final
+class Admission:
+    """Concurrency caps with a bounded queue. Use ``async with admission.slot(tenant, extension):``."""
+
+    def __init__(
+        self,
+        *,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_per_tenant: int = DEFAULT_MAX_PER_TENANT,
+        max_per_extension: int = DEFAULT_MAX_PER_EXTENSION,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        queue_timeout: float = DEFAULT_QUEUE_TIMEOUT,
+    ) -> None:
+        self._global = trio.CapacityLimiter(max_concurrency)
+        self._per_tenant = max_per_tenant
+        self._per_extension = max_per_extension
+        self._max_queue = max_queue
+        self._queue_timeout = queue_timeout
+        # Limiters are made per key on demand and dropped when no task in slot() uses them any more, so the
+        # maps stay as small as the live load. The count is of tasks inside slot(), waiting or running.
+        self._tenants: dict[str, tuple[trio.CapacityLimiter, int]] = {}
+        self._extensions: dict[tuple[str, str], tuple[trio.CapacityLimiter, int]] = {}
+        self._waiting = 0
+        self._running = 0
+
+    def statistics(self) -> AdmissionStatistics:
+        return AdmissionStatistics(self._running, self._waiting, len(self._tenants), len(self._extensions))
+
+    @asynccontextmanager
+    async def slot(self, tenant: str, extension: str) -> AsyncIterator[None]:
+        """Hold one slot of each cap for the duration of the block.
+
+        Raises:
+            Overloaded: the queue is full, or no slot came free within the queue timeout.
+        """
+        ext_key = (tenant, extension)
+        tenant_limiter = _take(self._tenants, tenant, self._per_tenant)
+        ext_limiter = _take(self._extensions, ext_key, self._per_extension)
+        limiters = (tenant_limiter, ext_limiter, self._global)
+        try:
+            must_wait = any(limiter.available_tokens == 0 for limiter in limiters)
+            if must_wait and self._waiting >= self._max_queue:
+                raise Overloaded("queue full")
+            async with AsyncExitStack() as stack:
+                self._waiting += 1
+                try:
+                    with trio.move_on_after(self._queue_timeout) as waited:
+                        for limiter in limiters:
+                            await stack.enter_async_context(limiter)
+                finally:
+                    self._waiting -= 1
+                if waited.cancelled_caught:
+                    raise Overloaded("no capacity within the queue timeout")
+                self._running += 1
+                try:
+                    yield
+                finally:
+                    self._running -= 1
+        finally:
+            _release(self._extensions, ext_key)
+            _release(self._tenants, tenant)
+
+
+def _take(table: dict[K, tuple[trio.CapacityLimiter, int]], key: K, size: int) -> trio.CapacityLimiter:
+    limiter, users = table.get(key) or (trio.CapacityLimiter(size), 0)
+    table[key] = (limiter, users + 1)
+    return limiter
+
+
+def _release(table: dict[K, tuple[trio.CapacityLimiter, int]], key: K) -> None:
+    limiter, users = table[key]
+    if users <= 1:
+        del table[key]
+    else:
+        table[key] = (limiter, users - 1)

@@ -1,0 +1,281 @@
+"""Runner settings, read once from the environment.
+
+Every setting is declared in ``_SETTINGS`` with its parser, default and a line of documentation;
+``docs/configuration.md`` is the same table in prose. ``Settings.from_env`` refuses unknown variables in the
+runner's namespaces and invalid values with a message that names the variable, so a typo stops start-up
+instead of silently running with a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from ._errors import ConfigError
+
+__all__ = ["Settings"]
+
+MIB: Final = 1024 * 1024
+
+# Namespaces the runner owns: an unknown variable under one of these is a mistake worth stopping for.
+_OWNED_PREFIXES: Final = ("RUNNER_", "EXT_CACHE_", "EXT_EGRESS_", "EXT_UI_", "EXT_STATIC_")
+# Variables under those prefixes that belong to the gateway or the scripts, not to the runner.
+_FOREIGN: Final = frozenset({"RUNNER_BASE_URL", "RUNNER_SECRETS_PUBLIC_KEY"})
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _optional_text(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip().replace("_", ""))
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise ValueError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _bind(raw: str) -> str:
+    host, sep, port = raw.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {raw!r}")
+    return raw.strip()
+
+
+def _path(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return Path(raw.strip())
+
+
+def _optional_path(raw: str) -> Path | None:
+    return Path(raw.strip()) if raw.strip() else None
+
+
+def _url(raw: str) -> str | None:
+    value = raw.strip().rstrip("/")
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http(s) URL, got {raw!r}")
+    return value
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class _Setting:
+    env: str
+    attr: str
+    parse: Callable[[str], Any]
+    default: Any
+    doc: str
+
+
+def _default_var() -> Path:
+    return Path(os.environ.get("RUNNER_VAR_DIR", "var"))
+
+
+_SETTINGS: Final[tuple[_Setting, ...]] = (
+    _Setting("RUNNER_BIND", "bind", _bind, "127.0.0.1:8080", "address the runner listens on"),
+    _Setting("RUNNER_VAR_DIR", "var_dir", _path, None, "base directory of the embedded defaults (default ./var)"),
+    _Setting("BUNDLE_STORE_BASE", "bundle_store_base", _text, None,
+             "file:///dir or s3://bucket/prefix (default file://<var>/bundles)"),
+    _Setting("RUNNER_BUNDLE_KEY_TEMPLATE", "bundle_key_template", _text, "sha256/{hex}",
+             "object key prefix of a bundle in the store"),
+    _Setting("EXT_CACHE_ROOT", "cache_root", _path, None, "on-disk cache directory (default <var>/cache)"),
+    _Setting("EXT_CACHE_MAX_BYTES", "cache_max_bytes", _int(1 * MIB), 4096 * MIB, "disk cache capacity"),
+    _Setting("RUNNER_COMPILED_CACHE_ENTRIES", "compiled_cache_entries", _int(1), 64,
+             "compiled components kept in memory"),
+    _Setting("RUNNER_PRECOMPILE_KEY", "precompile_key", _optional_text, None,
+             "HMAC key; when set, precompiled artifacts are shared through the bundle store"),
+    _Setting("SIGNING_TRUST_BUNDLE", "trust_bundle", _optional_path, None,
+             "PEM file of trusted public keys; when set, only signed bundles run"),
+    _Setting("RUNNER_SERVICE_TOKEN", "service_token", _optional_text, None,
+             "bearer token required on /v1/* when set"),
+    _Setting("RUNNER_PUBLIC_BASE", "public_base", _url, None, "public URL of the runner (ext-ui links)"),
+    _Setting("RUNNER_DEFAULT_TIMEOUT_MS", "default_timeout_ms", _int(1), 10_000,
+             "deadline of an invocation that asks for none"),
+    _Setting("RUNNER_MAX_TIMEOUT_MS", "max_timeout_ms", _int(1), 60_000, "largest deadline an invocation gets"),
+    _Setting("RUNNER_DEFAULT_MEMORY_MB", "default_memory_mb", _int(16), 128, "memory cap per linear memory"),
+    _Setting("RUNNER_MAX_MEMORY_MB", "max_memory_mb", _int(16), 1024, "largest memory cap an invocation gets"),
+    _Setting("RUNNER_MAX_REQUEST_BODY_BYTES", "max_request_body_bytes", _int(0), 10 * MIB,
+             "largest request body passed to a guest"),
+    _Setting("RUNNER_MAX_RESPONSE_BODY_BYTES", "max_response_body_bytes", _int(0), 10 * MIB,
+             "largest response body a guest may return"),
+    _Setting("RUNNER_MAX_BUNDLE_BYTES", "max_bundle_bytes", _int(1), 256 * MIB, "largest bundle fetched"),
+    _Setting("RUNNER_MAX_CONCURRENCY", "max_concurrency", _int(1), 8, "invocations running at once"),
+    _Setting("RUNNER_MAX_CONCURRENCY_PER_TENANT", "max_concurrency_per_tenant", _int(1), 4,
+             "invocations of one tenant running at once"),
+    _Setting("RUNNER_MAX_CONCURRENCY_PER_EXTENSION", "max_concurrency_per_extension", _int(1), 4,
+             "invocations of one extension running at once"),
+    _Setting("RUNNER_MAX_QUEUE", "max_queue", _int(0), 64, "invocations waiting for a slot before 429"),
+    _Setting("RUNNER_QUEUE_TIMEOUT_MS", "queue_timeout_ms", _int(0), 2_000,
+             "how long an invocation waits for a slot before 429"),
+    _Setting("RUNNER_IDEMPOTENCY_TTL_S", "idempotency_ttl_s", _int(0), 300, "how long a keyed result is replayed"),
+    _Setting("RUNNER_IDEMPOTENCY_MAX_ENTRIES", "idempotency_max_entries", _int(0), 10_000,
+             "keyed results kept"),
+    _Setting("RUNNER_DRAIN_TIMEOUT_S", "drain_timeout_s", _int(0), 30,
+             "on SIGTERM, how long in-flight invocations may finish"),
+    _Setting("RUNNER_SECRETS_PRIVATE_KEY", "secrets_private_key", _optional_text, None,
+             "X25519 private key (base64) opening sealed secret envelopes"),
+    _Setting("EXT_EGRESS_ALLOWLIST", "egress_allowlist", _csv, (),
+             "hosts guests may fetch: host, *.domain, optional :port; empty denies all"),
+    _Setting("RUNNER_STORAGE_URL", "storage_url", _optional_text, None,
+             "sqlite:///path (default <var>/storage.sqlite3) or the platform's http(s) storage API"),
+    _Setting("RUNNER_STORAGE_AUTH_KEY", "storage_auth_key", _optional_text, None,
+             "x-runner-auth for the HTTP storage API"),
+    _Setting("UI_PROXY_BASE_URL", "ui_proxy_base_url", _url, None, "base URL of ui-proxy routes"),
+    _Setting("UI_PROXY_AUTH_KEY", "ui_proxy_auth_key", _optional_text, None, "bearer token for ui-proxy"),
+    _Setting("UI_PROXY_TIMEOUT_MS", "ui_proxy_timeout_ms", _int(1), 5_000, "ui-proxy call timeout"),
+    _Setting("RUNNER_PLATFORM_API_URL", "platform_api_url", _url, None,
+             "platform internal API for scheduler, invoicing, clients, services"),
+    _Setting("RUNNER_PLATFORM_AUTH_KEY", "platform_auth_key", _optional_text, None,
+             "x-runner-auth for the platform API"),
+    _Setting("RUNNER_DEBUG_REDIS_URL", "debug_redis_url", _optional_text, None, "Redis for debug events"),
+    _Setting("RUNNER_DEBUG_REDIS_STREAM_PREFIX", "debug_stream_prefix", _text, "ext-debug:",
+             "debug stream key prefix"),
+    _Setting("RUNNER_DEBUG_REDIS_MAXLEN", "debug_maxlen", _int(1), 2000, "approximate stream length"),
+    _Setting("RUNNER_DEBUG_MAX_EVENT_BYTES", "debug_max_event_bytes", _int(64), 8192,
+             "longest debug event message"),
+    _Setting("EXT_UI_FRAME_ANCESTORS", "ui_frame_ancestors", _optional_text, None,
+             "frame-ancestors appended to the ext-ui CSP"),
+    _Setting("EXT_UI_CONTENT_SECURITY_POLICY", "ui_content_security_policy", _optional_text, None,
+             "replaces the default ext-ui CSP"),
+    _Setting("EXT_STATIC_STRICT_VALIDATION", "ui_strict_validation", _bool, True,
+             "serve ext-ui only for active installs (asked of the gateway)"),
+    _Setting("REGISTRY_BASE_URL", "registry_base_url", _url, None, "gateway URL for install validation"),
+)
+
+_BY_ENV: Final = {s.env: s for s in _SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The runner's configuration. Build it with :meth:`from_env`, or directly in tests."""
+
+    bind: str = "127.0.0.1:8080"
+    var_dir: Path = field(default_factory=_default_var)
+    bundle_store_base: str | None = None
+    bundle_key_template: str = "sha256/{hex}"
+    cache_root: Path | None = None
+    cache_max_bytes: int = 4096 * MIB
+    compiled_cache_entries: int = 64
+    precompile_key: str | None = None
+    trust_bundle: Path | None = None
+    service_token: str | None = None
+    public_base: str | None = None
+    default_timeout_ms: int = 10_000
+    max_timeout_ms: int = 60_000
+    default_memory_mb: int = 128
+    max_memory_mb: int = 1024
+    max_request_body_bytes: int = 10 * MIB
+    max_response_body_bytes: int = 10 * MIB
+    max_bundle_bytes: int = 256 * MIB
+    max_concurrency: int = 8
+    max_concurrency_per_tenant: int = 4
+    max_concurrency_per_extension: int = 4
+    max_queue: int = 64
+    queue_timeout_ms: int = 2_000
+    idempotency_ttl_s: int = 300
+    idempotency_max_entries: int = 10_000
+    drain_timeout_s: int = 30
+    secrets_private_key: str | None = None
+    egress_allowlist: tuple[str, ...] = ()
+    storage_url: str | None = None
+    storage_auth_key: str | None = None
+    ui_proxy_base_url: str | None = None
+    ui_proxy_auth_key: str | None = None
+    ui_proxy_timeout_ms: int = 5_000
+    platform_api_url: str | None = None
+    platform_auth_key: str | None = None
+    debug_redis_url: str | None = None
+    debug_stream_prefix: str = "ext-debug:"
+    debug_maxlen: int = 2000
+    debug_max_event_bytes: int = 8192
+    ui_frame_ancestors: str | None = None
+    ui_content_security_policy: str | None = None
+    ui_strict_validation: bool = True
+    registry_base_url: str | None = None
+    # Everything the bundle store reads (STORAGE_S3_*), passed through untouched.
+    store_env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.default_timeout_ms > self.max_timeout_ms:
+            raise ConfigError("RUNNER_DEFAULT_TIMEOUT_MS", "must not exceed RUNNER_MAX_TIMEOUT_MS")
+        if self.default_memory_mb > self.max_memory_mb:
+            raise ConfigError("RUNNER_DEFAULT_MEMORY_MB", "must not exceed RUNNER_MAX_MEMORY_MB")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``environ`` (default ``os.environ``).
+
+        Raises:
+            ConfigError: naming the first unknown or invalid variable.
+        """
+        env = dict(os.environ if environ is None else environ)
+        for name in sorted(env):
+            if name.startswith(_OWNED_PREFIXES) and name not in _BY_ENV and name not in _FOREIGN:
+                raise ConfigError(name, "unknown setting (see docs/configuration.md)")
+        values: dict[str, Any] = {}
+        for setting in _SETTINGS:
+            raw = env.get(setting.env)
+            if raw is None:
+                continue
+            try:
+                values[setting.attr] = setting.parse(raw)
+            except ValueError as exc:
+                raise ConfigError(setting.env, str(exc)) from None
+        values = {k: v for k, v in values.items() if v is not None}
+        values["store_env"] = {k: v for k, v in env.items() if k.startswith("STORAGE_S3_")}
+        return cls(**values)
+
+    # Resolved locations of the embedded defaults.
+    @property
+    def resolved_store_base(self) -> str:
+        if self.bundle_store_base:
+            return self.bundle_store_base
+        return (self.var_dir / "bundles").resolve().as_uri()
+
+    @property
+    def resolved_cache_root(self) -> Path:
+        return self.cache_root if self.cache_root is not None else self.var_dir / "cache"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return f"sqlite:///{(self.var_dir / 'storage.sqlite3').resolve()}"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(variable, default, doc) for every setting: the source of docs/configuration.md."""
+    return [(s.env, "" if s.default is None else str(s.default), s.doc) for s in _SETTINGS]

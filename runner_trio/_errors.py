@@ -1,0 +1,119 @@
+"""Errors of the runner, and how each one reaches the wire.
+
+The tree::
+
+    RunnerError                       base; ``status`` and ``code`` are what /v1/execute answers
+    ├── ConfigError                   a setting is unknown or invalid (start-up only; names the variable)
+    ├── RequestInvalid                the /v1/execute body is malformed (HTTP 400, names the field)
+    ├── MissingRoutingHeaders         x-alga-tenant / x-alga-extension absent          status 400
+    ├── UnknownCapabilities           providers names a capability that does not exist status 400
+    ├── BundleUnavailable             fetch, hash, signature or archive failure        status 502
+    ├── SecretDecryptFailed           the secret envelope cannot be opened             status 500
+    ├── Overloaded                    no slot within the queue bounds                  status 429
+    ├── BodyTooLarge                  request or response body over its cap            status 413 / 500
+    └── ExecuteFailed                 the guest failed: kind timeout (504), memory_limit, trap, link (500)
+
+Codes follow the reference runner's contract: ``error`` is ``"<code>"`` or ``"<code>: <detail>"``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "BodyTooLarge",
+    "BundleUnavailable",
+    "ConfigError",
+    "ExecuteFailed",
+    "MissingRoutingHeaders",
+    "Overloaded",
+    "RequestInvalid",
+    "RunnerError",
+    "SecretDecryptFailed",
+    "UnknownCapabilities",
+]
+
+
+class RunnerError(Exception):
+    """Base of the runner's errors. ``status`` is the execute-response status, ``code`` the error code."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail
+
+    @property
+    def status_code(self) -> int:
+        return self.status
+
+    @property
+    def wire_error(self) -> str:
+        return f"{self.code}: {self.detail}" if self.detail else self.code
+
+
+class ConfigError(RunnerError):
+    code = "config_error"
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+class RequestInvalid(RunnerError):
+    """The request body is not a valid execute request. ``field`` is a dotted path into the JSON."""
+
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+class MissingRoutingHeaders(RunnerError):
+    status = 400
+    code = "missing_routing_headers"
+
+
+class UnknownCapabilities(RunnerError):
+    status = 400
+    code = "unknown_capabilities"
+
+
+class BundleUnavailable(RunnerError):
+    status = 502
+    code = "bundle_fetch_failed"
+
+
+class SecretDecryptFailed(RunnerError):
+    status = 500
+    code = "secret_decrypt_failed"
+
+
+class Overloaded(RunnerError):
+    status = 429
+    code = "overloaded"
+
+
+class BodyTooLarge(RunnerError):
+    status = 413
+    code = "payload_too_large"
+
+
+class ExecuteFailed(RunnerError):
+    """The guest did not produce a response. ``kind`` is timeout, memory_limit, trap or link."""
+
+    code = "execute_failed"
+    KINDS: ClassVar[frozenset[str]] = frozenset({"timeout", "memory_limit", "trap", "link", "response"})
+
+    def __init__(self, kind: str, message: str = "") -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.message = message
+
+    @property
+    def status_code(self) -> int:
+        return 504 if self.kind == "timeout" else 500
