@@ -1,0 +1,150 @@
+"""Pure rules for serving a bundle's UI: which request paths are safe, and the headers of each answer.
+
+Kept apart from the route so each rule can be read and tested on its own; nothing here touches the disk.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import unquote_to_bytes
+
+__all__ = [
+    "DEFAULT_CSP",
+    "IMMUTABLE_CACHE_CONTROL",
+    "UnsafePath",
+    "build_csp",
+    "content_type_for",
+    "parse_range",
+    "safe_relative_path",
+]
+
+IMMUTABLE_CACHE_CONTROL: Final = "public, max-age=31536000, immutable"
+DEFAULT_CSP: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'"
+)
+DEFAULT_CONTENT_TYPE: Final = "application/octet-stream"
+MAX_PATH_LENGTH: Final = 1024
+
+_CONTENT_TYPES: Final = {
+    ".html": "text/html; charset=utf-8",
+    ".htm": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".ico": "image/x-icon",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".ttf": "font/ttf",
+    ".otf": "font/otf",
+    ".txt": "text/plain; charset=utf-8",
+    ".wasm": "application/wasm",
+    ".webmanifest": "application/manifest+json",
+}
+_RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class UnsafePath(ValueError):
+    """The requested path could reach outside the UI subtree, or is not a clean relative path."""
+
+
+def safe_relative_path(raw: str) -> str:
+    """Return the clean relative path for ``raw`` (the part after ``/ext-ui/{ext}/{hash}/``), or raise.
+
+    ``raw`` is as the client sent it, percent-encoding included, so encoded tricks (``%2e%2e``, ``%2f``,
+    ``%5c``, ``%00``, overlong UTF-8) are seen and refused rather than decoded into something harmless-looking.
+
+    Raises:
+        UnsafePath: absolute, dot segments, hidden segments, backslash, control characters, invalid UTF-8.
+    """
+    if len(raw) > MAX_PATH_LENGTH:
+        raise UnsafePath("path too long")
+    segments: list[str] = []
+    for raw_segment in raw.split("/"):
+        decoded = unquote_to_bytes(raw_segment)
+        try:
+            # Strict decoding refuses overlong forms (e.g. C0 AE for '.') and lone surrogates.
+            segment = decoded.decode("utf-8", errors="strict")
+        except UnicodeDecodeError:
+            raise UnsafePath("path is not valid UTF-8") from None
+        if raw_segment == "" and not segments and raw.startswith("/"):
+            raise UnsafePath("absolute path")
+        if segment == "":
+            continue  # empty segments (a//b, trailing /) collapse
+        if "/" in segment or "\\" in segment:
+            raise UnsafePath("encoded separator or backslash")
+        if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs"} for ch in segment):
+            raise UnsafePath("control character")
+        if segment.startswith("."):
+            raise UnsafePath("dot or hidden segment")
+        if ":" in segment and not segments:
+            raise UnsafePath("drive or scheme prefix")
+        segments.append(unicodedata.normalize("NFC", segment))
+    return "/".join(segments)
+
+
+def content_type_for(path: str) -> str:
+    """The Content-Type for a file name: a fixed table first, then the platform's, else octet-stream."""
+    dot = path.rfind(".")
+    if dot != -1:
+        known = _CONTENT_TYPES.get(path[dot:].lower())
+        if known is not None:
+            return known
+    guessed, _ = mimetypes.guess_type(path, strict=True)
+    return guessed or DEFAULT_CONTENT_TYPE
+
+
+def build_csp(*, override: str | None = None, frame_ancestors: str | None = None) -> str:
+    """The Content-Security-Policy for HTML answers."""
+    policy = (override or DEFAULT_CSP).strip().rstrip(";")
+    if frame_ancestors:
+        policy += f"; frame-ancestors {frame_ancestors.strip()}"
+    return policy
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | bool | None:
+    """Interpret a ``Range`` header for a file of ``size`` bytes.
+
+    Returns ``None`` when the whole file should be sent (no header, or one we do not honour such as several
+    ranges), a ``ByteRange`` for a satisfiable single range, and ``False`` for an unsatisfiable one (416).
+    """
+    if not header:
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if first == "" and last == "":
+        return None
+    if first == "":
+        suffix = int(last)
+        if suffix == 0:
+            return False
+        return ByteRange(max(0, size - suffix), size - 1) if size else False
+    start = int(first)
+    end = int(last) if last else size - 1
+    if start >= size or end < start:
+        return False
+    return ByteRange(start, min(end, size - 1))
