@@ -1,0 +1,19 @@
+"""extctl: the command line for extension bundles (``keygen pack sign verify publish``).
+
+Run it as ``extctl`` (console script) or ``python -m extctl``. Exit codes: 0 ok, 1 rejected (one line on
+stderr starting with the error code), 2 usage error.
+"""
+
+from ._cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, build_parser, main
+from ._errors import CommandFailed, ExtctlError, UsageError
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_REJECTED",
+    "EXIT_USAGE",
+    "CommandFailed",
+    "ExtctlError",
+    "UsageError",
+    "build_parser",
+    "main",
+]

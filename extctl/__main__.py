@@ -1,0 +1,10 @@
+"""``python -m extctl`` and the ``extctl`` console script."""
+
+import sys
+
+from ._cli import main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    sys.exit(main())
