@@ -1,0 +1,120 @@
+"""``create_app(settings)``: the gateway as a Quart-trio app."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Final
+
+import httpx
+from quart import Response, g
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from bundles.store import BundleStore, open_store
+
+from . import _admin, _installs, _proxy, _public
+from ._auth import SessionSigner
+from ._errors import ApiError, PayloadTooLarge, RegistryError
+from ._headers import SECURITY_HEADERS
+from ._ratelimit import TokenBucketLimiter
+from ._runner_client import RunnerClient
+from ._settings import Settings
+from ._state import STATE_KEY, GatewayState, ManifestCache
+from ._views import json_response
+from .registry import Registry, SqliteRegistry
+
+log = logging.getLogger("gateway_quart")
+
+_HTTP_CODES: Final = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 408: "request_timeout"}
+
+
+def create_app(
+    settings: Settings,
+    *,
+    registry: Registry | None = None,
+    store: BundleStore | None = None,
+    runner_transport: httpx.AsyncBaseTransport | None = None,
+) -> QuartTrio:
+    """Build the gateway app.
+
+    The registry is opened (and migrated) and the runner client created when the app starts serving, and
+    both are closed when it stops.
+
+    Args:
+        settings: the configuration (see :func:`load_settings`).
+        registry: a registry to use instead of opening ``settings.registry_database``.
+        store: a bundle store to use instead of opening ``settings.bundle_store_base``.
+        runner_transport: an httpx transport for the runner hop (tests).
+
+    Raises:
+        bundles.StoreError: ``BUNDLE_STORE_BASE`` (or an ``STORAGE_S3_*`` setting) is invalid.
+    """
+    app = QuartTrio(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Deadlines are ours (the runner hop has its own); Quart's 60 s default would cut long extension calls.
+    app.config["RESPONSE_TIMEOUT"] = None
+    if store is None and settings.bundle_store_base is not None:
+        store = open_store(settings.bundle_store_base)
+    signer = SessionSigner(settings.session_secret or secrets.token_urlsafe(32), ttl_s=settings.session_ttl_s)
+
+    @app.before_serving
+    async def _open() -> None:
+        reg = registry if registry is not None else await SqliteRegistry.open(settings.registry_database)
+        if settings.dev_tenant_id is not None:
+            await reg.ensure_tenant(settings.dev_tenant_id, settings.dev_tenant_id)
+        app.extensions[STATE_KEY] = GatewayState(
+            settings=settings,
+            registry=reg,
+            runner=RunnerClient(settings.runner_base_urls, service_token=settings.runner_service_token,
+                                timeout_ms=settings.timeout_ms, attempts=settings.runner_attempts,
+                                transport=runner_transport),
+            signer=signer,
+            limiter=TokenBucketLimiter(rate=settings.rate_limit_rps, burst=settings.rate_limit_burst),
+            manifests=ManifestCache(),
+            store=store,
+        )
+
+    @app.after_serving
+    async def _close() -> None:
+        st: GatewayState | None = app.extensions.pop(STATE_KEY, None)
+        if st is None:
+            return
+        await st.runner.aclose()
+        if registry is None:
+            await st.registry.aclose()
+        if st.store is not None:
+            await st.store.aclose()
+
+    @app.errorhandler(ApiError)
+    async def _api_error(exc: ApiError) -> Response:
+        response = json_response(exc.body(g.get("request_id")), exc.status)
+        for name, value in exc.headers.items():
+            response.headers[name] = value
+        return response
+
+    @app.errorhandler(RegistryError)
+    async def _registry_error(exc: RegistryError) -> Response:
+        log.error("registry failure: %s", exc.message)
+        return json_response(ApiError("registry_unavailable").body(g.get("request_id")), 503)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    async def _too_large(exc: RequestEntityTooLarge) -> Response:
+        return await _api_error(PayloadTooLarge(settings.max_body_bytes))
+
+    @app.errorhandler(HTTPException)
+    async def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        return json_response(ApiError(_HTTP_CODES.get(status, "http_error")).body(g.get("request_id")), status)
+
+    @app.after_request
+    async def _security_headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    app.register_blueprint(_public.blueprint)
+    app.register_blueprint(_admin.blueprint)
+    app.register_blueprint(_installs.blueprint)
+    app.register_blueprint(_proxy.blueprint)
+    return app

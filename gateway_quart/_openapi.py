@@ -1,0 +1,228 @@
+"""The OpenAPI 3.1 description of the gateway's public and admin routes (served at ``/api/v1/openapi.json``)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Final
+
+from ._auth import ROLE_PERMISSIONS
+
+_STR: Final = {"type": "string"}
+_NULLABLE_STR: Final = {"type": ["string", "null"]}
+_STR_MAP: Final = {"type": "object", "additionalProperties": {"type": "string"}}
+_STR_LIST: Final = {"type": "array", "items": {"type": "string"}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(required: list[str], props: dict[str, Any], *, closed: bool = True) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        schema["required"] = required
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
+
+
+def _op(summary: str, responses: dict[str, Any], *, body: dict[str, Any] | None = None,
+        security: str = "admin", params: list[dict[str, Any]] | None = None, tag: str = "admin") -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if security == "admin":
+        op["security"] = [{"adminToken": []}, {"bearerToken": []}, {"session": []}]
+    elif security == "user":
+        op["security"] = [{"bearerToken": []}, {"session": []}]
+    elif security == "service":
+        op["security"] = [{"serviceToken": []}]
+    else:
+        op["security"] = []
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": _STR}
+
+
+def _query_param(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema}
+
+
+_VERSION_PICK: Final = {"version_id": _STR, "content_hash": _STR}
+
+_SCHEMAS: Final[dict[str, Any]] = {
+    "Error": _obj(["error"], {"error": _STR, "message": _STR, "requestId": _STR, "retryAfter": {"type": "integer"},
+                              "fields": _STR_MAP, "permission": _STR, "limit": {"type": "integer"}}),
+    "Tenant": _obj(["id", "name", "created_at"], {"id": _STR, "name": _STR, "created_at": _STR}),
+    "User": _obj(["id", "tenant_id", "email", "roles"], {
+        "id": _STR, "tenant_id": _STR, "email": _STR, "name": _STR, "user_type": _STR,
+        "roles": {"type": "array", "items": {"enum": sorted(ROLE_PERMISSIONS)}},
+        "client_name": _NULLABLE_STR, "client_id": _NULLABLE_STR, "created_at": _STR,
+    }, closed=False),
+    "Token": _obj(["id", "user_id"], {
+        "id": _STR, "user_id": _STR, "tenant_id": _STR, "name": _STR, "created_at": _STR,
+        "expires_at": _NULLABLE_STR, "revoked_at": _NULLABLE_STR,
+        "token": {"type": "string", "description": "the agt_… token; present only when minted"},
+    }),
+    "Version": _obj(["id", "extension_id", "version", "content_hash", "signature_status"], {
+        "id": _STR, "extension_id": _STR, "version": _STR, "content_hash": _STR,
+        "signature_status": {"enum": ["unsigned", "signed_unverified"]}, "capabilities": _STR_LIST,
+        "endpoints": {"type": "array", "items": _obj(["method", "path"], {"method": _STR, "path": _STR})},
+        "has_ui": {"type": "boolean"}, "created_at": _STR,
+    }),
+    "Extension": _obj(["id", "name"], {
+        "id": _STR, "name": _STR, "publisher": _NULLABLE_STR, "created_at": _STR,
+        "versions": {"type": "array", "items": _ref("Version")},
+    }),
+    "Install": _obj(["id", "tenant_id", "extension_id", "version_id", "enabled"], {
+        "id": _STR, "tenant_id": _STR, "extension_id": _STR, "version_id": _STR, "version": _STR,
+        "content_hash": _STR, "signature_status": _STR, "enabled": {"type": "boolean"},
+        "requested_capabilities": _STR_LIST, "granted_capabilities": _STR_LIST, "config": _STR_MAP,
+        "secrets": {"oneOf": [{"type": "null"}, _obj(["keys"], {"keys": _STR_LIST, "expires_at": _NULLABLE_STR})]},
+        "created_at": _STR, "updated_at": _STR,
+    }),
+}
+
+_ERROR_TEXT: Final = {
+    400: "invalid request (fields names each problem)", 401: "no valid credential", 403: "not allowed",
+    404: "not found", 409: "conflict", 413: "payload_too_large", 429: "rate limited (Retry-After)",
+    502: "bad_gateway", 503: "unavailable", 504: "gateway_timeout",
+}
+
+
+def _paths() -> dict[str, Any]:
+    t, e, u = _path_param("tenant_id"), _path_param("extension_id"), _path_param("user_id")
+    install = _json(_ref("Install"), "the install")
+    ext_proxy = _op(
+        "Call an extension endpoint (any method); answered by the extension's handler", {
+            "200": {"description": "the extension's response (status, filtered headers and body pass through)"},
+            **_errors(400, 401, 403, 404, 413, 429, 502, 504)},
+        security="user", tag="extensions",
+        params=[_path_param("extension_id"), {"name": "path", "in": "path", "required": True, "schema": _STR}],
+    )
+    return {
+        "/api/ext/{extension_id}/{path}": {m: copy.deepcopy(ext_proxy)
+                                           for m in ("get", "head", "post", "put", "patch", "delete", "options")},
+        "/ext-ui/{extension_id}/{content_hash}/{path}": {"get": _op(
+            "Gate to the extension's UI on the runner", {"308": {"description": "redirect to the runner"},
+                                                         **_errors(401, 404)},
+            security="user", tag="extensions",
+            params=[_path_param("extension_id"), _path_param("content_hash"), _path_param("path")])},
+        "/api/session": {
+            "post": _op("Exchange an API token for a session cookie", {
+                "200": _json(_obj(["user_id", "tenant_id"], {"user_id": _STR, "tenant_id": _STR,
+                                                              "expires_in_s": {"type": "integer"}}), "signed in"),
+                **_errors(400, 401)}, body=_obj(["token"], {"token": _STR}), security="none", tag="session"),
+            "delete": _op("End the session", {"204": {"description": "cookie cleared"}}, security="none",
+                          tag="session"),
+        },
+        "/api/installs/validate": {"get": _op(
+            "Runner strict mode: is (tenant, extension, hash) an active install?", {
+                "200": _json(_obj(["valid"], {"valid": {"type": "boolean"}}), "answer"), **_errors(400, 401, 503)},
+            security="service", tag="runner",
+            params=[_query_param("tenant", _STR, True), _query_param("extension", _STR, True),
+                    _query_param("hash", _STR, True)])},
+        "/healthz": {"get": _op("Liveness", {"200": {"description": "alive"}}, security="none", tag="health")},
+        "/readyz": {"get": _op("Readiness (registry reachable)", {
+            "200": {"description": "ready"}, "503": {"description": "registry unavailable"}},
+            security="none", tag="health")},
+        "/api/v1/openapi.json": {"get": _op("This document", {"200": {"description": "OpenAPI 3.1"}},
+                                            security="none", tag="health")},
+        "/api/v1/me": {"get": _op("The caller: user, tenant, permissions", {
+            "200": _json(_ref("User"), "the caller"), **_errors(401)}, security="user", tag="session")},
+        "/api/v1/tenants": {"post": _op("Create a tenant (admin token)", {
+            "201": _json(_ref("Tenant"), "created"), **_errors(400, 401, 403, 409)},
+            body=_obj(["name"], {"id": _STR, "name": _STR}))},
+        "/api/v1/tenants/{tenant_id}": {"get": _op("Read a tenant", {
+            "200": _json(_ref("Tenant"), "the tenant"), **_errors(401, 403, 404)}, params=[t])},
+        "/api/v1/tenants/{tenant_id}/users": {"post": _op("Create a user with roles", {
+            "201": _json(_ref("User"), "created"), **_errors(400, 401, 403, 404, 409)}, params=[t],
+            body=_obj(["email", "roles"], {
+                "email": _STR, "name": _STR, "roles": {"type": "array", "items": {"enum": sorted(ROLE_PERMISSIONS)}},
+                "user_type": {"enum": ["internal", "client"]}, "client_name": _STR, "client_id": _STR}))},
+        "/api/v1/users/{user_id}": {"get": _op("Read a user", {
+            "200": _json(_ref("User"), "the user"), **_errors(401, 403, 404)}, params=[u])},
+        "/api/v1/users/{user_id}/tokens": {"post": _op("Mint an API token (shown once)", {
+            "201": _json(_ref("Token"), "the token"), **_errors(400, 401, 403, 404)}, params=[u],
+            body=_obj([], {"name": _STR, "expires_in_s": {"type": "integer", "minimum": 60}}))},
+        "/api/v1/tokens/{token_id}": {"delete": _op("Revoke a token", {
+            "200": _json(_ref("Token"), "revoked"), **_errors(401, 403, 404)}, params=[_path_param("token_id")])},
+        "/api/v1/extensions": {"post": _op("Register a published bundle by content hash (admin token)", {
+            "200": _json(_obj(["extension", "version"], {"extension": _ref("Extension"), "version": _ref("Version"),
+                                                        "created": {"type": "boolean"}}), "already registered"),
+            "201": {"description": "registered"}, **_errors(400, 401, 403, 404, 409, 503)},
+            body=_obj(["content_hash"], {"content_hash": _STR, "extension_id": _STR}))},
+        "/api/v1/extensions/{extension_id}": {"get": _op("Read an extension and its versions", {
+            "200": _json(_ref("Extension"), "the extension"), **_errors(401, 403, 404)}, params=[e])},
+        "/api/v1/tenants/{tenant_id}/audit": {"get": _op("Recent audit rows of the tenant", {
+            "200": {"description": "entries, newest first"}, **_errors(400, 401, 403, 404)},
+            params=[t, _query_param("limit", {"type": "integer", "minimum": 1, "maximum": 1000})])},
+        "/api/v1/tenants/{tenant_id}/installs": {
+            "get": _op("List the tenant's installs", {"200": {"description": "installs"}, **_errors(401, 403, 404)},
+                       params=[t]),
+            "post": _op("Install an extension (newest version unless one is named)", {
+                "201": install, **_errors(400, 401, 403, 404, 409)}, params=[t],
+                body=_obj(["extension_id"], {"extension_id": _STR, **_VERSION_PICK,
+                                             "granted_capabilities": _STR_LIST, "config": _STR_MAP,
+                                             "enabled": {"type": "boolean"}})),
+        },
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}": {
+            "get": _op("Read an install", {"200": install, **_errors(401, 403, 404)}, params=[t, e]),
+            "delete": _op("Uninstall", {"204": {"description": "removed"}, **_errors(401, 403, 404)}, params=[t, e]),
+        },
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/upgrade": {"post": _op(
+            "Move to another registered version", {"200": install, **_errors(400, 401, 403, 404)}, params=[t, e],
+            body=_obj([], dict(_VERSION_PICK)))},
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/enable": {"post": _op(
+            "Enable", {"200": install, **_errors(401, 403, 404)}, params=[t, e])},
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/disable": {"post": _op(
+            "Disable", {"200": install, **_errors(401, 403, 404)}, params=[t, e])},
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/config": {"put": _op(
+            "Replace the config map", {"200": install, **_errors(400, 401, 403, 404)}, params=[t, e],
+            body=_obj(["config"], {"config": _STR_MAP}))},
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/capabilities": {"put": _op(
+            "Replace the granted capabilities (only ones the manifest requests)",
+            {"200": install, **_errors(400, 401, 403, 404)}, params=[t, e],
+            body=_obj(["capabilities"], {"capabilities": _STR_LIST}))},
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/secrets": {
+            "put": _op("Replace the secrets (sealed at once; values are never returned)", {
+                "200": _json(_obj(["keys"], {"keys": _STR_LIST, "expires_at": _NULLABLE_STR, "algorithm": _STR}),
+                             "sealed"), **_errors(400, 401, 403, 404, 503)}, params=[t, e],
+                body=_obj(["secrets"], {"secrets": _STR_MAP, "expires_at": {"type": "string",
+                                                                            "format": "date-time"}})),
+            "delete": _op("Remove the secrets", {"204": {"description": "removed"}, **_errors(401, 403, 404)},
+                          params=[t, e]),
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy of the OpenAPI 3.1 document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ext-runtime gateway", "version": "1",
+                 "description": "Extension calls, UI gate, sessions, and the registry/install admin API."},
+        "paths": _paths(),
+        "components": {
+            "schemas": copy.deepcopy(_SCHEMAS),
+            "responses": {f"E{s}": _json(_ref("Error"), text) for s, text in _ERROR_TEXT.items()},
+            "securitySchemes": {
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "GATEWAY_ADMIN_TOKEN"},
+                "bearerToken": {"type": "http", "scheme": "bearer", "description": "a user's agt_… API token"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "alga_session"},
+                "serviceToken": {"type": "http", "scheme": "bearer", "description": "RUNNER_SERVICE_TOKEN"},
+            },
+        },
+    }

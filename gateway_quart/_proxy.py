@@ -1,0 +1,255 @@
+"""``/api/ext/{extensionId}/{path...}``: authenticate, authorize, audit and forward one call to a runner.
+
+The order is the contract's: credential (401) -> tenant from the credential, an ``x-alga-tenant`` header may only
+agree (403) -> active install (404 ``not_installed``) -> manifest endpoint (404 ``endpoint_not_found``) -> RBAC
+(403) -> rate limit per (tenant, extension) (429) -> audit row -> body (413) -> ``POST /v1/execute``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import urllib.parse
+import uuid
+from typing import Any, Final
+
+import trio
+from quart import Blueprint, Response, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ._auth import PERMISSION_READ, PERMISSION_WRITE, Principal, authenticate, check_origin
+from ._errors import ApiError, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, RateLimited, RegistryError
+from ._headers import (
+    SECURITY_HEADERS,
+    filter_response_headers,
+    forward_request_headers,
+    idempotency_key,
+    request_id,
+)
+from ._runner_client import RunnerResult
+from ._state import GatewayState, state
+from ._validation import ID_PATTERN
+from .registry import Install
+
+log = logging.getLogger("gateway_quart.proxy")
+
+METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+_PREFLIGHT_HEADERS: Final = (
+    "authorization, content-type, accept, accept-language, x-request-id, idempotency-key, x-idempotency-key, "
+    "x-alga-tenant"
+)
+_STATUS_CLIENT_CLOSED: Final = 499
+
+blueprint = Blueprint("ext_proxy", __name__)
+
+
+@blueprint.after_request
+async def _decorate(response: Response) -> Response:
+    # Runs for refusals too, so every answer carries the request id, the security headers and CORS.
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    rid = g.get("request_id")
+    if rid is not None:
+        response.headers["x-request-id"] = rid
+    response.headers.update(_cors_headers(state(), request.headers.get("origin")))
+    return response
+
+
+def _cors_headers(st: GatewayState, origin: str | None) -> dict[str, str]:
+    if origin is None or origin.rstrip("/").lower() not in st.settings.allowed_origins:
+        return {}
+    return {
+        "access-control-allow-origin": origin,
+        "access-control-allow-credentials": "true",
+        "access-control-expose-headers": "x-request-id, retry-after",
+        "vary": "Origin",
+    }
+
+
+@blueprint.route("/api/ext/<ext_id>", methods=METHODS, defaults={"rest": ""}, provide_automatic_options=False)
+@blueprint.route("/api/ext/<ext_id>/", methods=METHODS, defaults={"rest": ""}, provide_automatic_options=False)
+@blueprint.route("/api/ext/<ext_id>/<path:rest>", methods=METHODS, provide_automatic_options=False)
+async def proxy(ext_id: str, rest: str) -> Response:
+    """Forward one extension API call (see the module docstring for the order of checks).
+
+    ``rest`` is the decoded tail; the guest gets the raw one (see :func:`_guest_path`).
+    """
+    st = state()
+    g.request_id = request_id(request.headers)
+    method = request.method
+    if method == "OPTIONS" and "access-control-request-method" in request.headers:
+        return _preflight(st)
+    limit = st.settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(limit)
+
+    principal = await authenticate(st.registry, st.signer, request.headers, request.cookies)
+    check_origin(method=method, principal=principal, origin=request.headers.get("origin"),
+                 own_origin=request.host_url.rstrip("/"), allowed=st.settings.allowed_origins)
+    claimed = request.headers.get("x-alga-tenant")
+    if claimed is not None and claimed != principal.tenant_id:
+        raise Forbidden("tenant_mismatch", "x-alga-tenant does not match the caller's tenant")
+    guest_path = _guest_path()
+
+    install = None
+    if ID_PATTERN.fullmatch(ext_id):
+        install = await st.registry.find_active_install(principal.tenant_id, ext_id)
+    if install is None:
+        raise NotFound("not_installed", "the extension is not installed for this tenant")
+    manifest = st.manifests.get(install.version)
+    if manifest.match_endpoint(method, guest_path) is None:
+        raise NotFound("endpoint_not_found", "the extension declares no such endpoint")
+    principal.require(PERMISSION_READ if method in READ_METHODS else PERMISSION_WRITE)
+    wait = st.limiter.acquire((principal.tenant_id, ext_id))
+    if wait:
+        raise RateLimited(wait)
+
+    audit_id = await st.registry.record_audit(
+        tenant_id=principal.tenant_id, user_id=principal.user.id, extension_id=ext_id, method=method,
+        path=guest_path, request_id=g.request_id,
+    )
+    status = 500
+    try:
+        response = await _execute(st, principal, install, method, guest_path, limit)
+        status = response.status_code
+        return response
+    except ApiError as exc:
+        status = exc.status
+        raise
+    except trio.Cancelled:
+        status = _STATUS_CLIENT_CLOSED
+        raise
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            try:
+                await st.registry.finish_audit(audit_id, status)
+            except RegistryError as exc:
+                log.error("audit row %d not finished: %s", audit_id, exc.message)
+
+
+def _guest_path() -> str:
+    """The raw (still percent-encoded) path after ``/api/ext/{extensionId}``, starting with ``/``.
+
+    Raises:
+        InvalidRequest: a ``.`` or ``..`` segment.
+    """
+    raw = request.scope.get("raw_path") or request.path.encode("utf-8")
+    parts = raw.decode("latin-1").split("/", 4)  # ["", "api", "ext", "<ext>", "<rest>"]
+    rest = parts[4] if len(parts) > 4 else ""
+    for segment in rest.split("/"):
+        if urllib.parse.unquote(segment) in (".", ".."):
+            raise InvalidRequest({"path": "must not contain '.' or '..' segments"}, code="invalid_path")
+    return "/" + rest
+
+
+async def _read_body(limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.body:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(limit)
+            chunks.append(chunk)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge(limit) from None
+    return b"".join(chunks)
+
+
+async def _execute(
+    st: GatewayState, principal: Principal, install: Install, method: str, guest_path: str, limit: int
+) -> Response:
+    body = await _read_body(limit)
+    has_body = bool(body) or request.content_length is not None or "transfer-encoding" in request.headers
+    read_only = method in READ_METHODS
+    key = idempotency_key(request.headers)
+    runner_key = None if read_only else key or str(uuid.uuid4())
+    query: dict[str, str] = {}
+    for name, value in request.args.items(multi=True):
+        query[name] = value  # the last value wins, as in the reference gateway
+    user = principal.user
+    user_info: dict[str, Any] = {
+        "user_id": user.id,
+        "user_email": user.email,
+        "user_name": user.name,
+        "user_type": user.user_type,
+        "client_name": user.client_name or "",
+        "additional_fields": {},
+    }
+    if user.client_id is not None:
+        user_info["client_id"] = user.client_id
+    payload: dict[str, Any] = {
+        "context": {
+            "request_id": g.request_id,
+            "tenant_id": install.tenant_id,
+            "extension_id": install.extension_id,
+            "install_id": install.id,
+            "content_hash": f"sha256:{install.version.content_hash}",
+            "version_id": install.version.id,
+            "config": dict(install.config),
+        },
+        "http": {
+            "method": method,
+            "path": guest_path,
+            "query": query,
+            "headers": forward_request_headers(request.headers.items(), request_id=g.request_id),
+            "body_b64": base64.b64encode(body).decode("ascii") if has_body else None,
+        },
+        "limits": {"timeout_ms": st.runner.timeout_ms},
+        "providers": sorted(install.granted_capabilities),
+        "secret_envelope": dict(install.secrets.envelope) if install.secrets is not None else None,
+        "user": user_info,
+    }
+    result = await st.runner.execute(
+        payload,
+        tenant_id=install.tenant_id,
+        extension_id=install.extension_id,
+        request_id=g.request_id,
+        idempotency_key=runner_key,
+        retryable=read_only or key is not None,
+    )
+    return _client_response(result, method)
+
+
+def _client_response(result: RunnerResult, method: str) -> Response:
+    """Turn the runner's answer into the client's response, or a refusal for runner-side failures."""
+    if result.error is not None:
+        log.warning("runner %s reported %d %s for request %s", result.runner, result.status, result.error,
+                    g.request_id)
+        if result.status == 429:
+            raise RateLimited(_retry_after(result.retry_after), code="overloaded")
+        if result.status == 504 or "timeout" in result.error:
+            raise ApiError("gateway_timeout", "the extension did not answer in time", status=504)
+        if result.status == 413:
+            raise PayloadTooLarge(state().settings.max_body_bytes)
+        raise ApiError("bad_gateway", status=502)
+    body = b"" if method == "HEAD" else (result.body or b"")
+    response = Response(body, status=result.status)
+    del response.headers["content-type"]
+    for name, value in filter_response_headers(result.headers):
+        response.headers.add(name, value)
+    return response
+
+
+def _retry_after(value: str | None) -> int:
+    try:
+        return max(1, min(3600, int(value))) if value is not None else 1
+    except ValueError:
+        return 1
+
+
+def _preflight(st: GatewayState) -> Response:
+    origin = request.headers.get("origin")
+    cors = _cors_headers(st, origin)
+    if not cors:
+        raise Forbidden("origin_not_allowed", "origin not in EXT_GATEWAY_ALLOWED_ORIGINS")
+    response = Response(b"", status=204)
+    response.headers.update(
+        {
+            "access-control-allow-methods": ", ".join(METHODS),
+            "access-control-allow-headers": _PREFLIGHT_HEADERS,
+            "access-control-max-age": "600",
+        }
+    )
+    return response

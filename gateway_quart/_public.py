@@ -1,0 +1,124 @@
+"""Sessions, the ``/ext-ui`` gate, the runner's install check, health, and the OpenAPI document."""
+
+from __future__ import annotations
+
+import hmac
+import urllib.parse
+from typing import Final
+
+from quart import Blueprint, Response, request
+
+import bundles
+
+from ._auth import SESSION_COOKIE, authenticate, bearer_token, principal_for_token
+from ._errors import ApiError, InvalidRequest, NotFound, RegistryError, Unauthorized
+from ._openapi import openapi_document
+from ._state import state
+from ._validation import ID_PATTERN, Fields, read_json
+from ._views import json_response, no_content
+
+UI_METHODS: Final = ["GET", "HEAD"]
+
+blueprint = Blueprint("public", __name__)
+
+
+@blueprint.post("/api/session")
+async def login() -> Response:
+    """Exchange an API token for a session cookie (for browsers, which cannot attach bearer tokens to iframes)."""
+    st = state()
+    fields = Fields(await read_json(request))
+    token = fields.string("token", required=True, max_len=256)
+    fields.finish()
+    principal = await principal_for_token(st.registry, token)
+    response = json_response({"user_id": principal.user.id, "tenant_id": principal.tenant_id,
+                              "expires_in_s": st.signer.ttl_s})
+    response.set_cookie(SESSION_COOKIE, st.signer.issue(principal.token_id), max_age=st.signer.ttl_s, path="/",
+                        httponly=True, samesite="Lax", secure=st.settings.session_cookie_secure)
+    return response
+
+
+@blueprint.delete("/api/session")
+async def logout() -> Response:
+    response = no_content()
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Lax",
+                           secure=state().settings.session_cookie_secure)
+    return response
+
+
+@blueprint.route("/ext-ui/<ext_id>/<content_hash>", methods=UI_METHODS, defaults={"rest": ""})
+@blueprint.route("/ext-ui/<ext_id>/<content_hash>/", methods=UI_METHODS, defaults={"rest": ""})
+@blueprint.route("/ext-ui/<ext_id>/<content_hash>/<path:rest>", methods=UI_METHODS)
+async def ext_ui_gate(ext_id: str, content_hash: str, rest: str) -> Response:
+    """308 to the runner's ``/ext-ui`` for an active install of the caller's tenant at that hash; else 404."""
+    st = state()
+    principal = await authenticate(st.registry, st.signer, request.headers, request.cookies)
+    try:
+        hex_hash = bundles.parse_content_hash(content_hash)
+    except ValueError:
+        hex_hash = None
+    install = (
+        await st.registry.find_active_install(principal.tenant_id, ext_id)
+        if hex_hash is not None and ID_PATTERN.fullmatch(ext_id)
+        else None
+    )
+    if install is None or install.version.content_hash != hex_hash:
+        raise NotFound("not_installed", "no active install of this extension at that content hash")
+    raw = (request.scope.get("raw_path") or request.path.encode("utf-8")).decode("latin-1")
+    parts = raw.split("/", 4)  # ["", "ext-ui", "<ext>", "<hash>", "<rest>"]
+    tail = parts[4] if len(parts) > 4 else ""
+    query = [(k, v) for k, v in request.args.items(multi=True) if k != "tenant"]
+    query.append(("tenant", principal.tenant_id))
+    location = (
+        f"{st.settings.public_runner_base}/ext-ui/{urllib.parse.quote(ext_id, safe='')}/sha256:{hex_hash}/{tail}"
+        f"?{urllib.parse.urlencode(query)}"
+    )
+    response = Response(b"", status=308)
+    response.headers["location"] = location
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+@blueprint.get("/api/installs/validate")
+async def validate_install() -> Response:
+    """For the runner's strict mode: does (tenant, extension, hash) name an active install? Service token only."""
+    st = state()
+    expected = st.settings.runner_service_token
+    if expected is None:
+        raise ApiError("service_token_not_configured", "RUNNER_SERVICE_TOKEN is not set", status=503)
+    presented = bearer_token(request.headers)
+    if presented is None or not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise Unauthorized("unauthorized", "the runner service token is required")
+    tenant = request.args.get("tenant", "")
+    extension = request.args.get("extension", "")
+    errors: dict[str, str] = {}
+    if not ID_PATTERN.fullmatch(tenant):
+        errors["tenant"] = "is required (an id)"
+    if not ID_PATTERN.fullmatch(extension):
+        errors["extension"] = "is required (an id)"
+    try:
+        hex_hash = bundles.parse_content_hash(request.args.get("hash", ""))
+    except ValueError:
+        errors["hash"] = "must be sha256: followed by 64 hex digits"
+    if errors:
+        raise InvalidRequest(errors)
+    install = await st.registry.find_active_install(tenant, extension)
+    return json_response({"valid": install is not None and install.version.content_hash == hex_hash})
+
+
+@blueprint.get("/healthz")
+async def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@blueprint.get("/readyz")
+async def readyz() -> Response:
+    try:
+        await state().registry.ping()
+    except RegistryError:
+        return json_response({"status": "unavailable", "error": "registry_unavailable"}, 503)
+    return json_response({"status": "ready"})
+
+
+@blueprint.get("/api/v1/openapi.json")
+async def openapi() -> Response:
+    return json_response(openapi_document())

@@ -1,0 +1,228 @@
+"""The gateway's one way to reach runners: ``POST {runner}/v1/execute``, with bounded, jittered retries.
+
+Runners are tried round robin; one that refused a connection sits out a short cooldown. A request is retried
+(on a connection failure, or a 502/503/504 from the runner hop) only when repeating it is safe: GET/HEAD,
+or a non-GET whose client supplied an idempotency key. A connection that was never established is always safe
+to retry: nothing reached a runner.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, final
+
+import httpx
+import trio
+
+from ._errors import UpstreamError
+
+log = logging.getLogger("gateway_quart.runner")
+
+DEFAULT_COOLDOWN_S: Final = 5.0
+DEFAULT_BACKOFF_BASE_S: Final = 0.05
+DEFAULT_BACKOFF_MAX_S: Final = 1.0
+DEFAULT_CONNECT_TIMEOUT_S: Final = 5.0
+DEFAULT_TIMEOUT_GRACE_S: Final = 1.0
+"""Time granted beyond ``timeout_ms`` for the runner to report its own timeout before the gateway gives up."""
+DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
+_RETRY_HTTP_STATUSES: Final = frozenset({502, 503, 504})
+_RETRY_ENVELOPE_STATUSES: Final = frozenset({502, 503})
+
+
+@dataclass(frozen=True)
+class RunnerResult:
+    """What a runner answered: the guest's response, or a runner-side failure (``error`` set)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes | None
+    error: str | None
+    runner: str
+    attempts: int
+    retry_after: str | None = None
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, *, connected: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.connected = connected
+
+
+@final
+class RunnerClient:
+    """POSTs execute requests to a pool of runners.
+
+    Args:
+        base_urls: the runners' base URLs.
+        service_token: sent as ``Authorization: Bearer`` when set.
+        timeout_ms: deadline of one call; the whole call (retries included) ends within it plus a grace.
+        attempts: attempts per call, the first included.
+        cooldown_s: how long a runner that refused a connection is skipped.
+        transport: an httpx transport (tests); the default pools real connections.
+    """
+
+    def __init__(
+        self,
+        base_urls: Sequence[str],
+        *,
+        service_token: str | None,
+        timeout_ms: int,
+        attempts: int,
+        cooldown_s: float = DEFAULT_COOLDOWN_S,
+        backoff_base_s: float = DEFAULT_BACKOFF_BASE_S,
+        backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        timeout_grace_s: float = DEFAULT_TIMEOUT_GRACE_S,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not base_urls:
+            raise ValueError("at least one runner URL is required")
+        self._urls = tuple(url.rstrip("/") for url in base_urls)
+        self._timeout_ms = timeout_ms
+        self._attempts = max(1, attempts)
+        self._cooldown_s = cooldown_s
+        self._backoff_base_s = backoff_base_s
+        self._backoff_max_s = backoff_max_s
+        self._budget_s = timeout_ms / 1000 + timeout_grace_s
+        self._max_response_bytes = max_response_bytes
+        self._next = 0
+        self._cooling: dict[str, float] = {}
+        headers = {"authorization": f"Bearer {service_token}"} if service_token else {}
+        timeout = httpx.Timeout(self._budget_s, connect=min(connect_timeout_s, self._budget_s))
+        self._client = httpx.AsyncClient(headers=headers, timeout=timeout, transport=transport,
+                                         follow_redirects=False, trust_env=False)
+
+    @property
+    def timeout_ms(self) -> int:
+        return self._timeout_ms
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _order(self) -> list[str]:
+        """Runners to try, round robin from a moving start, cooling ones last."""
+        start = self._next % len(self._urls)
+        self._next += 1
+        rotated = self._urls[start:] + self._urls[:start]
+        now = trio.current_time()
+        ready = [url for url in rotated if self._cooling.get(url, 0.0) <= now]
+        return ready + [url for url in rotated if url not in ready]
+
+    async def execute(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        tenant_id: str,
+        extension_id: str,
+        request_id: str,
+        idempotency_key: str | None,
+        retryable: bool,
+    ) -> RunnerResult:
+        """Run one extension call.
+
+        Args:
+            payload: the ``/v1/execute`` JSON body.
+            tenant_id: ``x-alga-tenant``.
+            extension_id: ``x-alga-extension``.
+            request_id: ``x-request-id``.
+            idempotency_key: ``x-idempotency-key`` (non-GET calls).
+            retryable: whether repeating the call is safe once it may have reached a runner.
+
+        Raises:
+            UpstreamError: 502 ``bad_gateway`` when no runner gave a usable answer, 504 ``gateway_timeout``
+                when the deadline passed first.
+        """
+        headers = {"x-alga-tenant": tenant_id, "x-alga-extension": extension_id, "x-request-id": request_id}
+        if idempotency_key is not None:
+            headers["x-idempotency-key"] = idempotency_key
+        order = self._order()
+        last_reason = "no runner answered"
+        with trio.move_on_after(self._budget_s) as deadline:
+            for attempt in range(self._attempts):
+                url = order[attempt % len(order)]
+                if attempt:
+                    delay = min(self._backoff_max_s, self._backoff_base_s * 2 ** (attempt - 1))
+                    await trio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not crypto
+                try:
+                    return await self._post(url, payload, headers, attempt + 1)
+                except _Retryable as exc:
+                    last_reason = exc.reason
+                    log.warning("runner %s failed for request %s (attempt %d): %s",
+                                url, request_id, attempt + 1, exc.reason)
+                    if exc.connected and not retryable:
+                        break
+        if deadline.cancelled_caught:
+            raise UpstreamError("gateway_timeout", "the extension did not answer in time", status=504)
+        raise UpstreamError("bad_gateway", f"runner failure: {last_reason}", status=502)
+
+    async def _post(self, url: str, payload: Mapping[str, Any], headers: dict[str, str], attempt: int) -> RunnerResult:
+        try:
+            async with self._client.stream("POST", f"{url}/v1/execute", json=payload, headers=headers) as resp:
+                raw = await _read_capped(resp, self._max_response_bytes)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            self._cooling[url] = trio.current_time() + self._cooldown_s
+            raise _Retryable(f"connect failed: {exc}", connected=False) from exc
+        except httpx.TimeoutException as exc:
+            raise UpstreamError("gateway_timeout", "the extension did not answer in time", status=504) from exc
+        except httpx.TransportError as exc:
+            raise _Retryable(f"transport error: {type(exc).__name__}", connected=True) from exc
+        self._cooling.pop(url, None)
+        if resp.status_code in _RETRY_HTTP_STATUSES:
+            raise _Retryable(f"runner answered HTTP {resp.status_code}", connected=True)
+        if resp.status_code == 429:
+            return RunnerResult(429, {}, None, "overloaded", url, attempt, resp.headers.get("retry-after"))
+        if resp.status_code != 200:
+            log.error("runner %s answered HTTP %d (check RUNNER_SERVICE_TOKEN)", url, resp.status_code)
+            raise UpstreamError("bad_gateway", f"runner answered HTTP {resp.status_code}", status=502)
+        result = _parse_envelope(raw, url, attempt)
+        if result.error is not None and result.status in _RETRY_ENVELOPE_STATUSES:
+            raise _Retryable(f"runner error {result.status} {result.error}", connected=True)
+        return result
+
+
+async def _read_capped(resp: httpx.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise UpstreamError("bad_gateway", f"runner response exceeds {limit} bytes", status=502)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_envelope(raw: bytes, url: str, attempt: int) -> RunnerResult:
+    """Check the runner's ``{status, headers, body_b64, error}`` answer."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise UpstreamError("bad_gateway", "runner answered something other than a JSON object", status=502)
+    status = data.get("status")
+    headers = data.get("headers") or {}
+    body_b64 = data.get("body_b64")
+    error = data.get("error")
+    if (
+        not isinstance(status, int)
+        or isinstance(status, bool)
+        or not 100 <= status <= 599
+        or not isinstance(headers, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        or not (body_b64 is None or isinstance(body_b64, str))
+        or not (error is None or isinstance(error, str))
+    ):
+        raise UpstreamError("bad_gateway", "runner answer does not follow the execute contract", status=502)
+    try:
+        body = None if body_b64 is None else base64.b64decode(body_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise UpstreamError("bad_gateway", "runner answer has an invalid body_b64", status=502) from None
+    return RunnerResult(status, headers, body, error, url, attempt, headers.get("retry-after"))

@@ -1,0 +1,111 @@
+"""What the gateway's routes share, kept on the app (never in ``g``), and the manifest helpers."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Final, cast, final
+
+from quart import current_app
+
+import bundles
+from bundles.store import BundleLayout, BundleStore
+
+from ._auth import SessionSigner
+from ._errors import ApiError, InvalidRequest, NotFound
+from ._ratelimit import TokenBucketLimiter
+from ._runner_client import RunnerClient
+from ._settings import Settings
+from .registry import SIGNATURE_PRESENT, SIGNATURE_UNSIGNED, Registry, Version
+
+STATE_KEY: Final = "alga_gateway"
+DEFAULT_MANIFEST_CACHE_ENTRIES: Final = 1024
+
+
+@final
+class ManifestCache:
+    """Parsed manifests by version id: a version's manifest never changes, so entries never go stale."""
+
+    def __init__(self, *, max_entries: int = DEFAULT_MANIFEST_CACHE_ENTRIES) -> None:
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, bundles.Manifest] = OrderedDict()
+
+    def get(self, version: Version) -> bundles.Manifest:
+        """The parsed manifest of ``version``.
+
+        Raises:
+            ApiError: 500 ``invalid_manifest`` when the stored manifest no longer parses (written under
+                another schema).
+        """
+        manifest = self._entries.get(version.id)
+        if manifest is not None:
+            self._entries.move_to_end(version.id)
+            return manifest
+        try:
+            manifest = bundles.parse_manifest(version.manifest_json)
+        except bundles.ManifestError as exc:
+            raise ApiError("invalid_manifest", f"registered manifest is invalid: {exc.message}",
+                           status=500) from exc
+        self._entries[version.id] = manifest
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        return manifest
+
+
+@dataclass(frozen=True)
+class PublishedBundle:
+    hex: str
+    manifest: bundles.Manifest
+    manifest_json: str
+    signature_status: str
+
+
+async def read_published(store: BundleStore | None, content_hash: str) -> PublishedBundle:
+    """Read and validate the manifest of a published bundle from the store.
+
+    Raises:
+        InvalidRequest: malformed hash, or the manifest breaks the schema (``fields`` names the manifest path).
+        NotFound: ``bundle_not_found``.
+        ApiError: 503 ``bundle_store_unavailable`` (no store configured, or it failed).
+    """
+    if store is None:
+        raise ApiError("bundle_store_unavailable", "BUNDLE_STORE_BASE is not set", status=503)
+    try:
+        hex_hash = bundles.parse_content_hash(content_hash)
+    except ValueError:
+        raise InvalidRequest({"content_hash": "must be sha256: followed by 64 hex digits"}) from None
+    layout = BundleLayout()
+    try:
+        if not await store.exists(layout.bundle_key(hex_hash)):
+            raise NotFound("bundle_not_found", f"no bundle published under sha256:{hex_hash}")
+        raw = await store.get_bytes(layout.manifest_key(hex_hash), max_bytes=bundles.DEFAULT_MAX_MANIFEST_BYTES)
+        signed = await store.exists(layout.signature_key(hex_hash))
+    except bundles.ObjectNotFound:
+        raise NotFound("bundle_not_found", f"no manifest published under sha256:{hex_hash}") from None
+    except bundles.ObjectTooLarge:
+        raise InvalidRequest({"manifest": "is too large"}, code="invalid_manifest") from None
+    except bundles.StoreError as exc:
+        raise ApiError("bundle_store_unavailable", f"bundle store failed: {exc.message}", status=503) from exc
+    try:
+        manifest = bundles.parse_manifest(raw)
+    except bundles.ManifestError as exc:
+        raise InvalidRequest({f"manifest.{exc.path}" if exc.path else "manifest": exc.message},
+                             code="invalid_manifest") from None
+    return PublishedBundle(hex_hash, manifest, manifest.to_json(),
+                           SIGNATURE_PRESENT if signed else SIGNATURE_UNSIGNED)
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    registry: Registry
+    runner: RunnerClient
+    signer: SessionSigner
+    limiter: TokenBucketLimiter
+    manifests: ManifestCache
+    store: BundleStore | None
+
+
+def state() -> GatewayState:
+    """The running app's shared state."""
+    return cast(GatewayState, current_app.extensions[STATE_KEY])

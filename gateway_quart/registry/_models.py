@@ -1,0 +1,112 @@
+"""Records of the registry: plain frozen dataclasses, free of any database type."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
+"""Marks an update field as "leave unchanged" (``None`` may be a real value, e.g. "no secrets")."""
+
+Unset = Literal[_Unset.UNSET]
+
+SIGNATURE_UNSIGNED: Final = "unsigned"
+SIGNATURE_PRESENT: Final = "signed_unverified"
+"""A ``bundle.sig`` sits beside the bundle; the runner verifies it against its trust bundle."""
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    tenant_id: str
+    email: str
+    name: str
+    user_type: str
+    roles: tuple[str, ...]
+    client_name: str | None
+    client_id: str | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """An API token's record; the token itself is never stored, only its SHA-256."""
+
+    id: str
+    user_id: str
+    name: str
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+
+
+@dataclass(frozen=True)
+class Extension:
+    id: str
+    name: str
+    publisher: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Version:
+    id: str
+    extension_id: str
+    version: str
+    content_hash: str
+    """Bare lower-case hex of the bundle's sha256."""
+    manifest_json: str
+    signature_status: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class SealedSecrets:
+    """A sealed envelope and the names (never the values) of the secrets in it."""
+
+    envelope: Mapping[str, str]
+    keys: tuple[str, ...]
+    expires_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Install:
+    """One tenant's install of one extension, with the version it runs."""
+
+    id: str
+    tenant_id: str
+    extension_id: str
+    version: Version
+    enabled: bool
+    granted_capabilities: tuple[str, ...]
+    config: Mapping[str, str] = field(hash=False)
+    secrets: SealedSecrets | None = field(hash=False)
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: str
+    tenant_id: str
+    user_id: str | None
+    extension_id: str
+    method: str
+    path: str
+    status: int | None
+    request_id: str

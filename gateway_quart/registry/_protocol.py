@@ -1,0 +1,133 @@
+"""The registry's repository interface: what the gateway needs, independent of the database.
+
+:class:`~gateway_quart.registry.SqliteRegistry` implements it for one machine; a PostgreSQL implementation
+only has to satisfy this Protocol (and the same tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from ._models import UNSET, ApiToken, AuditEntry, Extension, Install, SealedSecrets, Tenant, Unset, User, Version
+
+
+class Registry(Protocol):
+    """Tenants, users, tokens, extensions, versions, installs and the audit log.
+
+    Lookups that name one record raise ``RecordNotFound`` when it is missing; creating a record that exists
+    raises ``RecordConflict``. ``find_*`` methods return ``None`` instead.
+    """
+
+    async def ping(self) -> None:
+        """Raise ``RegistryError`` unless the database answers."""
+
+    async def aclose(self) -> None:
+        """Release connections; later calls fail."""
+
+    # tenants and users
+    async def create_tenant(self, tenant_id: str, name: str) -> Tenant: ...
+
+    async def ensure_tenant(self, tenant_id: str, name: str) -> Tenant:
+        """Return the tenant, creating it when missing."""
+
+    async def get_tenant(self, tenant_id: str) -> Tenant: ...
+
+    async def create_user(
+        self,
+        *,
+        tenant_id: str,
+        email: str,
+        name: str,
+        user_type: str,
+        roles: Sequence[str],
+        client_name: str | None,
+        client_id: str | None,
+    ) -> User: ...
+
+    async def get_user(self, user_id: str) -> User: ...
+
+    # API tokens
+    async def create_token(
+        self, *, user_id: str, token_sha256: str, name: str, expires_at: str | None
+    ) -> ApiToken: ...
+
+    async def find_token(self, token_sha256: str) -> tuple[ApiToken, User] | None:
+        """The token with that hash and its user, revoked or expired ones included (callers check)."""
+
+    async def find_token_by_id(self, token_id: str) -> tuple[ApiToken, User] | None: ...
+
+    async def revoke_token(self, token_id: str) -> ApiToken: ...
+
+    # extensions and versions
+    async def register_version(
+        self,
+        *,
+        extension_id: str | None,
+        name: str,
+        publisher: str,
+        version: str,
+        content_hash: str,
+        manifest_json: str,
+        signature_status: str,
+    ) -> tuple[Extension, Version, bool]:
+        """Record a published bundle; returns (extension, version, created). Idempotent per content hash."""
+
+    async def get_extension(self, extension_id: str) -> Extension: ...
+
+    async def list_versions(self, extension_id: str) -> list[Version]:
+        """Versions in registration order, oldest first (the last one is what a plain install picks)."""
+
+    async def get_version(self, version_id: str) -> Version: ...
+
+    async def find_version(self, extension_id: str, content_hash: str) -> Version | None: ...
+
+    # installs
+    async def create_install(
+        self,
+        *,
+        tenant_id: str,
+        extension_id: str,
+        version_id: str,
+        granted_capabilities: Sequence[str],
+        config: Mapping[str, str],
+    ) -> Install: ...
+
+    async def get_install(self, tenant_id: str, extension_id: str) -> Install: ...
+
+    async def find_active_install(self, tenant_id: str, extension_id: str) -> Install | None:
+        """The enabled install of ``extension_id`` for ``tenant_id``, or ``None``."""
+
+    async def list_installs(self, tenant_id: str) -> list[Install]: ...
+
+    async def update_install(
+        self,
+        tenant_id: str,
+        extension_id: str,
+        *,
+        version_id: str | Unset = UNSET,
+        enabled: bool | Unset = UNSET,
+        granted_capabilities: Sequence[str] | Unset = UNSET,
+        config: Mapping[str, str] | Unset = UNSET,
+        secrets: SealedSecrets | Unset | None = UNSET,
+    ) -> Install:
+        """Change the given fields (``UNSET`` leaves one as it is); returns the updated install."""
+
+    async def delete_install(self, tenant_id: str, extension_id: str) -> None: ...
+
+    # audit
+    async def record_audit(
+        self,
+        *,
+        tenant_id: str,
+        user_id: str | None,
+        extension_id: str,
+        method: str,
+        path: str,
+        request_id: str,
+    ) -> int:
+        """Write an audit row before the call runs; returns its id for :meth:`finish_audit`."""
+
+    async def finish_audit(self, audit_id: int, status: int) -> None: ...
+
+    async def list_audit(self, tenant_id: str, *, limit: int) -> list[AuditEntry]: ...

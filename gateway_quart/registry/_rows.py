@@ -1,0 +1,96 @@
+"""Row mapping and shared statements of the SQLite registry."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+from .._errors import RecordNotFound
+from ._models import ApiToken, Install, SealedSecrets, Tenant, User, Version
+
+INSTALL_SELECT: Final = (
+    "SELECT i.id, i.tenant_id, i.extension_id, i.enabled, i.granted_capabilities_json, i.config_json, "
+    "i.secret_envelope_json, i.secret_keys_json, i.secrets_expires_at, i.created_at, i.updated_at, "
+    "v.id, v.extension_id, v.version, v.content_hash, v.manifest_json, v.signature_status, v.created_at "
+    "FROM installs i JOIN versions v ON v.id = i.version_id"
+)
+TOKEN_SELECT: Final = (
+    "SELECT t.id, t.user_id, t.name, t.created_at, t.expires_at, t.revoked_at, "  # noqa: S105 - SQL
+    "u.id, u.tenant_id, u.email, u.name, u.user_type, u.roles_json, u.client_name, u.client_id, u.created_at "
+    "FROM api_tokens t JOIN users u ON u.id = t.user_id"
+)
+USER_SELECT: Final = (
+    "SELECT id, tenant_id, email, name, user_type, roles_json, client_name, client_id, created_at FROM users"
+)
+VERSION_SELECT: Final = (
+    "SELECT id, extension_id, version, content_hash, manifest_json, signature_status, created_at FROM versions"
+)
+
+
+@contextmanager
+def write(conn: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock up front, so read-then-write steps cannot deadlock on upgrade.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def get_tenant(conn: sqlite3.Connection, tenant_id: str) -> Tenant:
+    row = conn.execute("SELECT id, name, created_at FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
+    if row is None:
+        raise RecordNotFound(f"no tenant {tenant_id!r}")
+    return Tenant(*row)
+
+
+def check_version_of(conn: sqlite3.Connection, version_id: str, extension_id: str) -> None:
+    row = conn.execute("SELECT extension_id FROM versions WHERE id = ?", (version_id,)).fetchone()
+    if row is None or row[0] != extension_id:
+        raise RecordNotFound(f"no version {version_id!r} of extension {extension_id!r}")
+
+
+def get_install(conn: sqlite3.Connection, tenant_id: str, extension_id: str) -> Install:
+    row = conn.execute(
+        f"{INSTALL_SELECT} WHERE i.tenant_id = ? AND i.extension_id = ?", (tenant_id, extension_id)
+    ).fetchone()
+    if row is None:
+        raise RecordNotFound(f"extension {extension_id!r} is not installed for {tenant_id!r}")
+    return row_to_install(row)
+
+
+def row_to_install(row: tuple[Any, ...]) -> Install:
+    envelope = row[6]
+    secrets = (
+        None
+        if envelope is None
+        else SealedSecrets(envelope=json.loads(envelope), keys=tuple(json.loads(row[7])), expires_at=row[8])
+    )
+    return Install(
+        id=row[0],
+        tenant_id=row[1],
+        extension_id=row[2],
+        enabled=bool(row[3]),
+        granted_capabilities=tuple(json.loads(row[4])),
+        config=json.loads(row[5]),
+        secrets=secrets,
+        created_at=row[9],
+        updated_at=row[10],
+        version=Version(*row[11:18]),
+    )
+
+
+def row_to_user(row: tuple[Any, ...]) -> User:
+    return User(row[0], row[1], row[2], row[3], row[4], tuple(json.loads(row[5])), row[6], row[7], row[8])
+
+
+def token_row(conn: sqlite3.Connection, column: str, value: str) -> tuple[ApiToken, User] | None:
+    row = conn.execute(f"{TOKEN_SELECT} WHERE {column} = ?", (value,)).fetchone()
+    if row is None:
+        return None
+    return ApiToken(*row[:6]), row_to_user(row[6:])

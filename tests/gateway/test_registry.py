@@ -1,0 +1,145 @@
+"""The SQLite registry on a real file: migrations, records, conflicts, install updates, concurrency."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from gateway_quart import RecordConflict, RecordNotFound, RegistryError
+from gateway_quart.registry import MIGRATIONS, UNSET, Registry, SealedSecrets, SqliteRegistry
+
+
+@pytest.fixture
+async def registry(tmp_path: Path) -> AsyncIterator[SqliteRegistry]:
+    opened = await SqliteRegistry.open(str(tmp_path / "nested" / "registry.sqlite3"))
+    yield opened
+    await opened.aclose()
+
+
+async def _version(registry: SqliteRegistry, content_hash: str = "a" * 64) -> str:
+    _, version, _ = await registry.register_version(
+        extension_id="echo", name="echo", publisher="Example", version="1.0.0", content_hash=content_hash,
+        manifest_json="{}", signature_status="unsigned",
+    )
+    return version.id
+
+
+async def test_migrations_are_recorded_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "r.sqlite3")
+    first = await SqliteRegistry.open(path)
+    await first.aclose()
+    second = await SqliteRegistry.open(path)  # reopening applies nothing twice
+    await second.aclose()
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT version, name FROM schema_migrations").fetchall()
+        (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+    assert rows == [(m.version, m.name) for m in MIGRATIONS]
+    assert mode == "wal"
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = str(tmp_path / "r.sqlite3")
+    await (await SqliteRegistry.open(path)).aclose()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 'now')")
+    with pytest.raises(RegistryError, match="newer"):
+        await SqliteRegistry.open(path)
+
+
+async def test_tenants_users_tokens(registry: SqliteRegistry) -> None:
+    await registry.create_tenant("acme", "Acme")
+    with pytest.raises(RecordConflict):
+        await registry.create_tenant("acme", "Again")
+    assert (await registry.ensure_tenant("acme", "ignored")).name == "Acme"
+    user = await registry.create_user(tenant_id="acme", email="a@x", name="A", user_type="internal",
+                                      roles=["member"], client_name=None, client_id=None)
+    with pytest.raises(RecordNotFound):
+        await registry.create_user(tenant_id="nope", email="a@x", name="A", user_type="internal", roles=[],
+                                   client_name=None, client_id=None)
+    token = await registry.create_token(user_id=user.id, token_sha256="f" * 64, name="cli", expires_at=None)
+    found = await registry.find_token("f" * 64)
+    assert found is not None
+    assert found[0] == token
+    assert found[1] == user
+    assert await registry.find_token("0" * 64) is None
+    revoked = await registry.revoke_token(token.id)
+    assert revoked.revoked_at is not None
+    with pytest.raises(RecordNotFound):
+        await registry.revoke_token("missing")
+
+
+async def test_register_version_is_idempotent_per_hash(registry: SqliteRegistry) -> None:
+    first = await _version(registry)
+    assert await _version(registry) == first
+    second = await _version(registry, "b" * 64)
+    assert second != first
+    assert [v.id for v in await registry.list_versions("echo")] == [first, second]
+    with pytest.raises(RecordConflict):
+        await registry.register_version(extension_id="echo", name="other", publisher="Example", version="1",
+                                        content_hash="c" * 64, manifest_json="{}", signature_status="unsigned")
+
+
+async def test_install_updates(registry: SqliteRegistry) -> None:
+    await registry.create_tenant("acme", "Acme")
+    v1 = await _version(registry)
+    v2 = await _version(registry, "b" * 64)
+    install = await registry.create_install(tenant_id="acme", extension_id="echo", version_id=v1,
+                                            granted_capabilities=["cap:b", "cap:a"], config={"K": "v"})
+    assert install.granted_capabilities == ("cap:a", "cap:b")
+    assert install.version.id == v1
+    assert install.enabled
+    assert install.secrets is None
+    with pytest.raises(RecordConflict):
+        await registry.create_install(tenant_id="acme", extension_id="echo", version_id=v1,
+                                      granted_capabilities=[], config={})
+    sealed = SealedSecrets(envelope={"ciphertext_b64": "x"}, keys=("B", "A"), expires_at=None)
+    updated = await registry.update_install("acme", "echo", version_id=v2, enabled=False, secrets=sealed)
+    assert updated.version.content_hash == "b" * 64
+    assert updated.config == {"K": "v"}  # untouched fields stay
+    assert updated.secrets == SealedSecrets(envelope={"ciphertext_b64": "x"}, keys=("A", "B"), expires_at=None)
+    assert await registry.find_active_install("acme", "echo") is None
+    cleared = await registry.update_install("acme", "echo", enabled=True, secrets=None, config=UNSET)
+    assert cleared.secrets is None
+    assert cleared.enabled
+    with pytest.raises(RecordNotFound):
+        await registry.update_install("acme", "echo", version_id="not-a-version")
+    with pytest.raises(RecordNotFound):
+        await registry.update_install("acme", "missing", enabled=True)
+    await registry.delete_install("acme", "echo")
+    with pytest.raises(RecordNotFound):
+        await registry.get_install("acme", "echo")
+
+
+async def test_audit_rows(registry: SqliteRegistry) -> None:
+    first = await registry.record_audit(tenant_id="acme", user_id="u", extension_id="echo", method="GET",
+                                        path="/a", request_id="r1")
+    await registry.record_audit(tenant_id="other", user_id=None, extension_id="echo", method="POST",
+                                path="/b", request_id="r2")
+    await registry.finish_audit(first, 200)
+    [entry] = await registry.list_audit("acme", limit=10)
+    assert (entry.method, entry.path, entry.status, entry.request_id) == ("GET", "/a", 200, "r1")
+
+
+async def test_concurrent_calls_share_the_pool(registry: SqliteRegistry) -> None:
+    await registry.create_tenant("acme", "Acme")
+
+    async def write(n: int) -> None:
+        await registry.record_audit(tenant_id="acme", user_id=None, extension_id="e", method="GET",
+                                    path=f"/{n}", request_id=str(n))
+
+    async with trio.open_nursery() as nursery:
+        for n in range(50):
+            nursery.start_soon(write, n)
+    assert len(await registry.list_audit("acme", limit=100)) == 50
+
+
+async def test_satisfies_the_protocol(registry: SqliteRegistry) -> None:
+    protocol_user: Registry = registry
+    await protocol_user.ping()
+    await registry.aclose()
+    with pytest.raises(RegistryError, match="closed"):
+        await registry.ping()
