@@ -11,6 +11,7 @@ from typing import Final
 from bundles import BundleError
 
 from ._commands import COMMANDS
+from ._commands._gateway import ADMIN_TOKEN_ENV, DEFAULT_GATEWAY, GATEWAY_ENV, TOKEN_ENV
 from ._errors import ExtctlError, UsageError
 
 __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "build_parser", "main"]
@@ -31,8 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subcommand per registered :class:`~extctl._commands.Command`."""
     parser = argparse.ArgumentParser(
         prog="extctl",
-        description="Build, sign, verify and publish extension bundles.",
-        epilog="Exit codes: 0 ok, 1 rejected (reason on stderr), 2 usage error.",
+        description="Build, sign, verify and publish extension bundles; register, install, configure and call "
+        "them through the gateway.",
+        epilog="Exit codes: 0 ok, 1 rejected ('<code>: <reason>' on stderr), 2 usage error. Gateway commands take "
+        f"--gateway (default ${GATEWAY_ENV}, else {DEFAULT_GATEWAY}), --admin-token (default ${ADMIN_TOKEN_ENV}) "
+        f"and, for invoke, --token (default ${TOKEN_ENV}).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

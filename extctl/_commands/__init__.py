@@ -6,9 +6,41 @@ and list it in ``COMMANDS`` below.
 
 from __future__ import annotations
 
-from . import keygen, pack, publish, sign, verify
+from . import (
+    create_tenant,
+    create_token,
+    create_user,
+    install,
+    invoke,
+    keygen,
+    pack,
+    publish,
+    register,
+    seal,
+    secrets_keygen,
+    set_secrets,
+    sign,
+    uninstall,
+    verify,
+)
 from ._base import Command
 
 __all__ = ["COMMANDS", "Command"]
 
-COMMANDS: tuple[Command, ...] = (keygen.COMMAND, pack.COMMAND, sign.COMMAND, verify.COMMAND, publish.COMMAND)
+COMMANDS: tuple[Command, ...] = (
+    keygen.COMMAND,
+    pack.COMMAND,
+    sign.COMMAND,
+    verify.COMMAND,
+    publish.COMMAND,
+    secrets_keygen.COMMAND,
+    seal.COMMAND,
+    register.COMMAND,
+    create_tenant.COMMAND,
+    create_user.COMMAND,
+    create_token.COMMAND,
+    install.COMMAND,
+    set_secrets.COMMAND,
+    uninstall.COMMAND,
+    invoke.COMMAND,
+)
