@@ -80,15 +80,20 @@ class Admission:
             if must_wait and self._waiting >= self._max_queue:
                 raise Overloaded("queue full")
             async with AsyncExitStack() as stack:
+                deadline = trio.current_time() + self._queue_timeout
                 self._waiting += 1
                 try:
-                    with trio.move_on_after(self._queue_timeout) as waited:
-                        for limiter in limiters:
-                            await stack.enter_async_context(limiter)
+                    for limiter in limiters:
+                        try:
+                            limiter.acquire_nowait()
+                        except trio.WouldBlock:
+                            with trio.move_on_at(deadline) as waited:
+                                await limiter.acquire()
+                            if waited.cancelled_caught:
+                                raise Overloaded("no capacity within the queue timeout") from None
+                        stack.callback(limiter.release)
                 finally:
                     self._waiting -= 1
-                if waited.cancelled_caught:
-                    raise Overloaded("no capacity within the queue timeout")
                 self._running += 1
                 try:
                     yield

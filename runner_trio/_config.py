@@ -144,6 +144,9 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
              "on SIGTERM, how long in-flight invocations may finish"),
     _Setting("RUNNER_SECRETS_PRIVATE_KEY", "secrets_private_key", _optional_text, None,
              "X25519 private key (base64) opening sealed secret envelopes"),
+    _Setting("VAULT_ADDR", "vault_addr", _url, None, "Vault for vault-transit:v1 secret envelopes"),
+    _Setting("VAULT_TOKEN", "vault_token", _optional_text, None, "Vault token (X-Vault-Token)"),
+    _Setting("VAULT_NAMESPACE", "vault_namespace", _optional_text, None, "Vault namespace, if any"),
     _Setting("EXT_EGRESS_ALLOWLIST", "egress_allowlist", _csv, (),
              "hosts guests may fetch: host, *.domain, optional :port; empty denies all"),
     _Setting("RUNNER_STORAGE_URL", "storage_url", _optional_text, None,
@@ -206,6 +209,9 @@ class Settings:
     idempotency_max_entries: int = 10_000
     drain_timeout_s: int = 30
     secrets_private_key: str | None = None
+    vault_addr: str | None = None
+    vault_token: str | None = None
+    vault_namespace: str | None = None
     egress_allowlist: tuple[str, ...] = ()
     storage_url: str | None = None
     storage_auth_key: str | None = None

@@ -1,0 +1,99 @@
+"""``create_app()`` and ``serve()``: the runner as a Quart-trio app on Hypercorn's trio worker."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import AsyncGenerator
+from typing import Final
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+from quart_trio import QuartTrio
+
+from ._config import Settings
+from ._routes import api
+from ._runtime import Runtime
+
+__all__ = ["create_app", "serve"]
+
+log = logging.getLogger("runner_trio")
+
+# JSON + base64 inflate a body by 4/3; leave room for the rest of the envelope.
+_ENVELOPE_OVERHEAD: Final = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None) -> QuartTrio:
+    """Build the runner app. Its runtime (store, caches, engine) opens when serving starts."""
+    settings = settings or Settings.from_env()
+    app = QuartTrio("runner_trio")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_body_bytes * 4 // 3 + _ENVELOPE_OVERHEAD
+    app.config["BODY_TIMEOUT"] = 60
+    app.config["RESPONSE_TIMEOUT"] = None  # the guest deadline bounds responses; Hypercorn bounds the socket
+    app.extensions["runner_settings"] = settings
+    app.register_blueprint(api)
+
+    @app.while_serving
+    async def lifespan() -> AsyncGenerator[None, None]:
+        runtime = await Runtime.open(settings)
+        app.extensions["runner_runtime"] = runtime
+        try:
+            await app.nursery.start(runtime.run)
+            _register_ui(app, runtime)
+            yield
+        finally:
+            await runtime.aclose()
+
+    return app
+
+
+def _register_ui(app: QuartTrio, runtime: Runtime) -> None:
+    try:
+        from ._ui_route import InstallValidator, create_ui_blueprint
+    except ImportError:  # pragma: no cover - the UI route is optional at import time during development
+        return
+    settings = runtime.settings
+    validator = None
+    if settings.ui_strict_validation:
+        validator = InstallValidator(settings.registry_base_url, settings.service_token)
+    if "runner_ui" not in app.blueprints:
+        app.register_blueprint(create_ui_blueprint(bundles=runtime.bundles, settings=settings, validator=validator))
+
+
+async def serve(
+    settings: Settings | None = None,
+    *,
+    shutdown: trio.Event | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the runner until ``shutdown`` is set (or SIGTERM/SIGINT), then drain in-flight requests.
+
+    ``task_status.started`` reports the bound addresses (useful with port 0).
+    """
+    settings = settings or Settings.from_env()
+    app = create_app(settings)
+    config = HypercornConfig()
+    config.bind = [settings.bind]
+    config.graceful_timeout = float(settings.drain_timeout_s)
+    config.accesslog = None
+    shutdown = shutdown if shutdown is not None else trio.Event()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_signals, shutdown)
+        binds = await nursery.start(
+            lambda task_status: hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
+        )
+        log.info("runner listening on %s", ", ".join(binds))
+        task_status.started(binds)
+        await shutdown.wait()
+        # hypercorn_serve returns once in-flight requests are done (or graceful_timeout passed).
+    log.info("runner stopped")
+
+
+async def _watch_signals(shutdown: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("received %s: draining", signal.Signals(signum).name)
+            shutdown.set()
+            return

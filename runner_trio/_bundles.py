@@ -1,0 +1,190 @@
+"""Bundles as the runner uses them: fetched once, verified, cached on disk, compiled once per engine.
+
+``BundleService`` is the only place that turns a content hash into something runnable or servable:
+
+- on a cache miss it fetches ``bundle.tar.zst`` (and ``bundle.sig``) from the store, with the sha256 checked
+  while streaming, applies the signature policy, validates the whole archive, and fills the cache entry with
+  ``entry.wasm``, ``manifest.json``, the ``ui/`` subtree and ``signature.json`` (what verified it);
+- the component comes from the artifact cache (memory, then this runner's own precompiled file, then the
+  HMAC-checked shared store, then a compile), one compile per (hash, engine target) however many ask at once;
+- an entry admitted without a signature (no trust bundle then) is refetched and checked again once a trust
+  bundle is configured, so turning verification on cannot be bypassed by a warm cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any, Final, Protocol, final
+
+import trio
+
+from bundles import (
+    ArchiveLimits,
+    BundleError,
+    Manifest,
+    SignaturePolicy,
+    extract_bundle,
+    fetch_bundle,
+    parse_manifest,
+    read_bundle,
+)
+from bundles.store import BundleLayout, BundleStore
+from cache import ArtifactCache, CacheEntry, CacheError, DiskCache
+
+from ._errors import BundleUnavailable
+
+__all__ = ["BundleService", "Compiler"]
+
+log = logging.getLogger(__name__)
+
+ENTRY_FILE: Final = "entry.wasm"
+MANIFEST_FILE: Final = "manifest.json"
+SIGNATURE_FILE: Final = "signature.json"
+UI_DIR: Final = "ui"
+
+
+class Compiler(Protocol):
+    """What the bundle service needs of the engine."""
+
+    @property
+    def target(self) -> str: ...
+
+    def compile(self, data: bytes) -> Any: ...
+
+    def serialize(self, component: Any) -> bytes: ...
+
+    def deserialize_file(self, path: Path) -> Any: ...
+
+
+@final
+class BundleService:
+    """Turns content hashes into verified cache entries and compiled components."""
+
+    def __init__(
+        self,
+        *,
+        store: BundleStore,
+        disk: DiskCache,
+        artifacts: ArtifactCache[Any],
+        compiler: Compiler,
+        policy: SignaturePolicy,
+        layout: BundleLayout | None = None,
+        max_bundle_bytes: int,
+        archive_limits: ArchiveLimits | None = None,
+    ) -> None:
+        self.store = store
+        self.disk = disk
+        self.artifacts = artifacts
+        self._compiler = compiler
+        self._policy = policy
+        self._layout = layout or BundleLayout()
+        self._max_bundle_bytes = max_bundle_bytes
+        self._limits = archive_limits or ArchiveLimits()
+        self._manifests: dict[str, Manifest] = {}
+
+    @asynccontextmanager
+    async def entry(
+        self, hex_digest: str, *, key_context: Mapping[str, str] | None = None
+    ) -> AsyncIterator[CacheEntry]:
+        """Pin the verified cache entry of a bundle, fetching it on a miss.
+
+        Raises:
+            BundleUnavailable: the bundle cannot be fetched, verified or read.
+        """
+        fill = functools.partial(self._fill, hex_digest, dict(key_context or {}))
+        for _attempt in range(2):
+            stack = AsyncExitStack()
+            try:
+                entry = await stack.enter_async_context(self.disk.entry(hex_digest, fill))
+                trusted = await self._still_trusted(entry)
+            except BaseException as exc:
+                await stack.aclose()
+                if isinstance(exc, BundleError):
+                    raise BundleUnavailable(f"{exc.code}: {exc.message}") from exc
+                if isinstance(exc, CacheError):
+                    raise BundleUnavailable(f"cache_error: {exc}") from exc
+                raise
+            if trusted:
+                async with stack:
+                    yield entry
+                return
+            await stack.aclose()
+            # Admitted under an older policy (no trust bundle then): fetch again under the current one.
+            log.warning("bundle sha256:%s was cached under another signature policy: refetching", hex_digest)
+            await self.disk.discard(hex_digest)
+            self.artifacts.forget(hex_digest)
+        raise BundleUnavailable("signature_invalid: cached entry no longer trusted")
+
+    @property
+    def layout_fields(self) -> frozenset[str]:
+        """Fields besides ``hex`` the store's key template needs (e.g. ``tenant``, ``extension``)."""
+        return frozenset(self._layout.template_fields - {"hex"})
+
+    async def component(self, entry: CacheEntry) -> Any:
+        """The compiled component of a pinned entry (built at most once per engine target)."""
+
+        async def build() -> Any:
+            data = await entry.open_verified(ENTRY_FILE)
+            return await trio.to_thread.run_sync(self._compiler.compile, data)
+
+        return await self.artifacts.load_or_build(
+            entry.hex,
+            self._compiler.target,
+            build=build,
+            serialize=self._compiler.serialize,
+            deserialize_file=self._compiler.deserialize_file,
+            entry=entry,
+        )
+
+    async def manifest(self, entry: CacheEntry) -> Manifest:
+        cached = self._manifests.get(entry.hex)
+        if cached is None:
+            cached = parse_manifest(await entry.open_verified(MANIFEST_FILE))
+            if len(self._manifests) > 1024:
+                self._manifests.clear()
+            self._manifests[entry.hex] = cached
+        return cached
+
+    async def warm(self, hex_digest: str, *, key_context: Mapping[str, str] | None = None) -> None:
+        """Fetch, verify and compile a bundle ahead of its first request."""
+        async with self.entry(hex_digest, key_context=key_context) as entry:
+            await self.component(entry)
+
+    async def _fill(self, hex_digest: str, key_context: dict[str, str], tmp: Path) -> None:
+        fetched = await fetch_bundle(
+            self.store,
+            hex_digest,
+            max_bytes=self._max_bundle_bytes,
+            layout=self._layout,
+            key_context=key_context,
+        )
+        status = await trio.to_thread.run_sync(
+            self._policy.check, fetched.data, fetched.signature, f"sha256:{hex_digest}"
+        )
+        contents = await trio.to_thread.run_sync(functools.partial(read_bundle, fetched.data, limits=self._limits))
+
+        def write() -> None:
+            (tmp / ENTRY_FILE).write_bytes(contents.entry)
+            (tmp / MANIFEST_FILE).write_bytes(contents.manifest_bytes)
+            (tmp / SIGNATURE_FILE).write_text(
+                json.dumps({"state": status.state, "key": status.key_fingerprint}, sort_keys=True)
+            )
+            if any(name.startswith(UI_DIR + "/") for name in contents.members):
+                extract_bundle(fetched.data, tmp, prefix=UI_DIR + "/", limits=self._limits)
+
+        await trio.to_thread.run_sync(write)
+
+    async def _still_trusted(self, entry: CacheEntry) -> bool:
+        trust = self._policy.trust
+        if trust is None:
+            return True
+        try:
+            recorded = json.loads(await entry.open_verified(SIGNATURE_FILE))
+        except (CacheError, ValueError):
+            return False
+        return bool(recorded.get("state") == "verified" and recorded.get("key") in trust.fingerprints)

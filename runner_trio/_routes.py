@@ -1,0 +1,174 @@
+"""The runner's HTTP API (thin): authenticate, parse, hand over to ``_execute``, shape the answer.
+
+- ``POST /v1/execute``  — the reference runner's contract (always HTTP 200 with ``{status, headers,
+  body_b64, error}``), except malformed JSON or fields (HTTP 400 naming the field) and a missing service
+  token (HTTP 401);
+- ``POST /v1/warmup``   — fetch, verify and precompile a bundle ahead of traffic;
+- ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import uuid
+from typing import Any, Final
+
+import trio
+from quart import Blueprint, Response, current_app, request
+
+from ._errors import BodyTooLarge, RequestInvalid, RunnerError, UnknownCapabilities
+from ._execute import execute, remember_result
+from ._idempotency import KeyReused
+from ._metrics import CONTENT_TYPE
+from ._runtime import Runtime
+from ._wire import ExecuteResult, parse_execute_request
+
+__all__ = ["api"]
+
+api = Blueprint("runner_api", __name__)
+
+_REQUEST_ID_MAX: Final = 128
+
+
+def runtime() -> Runtime:
+    value: Runtime = current_app.extensions["runner_runtime"]
+    return value
+
+
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(payload), status=status, headers=headers, content_type="application/json")
+
+
+def _authorized() -> bool:
+    token = runtime().settings.service_token
+    if token is None:
+        return True
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+@api.before_request
+async def _require_token() -> Response | None:
+    if request.path.startswith("/v1/") and not _authorized():
+        return _json({"error": "unauthorized", "message": "Authorization: Bearer <RUNNER_SERVICE_TOKEN> required"},
+                     401, {"www-authenticate": "Bearer"})
+    return None
+
+
+def _request_id(doc_request_id: str | None) -> str:
+    given = doc_request_id or request.headers.get("x-request-id", "")
+    given = given.strip()
+    if given and len(given) <= _REQUEST_ID_MAX and given.isprintable():
+        return given
+    return str(uuid.uuid4())
+
+
+@api.post("/v1/execute")
+async def execute_route() -> Response:
+    rt = runtime()
+    tenant = request.headers.get("x-alga-tenant", "").strip()
+    extension = request.headers.get("x-alga-extension", "").strip()
+    if not tenant or not extension:
+        missing = [h for h, v in (("x-alga-tenant", tenant), ("x-alga-extension", extension)) if not v]
+        result = ExecuteResult(400, {}, None, f"missing_routing_headers: {', '.join(missing)}")
+        return _json(result.to_json())
+    raw = await request.get_data(cache=False)
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _json({"error": "invalid_request", "field": "$", "message": f"body is not JSON: {exc}"}, 400)
+    try:
+        parsed = parse_execute_request(doc, max_body_bytes=rt.settings.max_request_body_bytes)
+    except RequestInvalid as exc:
+        return _json({"error": "invalid_request", "field": exc.field, "message": exc.message}, 400)
+    except (UnknownCapabilities, BodyTooLarge) as exc:
+        return _json(ExecuteResult(exc.status_code, {}, None, exc.wire_error).to_json())
+    ctx = parsed.context
+    if ctx.tenant_id.lower() != tenant.lower() or ctx.extension_id.lower() != extension.lower():
+        error = "routing_mismatch: x-alga-tenant/x-alga-extension disagree with context"
+        return _json(ExecuteResult(400, {}, None, error).to_json())
+    request_id = _request_id(ctx.request_id)
+    parsed = dataclasses.replace(parsed, context=dataclasses.replace(ctx, request_id=request_id))
+
+    key = request.headers.get("x-idempotency-key", "").strip()
+    if key:
+        async def run() -> tuple[ExecuteResult, bool]:
+            result = await execute(rt, parsed)
+            return result, remember_result(result)
+
+        fingerprint = hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode()).hexdigest()
+        try:
+            before = rt.idempotency.replays
+            result = await rt.idempotency.run((ctx.tenant_id, ctx.extension_id), key, fingerprint, run)
+            if rt.idempotency.replays != before:
+                rt.metrics.idempotent_replays.inc()
+        except KeyReused:
+            result = ExecuteResult(409, {}, None, "idempotency_key_reused")
+    else:
+        result = await execute(rt, parsed)
+    return _json(result.to_json(), headers={"x-request-id": request_id})
+
+
+@api.post("/v1/warmup")
+async def warmup_route() -> Response:
+    rt = runtime()
+    try:
+        doc = json.loads(await request.get_data(cache=False))
+        content_hash = doc["content_hash"]
+        if not isinstance(content_hash, str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        return _json({"error": "invalid_request", "field": "content_hash", "message": "is required"}, 400)
+    from bundles import ContentHashError, parse_content_hash
+
+    try:
+        hex_digest = parse_content_hash(content_hash)
+    except ContentHashError as exc:
+        return _json({"error": "invalid_request", "field": "content_hash", "message": str(exc)}, 400)
+    started = trio.current_time()
+    try:
+        await rt.bundles.warm(hex_digest)
+    except RunnerError as exc:
+        return _json({"content_hash": f"sha256:{hex_digest}", "error": exc.wire_error}, exc.status_code)
+    return _json(
+        {"content_hash": f"sha256:{hex_digest}", "status": "ready",
+         "seconds": round(trio.current_time() - started, 4)}
+    )
+
+
+@api.get("/healthz")
+async def healthz() -> Response:
+    return _json({"status": "ok"})
+
+
+@api.get("/readyz")
+async def readyz() -> Response:
+    rt = runtime()
+    problems: dict[str, str] = {}
+    try:
+        with trio.fail_after(2):
+            await rt.store.ping()
+    except Exception as exc:
+        problems["store"] = str(exc) or type(exc).__name__
+    try:
+        await trio.to_thread.run_sync(_check_writable, rt)
+    except OSError as exc:
+        problems["cache"] = str(exc)
+    if problems:
+        return _json({"status": "unavailable", "problems": problems}, 503)
+    return _json({"status": "ready"})
+
+
+def _check_writable(rt: Runtime) -> None:
+    root = rt.settings.resolved_cache_root
+    probe = root / f".ready-{uuid.uuid4().hex}"
+    probe.write_bytes(b"ok")
+    probe.unlink()
+
+
+@api.get("/metrics")
+async def metrics() -> Response:
+    return Response(runtime().metrics.render(), content_type=CONTENT_TYPE)

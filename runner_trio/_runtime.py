@@ -1,0 +1,229 @@
+"""The runner's parts, built once from ``Settings`` and shared by every request.
+
+``Runtime.open()`` builds everything that needs no running event loop task (store, caches, engine, linker,
+capability backends); ``Runtime.run()`` is the background work (the epoch ticker, the debug event publisher),
+started by the app's ``while_serving`` hook in its nursery; ``aclose()`` releases what was opened.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import trio
+
+from bundles import ObjectExists, ObjectNotFound, SignaturePolicy, TrustBundle
+from bundles.store import BundleLayout, BundleStore, open_store
+from cache import ArtifactCache, CompiledCache, DiskCache, SharedArtifacts, precompile_key
+
+from ._admission import Admission
+from ._bundles import BundleService
+from ._config import MIB, Settings
+from ._errors import ConfigError
+from ._idempotency import IdempotencyCache
+from ._metrics import RunnerMetrics
+from ._wire import ExecuteResult
+from .capabilities import (
+    ClientsCapability,
+    ContextCapability,
+    HttpCapability,
+    InvoicingCapability,
+    LoggingCapability,
+    SchedulerCapability,
+    SecretsCapability,
+    ServicesCapability,
+    StorageCapability,
+    UiProxyCapability,
+    UserCapability,
+    UserV2Capability,
+)
+from .capabilities._fetch import GuestFetcher
+from .capabilities._platform_client import PlatformClient
+from .capabilities._secret_store import SecretResolver
+from .capabilities._storage_base import WitStorageAdapter, open_storage
+from .capabilities._ui_proxy_client import UiProxyClient
+from .capabilities.egress import EgressEntryError, EgressPolicy
+from .debug_events import DebugEventPublisher
+from .engine import EngineConfig, WasmEngine, build_linker
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger("runner_trio")
+
+# Average compiled-component footprint used to bound the in-memory cache by bytes (a JS guest is ~35 MB).
+_COMPILED_BYTES_PER_ENTRY: Final = 48 * MIB
+
+
+@dataclass
+class Runtime:
+    """Everything a request needs. Build with :meth:`open`; run :meth:`run` in a nursery while serving."""
+
+    settings: Settings
+    metrics: RunnerMetrics
+    engine: WasmEngine
+    linker: Any
+    store: BundleStore
+    disk: DiskCache
+    bundles: BundleService
+    admission: Admission
+    idempotency: IdempotencyCache[ExecuteResult]
+    secrets: SecretResolver
+    events: DebugEventPublisher
+    _closers: list[Any] = field(default_factory=list)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Runtime:
+        """Build the runtime.
+
+        Raises:
+            ConfigError: a setting names something unusable (trust bundle, allowlist, precompile key, …).
+        """
+        metrics = RunnerMetrics()
+        try:
+            settings.var_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError("RUNNER_VAR_DIR", f"cannot create {settings.var_dir}: {exc}") from None
+        trust = None
+        if settings.trust_bundle is not None:
+            try:
+                trust = TrustBundle.from_file(settings.trust_bundle)
+            except Exception as exc:
+                raise ConfigError("SIGNING_TRUST_BUNDLE", str(exc)) from None
+        try:
+            policy = EgressPolicy.parse(settings.egress_allowlist)
+        except EgressEntryError as exc:
+            raise ConfigError("EXT_EGRESS_ALLOWLIST", str(exc)) from None
+        try:
+            layout = BundleLayout(settings.bundle_key_template)
+        except ValueError as exc:
+            raise ConfigError("RUNNER_BUNDLE_KEY_TEMPLATE", str(exc)) from None
+        try:
+            store = open_store(settings.resolved_store_base, env=settings.store_env)
+        except Exception as exc:
+            raise ConfigError("BUNDLE_STORE_BASE", str(exc)) from None
+
+        engine = WasmEngine(EngineConfig())
+        disk = DiskCache(settings.resolved_cache_root, max_bytes=settings.cache_max_bytes)
+        await disk.open()
+        shared = None
+        if settings.precompile_key:
+            try:
+                key = precompile_key(settings.precompile_key)
+            except Exception as exc:
+                raise ConfigError("RUNNER_PRECOMPILE_KEY", str(exc)) from None
+            shared = SharedArtifacts(store, key=key, not_found=ObjectNotFound, already_exists=ObjectExists)
+        compiled: CompiledCache[tuple[str, str], Any] = CompiledCache(
+            max_entries=settings.compiled_cache_entries,
+            max_bytes=settings.compiled_cache_entries * _COMPILED_BYTES_PER_ENTRY,
+        )
+        artifacts: ArtifactCache[Any] = ArtifactCache(disk, compiled=compiled, shared=shared)
+        bundles = BundleService(
+            store=store,
+            disk=disk,
+            artifacts=artifacts,
+            compiler=engine,
+            policy=SignaturePolicy(trust),
+            layout=layout,
+            max_bundle_bytes=settings.max_bundle_bytes,
+        )
+        metrics.watch_cache(lambda: _cache_figures(artifacts))
+
+        fetcher = GuestFetcher(policy, on_denied=lambda _reason: metrics.egress_denied.inc())
+        storage = open_storage(settings.resolved_storage_url, auth_key=settings.storage_auth_key)
+        ui_proxy = (
+            UiProxyClient(
+                settings.ui_proxy_base_url, settings.ui_proxy_auth_key, settings.ui_proxy_timeout_ms / 1000
+            )
+            if settings.ui_proxy_base_url
+            else None
+        )
+        platform = (
+            PlatformClient(settings.platform_api_url, settings.platform_auth_key)
+            if settings.platform_api_url
+            else None
+        )
+        linker = build_linker(
+            engine,
+            [
+                ContextCapability(),
+                SecretsCapability(),
+                HttpCapability(fetcher),
+                StorageCapability(WitStorageAdapter(storage)),
+                LoggingCapability(),
+                UiProxyCapability(ui_proxy),
+                UserCapability(),
+                UserV2Capability(),
+                SchedulerCapability(platform),
+                InvoicingCapability(platform),
+                ClientsCapability(platform),
+                ServicesCapability(platform),
+            ],
+        )
+        secrets = SecretResolver(
+            settings.secrets_private_key,
+            settings.vault_addr,
+            settings.vault_token,
+            vault_namespace=settings.vault_namespace,
+        )
+        events = DebugEventPublisher(
+            settings.debug_redis_url,
+            stream_prefix=settings.debug_stream_prefix,
+            maxlen=settings.debug_maxlen,
+            max_event_bytes=settings.debug_max_event_bytes,
+            on_published=metrics.debug_events.inc,
+            on_dropped=metrics.debug_events_dropped.inc,
+        )
+        runtime = cls(
+            settings=settings,
+            metrics=metrics,
+            engine=engine,
+            linker=linker,
+            store=store,
+            disk=disk,
+            bundles=bundles,
+            admission=Admission(
+                max_concurrency=settings.max_concurrency,
+                max_per_tenant=settings.max_concurrency_per_tenant,
+                max_per_extension=settings.max_concurrency_per_extension,
+                max_queue=settings.max_queue,
+                queue_timeout=settings.queue_timeout_ms / 1000,
+            ),
+            idempotency=IdempotencyCache(
+                ttl=settings.idempotency_ttl_s, max_entries=settings.idempotency_max_entries
+            ),
+            secrets=secrets,
+            events=events,
+        )
+        runtime._closers = [storage, ui_proxy, platform, fetcher, store, disk]
+        return runtime
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Background work while serving: the epoch ticker and the debug event publisher."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.engine.run_ticker)
+            await nursery.start(self.events.run)
+            task_status.started()
+
+    async def aclose(self) -> None:
+        for closer in self._closers:
+            aclose = getattr(closer, "aclose", None)
+            if aclose is None:
+                continue
+            with trio.CancelScope(shield=True):
+                try:
+                    await aclose()
+                except Exception:
+                    log.exception("closing %r failed", closer)
+
+
+def _cache_figures(artifacts: ArtifactCache[Any]) -> dict[str, float]:
+    stats = artifacts.statistics()
+    return {
+        "fills": stats.fills,
+        "builds": stats.builds,
+        "compiled_hits": stats.memory_hits,
+        "precompiled_loads": stats.precompiled_loads + stats.shared_loads,
+        "evictions": stats.evictions,
+        "bytes": stats.bytes,
+    }

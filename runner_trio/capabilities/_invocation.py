@@ -1,0 +1,228 @@
+"""Per-invocation state that host functions read: who calls, what they may do, where events go, until when.
+
+``invoke()`` binds one :class:`Invocation` to the worker thread that runs the guest; host functions find it with
+:func:`current_invocation`. A thread-local is the reliable way here: wasmtime calls host functions
+synchronously on the thread that entered the guest, and wasmtime-py hands host functions a ``StoreContext``
+that has no ``data()`` accessor.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Final, Literal, Protocol, final
+
+import trio
+
+from ._host_errors import HostScope, HostUser
+
+__all__ = [
+    "EVENT_LEVELS",
+    "EventLevel",
+    "EventSink",
+    "EventStream",
+    "Invocation",
+    "InvocationContext",
+    "InvocationCounters",
+    "SecretsProvider",
+    "UserInfo",
+    "bind_invocation",
+    "current_invocation",
+]
+
+EventLevel = Literal["trace", "debug", "info", "warn", "error"]
+EventStream = Literal["stdout", "stderr", "log"]
+EVENT_LEVELS: Final[tuple[EventLevel, ...]] = ("trace", "debug", "info", "warn", "error")
+"""Levels of debug events, as the debug stream spells them."""
+
+EventSink = Callable[[EventLevel, EventStream, str], None]
+"""``(level, stream, message) -> None``; ``stream`` is ``stdout``, ``stderr`` or ``log``.
+
+Called from worker threads (and, for guest stdout/stderr, possibly from a wasmtime thread): it must be
+thread-safe and quick. An exception it raises is counted in ``events_dropped`` and otherwise ignored.
+"""
+
+logger = logging.getLogger("runner_trio.capabilities")
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationContext:
+    """Where an invocation comes from; ``get-context`` shows the guest all of it except hash and config."""
+
+    tenant_id: str
+    extension_id: str
+    request_id: str | None = None
+    install_id: str | None = None
+    version_id: str | None = None
+    content_hash: str | None = None
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    """The end user the invocation acts for (``user.get-user`` / ``user-v2.get-user``).
+
+    ``tenant_id`` None means the invocation's tenant.
+    """
+
+    user_id: str
+    user_email: str = ""
+    user_name: str = ""
+    user_type: str = ""
+    client_name: str = ""
+    client_id: str | None = None
+    additional_fields: Sequence[tuple[str, str]] = ()
+    tenant_id: str | None = None
+
+
+class SecretsProvider(Protocol):
+    """The invocation's secrets (already opened); errors are ``HostCallError("missing" | "expired" | ...)``."""
+
+    async def get(self, key: str) -> str: ...
+
+    async def list_keys(self) -> Sequence[str]: ...
+
+
+@final
+class InvocationCounters:
+    """Mutable, thread-safe counters of one invocation (host calls, denials, output volume, dropped events)."""
+
+    __slots__ = (
+        "_lock",
+        "_values",
+    )
+
+    NAMES: Final = (
+        "host_calls",
+        "host_errors",
+        "denied_calls",
+        "log_events",
+        "log_events_dropped",
+        "stdout_bytes",
+        "stderr_bytes",
+        "output_bytes_dropped",
+        "events_dropped",
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values = dict.fromkeys(self.NAMES, 0)
+
+    def add(self, name: str, amount: int = 1) -> int:
+        """Add ``amount`` to counter ``name`` and return the new value."""
+        with self._lock:
+            value = self._values[name] + amount
+            self._values[name] = value
+            return value
+
+    def __getitem__(self, name: str) -> int:
+        with self._lock:
+            return self._values[name]
+
+    def snapshot(self) -> dict[str, int]:
+        """A copy of every counter."""
+        with self._lock:
+            return dict(self._values)
+
+    def __repr__(self) -> str:
+        return f"InvocationCounters({self.snapshot()})"
+
+
+@dataclass(frozen=True, eq=False)
+class Invocation:
+    """Everything host functions need about one guest invocation.
+
+    Build it per request; ``invoke()`` fills ``deadline``, ``thread_deadline`` and ``trio_token`` (it
+    returns a copy, so one object may serve several invocations in tests).
+
+    Attributes:
+        context: tenant, extension, install, request and version ids, content hash, install config.
+        grants: the capabilities granted (``cap:http.fetch`` ...); see each capability's ``grant``.
+        user: the end user, when the gateway sent one.
+        secrets: the invocation's secrets provider, or None when there are none.
+        deadline: end of the invocation on the ``trio.current_time()`` clock.
+        thread_deadline: the same instant on the ``time.monotonic()`` clock (usable from worker threads).
+        trio_token: the trio run the invocation belongs to.
+        events: sink for debug events (guest logs, stdout/stderr lines); None drops them.
+        counters: per-invocation counters.
+    """
+
+    context: InvocationContext
+    grants: frozenset[str] = frozenset()
+    user: UserInfo | None = None
+    secrets: SecretsProvider | None = None
+    deadline: float = math.inf
+    thread_deadline: float = math.inf
+    trio_token: trio.lowlevel.TrioToken | None = None
+    events: EventSink | None = None
+    counters: InvocationCounters = field(default_factory=InvocationCounters)
+
+    def allows(self, grant: str | None) -> bool:
+        """Whether a capability guarded by ``grant`` (None: always granted) may be used."""
+        return grant is None or grant in self.grants
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (negative once passed); callable from any thread."""
+        return self.thread_deadline - time.monotonic()
+
+    def emit(self, level: EventLevel, stream: EventStream, message: str) -> None:
+        """Send one debug event to the sink; never raises."""
+        if self.events is None:
+            return
+        try:
+            self.events(level, stream, message)
+        except Exception:
+            if self.counters.add("events_dropped") == 1:
+                logger.exception("debug event sink failed; further failures of this invocation are counted")
+
+    @functools.cached_property
+    def host_scope(self) -> HostScope:
+        """The :class:`HostScope` backends act for (one per invocation, shared by every host call)."""
+        user = None
+        if self.user is not None:
+            user = HostUser(
+                user_id=self.user.user_id,
+                user_type=self.user.user_type,
+                user_email=self.user.user_email or None,
+            )
+        return HostScope(
+            tenant_id=self.context.tenant_id,
+            extension_id=self.context.extension_id,
+            install_id=self.context.install_id,
+            request_id=self.context.request_id,
+            deadline=self.deadline,
+            version_id=self.context.version_id,
+            user=user,
+        )
+
+
+_bound = threading.local()
+
+
+@contextmanager
+def bind_invocation(invocation: Invocation) -> Iterator[Invocation]:
+    """Make ``invocation`` the current one of this thread for the duration of the block."""
+    previous = getattr(_bound, "invocation", None)
+    _bound.invocation = invocation
+    try:
+        yield invocation
+    finally:
+        _bound.invocation = previous
+
+
+def current_invocation() -> Invocation:
+    """The invocation bound to this thread.
+
+    Raises:
+        LookupError: no invocation is bound (a host function called outside ``invoke()``).
+    """
+    invocation: Invocation | None = getattr(_bound, "invocation", None)
+    if invocation is None:
+        raise LookupError("no invocation is bound to this thread")
+    return invocation

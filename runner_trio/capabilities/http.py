@@ -1,0 +1,104 @@
+"""``alga:extension/http``: outbound HTTP for guests, behind ``cap:http.fetch``.
+
+The network side is a :class:`HttpBackend` (the egress-checking fetcher); this module is the glue: it
+converts the WIT records, runs the backend on the trio loop, and maps :class:`HostCallError` to ``http-error``.
+Not granted, or no backend configured: ``not-allowed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Final, Protocol, final
+
+from wasmtime.component import Record
+
+from ._base import (
+    Err,
+    LinkerInstanceBuilder,
+    Ok,
+    call_backend,
+    denied,
+    guest_error,
+    host_function,
+    interface_name,
+    wit_record,
+)
+from ._host_errors import HostCallError, HostScope
+from ._invocation import Invocation
+
+__all__ = ["HTTP_ERRORS", "HttpBackend", "HttpCapability", "HttpResponseLike"]
+
+HTTP_ERRORS: Final = frozenset({"invalid-url", "not-allowed", "transport", "internal"})
+
+
+class HttpResponseLike(Protocol):
+    """What a backend returns: ``http-response``."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Sequence[tuple[str, str]]: ...
+
+    @property
+    def body(self) -> bytes | None: ...
+
+
+class HttpBackend(Protocol):
+    """Performs one guest request; raises :class:`HostCallError` with an ``http-error`` case."""
+
+    async def fetch(
+        self,
+        scope: HostScope,
+        method: str,
+        url: str,
+        headers: Iterable[tuple[str, str]],
+        body: bytes | None,
+    ) -> HttpResponseLike: ...
+
+
+@final
+class HttpCapability:
+    """``fetch(request: http-request) -> result<http-response, http-error>``.
+
+    Args:
+        backend: the fetcher; None answers every request ``not-allowed``.
+    """
+
+    name = "http"
+    grant: str | None = "cap:http.fetch"
+
+    def __init__(self, backend: HttpBackend | None = None) -> None:
+        self.backend = backend
+
+    def link(self, root: LinkerInstanceBuilder) -> None:
+        with root.add_instance(interface_name(self.name)) as instance:
+            instance.add_func("fetch", host_function(self.fetch))
+
+    def fetch(self, invocation: Invocation, request: Any) -> Ok | Err:
+        backend = self.backend
+        if backend is None or not invocation.allows(self.grant):
+            return denied(invocation, Err("not-allowed"))
+        headers = [(str(header.name), str(header.value)) for header in request.headers]
+        body = request.body
+        try:
+            response = call_backend(
+                invocation,
+                backend.fetch,
+                invocation.host_scope,
+                str(request.method),
+                str(request.url),
+                headers,
+                None if body is None else bytes(body),
+            )
+        except HostCallError as exc:
+            return guest_error(invocation, exc, HTTP_ERRORS)
+        return Ok(_response_record(response))
+
+
+def _response_record(response: HttpResponseLike) -> Record:
+    return wit_record(
+        status=int(response.status),
+        headers=[wit_record(name=str(name), value=str(value)) for name, value in response.headers],
+        body=None if response.body is None else bytes(response.body),
+    )

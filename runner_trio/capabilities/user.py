@@ -1,0 +1,71 @@
+"""``alga:extension/user`` and ``user-v2``: the end user the invocation acts for.
+
+Always granted (``cap:user.read``). Without a user on the invocation both answer ``not-available``.
+"""
+
+from __future__ import annotations
+
+from typing import Final, final
+
+from ._base import Err, LinkerInstanceBuilder, Ok, host_function, interface_name, wit_record
+from ._invocation import Invocation, UserInfo
+
+__all__ = ["UserCapability", "UserV2Capability"]
+
+USER_GRANT: Final = "cap:user.read"
+"""Always granted (so the capabilities' ``grant`` is None)."""
+
+
+def _common_fields(invocation: Invocation, user: UserInfo) -> dict[str, object]:
+    return {
+        "tenant_id": user.tenant_id if user.tenant_id is not None else invocation.context.tenant_id,
+        "client_name": user.client_name,
+        "user_id": user.user_id,
+        "user_email": user.user_email,
+        "user_name": user.user_name,
+        "user_type": user.user_type,
+    }
+
+
+@final
+class UserCapability:
+    """``get-user() -> result<user-data, user-error>``."""
+
+    name = "user"
+    grant: str | None = None
+
+    def link(self, root: LinkerInstanceBuilder) -> None:
+        with root.add_instance(interface_name(self.name)) as instance:
+            instance.add_func("get-user", host_function(self.get_user))
+
+    @staticmethod
+    def get_user(invocation: Invocation) -> Ok | Err:
+        user = invocation.user
+        if user is None:
+            return Err("not-available")
+        return Ok(wit_record(**_common_fields(invocation, user)))
+
+
+@final
+class UserV2Capability:
+    """``get-user() -> result<user-data-v2, user-error>`` (adds ``client-id`` and ``additional-fields``)."""
+
+    name = "user-v2"
+    grant: str | None = None
+
+    def link(self, root: LinkerInstanceBuilder) -> None:
+        with root.add_instance(interface_name(self.name)) as instance:
+            instance.add_func("get-user", host_function(self.get_user))
+
+    @staticmethod
+    def get_user(invocation: Invocation) -> Ok | Err:
+        user = invocation.user
+        if user is None:
+            return Err("not-available")
+        return Ok(
+            wit_record(
+                **_common_fields(invocation, user),
+                client_id=user.client_id,
+                additional_fields=[(str(key), str(value)) for key, value in user.additional_fields],
+            )
+        )

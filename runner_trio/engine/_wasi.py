@@ -1,0 +1,176 @@
+"""WASI for guests: wasmtime's WASIp2, with clocks and polling replaced so no wait outlives the invocation.
+
+wasmtime implements ``wasi:io/poll`` in native code: a guest blocked in ``pollable.block`` (a ``sleep``) holds
+its thread until the timer fires, and neither epochs nor trio can stop it. The pollable resource type cannot
+be produced from Python, so this module links its own: ``wasi:io/poll`` (the ``pollable`` resource, ``ready``,
+``block``, ``poll``), ``wasi:clocks/monotonic-clock`` (all of it, so ``now`` and ``subscribe-instant`` share
+one clock), and every other function that returns a pollable (stream and socket ``subscribe``). A pollable is
+an instant; waiting for one sleeps in short slices and traps as soon as the invocation is cancelled or out
+of time. Stream and socket pollables are always ready (stdout/stderr accept writes at once, stdin is empty,
+sockets are refused).
+
+The definitions are added to the instances ``add_wasip2()`` created, under the exact version wasmtime uses
+(:func:`detect_wasip2_version`): wasmtime resolves every ``0.2.x`` import to that instance, so all guest
+versions see these functions, and the other functions of the same interfaces stay wasmtime's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import wasmtime
+from wasmtime.component import Component, Linker, LinkerInstance, ResourceAny, ResourceType
+
+from ..capabilities import Invocation, host_function
+from ._callstate import POLLABLE_TYPE, current_call
+from ._errors import EngineError
+
+__all__ = ["WASIP2_VERSION_HINT", "define_wasi_overrides", "detect_wasip2_version", "new_wasi_config"]
+
+WASIP2_VERSION_HINT: Final = "0.2.12"
+"""The version wasmtime 50's ``add_wasip2()`` defines; probed first, then others are tried."""
+_PROBE_PATCHES: Final = range(64)
+
+_SUBSCRIBERS: Final = {
+    "wasi:io/streams": ("[method]input-stream.subscribe", "[method]output-stream.subscribe"),
+    "wasi:sockets/tcp": ("[method]tcp-socket.subscribe",),
+    "wasi:sockets/udp": (
+        "[method]udp-socket.subscribe",
+        "[method]incoming-datagram-stream.subscribe",
+        "[method]outgoing-datagram-stream.subscribe",
+    ),
+    "wasi:sockets/ip-name-lookup": ("[method]resolve-address-stream.subscribe",),
+}
+"""Functions besides the clock that return a ``pollable``: they must return ours (one resource type)."""
+
+_PROBE_WAT: Final = """(component
+  (import "wasi:clocks/monotonic-clock@{version}" (instance
+    (export "now" (func (result u64)))
+    (export "resolution" (func (result u64)))))
+)"""
+
+
+def _probe_now(_store: Any) -> int:
+    return 0
+
+
+def _is_wasmtime_version(engine: wasmtime.Engine, version: str) -> bool:
+    # Adding to an instance that exists merges into it; a new one holds only what we add. So a component
+    # importing `resolution` at `version` links only when `version` is the instance add_wasip2() created.
+    linker = Linker(engine)
+    linker.add_wasip2()
+    linker.allow_shadowing = True
+    with linker.root() as root, root.add_instance(f"wasi:clocks/monotonic-clock@{version}") as clock:
+        clock.add_func("now", _probe_now)
+    component = Component(engine, _PROBE_WAT.format(version=version))
+    store = wasmtime.Store(engine)
+    try:
+        store.set_wasi(wasmtime.WasiConfig())
+        linker.instantiate(store, component)
+    except wasmtime.WasmtimeError:
+        return False
+    finally:
+        store.close()
+        linker.close()
+    return True
+
+
+def detect_wasip2_version(engine: wasmtime.Engine) -> str:
+    """The ``0.2.x`` version under which ``Linker.add_wasip2()`` defines WASI in this wasmtime.
+
+    Raises:
+        EngineError: no ``0.2.x`` version found (the overrides would not reach guests).
+    """
+    candidates = [WASIP2_VERSION_HINT, *(f"0.2.{patch}" for patch in _PROBE_PATCHES)]
+    for version in dict.fromkeys(candidates):
+        if _is_wasmtime_version(engine, version):
+            return version
+    raise EngineError("cannot find the version of wasmtime's WASIp2 definitions")
+
+
+def new_wasi_config(stdout: Callable[[bytes], None], stderr: Callable[[bytes], None]) -> wasmtime.WasiConfig:
+    """WASI for one invocation: no arguments, empty environment, no preopens, no network, empty stdin,
+    stdout/stderr to the given callbacks."""
+    config = wasmtime.WasiConfig()
+    config.argv = []
+    config.env = []
+    config.stdout_custom = stdout
+    config.stderr_custom = stderr
+    return config
+
+
+# -- the host functions -------------------------------------------------------------------------------------
+
+
+def _now(_invocation: Invocation) -> int:
+    return time.monotonic_ns()
+
+
+def _resolution(_invocation: Invocation) -> int:
+    return max(1, round(time.get_clock_info("monotonic").resolution * 1e9))
+
+
+def _subscribe_duration(_invocation: Invocation, duration: int) -> Any:
+    return current_call().new_pollable(time.monotonic_ns() + duration)
+
+
+def _subscribe_instant(_invocation: Invocation, when: int) -> Any:
+    return current_call().new_pollable(when)
+
+
+def _subscribe_ready(_invocation: Invocation, _handle: Any) -> Any:
+    return current_call().new_pollable(0)
+
+
+def _rep(store: Any, handle: ResourceAny) -> int:
+    return handle.to_host(store).rep
+
+
+def _ready(_invocation: Invocation, store: Any, handle: ResourceAny) -> bool:
+    return time.monotonic_ns() >= current_call().ready_at(_rep(store, handle))
+
+
+def _block(_invocation: Invocation, store: Any, handle: ResourceAny) -> None:
+    state = current_call()
+    state.wait_until(state.ready_at(_rep(store, handle)))
+
+
+def _poll(_invocation: Invocation, store: Any, handles: list[ResourceAny]) -> list[int]:
+    if not handles:
+        raise wasmtime.WasmtimeError("wasi:io/poll.poll: empty list of pollables")
+    state = current_call()
+    ready_at = [state.ready_at(_rep(store, handle)) for handle in handles]
+    while True:
+        now = time.monotonic_ns()
+        ready = [index for index, instant in enumerate(ready_at) if now >= instant]
+        if ready:
+            return ready
+        state.wait_until(min(ready_at))
+
+
+def _drop_pollable(_store: Any, rep: int) -> None:
+    try:
+        state = current_call()
+    except LookupError:
+        return
+    state.drop_pollable(rep)
+
+
+def define_wasi_overrides(root: LinkerInstance, version: str) -> None:
+    """Define this module's WASI functions over ``add_wasip2()``'s (needs ``allow_shadowing``)."""
+    with root.add_instance(f"wasi:io/poll@{version}") as poll:
+        poll.add_resource("pollable", ResourceType.host(POLLABLE_TYPE), _drop_pollable)
+        poll.add_func("[method]pollable.ready", host_function(_ready, with_store=True))
+        poll.add_func("[method]pollable.block", host_function(_block, with_store=True))
+        poll.add_func("poll", host_function(_poll, with_store=True))
+    with root.add_instance(f"wasi:clocks/monotonic-clock@{version}") as clock:
+        clock.add_func("now", host_function(_now))
+        clock.add_func("resolution", host_function(_resolution))
+        clock.add_func("subscribe-instant", host_function(_subscribe_instant))
+        clock.add_func("subscribe-duration", host_function(_subscribe_duration))
+    for interface, functions in _SUBSCRIBERS.items():
+        with root.add_instance(f"{interface}@{version}") as instance:
+            for name in functions:
+                instance.add_func(name, host_function(_subscribe_ready))

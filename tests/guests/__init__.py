@@ -1,0 +1,1 @@
+"""Test guests: hand-written WAT components (see ``wat/``)."""

@@ -1,0 +1,141 @@
+"""invoke(): deadlines, outer cancellation, memory caps, traps, link failures."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+import pytest
+import trio
+import wasmtime
+from wasmtime.component import Component, Linker
+
+from runner_trio.capabilities import Invocation
+from runner_trio.engine import GuestError, GuestRequest, WasmEngine, invoke
+
+GET = GuestRequest("GET", "/")
+
+
+async def test_spinning_guest_times_out_while_another_call_completes(
+    ticking: WasmEngine, linker: Linker, guests: dict[str, Component], make_invocation: Callable[..., Invocation]
+) -> None:
+    outcome: dict[str, object] = {}
+
+    async def spin() -> None:
+        start = trio.current_time()
+        with pytest.raises(GuestError) as info:
+            await invoke(ticking, linker, guests["spin"], GET, make_invocation(), timeout=0.2)
+        outcome["spin"] = (info.value.kind, trio.current_time() - start)
+
+    async def echo() -> None:
+        await trio.sleep(0.05)
+        response = await invoke(ticking, linker, guests["echo"], GET, make_invocation(), timeout=5)
+        outcome["echo"] = (response.status, trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(spin)
+        nursery.start_soon(echo)
+    kind, elapsed = outcome["spin"]  # type: ignore[misc]
+    assert kind == "timeout"
+    assert 0.2 <= elapsed < 0.4
+    assert outcome["echo"][0] == 200  # type: ignore[index]
+
+
+@pytest.mark.parametrize("guest", ["spin", "sleep"])
+async def test_outer_cancellation_stops_the_guest_and_frees_its_thread(
+    guest: str,
+    ticking: WasmEngine,
+    linker: Linker,
+    guests: dict[str, Component],
+    make_invocation: Callable[..., Invocation],
+) -> None:
+    limiter = trio.to_thread.current_default_thread_limiter()
+    request = GuestRequest("GET", "/", body=struct.pack("<Q", 30 * 10**9))  # sleep: 30 s
+    start = trio.current_time()
+    with trio.move_on_after(0.1) as scope:
+        await invoke(ticking, linker, guests[guest], request, make_invocation(), timeout=30)
+    elapsed = trio.current_time() - start
+    assert scope.cancelled_caught  # a Cancelled, not a GuestError
+    assert elapsed < 0.25  # stopped within a few 5 ms ticks of the cancellation
+    assert limiter.statistics().borrowed_tokens == 0
+
+
+async def test_memory_growth_past_the_cap_is_a_memory_limit_and_the_component_stays_usable(
+    ticking: WasmEngine, linker: Linker, guests: dict[str, Component], make_invocation: Callable[..., Invocation]
+) -> None:
+    cap = 8 * 1024 * 1024
+    with pytest.raises(GuestError) as info:
+        await invoke(ticking, linker, guests["grow"], GET, make_invocation(), timeout=5, memory_bytes=cap)
+    assert info.value.kind == "memory_limit"
+    assert "memory allocation of" in info.value.stderr_tail
+    within = GuestRequest("GET", "/", body=struct.pack("<I", 2))  # grow 2 MiB, then answer
+    response = await invoke(ticking, linker, guests["grow"], within, make_invocation(), timeout=5, memory_bytes=cap)
+    assert response.status == 200
+    assert response.body == struct.pack("<I", 1 + 2 * 16)
+
+
+async def test_store_limits_fail_instantiation(
+    ticking: WasmEngine, linker: Linker, guests: dict[str, Component], make_invocation: Callable[..., Invocation]
+) -> None:
+    with pytest.raises(GuestError) as info:
+        await invoke(ticking, linker, guests["echo"], GET, make_invocation(), timeout=5, memory_bytes=32 * 1024)
+    assert info.value.kind == "memory_limit"
+    assert "exceeds memory limits" in str(info.value)
+    with pytest.raises(GuestError) as info:
+        await invoke(ticking, linker, guests["echo"], GET, make_invocation(), timeout=5, max_instances=1)
+    assert info.value.kind == "memory_limit"
+    assert "instance count" in str(info.value)
+
+
+async def test_trap_is_reported_and_the_next_invocation_works(
+    ticking: WasmEngine, linker: Linker, guests: dict[str, Component], make_invocation: Callable[..., Invocation]
+) -> None:
+    with pytest.raises(GuestError) as info:
+        await invoke(ticking, linker, guests["trap"], GET, make_invocation(), timeout=5)
+    assert info.value.kind == "trap"
+    assert "unreachable" in str(info.value)
+    assert "wasm backtrace" in info.value.detail
+    response = await invoke(
+        ticking, linker, guests["trap"], GuestRequest("GET", "/", body=b"x"), make_invocation(), timeout=5
+    )
+    assert response.status == 204
+
+
+@pytest.mark.parametrize(
+    ("wat", "message"),
+    [
+        ('(component (import "alga:extension/unknown" (instance (export "f" (func)))))', "unknown"),
+        ("(component)", "does not export `handler`"),
+        (
+            """(component
+                 (core module $m (func (export "f") (result i32) i32.const 1))
+                 (core instance $i (instantiate $m))
+                 (func (export "handler") (result u32) (canon lift (core func $i "f"))))""",
+            "unexpected type",
+        ),
+    ],
+)
+async def test_components_that_do_not_fit_the_world_are_link_errors(
+    wat: str,
+    message: str,
+    ticking: WasmEngine,
+    linker: Linker,
+    make_invocation: Callable[..., Invocation],
+) -> None:
+    component = ticking.compile(bytes(wasmtime.wat2wasm(wat)))
+    with pytest.raises(GuestError) as info:
+        await invoke(ticking, linker, component, GET, make_invocation(), timeout=5)
+    assert info.value.kind == "link"
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("limits", [{"timeout": 0}, {"timeout": float("inf")}, {"timeout": 1, "memory_bytes": 0}])
+async def test_invalid_limits_are_refused(
+    limits: dict[str, float],
+    ticking: WasmEngine,
+    linker: Linker,
+    guests: dict[str, Component],
+    make_invocation: Callable[..., Invocation],
+) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        await invoke(ticking, linker, guests["echo"], GET, make_invocation(), **limits)  # type: ignore[arg-type]
