@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from bundles.store import BundleStore, open_store
 
 from . import _admin, _installs, _proxy, _public
-from ._auth import SessionSigner
+from ._auth import Principal, SessionSigner, authenticate, principal_for_token
 from ._errors import ApiError, PayloadTooLarge, RegistryError
 from ._headers import SECURITY_HEADERS
 from ._ratelimit import TokenBucketLimiter
@@ -22,6 +22,7 @@ from ._runner_client import RunnerClient
 from ._settings import Settings
 from ._state import STATE_KEY, GatewayState, ManifestCache
 from ._views import json_response
+from .debug import DebugCredentials, create_debug_blueprint
 from .registry import Registry, SqliteRegistry
 
 log = logging.getLogger("gateway_quart")
@@ -117,4 +118,19 @@ def create_app(
     app.register_blueprint(_admin.blueprint)
     app.register_blueprint(_installs.blueprint)
     app.register_blueprint(_proxy.blueprint)
+
+    async def _debug_caller(credentials: DebugCredentials) -> Principal:
+        st: GatewayState = app.extensions[STATE_KEY]
+        if credentials.token is not None:
+            return await principal_for_token(st.registry, credentials.token)
+        return await authenticate(st.registry, signer, credentials.headers, credentials.cookies)
+
+    app.register_blueprint(
+        create_debug_blueprint(
+            redis_url=settings.debug_redis_url,
+            stream_prefix=settings.debug_stream_prefix,
+            authorize=_debug_caller,
+            allowed_origins=settings.allowed_origins,
+        )
+    )
     return app

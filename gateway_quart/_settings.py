@@ -49,6 +49,8 @@ ENV_VARS: Final = frozenset(
         "REGISTRY_DATABASE",
         "DEV_TENANT_ID",
         "BUNDLE_STORE_BASE",
+        "DEBUG_STREAM_REDIS_URL",
+        "RUNNER_DEBUG_REDIS_STREAM_PREFIX",
     }
 )
 """Every variable :func:`load_settings` reads."""
@@ -85,6 +87,9 @@ class Settings:
         rate_limit_burst: token-bucket size (``GATEWAY_RATE_LIMIT_BURST``).
         max_body_bytes: request body cap of ``/api/ext`` (``GATEWAY_MAX_BODY_BYTES``).
         runner_attempts: attempts per runner call, retries included (``GATEWAY_RUNNER_ATTEMPTS``).
+        debug_redis_url: Redis holding the runners' debug streams, for ``/api/ext-debug/stream``
+            (``DEBUG_STREAM_REDIS_URL``); unset answers 503 there.
+        debug_stream_prefix: the runners' stream key prefix (``RUNNER_DEBUG_REDIS_STREAM_PREFIX``).
     """
 
     runner_base_urls: tuple[str, ...]
@@ -105,6 +110,8 @@ class Settings:
     rate_limit_burst: int = DEFAULT_RATE_LIMIT_BURST
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     runner_attempts: int = DEFAULT_RUNNER_ATTEMPTS
+    debug_redis_url: str | None = None
+    debug_stream_prefix: str = "ext-debug:"
 
     def __post_init__(self) -> None:
         if not self.runner_base_urls:
@@ -178,6 +185,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
                             low=1, high=1024 * 1024 * 1024),
         runner_attempts=_int("GATEWAY_RUNNER_ATTEMPTS", get("GATEWAY_RUNNER_ATTEMPTS"), DEFAULT_RUNNER_ATTEMPTS,
                              low=1, high=MAX_RUNNER_ATTEMPTS),
+        debug_redis_url=get("DEBUG_STREAM_REDIS_URL"),
+        debug_stream_prefix=get("RUNNER_DEBUG_REDIS_STREAM_PREFIX") or "ext-debug:",
     )
 
 

@@ -206,6 +206,9 @@ class Runtime:
             task_status.started()
 
     async def aclose(self) -> None:
+        # Give queued debug events (often the last words of a failing guest) a moment to reach Redis.
+        with trio.move_on_after(2), trio.CancelScope(shield=True):
+            await self.events.flush()
         for closer in self._closers:
             aclose = getattr(closer, "aclose", None)
             if aclose is None:

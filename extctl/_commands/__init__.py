@@ -20,6 +20,7 @@ from . import (
     secrets_keygen,
     set_secrets,
     sign,
+    tail,
     uninstall,
     verify,
 )
@@ -43,4 +44,5 @@ COMMANDS: tuple[Command, ...] = (
     set_secrets.COMMAND,
     uninstall.COMMAND,
     invoke.COMMAND,
+    tail.COMMAND,
 )

@@ -61,7 +61,7 @@ def add_gateway_arguments(parser: argparse.ArgumentParser, *, admin: bool = True
     )
 
 
-def _gateway_url(args: argparse.Namespace) -> str:
+def gateway_url(args: argparse.Namespace) -> str:
     url: str = args.gateway or os.environ.get(GATEWAY_ENV) or DEFAULT_GATEWAY
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
@@ -69,7 +69,7 @@ def _gateway_url(args: argparse.Namespace) -> str:
     return url.rstrip("/")
 
 
-def _credential(args: argparse.Namespace) -> str:
+def credential(args: argparse.Namespace) -> str:
     admin = hasattr(args, "admin_token")
     flag, env = ("--admin-token", ADMIN_TOKEN_ENV) if admin else ("--token", TOKEN_ENV)
     token: str | None = (args.admin_token if admin else args.token) or os.environ.get(env)
@@ -162,7 +162,7 @@ def open_client(args: argparse.Namespace) -> GatewayClient:
     timeout: float = args.timeout
     if not timeout > 0:
         raise UsageError("--timeout must be positive")
-    return GatewayClient(_gateway_url(args), _credential(args), timeout_s=timeout)
+    return GatewayClient(gateway_url(args), credential(args), timeout_s=timeout)
 
 
 def refusal(response: httpx.Response) -> CommandFailed:

@@ -235,6 +235,8 @@ class DebugEventPublisher:
 
     def enqueue_clipped(self, event: DebugEvent) -> None:
         """Queue an event whose message is already within ``max_event_bytes`` (the invocation sink's path)."""
+        if self._redis_url is None:
+            return
         wake: trio.Event | None = None
         token: trio.lowlevel.TrioToken | None = None
         in_trio_thread = False
@@ -267,7 +269,10 @@ class DebugEventPublisher:
 
     def _notify_dropped(self, count: int) -> None:
         if self._on_dropped is not None:
-            self._on_dropped(count)
+            try:
+                self._on_dropped(count)
+            except Exception:  # a broken metrics hook must not fail the producer
+                _log.exception("debug events: on_dropped failed")
 
     # -- the writer (trio) ------------------------------------------------------------------------------------
 
@@ -368,7 +373,10 @@ class DebugEventPublisher:
             self._connected = connected
             self._settled += written + failed
         if written and self._on_published is not None:
-            self._on_published(written)
+            try:
+                self._on_published(written)
+            except Exception:  # nor stop the writer
+                _log.exception("debug events: on_published failed")
         if failed:
             self._notify_dropped(failed)
         if self._progress is not None:
