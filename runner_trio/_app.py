@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 from collections.abc import AsyncGenerator
@@ -10,7 +11,9 @@ from typing import Final
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
+from quart import Response
 from quart_trio import QuartTrio
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ._config import Settings
 from ._routes import api
@@ -22,17 +25,29 @@ log = logging.getLogger("runner_trio")
 
 # JSON + base64 inflate a body by 4/3; leave room for the rest of the envelope.
 _ENVELOPE_OVERHEAD: Final = 1024 * 1024
+_GATEWAY_BODY_CAP: Final = 10 * 1024 * 1024
 
 
 def create_app(settings: Settings | None = None) -> QuartTrio:
     """Build the runner app. Its runtime (store, caches, engine) opens when serving starts."""
     settings = settings or Settings.from_env()
     app = QuartTrio("runner_trio")
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_body_bytes * 4 // 3 + _ENVELOPE_OVERHEAD
+    # Read bodies up to the gateway's own cap so that an oversized guest body still gets the contract's
+    # structured 413 (status in the JSON) rather than a bare HTTP error.
+    readable = max(settings.max_request_body_bytes, _GATEWAY_BODY_CAP)
+    app.config["MAX_CONTENT_LENGTH"] = readable * 4 // 3 + _ENVELOPE_OVERHEAD
     app.config["BODY_TIMEOUT"] = 60
     app.config["RESPONSE_TIMEOUT"] = None  # the guest deadline bounds responses; Hypercorn bounds the socket
     app.extensions["runner_settings"] = settings
     app.register_blueprint(api)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    async def _too_large(_exc: RequestEntityTooLarge) -> Response:
+        return Response(
+            json.dumps({"error": "payload_too_large", "message": "request body exceeds the runner's limit"}),
+            status=413,
+            content_type="application/json",
+        )
 
     @app.while_serving
     async def lifespan() -> AsyncGenerator[None, None]:

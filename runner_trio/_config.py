@@ -20,6 +20,9 @@ from ._errors import ConfigError
 __all__ = ["Settings"]
 
 MIB: Final = 1024 * 1024
+# wasmtime-py moves list<u8> one value per byte and caps the values one host call may allocate: bodies past
+# ~3 MiB fail inside wasmtime whatever the conversion. A clear 413 below that beats a trap above it.
+MAX_GUEST_BODY_BYTES: Final = 2 * MIB
 
 # Namespaces the runner owns: an unknown variable under one of these is a mistake worth stopping for.
 _OWNED_PREFIXES: Final = ("RUNNER_", "EXT_CACHE_", "EXT_EGRESS_", "EXT_UI_", "EXT_STATIC_")
@@ -124,9 +127,9 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
     _Setting("RUNNER_MAX_TIMEOUT_MS", "max_timeout_ms", _int(1), 60_000, "largest deadline an invocation gets"),
     _Setting("RUNNER_DEFAULT_MEMORY_MB", "default_memory_mb", _int(16), 128, "memory cap per linear memory"),
     _Setting("RUNNER_MAX_MEMORY_MB", "max_memory_mb", _int(16), 1024, "largest memory cap an invocation gets"),
-    _Setting("RUNNER_MAX_REQUEST_BODY_BYTES", "max_request_body_bytes", _int(0), 10 * MIB,
-             "largest request body passed to a guest"),
-    _Setting("RUNNER_MAX_RESPONSE_BODY_BYTES", "max_response_body_bytes", _int(0), 10 * MIB,
+    _Setting("RUNNER_MAX_REQUEST_BODY_BYTES", "max_request_body_bytes", _int(0, MAX_GUEST_BODY_BYTES), 2 * MIB,
+             "largest request body passed to a guest (at most 2 MiB: see docs/runner.md)"),
+    _Setting("RUNNER_MAX_RESPONSE_BODY_BYTES", "max_response_body_bytes", _int(0), 2 * MIB,
              "largest response body a guest may return"),
     _Setting("RUNNER_MAX_BUNDLE_BYTES", "max_bundle_bytes", _int(1), 256 * MIB, "largest bundle fetched"),
     _Setting("RUNNER_MAX_CONCURRENCY", "max_concurrency", _int(1), 8, "invocations running at once"),
@@ -197,8 +200,8 @@ class Settings:
     max_timeout_ms: int = 60_000
     default_memory_mb: int = 128
     max_memory_mb: int = 1024
-    max_request_body_bytes: int = 10 * MIB
-    max_response_body_bytes: int = 10 * MIB
+    max_request_body_bytes: int = 2 * MIB
+    max_response_body_bytes: int = 2 * MIB
     max_bundle_bytes: int = 256 * MIB
     max_concurrency: int = 8
     max_concurrency_per_tenant: int = 4

@@ -222,3 +222,10 @@ async def test_warmup_health_ready_and_metrics(runner: RunnerHandle) -> None:
                  "runner_cache_evictions_total", "runner_cache_bytes", "runner_debug_events_total",
                  "runner_debug_events_dropped_total", "runner_egress_denied_total"):
         assert name in text, name
+
+
+async def test_oversized_body_is_refused_clearly(runner: RunnerHandle) -> None:
+    digest = await runner.publish_wat("echo")
+    result = await runner.execute(digest, "/", method="POST", body=b"x" * (3 * 1024 * 1024))
+    assert result["status"] == 413
+    assert result["error"].startswith("payload_too_large")
