@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bundles.store import BundleStore, open_store
 
-from . import _admin, _installs, _proxy, _public
+from . import _admin, _host_page, _installs, _proxy, _public
 from ._auth import Principal, SessionSigner, authenticate, principal_for_token
 from ._errors import ApiError, PayloadTooLarge, RegistryError
 from ._headers import SECURITY_HEADERS
@@ -51,7 +51,7 @@ def create_app(
     Raises:
         bundles.StoreError: ``BUNDLE_STORE_BASE`` (or an ``STORAGE_S3_*`` setting) is invalid.
     """
-    app = QuartTrio(__name__)
+    app = QuartTrio(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Deadlines are ours (the runner hop has its own); Quart's 60 s default would cut long extension calls.
     app.config["RESPONSE_TIMEOUT"] = None
@@ -118,6 +118,7 @@ def create_app(
     app.register_blueprint(_admin.blueprint)
     app.register_blueprint(_installs.blueprint)
     app.register_blueprint(_proxy.blueprint)
+    app.register_blueprint(_host_page.blueprint)
 
     async def _debug_caller(credentials: DebugCredentials) -> Principal:
         st: GatewayState = app.extensions[STATE_KEY]

@@ -134,6 +134,29 @@ def _paths() -> dict[str, Any]:
             security="service", tag="runner",
             params=[_query_param("tenant", _STR, True), _query_param("extension", _STR, True),
                     _query_param("hash", _STR, True)])},
+        "/api/ext-debug/stream": {"get": _op(
+            "Tail an extension's debug events: WebSocket upgrade, or Server-Sent Events for a plain GET "
+            "(replays the last N, then live; the tenant is the caller's own)",
+            {"200": {"description": "text/event-stream, or a WebSocket of JSON events"},
+             **_errors(400, 401, 403, 503)},
+            security="user", tag="debug",
+            params=[_query_param("extensionId", _STR, True), _query_param("requestId", _STR),
+                    _query_param("installId", _STR), _query_param("level", _STR), _query_param("stream", _STR),
+                    _query_param("tenantId", _STR), _query_param("last", {"type": "integer"})])},
+        "/msp/extensions/{extension_id}": {"get": _op(
+            "Host page embedding the installed extension's UI in a sandboxed iframe",
+            {"200": {"description": "text/html"}, **_errors(401, 403, 404)},
+            security="user", tag="pages", params=[_path_param("extension_id")])},
+        "/msp/extensions/{extension_id}/debug": {"get": _op(
+            "Debug console: the extension's live event tail", {"200": {"description": "text/html"}},
+            security="none", tag="pages", params=[_path_param("extension_id")])},
+        "/static/{name}": {"get": _op(
+            "The iframe bridge (ext-bridge.js), the author helper (ext-iframe.js) and the host page assets",
+            {"200": {"description": "file"}, **_errors(404)}, security="none", tag="pages",
+            params=[_path_param("name")])},
+        "/ext-debug/assets/{name}": {"get": _op(
+            "Debug console assets", {"200": {"description": "file"}, **_errors(404)}, security="none",
+            tag="pages", params=[_path_param("name")])},
         "/healthz": {"get": _op("Liveness", {"200": {"description": "alive"}}, security="none", tag="health")},
         "/readyz": {"get": _op("Readiness (registry reachable)", {
             "200": {"description": "ready"}, "503": {"description": "registry unavailable"}},

@@ -94,15 +94,17 @@ async def serve(
     config.accesslog = None
     shutdown = shutdown if shutdown is not None else trio.Event()
 
+    async def run_server(task_status: trio.TaskStatus[list[str]]) -> None:
+        # Returns once in-flight requests are done (or the drain timeout passed) after shutdown is set.
+        await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
+
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, shutdown)
-        binds = await nursery.start(
-            lambda task_status: hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
-        )
-        log.info("runner listening on %s", ", ".join(binds))
-        task_status.started(binds)
-        await shutdown.wait()
-        # hypercorn_serve returns once in-flight requests are done (or graceful_timeout passed).
+        async with trio.open_nursery() as server_nursery:
+            binds = await server_nursery.start(run_server)
+            log.info("runner listening on %s", ", ".join(binds))
+            task_status.started(binds)
+        nursery.cancel_scope.cancel()  # the server has drained: stop watching for signals
     log.info("runner stopped")
 
 

@@ -1,0 +1,443 @@
+"""``GET /ext-ui/{extensionId}/{contentHash}/{path...}``: a bundle's ``ui/`` files, served from the verified cache.
+
+What a request goes through, in order:
+
+1. the raw (still percent-encoded) target is split here, not by the router, because Quart decodes ``%2F`` and
+   ``%2e`` before routing; the extension id and the hash must be well formed (else 404) and the path must pass
+   :func:`safe_relative_path` (else 400), so nothing encoded can name a file outside ``ui/``;
+2. strict mode (``EXT_STATIC_STRICT_VALIDATION``, on by default): (``?tenant=``, extension, hash) must be an
+   active install, asked of the gateway through :class:`InstallValidator`; any doubt (a mismatch, the gateway
+   down) answers 404. The page's assets come without ``?tenant=`` (relative URLs drop the query): they are
+   served when this runner confirmed (extension, hash) for some tenant within the validator's TTL, which the
+   page request itself just did;
+3. the bundle's cache entry is pinned (fetched once, hash- and signature-checked by ``BundleService``); a
+   bundle that fails the signature policy is never served;
+4. the path is looked up in the entry's index only (never on the disk by name), with the SPA fallback to
+   ``index.html``; the file is verified against its sha256 and opened while the entry is pinned, and the
+   open descriptor then keeps those bytes readable even if the entry is evicted mid-stream.
+
+Answers carry a strong ETag (the file's sha256), ``Cache-Control: immutable`` (a content hash never changes),
+``nosniff``, a CSP on HTML, and honour ``If-None-Match`` (304), ``HEAD`` and single ``Range`` requests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import urllib.parse
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import BinaryIO, Final, final
+
+import httpx
+import trio
+from quart import Blueprint, Response, request
+
+from bundles import ArchiveError, IntegrityError, ManifestError, ObjectNotFound, SignatureError
+from cache import CacheCorrupted, CacheError, FileInfo, SingleFlight
+
+from ._bundles import UI_DIR, BundleService
+from ._config import Settings
+from ._errors import BundleUnavailable
+from ._ui_paths import (
+    IMMUTABLE_CACHE_CONTROL,
+    ByteRange,
+    UnsafePath,
+    build_csp,
+    content_type_for,
+    parse_range,
+    safe_relative_path,
+)
+
+__all__ = ["BLUEPRINT_NAME", "InstallValidator", "create_ui_blueprint"]
+
+log = logging.getLogger(__name__)
+
+BLUEPRINT_NAME: Final = "runner_ui"
+DEFAULT_MAX_ASSET_BYTES: Final = 64 * 1024 * 1024
+"""Largest single UI file served (413 above it)."""
+DEFAULT_CHUNK_BYTES: Final = 64 * 1024
+"""Bodies up to this size are read in one go; larger ones are streamed in chunks of this size."""
+DEFAULT_VALIDATION_TIMEOUT_S: Final = 2.0
+DEFAULT_VALIDATION_TTL_S: Final = 10.0
+"""How long a gateway answer (yes or no) is reused: an uninstall stops serving within this delay."""
+DEFAULT_VALIDATION_CACHE_ENTRIES: Final = 4096
+INDEX_FILE: Final = "index.html"
+
+_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_HASH_RE: Final = re.compile(r"sha256:([0-9a-fA-F]{64})")
+_METHODS: Final = ["GET", "HEAD"]
+
+
+# -- install validation (strict mode) ---------------------------------------------------------------------------
+
+
+@final
+class InstallValidator:
+    """Asks the gateway whether (tenant, extension, hash) is an active install, with a small TTL cache.
+
+    ``GET {base_url}/api/installs/validate?tenant=&extension=&hash=sha256:<hex>`` with the runner's service
+    token as bearer. A 200 ``{"valid": true|false}`` is cached for ``ttl_s`` (both answers, so a flood of
+    requests for an unknown install costs one gateway call per TTL); anything else (timeout, refused
+    connection, a non-200, a malformed body) is a "no" that is not cached, so the next request asks again.
+    Concurrent questions for one key share one gateway call.
+
+    A confirmed install also vouches for (extension, hash) without a tenant for the same TTL: that is what the
+    UI's own assets are checked against, since they are requested without ``?tenant=``. A UI file is the same
+    for every tenant, so this reveals nothing tenant-specific; it only keeps serving limited to bundles that
+    are really installed somewhere. (Behind several runner replicas an asset may reach a replica that did not
+    see the page request; a gateway answer for "any tenant" would close that gap.)
+
+    Args:
+        base_url: the gateway (``REGISTRY_BASE_URL``); ``None`` refuses everything (strict mode fails closed).
+        service_token: ``RUNNER_SERVICE_TOKEN``, sent as ``Authorization: Bearer``.
+        timeout_s: bound on one gateway call (connect + read).
+        ttl_s: how long an answer is reused.
+        max_entries: answers kept (least recently used dropped first).
+        transport: an httpx transport (tests, unix sockets).
+        clock: monotonic seconds (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None,
+        service_token: str | None,
+        *,
+        timeout_s: float = DEFAULT_VALIDATION_TIMEOUT_S,
+        ttl_s: float = DEFAULT_VALIDATION_TTL_S,
+        max_entries: int = DEFAULT_VALIDATION_CACHE_ENTRIES,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._base_url = base_url.rstrip("/") if base_url else None
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._clock = clock
+        self._answers: OrderedDict[tuple[str | None, str, str], tuple[float, bool]] = OrderedDict()
+        self._flights: SingleFlight[tuple[str, str, str], bool | None] = SingleFlight()
+        headers = {"authorization": f"Bearer {service_token}"} if service_token else {}
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s), headers=headers, transport=transport, follow_redirects=False
+        )
+        self.calls = self.hits = self.failures = 0
+        if self._base_url is None:
+            log.warning("EXT_STATIC_STRICT_VALIDATION is on but REGISTRY_BASE_URL is unset: ext-ui serves nothing")
+        elif not service_token:
+            log.warning("REGISTRY_BASE_URL is set without RUNNER_SERVICE_TOKEN: the gateway will refuse to answer")
+
+    async def is_active(self, tenant: str | None, extension: str, hex_digest: str) -> bool:
+        """True only when the gateway confirms an active install of ``extension`` at that hash for ``tenant``.
+
+        With ``tenant=None``: whether such an install was confirmed for any tenant within the TTL (no call).
+        """
+        if self._base_url is None:
+            return False
+        cached = self._cached((tenant, extension, hex_digest))
+        if cached is not None or tenant is None:
+            return bool(cached)
+        key = (tenant, extension, hex_digest)
+        answer, _ = await self._flights.run(key, lambda: self._ask(key))
+        return bool(answer)
+
+    def _cached(self, key: tuple[str | None, str, str]) -> bool | None:
+        found = self._answers.get(key)
+        if found is None:
+            return None
+        if found[0] <= self._clock():
+            del self._answers[key]
+            return None
+        self._answers.move_to_end(key)
+        self.hits += 1
+        return found[1]
+
+    def _remember(self, key: tuple[str | None, str, str], valid: bool) -> None:
+        self._answers[key] = (self._clock() + self._ttl_s, valid)
+        self._answers.move_to_end(key)
+        while len(self._answers) > self._max_entries:
+            self._answers.popitem(last=False)
+
+    async def _ask(self, key: tuple[str, str, str]) -> bool | None:
+        tenant, extension, hex_digest = key
+        self.calls += 1
+        query = {"tenant": tenant, "extension": extension, "hash": f"sha256:{hex_digest}"}
+        try:
+            response = await self._client.get(f"{self._base_url}/api/installs/validate", params=query)
+            valid = response.json().get("valid") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            self.failures += 1
+            log.warning("install validation for %s/%s unavailable: %s", tenant, extension, exc)
+            return None
+        if not isinstance(valid, bool):
+            self.failures += 1
+            log.warning("install validation for %s/%s: gateway answered %d", tenant, extension, response.status_code)
+            return None
+        self._remember(key, valid)
+        if valid:
+            self._remember((None, extension, hex_digest), True)
+        return valid
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+# -- the route ----------------------------------------------------------------------------------------------------
+
+
+def create_ui_blueprint(
+    *,
+    bundles: BundleService,
+    settings: Settings,
+    validator: InstallValidator | None,
+    max_asset_bytes: int = DEFAULT_MAX_ASSET_BYTES,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> Blueprint:
+    """The ``/ext-ui`` blueprint (named :data:`BLUEPRINT_NAME`).
+
+    Args:
+        bundles: where verified, pinned cache entries come from.
+        settings: ``ui_strict_validation``, ``ui_frame_ancestors``, ``ui_content_security_policy``.
+        validator: the install check of strict mode; ``None`` with strict mode on refuses every request.
+            The blueprint closes it when the app stops serving.
+        max_asset_bytes: largest file served (413 above).
+        chunk_bytes: streaming chunk size.
+    """
+    blueprint = Blueprint(BLUEPRINT_NAME, __name__)
+    csp = build_csp(override=settings.ui_content_security_policy, frame_ancestors=settings.ui_frame_ancestors)
+    strict = settings.ui_strict_validation
+    if strict and validator is None:
+        log.warning("EXT_STATIC_STRICT_VALIDATION is on without an install validator: ext-ui serves nothing")
+
+    @blueprint.after_app_serving
+    async def _close_validator() -> None:
+        if validator is not None:
+            await validator.aclose()
+
+    # Without the trailing slash the router answers 308 to it, so relative URLs in index.html resolve. Slashes
+    # are not merged: "//etc/passwd" after the hash must reach the path check (and be refused), not be redirected.
+    @blueprint.route("/ext-ui/<ext_id>/<content_hash>/", methods=_METHODS, defaults={"rest": ""},
+                     merge_slashes=False)
+    @blueprint.route("/ext-ui/<ext_id>/<content_hash>/<path:rest>", methods=_METHODS, merge_slashes=False)
+    async def ext_ui(ext_id: str, content_hash: str, rest: str) -> Response:
+        target = _raw_target()
+        if target is None:
+            return _error(404, "not_found")
+        extension, hex_digest, raw_rest = target
+        try:
+            clean = safe_relative_path(raw_rest)
+        except UnsafePath as exc:
+            return _error(400, "invalid_path", str(exc))
+        tenant = request.args.get("tenant") or None
+        if tenant is not None and not _ID_RE.fullmatch(tenant):
+            return _error(404, "not_found")
+        if strict and not await _install_is_active(validator, tenant, extension, hex_digest):
+            return _error(404, "not_found")
+        # A tenant-scoped store key needs the tenant only to fetch: an asset request without ?tenant= is served
+        # from the entry its page request filled, and is a 404 if there is none.
+        values = {"tenant": tenant, "extension": extension}
+        key_context = {name: value for name in bundles.layout_fields if (value := values.get(name)) is not None}
+        try:
+            return await _serve(bundles, hex_digest, key_context, clean, csp, max_asset_bytes, chunk_bytes)
+        except BundleUnavailable as exc:
+            return _bundle_failure(hex_digest, exc)
+        except ValueError:
+            if len(key_context) == len(bundles.layout_fields):
+                raise
+            return _error(404, "not_found")
+
+    return blueprint
+
+
+async def _install_is_active(
+    validator: InstallValidator | None, tenant: str | None, extension: str, hex_digest: str
+) -> bool:
+    if validator is None:
+        return False
+    return await validator.is_active(tenant, extension, hex_digest)
+
+
+def _raw_target() -> tuple[str, str, str] | None:
+    """(extension id, hex digest, raw path after the hash) from the undecoded request target, or None."""
+    raw_path = request.scope.get("raw_path") or request.path.encode("utf-8")
+    parts = raw_path.decode("latin-1").split("/", 4)  # ["", "ext-ui", "<ext>", "<hash>", "<rest>"]
+    if len(parts) < 4 or parts[1] != "ext-ui":
+        return None
+    extension = urllib.parse.unquote(parts[2])  # undecodable bytes become U+FFFD, which the id pattern refuses
+    match = _HASH_RE.fullmatch(urllib.parse.unquote(parts[3]))
+    if not _ID_RE.fullmatch(extension) or match is None:
+        return None
+    return extension, match.group(1).lower(), parts[4] if len(parts) > 4 else ""
+
+
+async def _serve(
+    bundles: BundleService,
+    hex_digest: str,
+    key_context: Mapping[str, str],
+    clean: str,
+    csp: str,
+    max_asset_bytes: int,
+    chunk_bytes: int,
+) -> Response:
+    for attempt in range(2):
+        async with bundles.entry(hex_digest, key_context=key_context) as entry:
+            relpath = resolve_ui_file(entry.files, clean)
+            if relpath is None:
+                return _error(404, "not_found")
+            info = entry.files[relpath]
+            if info.size > max_asset_bytes:
+                return _error(413, "asset_too_large")
+            headers = _file_headers(relpath, info, csp)
+            if _etag_matches(request.headers.get("if-none-match"), headers["etag"]):
+                return Response(b"", status=304, headers={k: v for k, v in headers.items() if k != "content-type"})
+            span = _range(info, headers["etag"])
+            if span is False:
+                return Response(b"", status=416, headers={**headers, "content-range": f"bytes */{info.size}"})
+            status = 200
+            start, length = 0, info.size
+            if isinstance(span, ByteRange):
+                status, start, length = 206, span.start, span.length
+                headers["content-range"] = f"bytes {span.start}-{span.end}/{info.size}"
+            if request.method == "HEAD":
+                response = Response(b"", status=status, headers=headers)
+                response.content_length = length
+                return response
+            try:
+                path = await entry.verify(relpath)
+                handle = await trio.to_thread.run_sync(_open_checked, path, info, hex_digest, relpath)
+            except CacheCorrupted as exc:
+                if attempt:
+                    raise BundleUnavailable(f"cache_error: {exc}") from exc
+                log.warning("ext-ui %s: %s; refetching", hex_digest, exc)
+                continue
+        # The entry is unpinned from here on; the descriptor keeps the verified bytes (eviction unlinks, never
+        # rewrites in place), so a long download never holds the cache hostage.
+        body = await _body(handle, start, length, chunk_bytes)
+        response = Response(body, status=status, headers=headers)
+        response.content_length = length
+        return response
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def resolve_ui_file(files: Mapping[str, FileInfo], clean: str) -> str | None:
+    """The entry file answering the clean path ``clean``: itself, a directory's index, or the SPA fallback.
+
+    - ``""`` -> ``ui/index.html``;
+    - an existing file -> that file;
+    - a directory -> its ``index.html``, else the root ``index.html``;
+    - a missing path whose last segment has no extension (a client-side route) -> ``ui/index.html``;
+    - anything else (a missing ``.js``, ``.png``…) -> None, so a broken asset link is a 404, not HTML.
+    """
+    root_index = f"{UI_DIR}/{INDEX_FILE}"
+    if clean == "":
+        return root_index if root_index in files else None
+    candidate = f"{UI_DIR}/{clean}"
+    if candidate in files:
+        return candidate
+    prefix = candidate + "/"
+    if any(name.startswith(prefix) for name in files):
+        own_index = prefix + INDEX_FILE
+        if own_index in files:
+            return own_index
+        return root_index if root_index in files else None
+    if "." not in clean.rsplit("/", 1)[-1]:
+        return root_index if root_index in files else None
+    return None
+
+
+def _file_headers(relpath: str, info: FileInfo, csp: str) -> dict[str, str]:
+    content_type = content_type_for(relpath)
+    headers = {
+        "content-type": content_type,
+        "etag": f'"sha256-{info.sha256}"',
+        "cache-control": IMMUTABLE_CACHE_CONTROL,
+        "x-content-type-options": "nosniff",
+        "accept-ranges": "bytes",
+    }
+    if content_type.startswith("text/html"):
+        headers["content-security-policy"] = csp
+    return headers
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    """``If-None-Match`` uses the weak comparison: ``W/"x"`` matches ``"x"``; ``*`` matches any."""
+    if not header:
+        return False
+    for candidate in header.split(","):
+        tag = candidate.strip()
+        if tag == "*" or tag.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+def _range(info: FileInfo, etag: str) -> ByteRange | bool | None:
+    header = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if header is None or (if_range is not None and if_range.strip() != etag):
+        return None  # If-Range names another version (or a date we cannot compare): send it all
+    return parse_range(header, info.size)
+
+
+def _open_checked(path: os.PathLike[str] | str, info: FileInfo, hex_digest: str, relpath: str) -> BinaryIO:
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the body that streams it
+    except OSError:
+        raise CacheCorrupted(hex_digest, relpath, "vanished between verification and open") from None
+    if os.fstat(handle.fileno()).st_size != info.size:
+        handle.close()
+        raise CacheCorrupted(hex_digest, relpath, "changed between verification and open")
+    return handle
+
+
+async def _body(handle: BinaryIO, start: int, length: int, chunk_bytes: int) -> bytes | AsyncIterator[bytes]:
+    if length <= chunk_bytes:
+        try:
+            return await trio.to_thread.run_sync(os.pread, handle.fileno(), length, start)
+        finally:
+            handle.close()
+    return _stream(handle, start, length, chunk_bytes)
+
+
+async def _stream(handle: BinaryIO, start: int, length: int, chunk_bytes: int) -> AsyncIterator[bytes]:
+    # If the client goes away before the body starts, this generator never runs and the descriptor is closed
+    # when the response is garbage-collected: no pin is held either way.
+    try:
+        position, remaining = start, length
+        while remaining > 0:
+            data = await trio.to_thread.run_sync(os.pread, handle.fileno(), min(chunk_bytes, remaining), position)
+            if not data:
+                return  # cannot happen for an unlinked-but-open file; the short body makes the server close
+            position += len(data)
+            remaining -= len(data)
+            yield data
+    finally:
+        handle.close()
+
+
+def _bundle_failure(hex_digest: str, exc: BundleUnavailable) -> Response:
+    """The answer for a bundle that cannot be served, by what went wrong (the contract's codes)."""
+    cause = exc.__cause__
+    code = (exc.detail or "").split(":", 1)[0]
+    if isinstance(cause, ObjectNotFound) or code == "not_found":
+        return _error(404, "not_found")
+    log.warning("ext-ui sha256:%s unavailable: %s", hex_digest, exc.detail)
+    if isinstance(cause, SignatureError) or code == "signature_invalid":
+        return _error(403, "signature_invalid")
+    if isinstance(cause, IntegrityError) or code == "hash_mismatch":
+        return _error(502, "archive_hash_mismatch")
+    if isinstance(cause, ArchiveError | ManifestError | CacheError) or code.startswith(("invalid_", "cache_")):
+        return _error(500, "extract_failed")
+    return _error(502, "bundle_fetch_failed")
+
+
+def _error(status: int, code: str, message: str | None = None) -> Response:
+    body: dict[str, str] = {"code": code}
+    if message:
+        body["message"] = message
+    return Response(
+        json.dumps(body),
+        status=status,
+        content_type="application/json",
+        headers={"x-content-type-options": "nosniff", "cache-control": "no-store"},
+    )

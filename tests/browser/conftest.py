@@ -1,0 +1,130 @@
+"""The whole UI path on real servers: the runner's ``/ext-ui`` (strict mode, asking the gateway), the gateway with
+its host page, the js-kitchen-sink sample's bundle, and a server on a third origin playing a hostile page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trio
+from quart import Response
+from quart_trio import QuartTrio
+
+import bundles
+from bundles.store import FileStore
+
+from ._servers import (
+    Gateway,
+    RealRunner,
+    Server,
+    free_port,
+    stage_sample,
+    start_gateway,
+    start_real_runner,
+    start_server,
+)
+
+EXTENSION_ID = "kitchen-sink"
+
+# A page on a third origin that knows the bridge protocol (and, for the test, even the channel id): none of its
+# messages may have an effect, whichever window it sends them to.
+FOREIGN_HTML = """<!doctype html><html><head><meta charset="utf-8"><title>foreign</title></head>
+<body><p>Foreign origin</p><script src="foreign.js"></script></body></html>"""
+FOREIGN_JS = """(function () {
+  var channel = new URLSearchParams(location.search).get('channel');
+  function envelope(type, payload, requestId) {
+    var message = {alga: true, version: '1', type: type, payload: payload, channel: channel};
+    if (requestId) message.request_id = requestId;
+    return message;
+  }
+  var host = window.opener;
+  host.postMessage(envelope('resize', {height: 3333}), '*');
+  host.postMessage(envelope('navigate', {path: '/evil'}), '*');
+  host.postMessage(envelope('apiproxy', {route: '/echo', method: 'POST', body: btoa('{"evil":true}')}, 'evil-1'), '*');
+  var frame = host.frames[0];
+  frame.postMessage(envelope('theme_tokens', {theme_tokens: {'--alga-color-primary': 'rgb(255, 0, 0)'}}), '*');
+  frame.postMessage(envelope('bootstrap', {session: {tenant_id: 'evil'}, theme_tokens: {},
+                                           navigation: {path: '/evil'}}), '*');
+  document.title = 'sent';
+})();
+"""
+
+
+@dataclass
+class Stack:
+    runner: RealRunner
+    gateway: Gateway
+    foreign_url: str
+    hex: str
+    token: str
+    other_token: str
+    viewer_token: str
+    extension_id: str = EXTENSION_ID
+
+
+@pytest.fixture(scope="session")
+def kitchen_sink_bundle(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The js-kitchen-sink sample (built component, manifest, ui/) packed once per session.
+
+    Packed at zstd level 3 rather than ``extctl pack``'s 19: same contents, a different (equally valid) content
+    hash, and seconds saved on a 12 MB component.
+    """
+    tree = stage_sample("js-kitchen-sink", tmp_path_factory.mktemp("kitchen-sink") / "bundle")
+    return bundles.pack_directory(tree, level=3)
+
+
+def foreign_app() -> QuartTrio:
+    app = QuartTrio("foreign")
+
+    @app.get("/foreign.html")
+    async def page() -> Response:
+        return Response(FOREIGN_HTML, content_type="text/html; charset=utf-8")
+
+    @app.get("/foreign.js")
+    async def script() -> Response:
+        return Response(FOREIGN_JS, content_type="text/javascript; charset=utf-8")
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def runner_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One runner cache for the session: the 12 MB component compiles once, later runners load the artifact."""
+    return tmp_path_factory.mktemp("runner-cache")
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, kitchen_sink_bundle: bytes, runner_cache: Path) -> AsyncIterator[Stack]:
+    """Gateway + UI runner (strict) + foreign origin, with tenant ``acme`` holding an install of the sample."""
+    started: list[Server] = []
+    async with trio.open_nursery() as nursery:
+        store_dir = tmp_path / "store"
+        store_dir.mkdir()
+        # The gateway needs the runner's URL and the runner the gateway's (strict mode): pick the runner's port
+        # first. The runner is the real one: /ext-ui for the iframe and /v1/execute (wasmtime) for apiproxy.
+        runner_url = f"http://127.0.0.1:{free_port()}"
+        gateway = await start_gateway(nursery, tmp_path / "gateway", store_dir=store_dir, runner_url=runner_url)
+        runner = await start_real_runner(
+            nursery, tmp_path / "runner", runner_url=runner_url, store_dir=store_dir, gateway_url=gateway.url,
+            cache_root=runner_cache,
+        )
+        foreign = await start_server(nursery, foreign_app())
+        started[:] = [foreign, runner, gateway.server]
+        try:
+            async with FileStore(str(store_dir)) as store:
+                hex_digest = bundles.parse_content_hash(await bundles.publish_bundle(store, kitchen_sink_bundle))
+            await runner.warmup(hex_digest)  # compile before the browser's first apiproxy call
+            token = await gateway.tenant_with_token("acme")
+            other_token = await gateway.tenant_with_token("globex")
+            viewer = await gateway.post(
+                "/api/v1/tenants/acme/users", {"email": "vic@acme.test", "name": "Vic", "roles": ["viewer"]})
+            viewer_token = (await gateway.post(f"/api/v1/users/{viewer['id']}/tokens", {"name": "v"}))["token"]
+            await gateway.register_and_install(hex_digest, EXTENSION_ID, "acme")
+            yield Stack(runner, gateway, f"{foreign.url}/foreign.html", hex_digest, token, other_token, viewer_token)
+        finally:
+            await gateway.client.aclose()
+            with trio.fail_after(10):
+                for server in started:
+                    await server.close()
