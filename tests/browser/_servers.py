@@ -225,7 +225,8 @@ class Gateway:
 
 
 async def start_gateway(
-    nursery: trio.Nursery, root: Path, *, store_dir: Path, runner_url: str, runner_public_base: str | None = None
+    nursery: trio.Nursery, root: Path, *, store_dir: Path, runner_url: str, runner_public_base: str | None = None,
+    **overrides: Any,
 ) -> Gateway:
     """The real gateway over a SQLite registry and ``store_dir``; ``RUNNER_BASE_URL`` is ``runner_url``."""
     await trio.to_thread.run_sync(lambda: root.mkdir(parents=True, exist_ok=True))
@@ -237,6 +238,7 @@ async def start_gateway(
         runner_service_token=SERVICE_TOKEN,
         runner_public_base=runner_public_base or runner_url,
         timeout_ms=5000,
+        **overrides,
     )
     app = create_app(settings)
     if "host_page" not in app.blueprints:  # until create_app registers it itself
@@ -281,7 +283,8 @@ class RealRunner:
 
 
 async def start_real_runner(
-    nursery: trio.Nursery, root: Path, *, runner_url: str, store_dir: Path, gateway_url: str, cache_root: Path
+    nursery: trio.Nursery, root: Path, *, runner_url: str, store_dir: Path, gateway_url: str, cache_root: Path,
+    **overrides: Any,
 ) -> RealRunner:
     from runner_trio import serve
 
@@ -295,7 +298,7 @@ async def start_real_runner(
         registry_base_url=gateway_url,
         ui_frame_ancestors=gateway_url,
         drain_timeout_s=1,
-    )
+    ).replace(**overrides)
     shutdown, stopped = trio.Event(), trio.Event()
 
     async def run(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:

@@ -14,6 +14,7 @@ from quart_trio import QuartTrio
 
 import bundles
 from bundles.store import FileStore
+from tests._redis import redis_server  # noqa: F401 - session fixture for the console test
 
 from ._servers import (
     Gateway,
