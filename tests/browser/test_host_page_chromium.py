@@ -122,8 +122,14 @@ def _drive_host_page(page: Any, context: Any, target: Target, extension_calls: A
     page.screenshot(path=str(ARTIFACT), full_page=True)  # the page as a user first sees it
     frame.click("#grow")
     _until(page, f"Number({HOST}.dataset.height) > {int(out['frame_height'][:-2]) + 800}")
-    out["grown_height"] = page.evaluate("document.querySelector('iframe.ext-frame').style.height")
-    out["grown_requested"] = int(frame.evaluate("document.body.dataset.requestedHeight"))
+    # The content may lay out in more than one step; each step sends a resize. Wait for the last one to land.
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while True:
+        out["grown_height"] = page.evaluate("document.querySelector('iframe.ext-frame').style.height")
+        out["grown_requested"] = int(frame.evaluate("document.body.dataset.requestedHeight"))
+        if out["grown_height"] == f"{min(4000, max(100, out['grown_requested']))}px" or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(50)
 
     # navigate: the host records the extension's route in its own URL.
     frame.click("#go-settings")
