@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,6 @@ from typing import Any, ClassVar
 
 import httpx
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
 import bundles
@@ -28,46 +25,16 @@ from bundles.store import BundleLayout, FileStore
 from cache import ArtifactCache, DiskCache
 from gateway_quart import Settings as GatewaySettings
 from gateway_quart import create_app
-from gateway_quart._host_page import blueprint as host_page_blueprint
 from runner_trio import Settings as RunnerSettings
 from runner_trio._bundles import BundleService
 from runner_trio._ui_route import InstallValidator, create_ui_blueprint
+from tests.gateway._helpers import Server, start_server
 
 COMPONENT = b"\x00asm\x0d\x00\x01\x00"  # the binary of "(component)": enough for the bundle checks
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
 SERVICE_TOKEN = "service-token-0123456789"
-
-
-@dataclass
-class Server:
-    url: str
-    stop: trio.Event
-    stopped: trio.Event
-
-    async def close(self) -> None:
-        self.stop.set()
-        await self.stopped.wait()
-
-
-async def start_server(nursery: trio.Nursery, app: Any, *, sock: socket.socket | None = None) -> Server:
-    """Serve ``app`` with Hypercorn's trio worker on 127.0.0.1:0, or on ``sock`` (which Hypercorn then owns)."""
-    config = Config()
-    config.bind = [f"fd://{sock.detach()}"] if sock is not None else ["127.0.0.1:0"]
-    config.graceful_timeout = 0.5
-    config.accesslog = None
-    config.errorlog = None
-    stop, stopped = trio.Event(), trio.Event()
-
-    async def run(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            await serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)
-        finally:
-            stopped.set()
-
-    binds: list[str] = await nursery.start(run)
-    return Server(binds[0], stop, stopped)
 
 
 class UnusedCompiler:
@@ -161,7 +128,6 @@ async def start_ui_runner(
     trust: bundles.TrustBundle | None = None,
     cache_max_bytes: int = 1 << 30,
     layout: BundleLayout | None = None,
-    sock: socket.socket | None = None,
     **settings: Any,
 ) -> UiRunner:
     """The runner's ``/ext-ui`` blueprint alone over a real ``BundleService``, served."""
@@ -188,7 +154,7 @@ async def start_ui_runner(
         await store.aclose()
         await disk.aclose()
 
-    server = await start_server(nursery, app, sock=sock)
+    server = await start_server(nursery, app)
     return UiRunner(server.url, server, service, disk, store_dir, runner_settings, validator)
 
 
@@ -241,18 +207,9 @@ async def start_gateway(
         **overrides,
     )
     app = create_app(settings)
-    if "host_page" not in app.blueprints:  # until create_app registers it itself
-        app.register_blueprint(host_page_blueprint)
     server = await start_server(nursery, app)
     client = httpx.AsyncClient(base_url=server.url, timeout=10)
     return Gateway(server.url, server, client, store_dir)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

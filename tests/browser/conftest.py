@@ -14,17 +14,16 @@ from quart_trio import QuartTrio
 
 import bundles
 from bundles.store import FileStore
+from tests._net import free_port
 from tests._redis import redis_server  # noqa: F401 - session fixture for the console test
+from tests.gateway._helpers import Server, start_server
 
 from ._servers import (
     Gateway,
     RealRunner,
-    Server,
-    free_port,
     stage_sample,
     start_gateway,
     start_real_runner,
-    start_server,
 )
 
 EXTENSION_ID = "kitchen-sink"

@@ -15,9 +15,10 @@ import trio
 
 import bundles
 from bundles.store import FileStore
+from tests._net import free_port
 from tests._redis import RedisServer
 
-from ._servers import free_port, start_gateway, start_real_runner
+from ._servers import start_gateway, start_real_runner
 from .test_host_page_chromium import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, _playwright
 
 pytestmark = pytest.mark.browser

@@ -26,13 +26,13 @@ from runner_trio._ui_route import InstallValidator, create_ui_blueprint
 from tests.browser._servers import (
     SERVICE_TOKEN,
     Gateway,
-    Server,
     UiRunner,
     publish_tree,
     start_gateway,
     start_ui_runner,
     write_tree,
 )
+from tests.gateway._helpers import Server
 
 BIG = random.Random(7).randbytes(300_000)
 INDEX = "<!doctype html><title>ui</title><script src='app.js'></script>"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -16,15 +15,9 @@ import trio
 
 from bundles import pack_directory, publish_bundle
 from bundles.store import open_store
+from tests._net import free_port
 from tests.guests.wat import load_wat
 from tests.runner.http.conftest import TOKEN, Shared, bundle_dir
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def test_sigterm_drains_in_flight_invocations(shared: Shared, tmp_path: Path) -> None:
@@ -32,7 +25,7 @@ async def test_sigterm_drains_in_flight_invocations(shared: Shared, tmp_path: Pa
     store = open_store(store_url)
     digest = await publish_bundle(store, pack_directory(bundle_dir(tmp_path, "sleep", load_wat("sleep"))))
     await store.aclose()
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("RUNNER_", "EXT_"))},
         "RUNNER_BIND": f"127.0.0.1:{port}",
