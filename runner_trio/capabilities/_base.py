@@ -23,6 +23,7 @@ could not tell the cases apart by Python type (``result<option<T>, E>``, ``resul
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Protocol, TypeVar, final
@@ -57,6 +58,8 @@ PACKAGE: Final = "alga:extension"
 
 LinkerInstanceBuilder = LinkerInstance
 """What ``link`` receives: the Linker's root instance (``add_instance(name)`` returns a child to define on)."""
+
+_log = logging.getLogger("runner_trio.capabilities")
 
 T = TypeVar("T")
 
@@ -203,7 +206,15 @@ def guest_error(invocation: Invocation, exc: HostCallError, cases: frozenset[str
     backend can produce has it) rather than a conversion failure, which would trap the guest.
     """
     invocation.counters.add("host_errors")
-    return Err(exc.variant if exc.variant in cases else "internal")
+    variant = exc.variant if exc.variant in cases else "internal"
+    if variant == "internal":
+        # The guest only sees "internal"; the operator needs the why (backend details never hold secret values).
+        ctx = invocation.context
+        _log.warning(
+            "host call failed internally tenant=%s extension=%s request=%s: %s",
+            ctx.tenant_id, ctx.extension_id, ctx.request_id, exc.detail or exc.variant,
+        )
+    return Err(variant)
 
 
 def denied(invocation: Invocation, payload: T) -> T:
