@@ -1,0 +1,113 @@
+"""Serve one service in this process and write its URL to a file: ``python -m benchmarks._serve KIND URL_FILE``.
+
+KIND is ``runner`` (``runner_trio.serve`` with ``Settings.from_env()``: exactly what ``python -m runner_trio``
+runs), ``gateway`` (the gateway app with the Hypercorn config of ``python -m gateway_quart``) or ``bare`` (a
+Quart-trio app whose ``POST /v1/execute`` parses the JSON request and answers an envelope of the same shape as
+the runner's, on the Hypercorn config of ``runner_trio.serve``): the reference side of the HTTP benchmark.
+
+Every service binds ``127.0.0.1:0``; the bound URL is written (atomically) to URL_FILE once it listens.
+SIGTERM or SIGINT stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+from quart import Response, request
+from quart_trio import QuartTrio
+
+
+def _write_url(path: Path, binds: list[str]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(binds[0])  # every service binds 127.0.0.1
+    tmp.replace(path)
+
+
+async def _until_signalled() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            return
+
+
+def bare_app() -> QuartTrio:
+    """The reference endpoint: JSON in, an envelope like ``/v1/execute``'s out, nothing in between."""
+    app = QuartTrio("bench_bare")
+
+    @app.post("/v1/execute")
+    async def execute() -> Response:
+        doc: Any = json.loads(await request.get_data(cache=False))
+        http = doc["http"]
+        envelope = {
+            "status": 200,
+            "headers": {"x-method": http["method"], "x-url": http["path"], "x-tenant": doc["context"]["tenant_id"],
+                        **http.get("headers", {})},
+            "body_b64": http.get("body_b64"),
+            "error": None,
+        }
+        return Response(json.dumps(envelope), status=200, content_type="application/json",
+                        headers={"x-request-id": request.headers.get("x-request-id", "bench")})
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return Response('{"status": "ok"}', content_type="application/json")
+
+    return app
+
+
+async def _serve_runner(url_file: Path) -> None:
+    from runner_trio import Settings, serve
+
+    settings = Settings.from_env()
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(lambda task_status: serve(settings, task_status=task_status))
+        _write_url(url_file, binds)
+
+
+async def _serve_app(app: Any, config: Config, url_file: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(
+            lambda task_status: hypercorn_serve(app, config, shutdown_trigger=_until_signalled,
+                                                task_status=task_status)
+        )
+        _write_url(url_file, binds)
+
+
+def main() -> int:
+    kind, url_file = sys.argv[1], Path(sys.argv[2])
+    # The logging `python -m runner_trio` and `python -m gateway_quart` set up.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    if kind == "runner":
+        trio.run(_serve_runner, url_file)
+    elif kind == "gateway":
+        from gateway_quart import create_app, load_settings
+        from gateway_quart.__main__ import GRACEFUL_TIMEOUT_S
+
+        config.graceful_timeout = GRACEFUL_TIMEOUT_S
+        config.accesslog = "-"  # as `python -m gateway_quart` does
+        trio.run(_serve_app, create_app(load_settings(os.environ)), config, url_file)
+    elif kind == "bare":
+        from runner_trio import Settings
+
+        # The Hypercorn configuration runner_trio.serve() builds.
+        config.graceful_timeout = float(Settings().drain_timeout_s)
+        config.accesslog = None
+        trio.run(_serve_app, bare_app(), config, url_file)
+    else:
+        print(f"unknown service kind {kind!r}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
