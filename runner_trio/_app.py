@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import signal
@@ -53,6 +54,10 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     async def lifespan() -> AsyncGenerator[None, None]:
         runtime = await Runtime.open(settings)
         app.extensions["runner_runtime"] = runtime
+        # Everything allocated so far lives as long as the process: keep it out of the collector's full
+        # passes, which otherwise show up as ~40 ms pauses in p99 latency.
+        gc.collect()
+        gc.freeze()
         try:
             await app.nursery.start(runtime.run)
             _register_ui(app, runtime)
