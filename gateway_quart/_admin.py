@@ -165,6 +165,7 @@ async def list_audit(tenant_id: str) -> Response:
     raw = request.args.get("limit", str(DEFAULT_AUDIT_LIMIT))
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_AUDIT_LIMIT:
         raise InvalidRequest({"limit": f"must be an integer in 1..{MAX_AUDIT_LIMIT}"})
+    await st.audit.flush()  # rows of calls already answered are still being written in the background
     entries = await st.registry.list_audit(tenant_id, limit=int(raw))
     return json_response({"entries": [
         {"id": e.id, "at": e.at, "tenant_id": e.tenant_id, "user_id": e.user_id, "extension_id": e.extension_id,

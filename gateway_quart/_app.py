@@ -7,6 +7,7 @@ import secrets
 from typing import Final
 
 import httpx
+import trio
 from quart import Response, g
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -14,6 +15,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from bundles.store import BundleStore, open_store
 
 from . import _admin, _host_page, _installs, _proxy, _public
+from ._audit import AuditWriter
 from ._auth import Principal, SessionSigner, authenticate, principal_for_token
 from ._errors import ApiError, PayloadTooLarge, RegistryError
 from ._headers import SECURITY_HEADERS
@@ -23,10 +25,11 @@ from ._settings import Settings
 from ._state import STATE_KEY, GatewayState, ManifestCache
 from ._views import json_response
 from .debug import DebugCredentials, create_debug_blueprint
-from .registry import Registry, SqliteRegistry
+from .registry import CachedRegistry, Registry, SqliteRegistry
 
 log = logging.getLogger("gateway_quart")
 
+AUDIT_FLUSH_TIMEOUT_S: Final = 5.0
 _HTTP_CODES: Final = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 408: "request_timeout"}
 
 
@@ -51,6 +54,11 @@ def create_app(
     Raises:
         bundles.StoreError: ``BUNDLE_STORE_BASE`` (or an ``STORAGE_S3_*`` setting) is invalid.
     """
+    # httpx logs an INFO line for every request it sends: one per proxied call, repeating the access log.
+    # Its warnings still show; a deployment that configured the "httpx" logger itself keeps its choice.
+    httpx_log = logging.getLogger("httpx")
+    if httpx_log.level == logging.NOTSET:
+        httpx_log.setLevel(logging.WARNING)
     app = QuartTrio(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Deadlines are ours (the runner hop has its own); Quart's 60 s default would cut long extension calls.
@@ -62,6 +70,8 @@ def create_app(
     @app.before_serving
     async def _open() -> None:
         reg = registry if registry is not None else await SqliteRegistry.open(settings.registry_database)
+        if settings.auth_cache_ttl_s > 0:
+            reg = CachedRegistry(reg, ttl_s=settings.auth_cache_ttl_s)
         if settings.dev_tenant_id is not None:
             await reg.ensure_tenant(settings.dev_tenant_id, settings.dev_tenant_id)
         app.extensions[STATE_KEY] = GatewayState(
@@ -74,6 +84,8 @@ def create_app(
             limiter=TokenBucketLimiter(rate=settings.rate_limit_rps, burst=settings.rate_limit_burst),
             manifests=ManifestCache(),
             store=store,
+            # Audit rows are written in the app's nursery (set by the ASGI lifespan before start-up).
+            audit=AuditWriter(reg, nursery=getattr(app, "nursery", None)),
         )
 
     @app.after_serving
@@ -81,6 +93,8 @@ def create_app(
         st: GatewayState | None = app.extensions.pop(STATE_KEY, None)
         if st is None:
             return
+        with trio.move_on_after(AUDIT_FLUSH_TIMEOUT_S):
+            await st.audit.flush()  # rows of the last calls, before the registry closes
         await st.runner.aclose()
         if registry is None:
             await st.registry.aclose()

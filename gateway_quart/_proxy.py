@@ -2,7 +2,8 @@
 
 The order is the contract's: credential (401) -> tenant from the credential, an ``x-alga-tenant`` header may only
 agree (403) -> active install (404 ``not_installed``) -> manifest endpoint (404 ``endpoint_not_found``) -> RBAC
-(403) -> rate limit per (tenant, extension) (429) -> audit row -> body (413) -> ``POST /v1/execute``.
+(403) -> rate limit per (tenant, extension) (429) -> audit row -> body (413) -> ``POST /v1/execute``; the
+row's final status is set after the call, whatever its outcome, off the response path.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from quart import Blueprint, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ._auth import PERMISSION_READ, PERMISSION_WRITE, Principal, authenticate, check_origin
-from ._errors import ApiError, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, RateLimited, RegistryError
+from ._errors import ApiError, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, RateLimited
 from ._headers import (
     SECURITY_HEADERS,
     filter_response_headers,
@@ -121,11 +122,8 @@ async def proxy(ext_id: str, rest: str) -> Response:
         status = _STATUS_CLIENT_CLOSED
         raise
     finally:
-        with trio.CancelScope(shield=True), trio.move_on_after(5):
-            try:
-                await st.registry.finish_audit(audit_id, status)
-            except RegistryError as exc:
-                log.error("audit row %d not finished: %s", audit_id, exc.message)
+        # In ``finally``: failed calls and clients that went away (499) get their status too.
+        await st.audit.finish(audit_id, status, request_id=g.request_id)
 
 
 def _guest_path() -> str:

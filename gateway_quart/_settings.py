@@ -27,6 +27,8 @@ DEFAULT_RUNNER_ATTEMPTS: Final = 3
 MAX_RUNNER_ATTEMPTS: Final = 10
 DEFAULT_SESSION_TTL_S: Final = 8 * 3600
 MIN_SECRET_LENGTH: Final = 16
+DEFAULT_AUTH_CACHE_TTL_S: Final = 2.0
+MAX_AUTH_CACHE_TTL_S: Final = 300.0
 
 _PREFIXES: Final = ("GATEWAY_", "EXT_GATEWAY_")
 ENV_VARS: Final = frozenset(
@@ -40,6 +42,7 @@ ENV_VARS: Final = frozenset(
         "GATEWAY_RATE_LIMIT_BURST",
         "GATEWAY_MAX_BODY_BYTES",
         "GATEWAY_RUNNER_ATTEMPTS",
+        "GATEWAY_AUTH_CACHE_TTL_S",
         "EXT_GATEWAY_TIMEOUT_MS",
         "EXT_GATEWAY_ALLOWED_ORIGINS",
         "RUNNER_BASE_URL",
@@ -87,6 +90,10 @@ class Settings:
         rate_limit_burst: token-bucket size (``GATEWAY_RATE_LIMIT_BURST``).
         max_body_bytes: request body cap of ``/api/ext`` (``GATEWAY_MAX_BODY_BYTES``).
         runner_attempts: attempts per runner call, retries included (``GATEWAY_RUNNER_ATTEMPTS``).
+        auth_cache_ttl_s: how long a token's user and a tenant's active install, once looked up, are reused
+            from memory (``GATEWAY_AUTH_CACHE_TTL_S``; ``0`` looks them up on every call). The admin API's
+            changes apply at once in the process that made them; other gateway processes on the same database
+            see them (a revoked token, a disabled install) within this TTL.
         debug_redis_url: Redis holding the runners' debug streams, for ``/api/ext-debug/stream``
             (``DEBUG_STREAM_REDIS_URL``); unset answers 503 there.
         debug_stream_prefix: the runners' stream key prefix (``RUNNER_DEBUG_REDIS_STREAM_PREFIX``).
@@ -110,6 +117,7 @@ class Settings:
     rate_limit_burst: int = DEFAULT_RATE_LIMIT_BURST
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     runner_attempts: int = DEFAULT_RUNNER_ATTEMPTS
+    auth_cache_ttl_s: float = DEFAULT_AUTH_CACHE_TTL_S
     debug_redis_url: str | None = None
     debug_stream_prefix: str = "ext-debug:"
 
@@ -185,6 +193,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
                             low=1, high=1024 * 1024 * 1024),
         runner_attempts=_int("GATEWAY_RUNNER_ATTEMPTS", get("GATEWAY_RUNNER_ATTEMPTS"), DEFAULT_RUNNER_ATTEMPTS,
                              low=1, high=MAX_RUNNER_ATTEMPTS),
+        auth_cache_ttl_s=_ttl("GATEWAY_AUTH_CACHE_TTL_S", get("GATEWAY_AUTH_CACHE_TTL_S"),
+                              DEFAULT_AUTH_CACHE_TTL_S, high=MAX_AUTH_CACHE_TTL_S),
         debug_redis_url=get("DEBUG_STREAM_REDIS_URL"),
         debug_stream_prefix=get("RUNNER_DEBUG_REDIS_STREAM_PREFIX") or "ext-debug:",
     )
@@ -244,6 +254,18 @@ def _float(setting: str, value: str | None, default: float) -> float:
         raise SettingsError(setting, f"{value!r} is not a number") from None
     if not 0 < number < 1e9:
         raise SettingsError(setting, f"{value!r} must be a positive number")
+    return number
+
+
+def _ttl(setting: str, value: str | None, default: float, *, high: float) -> float:
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(setting, f"{value!r} is not a number") from None
+    if not 0 <= number <= high:
+        raise SettingsError(setting, f"{value!r} is outside 0..{high:g} seconds")
     return number
 
 

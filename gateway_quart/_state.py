@@ -11,6 +11,7 @@ from quart import current_app
 import bundles
 from bundles.store import BundleLayout, BundleStore
 
+from ._audit import AuditWriter
 from ._auth import SessionSigner
 from ._errors import ApiError, InvalidRequest, NotFound
 from ._ratelimit import TokenBucketLimiter
@@ -104,6 +105,7 @@ class GatewayState:
     limiter: TokenBucketLimiter
     manifests: ManifestCache
     store: BundleStore | None
+    audit: AuditWriter
 
 
 def state() -> GatewayState:

@@ -1,8 +1,10 @@
 """The gateway's registry: tenants, users, tokens, extensions, versions, installs, audit.
 
-:class:`Registry` is the interface; :class:`SqliteRegistry` the embedded implementation.
+:class:`Registry` is the interface; :class:`SqliteRegistry` the embedded implementation; :class:`CachedRegistry`
+keeps the hot-path lookups of another one in memory for a few seconds.
 """
 
+from ._cached import DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_TTL_S, CachedRegistry
 from ._migrations import MIGRATIONS, Migration, apply_migrations
 from ._models import (
     SIGNATURE_PRESENT,
@@ -23,6 +25,8 @@ from ._sqlite import DEFAULT_BUSY_TIMEOUT_S, DEFAULT_POOL_SIZE, SqliteRegistry, 
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_S",
+    "DEFAULT_CACHE_MAX_ENTRIES",
+    "DEFAULT_CACHE_TTL_S",
     "DEFAULT_POOL_SIZE",
     "MIGRATIONS",
     "SIGNATURE_PRESENT",
@@ -30,6 +34,7 @@ __all__ = [
     "UNSET",
     "ApiToken",
     "AuditEntry",
+    "CachedRegistry",
     "Extension",
     "Install",
     "Migration",

@@ -125,8 +125,15 @@ class Registry(Protocol):
         method: str,
         path: str,
         request_id: str,
+        status: int | None = None,
+        at: str | None = None,
     ) -> int:
-        """Write an audit row before the call runs; returns its id for :meth:`finish_audit`."""
+        """Write an audit row; returns its id.
+
+        The gateway writes one row per call once it is over, with the final ``status`` and ``at`` the time
+        the call started (RFC 3339 UTC; now when ``None``). A row written with ``status=None`` (still open)
+        can be completed by :meth:`finish_audit`.
+        """
 
     async def finish_audit(self, audit_id: int, status: int) -> None: ...
 

@@ -406,14 +406,16 @@ class SqliteRegistry:
         method: str,
         path: str,
         request_id: str,
+        status: int | None = None,
+        at: str | None = None,
     ) -> int:
-        now = utc_now()
+        now = at or utc_now()
 
         def work(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
                 "INSERT INTO audit_log (at, tenant_id, user_id, extension_id, method, path, status, request_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
-                (now, tenant_id, user_id, extension_id, method, path, request_id),
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (now, tenant_id, user_id, extension_id, method, path, status, request_id),
             )
             assert cursor.lastrowid is not None
             return cursor.lastrowid

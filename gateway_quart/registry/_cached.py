@@ -1,0 +1,251 @@
+"""A registry wrapper that remembers the hot-path lookups (token -> user, active install) for a few seconds.
+
+Every proxied call resolves its bearer token and the tenant's install; with the lookups served from memory the
+registry sees one write per call (the audit row) instead of three round trips. Writes made through this wrapper
+(revoking a token; creating, upgrading, disabling, reconfiguring or uninstalling an install) drop the affected
+entries at once, so the admin API's changes apply immediately in this process. Another gateway process sharing
+the database keeps serving what it cached for up to the TTL: with several processes a revocation or an
+uninstall takes up to ``ttl_s`` to apply everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import Final, Generic, TypeVar, final
+
+from ._models import UNSET, ApiToken, AuditEntry, Extension, Install, SealedSecrets, Tenant, Unset, User, Version
+from ._protocol import Registry
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+DEFAULT_CACHE_TTL_S: Final = 2.0
+DEFAULT_CACHE_MAX_ENTRIES: Final = 4096
+
+
+@final
+class _TtlCache(Generic[K, V]):
+    """A bounded LRU map whose entries expire ``ttl_s`` after they were stored. Misses (``None``) are not kept."""
+
+    def __init__(self, *, ttl_s: float, max_entries: int) -> None:
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._generation = 0
+
+    async def get(self, key: K, load: Callable[[], Awaitable[V | None]]) -> V | None:
+        entry = self._entries.get(key)
+        now = time.monotonic()
+        if entry is not None and entry[0] > now:
+            self._entries.move_to_end(key)
+            return entry[1]
+        generation = self._generation
+        value = await load()
+        # A write that invalidated while the load ran may have made ``value`` stale: serve it, don't keep it.
+        if value is not None and generation == self._generation:
+            self._entries[key] = (now + self._ttl_s, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+        else:
+            self._entries.pop(key, None)
+        return value
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._entries.clear()
+
+    def drop(self, key: K) -> None:
+        self._generation += 1
+        self._entries.pop(key, None)
+
+
+@final
+class CachedRegistry:
+    """:class:`Registry` over another one, with ``find_token``, ``find_token_by_id`` and ``find_active_install``
+    answered from a short-lived in-memory cache (see the module docstring for what a TTL means across processes).
+
+    Args:
+        inner: the registry that holds the data.
+        ttl_s: how long a looked-up record is reused; must be positive.
+        max_entries: entries kept per kind of lookup (least recently used go first).
+    """
+
+    def __init__(
+        self, inner: Registry, *, ttl_s: float = DEFAULT_CACHE_TTL_S, max_entries: int = DEFAULT_CACHE_MAX_ENTRIES
+    ) -> None:
+        if ttl_s <= 0:
+            raise ValueError("ttl_s must be positive")
+        self.inner = inner
+        self._tokens: _TtlCache[tuple[str, str], tuple[ApiToken, User]] = _TtlCache(
+            ttl_s=ttl_s, max_entries=max_entries)
+        self._installs: _TtlCache[tuple[str, str], Install] = _TtlCache(ttl_s=ttl_s, max_entries=max_entries)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def aclose(self) -> None:
+        self._tokens.clear()
+        self._installs.clear()
+        await self.inner.aclose()
+
+    # tenants and users
+    async def create_tenant(self, tenant_id: str, name: str) -> Tenant:
+        return await self.inner.create_tenant(tenant_id, name)
+
+    async def ensure_tenant(self, tenant_id: str, name: str) -> Tenant:
+        return await self.inner.ensure_tenant(tenant_id, name)
+
+    async def get_tenant(self, tenant_id: str) -> Tenant:
+        return await self.inner.get_tenant(tenant_id)
+
+    async def create_user(
+        self,
+        *,
+        tenant_id: str,
+        email: str,
+        name: str,
+        user_type: str,
+        roles: Sequence[str],
+        client_name: str | None,
+        client_id: str | None,
+    ) -> User:
+        return await self.inner.create_user(tenant_id=tenant_id, email=email, name=name, user_type=user_type,
+                                            roles=roles, client_name=client_name, client_id=client_id)
+
+    async def get_user(self, user_id: str) -> User:
+        return await self.inner.get_user(user_id)
+
+    # API tokens (callers check revocation and expiry on every use, cached or not)
+    async def create_token(
+        self, *, user_id: str, token_sha256: str, name: str, expires_at: str | None
+    ) -> ApiToken:
+        return await self.inner.create_token(user_id=user_id, token_sha256=token_sha256, name=name,
+                                             expires_at=expires_at)
+
+    async def find_token(self, token_sha256: str) -> tuple[ApiToken, User] | None:
+        return await self._tokens.get(("sha256", token_sha256), lambda: self.inner.find_token(token_sha256))
+
+    async def find_token_by_id(self, token_id: str) -> tuple[ApiToken, User] | None:
+        return await self._tokens.get(("id", token_id), lambda: self.inner.find_token_by_id(token_id))
+
+    async def revoke_token(self, token_id: str) -> ApiToken:
+        # A token is cached under its hash and its id; revocations are rare, so forget them all.
+        self._tokens.clear()
+        try:
+            return await self.inner.revoke_token(token_id)
+        finally:
+            self._tokens.clear()
+
+    # extensions and versions (versions never change once registered)
+    async def register_version(
+        self,
+        *,
+        extension_id: str | None,
+        name: str,
+        publisher: str,
+        version: str,
+        content_hash: str,
+        manifest_json: str,
+        signature_status: str,
+    ) -> tuple[Extension, Version, bool]:
+        return await self.inner.register_version(
+            extension_id=extension_id, name=name, publisher=publisher, version=version, content_hash=content_hash,
+            manifest_json=manifest_json, signature_status=signature_status,
+        )
+
+    async def get_extension(self, extension_id: str) -> Extension:
+        return await self.inner.get_extension(extension_id)
+
+    async def list_versions(self, extension_id: str) -> list[Version]:
+        return await self.inner.list_versions(extension_id)
+
+    async def get_version(self, version_id: str) -> Version:
+        return await self.inner.get_version(version_id)
+
+    async def find_version(self, extension_id: str, content_hash: str) -> Version | None:
+        return await self.inner.find_version(extension_id, content_hash)
+
+    # installs
+    async def create_install(
+        self,
+        *,
+        tenant_id: str,
+        extension_id: str,
+        version_id: str,
+        granted_capabilities: Sequence[str],
+        config: Mapping[str, str],
+    ) -> Install:
+        async def write() -> Install:
+            return await self.inner.create_install(tenant_id=tenant_id, extension_id=extension_id,
+                                                   version_id=version_id,
+                                                   granted_capabilities=granted_capabilities, config=config)
+
+        return await self._install_write(tenant_id, extension_id, write)
+
+    async def get_install(self, tenant_id: str, extension_id: str) -> Install:
+        return await self.inner.get_install(tenant_id, extension_id)
+
+    async def find_active_install(self, tenant_id: str, extension_id: str) -> Install | None:
+        return await self._installs.get((tenant_id, extension_id),
+                                        lambda: self.inner.find_active_install(tenant_id, extension_id))
+
+    async def list_installs(self, tenant_id: str) -> list[Install]:
+        return await self.inner.list_installs(tenant_id)
+
+    async def update_install(
+        self,
+        tenant_id: str,
+        extension_id: str,
+        *,
+        version_id: str | Unset = UNSET,
+        enabled: bool | Unset = UNSET,
+        granted_capabilities: Sequence[str] | Unset = UNSET,
+        config: Mapping[str, str] | Unset = UNSET,
+        secrets: SealedSecrets | Unset | None = UNSET,
+    ) -> Install:
+        async def write() -> Install:
+            return await self.inner.update_install(tenant_id, extension_id, version_id=version_id, enabled=enabled,
+                                                   granted_capabilities=granted_capabilities, config=config,
+                                                   secrets=secrets)
+
+        return await self._install_write(tenant_id, extension_id, write)
+
+    async def delete_install(self, tenant_id: str, extension_id: str) -> None:
+        async def write() -> None:
+            await self.inner.delete_install(tenant_id, extension_id)
+
+        await self._install_write(tenant_id, extension_id, write)
+
+    async def _install_write(self, tenant_id: str, extension_id: str, write: Callable[[], Awaitable[V]]) -> V:
+        # Dropped before (no reader keeps a value loaded before the write) and after (none loaded during it).
+        key = (tenant_id, extension_id)
+        self._installs.drop(key)
+        try:
+            return await write()
+        finally:
+            self._installs.drop(key)
+
+    # audit
+    async def record_audit(
+        self,
+        *,
+        tenant_id: str,
+        user_id: str | None,
+        extension_id: str,
+        method: str,
+        path: str,
+        request_id: str,
+        status: int | None = None,
+        at: str | None = None,
+    ) -> int:
+        return await self.inner.record_audit(tenant_id=tenant_id, user_id=user_id, extension_id=extension_id,
+                                              method=method, path=path, request_id=request_id, status=status, at=at)
+
+    async def finish_audit(self, audit_id: int, status: int) -> None:
+        await self.inner.finish_audit(audit_id, status)
+
+    async def list_audit(self, tenant_id: str, *, limit: int) -> list[AuditEntry]:
+        return await self.inner.list_audit(tenant_id, limit=limit)
