@@ -129,10 +129,11 @@ def _paths() -> dict[str, Any]:
                           tag="session"),
         },
         "/api/installs/validate": {"get": _op(
-            "Runner strict mode: is (tenant, extension, hash) an active install?", {
+            "Runner strict mode: is (tenant, extension, hash) an active install? Without tenant: does any tenant "
+            "have an active install of (extension, hash)?", {
                 "200": _json(_obj(["valid"], {"valid": {"type": "boolean"}}), "answer"), **_errors(400, 401, 503)},
             security="service", tag="runner",
-            params=[_query_param("tenant", _STR, True), _query_param("extension", _STR, True),
+            params=[_query_param("tenant", _STR), _query_param("extension", _STR, True),
                     _query_param("hash", _STR, True)])},
         "/api/ext-debug/stream": {"get": _op(
             "Tail an extension's debug events: WebSocket upgrade, or Server-Sent Events for a plain GET "

@@ -80,7 +80,12 @@ async def ext_ui_gate(ext_id: str, content_hash: str, rest: str) -> Response:
 
 @blueprint.get("/api/installs/validate")
 async def validate_install() -> Response:
-    """For the runner's strict mode: does (tenant, extension, hash) name an active install? Service token only."""
+    """For the runner's strict mode: does (tenant, extension, hash) name an active install? Service token only.
+
+    Without ``tenant``: does any tenant have an active install of (extension, hash)? The runner asks that for a
+    UI's own assets (scripts, styles), which browsers request without ``?tenant=``; they are the same bytes for
+    every tenant, so the answer reveals nothing tenant-specific, and any runner replica can ask it.
+    """
     st = state()
     expected = st.settings.runner_service_token
     if expected is None:
@@ -91,8 +96,8 @@ async def validate_install() -> Response:
     tenant = request.args.get("tenant", "")
     extension = request.args.get("extension", "")
     errors: dict[str, str] = {}
-    if not ID_PATTERN.fullmatch(tenant):
-        errors["tenant"] = "is required (an id)"
+    if tenant and not ID_PATTERN.fullmatch(tenant):
+        errors["tenant"] = "must be an id"
     if not ID_PATTERN.fullmatch(extension):
         errors["extension"] = "is required (an id)"
     try:
@@ -101,6 +106,8 @@ async def validate_install() -> Response:
         errors["hash"] = "must be sha256: followed by 64 hex digits"
     if errors:
         raise InvalidRequest(errors)
+    if not tenant:
+        return json_response({"valid": await st.registry.has_active_install_at(extension, hex_hash)})
     install = await st.registry.find_active_install(tenant, extension)
     return json_response({"valid": install is not None and install.version.content_hash == hex_hash})
 

@@ -85,11 +85,11 @@ class InstallValidator:
     connection, a non-200, a malformed body) is a "no" that is not cached, so the next request asks again.
     Concurrent questions for one key share one gateway call.
 
-    A confirmed install also vouches for (extension, hash) without a tenant for the same TTL: that is what the
-    UI's own assets are checked against, since they are requested without ``?tenant=``. A UI file is the same
-    for every tenant, so this reveals nothing tenant-specific; it only keeps serving limited to bundles that
-    are really installed somewhere. (Behind several runner replicas an asset may reach a replica that did not
-    see the page request; a gateway answer for "any tenant" would close that gap.)
+    The UI's own assets (scripts, styles) are requested without ``?tenant=``: for them the question is whether
+    *any* tenant has an active install of (extension, hash) — the gateway answers that when ``tenant`` is left
+    out, so any runner replica can serve them, not only the one that saw the page. A UI file is the same for
+    every tenant, so this reveals nothing tenant-specific; it only keeps serving limited to bundles that are
+    really installed somewhere. A confirmed tenant install also answers the tenant-less question for the TTL.
 
     Args:
         base_url: the gateway (``REGISTRY_BASE_URL``); ``None`` refuses everything (strict mode fails closed).
@@ -117,7 +117,7 @@ class InstallValidator:
         self._max_entries = max_entries
         self._clock = clock
         self._answers: OrderedDict[tuple[str | None, str, str], tuple[float, bool]] = OrderedDict()
-        self._flights: SingleFlight[tuple[str, str, str], bool | None] = SingleFlight()
+        self._flights: SingleFlight[tuple[str | None, str, str], bool | None] = SingleFlight()
         headers = {"authorization": f"Bearer {service_token}"} if service_token else {}
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s), headers=headers, transport=transport, follow_redirects=False
@@ -131,13 +131,13 @@ class InstallValidator:
     async def is_active(self, tenant: str | None, extension: str, hex_digest: str) -> bool:
         """True only when the gateway confirms an active install of ``extension`` at that hash for ``tenant``.
 
-        With ``tenant=None``: whether such an install was confirmed for any tenant within the TTL (no call).
+        With ``tenant=None``: whether any tenant has an active install of ``extension`` at that hash.
         """
         if self._base_url is None:
             return False
         cached = self._cached((tenant, extension, hex_digest))
-        if cached is not None or tenant is None:
-            return bool(cached)
+        if cached is not None:
+            return cached
         key = (tenant, extension, hex_digest)
         answer, _ = await self._flights.run(key, lambda: self._ask(key))
         return bool(answer)
@@ -159,10 +159,12 @@ class InstallValidator:
         while len(self._answers) > self._max_entries:
             self._answers.popitem(last=False)
 
-    async def _ask(self, key: tuple[str, str, str]) -> bool | None:
+    async def _ask(self, key: tuple[str | None, str, str]) -> bool | None:
         tenant, extension, hex_digest = key
         self.calls += 1
-        query = {"tenant": tenant, "extension": extension, "hash": f"sha256:{hex_digest}"}
+        query = {"extension": extension, "hash": f"sha256:{hex_digest}"}
+        if tenant is not None:
+            query["tenant"] = tenant
         try:
             response = await self._client.get(f"{self._base_url}/api/installs/validate", params=query)
             valid = response.json().get("valid") if response.status_code == 200 else None
@@ -175,7 +177,7 @@ class InstallValidator:
             log.warning("install validation for %s/%s: gateway answered %d", tenant, extension, response.status_code)
             return None
         self._remember(key, valid)
-        if valid:
+        if valid and tenant is not None:
             self._remember((None, extension, hex_digest), True)
         return valid
 

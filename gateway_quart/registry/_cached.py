@@ -192,6 +192,9 @@ class CachedRegistry:
         return await self._installs.get((tenant_id, extension_id),
                                         lambda: self.inner.find_active_install(tenant_id, extension_id))
 
+    async def has_active_install_at(self, extension_id: str, content_hash: str) -> bool:
+        return await self.inner.has_active_install_at(extension_id, content_hash)
+
     async def list_installs(self, tenant_id: str) -> list[Install]:
         return await self.inner.list_installs(tenant_id)
 

@@ -98,6 +98,9 @@ class Registry(Protocol):
     async def find_active_install(self, tenant_id: str, extension_id: str) -> Install | None:
         """The enabled install of ``extension_id`` for ``tenant_id``, or ``None``."""
 
+    async def has_active_install_at(self, extension_id: str, content_hash: str) -> bool:
+        """Whether any tenant has an enabled install of ``extension_id`` at ``content_hash`` (bare hex)."""
+
     async def list_installs(self, tenant_id: str) -> list[Install]: ...
 
     async def update_install(

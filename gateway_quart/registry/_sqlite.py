@@ -336,6 +336,17 @@ class SqliteRegistry:
 
         return await self._run(work)
 
+    async def has_active_install_at(self, extension_id: str, content_hash: str) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT 1 FROM installs i JOIN versions v ON v.id = i.version_id "
+                "WHERE i.extension_id = ? AND v.content_hash = ? AND i.enabled = 1 LIMIT 1",
+                (extension_id, content_hash),
+            ).fetchone()
+            return row is not None
+
+        return await self._run(work)
+
     async def list_installs(self, tenant_id: str) -> list[Install]:
         return await self._run(
             lambda conn: [

@@ -130,3 +130,13 @@ async def test_install_validation_for_the_runner(installed: tuple[Gateway, Tenan
     resp = await gateway.client.get("/api/installs/validate", params={"tenant": "acme"}, headers=service)
     assert resp.status_code == 400
     assert set(resp.json()["fields"]) == {"extension", "hash"}
+    # Without a tenant (a UI's own assets): does any tenant have an active install at that hash?
+    anyone = {"extension": "echo", "hash": gateway.bundles["v1"]}
+    resp = await gateway.client.get("/api/installs/validate", params=anyone, headers=service)
+    assert resp.json() == {"valid": True}
+    resp = await gateway.client.get("/api/installs/validate", params={**anyone, "hash": "sha256:" + "a" * 64},
+                                    headers=service)
+    assert resp.json() == {"valid": False}
+    resp = await gateway.client.get("/api/installs/validate", params={**anyone, "extension": "other"},
+                                    headers=service)
+    assert resp.json() == {"valid": False}
