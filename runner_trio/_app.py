@@ -19,6 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ._config import Settings
 from ._routes import api
 from ._runtime import Runtime
+from ._ui_route import InstallValidator, create_ui_blueprint
 
 __all__ = ["create_app", "serve"]
 
@@ -69,10 +70,6 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
 
 
 def _register_ui(app: QuartTrio, runtime: Runtime) -> None:
-    try:
-        from ._ui_route import InstallValidator, create_ui_blueprint
-    except ImportError:  # pragma: no cover - the UI route is optional at import time during development
-        return
     settings = runtime.settings
     validator = None
     if settings.ui_strict_validation:
