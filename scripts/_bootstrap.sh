@@ -1,5 +1,5 @@
 # Shared by scripts/run, scripts/test and scripts/bench: make the virtualenv and system packages exist.
-# Idempotent and fast when nothing changed: the venv is rebuilt only when pyproject.toml changes.
+# Idempotent and fast when nothing changed: `uv sync --locked` makes .venv exactly what uv.lock says.
 # shellcheck shell=bash
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,20 +11,33 @@ mkdir -p "$EXT_BUILD_CACHE"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# uv installs the virtualenv from uv.lock (exact versions and hashes of every package, runtime and dev).
+# uv itself is pinned by hash in scripts/uv-requirements.txt and kept in the shared build cache.
+UV_VERSION="$(sed -n 's/^uv==\([0-9.]*\).*/\1/p' "$ROOT/scripts/uv-requirements.txt")"
+UV="$EXT_BUILD_CACHE/tools/uv-$UV_VERSION/bin/uv"
+export UV_PYTHON_DOWNLOADS=never  # the machine's python3, never a downloaded interpreter
+
+ensure_uv() {
+    [ -x "$UV" ] && return 0
+    local dir="$EXT_BUILD_CACHE/tools/uv-$UV_VERSION" tmp
+    log "installing uv $UV_VERSION into $dir"
+    mkdir -p "$EXT_BUILD_CACHE/tools"
+    tmp="$(mktemp -d "$EXT_BUILD_CACHE/tools/.uv.XXXXXX")"
+    python3 -m venv "$tmp"
+    "$tmp/bin/python" -m pip install -q --disable-pip-version-check --require-hashes --no-deps \
+        -r "$ROOT/scripts/uv-requirements.txt" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    [ -x "$tmp/bin/uv" ] || { log "could not install uv $UV_VERSION"; rm -rf "$tmp"; return 1; }
+    # bin/uv is a self-contained binary, so the finished directory can be renamed into place (atomic; a
+    # concurrent bootstrap that lost the race drops its copy).
+    mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
+    [ -x "$UV" ]
+}
+
 ensure_venv() {
-    local stamp="$VENV/.ext-runtime-installed"
-    local want
-    want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
-    if [ ! -x "$VENV/bin/python" ]; then
-        log "creating virtualenv at $VENV"
-        python3 -m venv "$VENV"
-    fi
-    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        log "installing ext-runtime[dev] into $VENV"
-        "$VENV/bin/python" -m pip install -q --upgrade pip setuptools >/dev/null
-        "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
-        echo "$want" > "$stamp"
-    fi
+    ensure_uv
+    # --locked: refuse to run when uv.lock does not match pyproject.toml (refresh it with `scripts/lock`).
+    # Fast when nothing changed; exact: packages that are not in the lock are removed.
+    UV_PROJECT_ENVIRONMENT="$VENV" "$UV" sync --locked --extra dev --python python3 --quiet
     export PATH="$VENV/bin:$PATH"
 }
 

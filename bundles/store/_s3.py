@@ -362,6 +362,10 @@ class S3Store:
     async def ping(self) -> None:
         """Readiness probe: list at most zero keys under the prefix (ListObjectsV2, ``max-keys=0``).
 
+        On AWS S3 this needs ``s3:ListBucket`` on the bucket (the permission that governs ListObjectsV2), the
+        same grant that makes a missing key a 404 rather than a 403; a read-only runner needs nothing else
+        but ``s3:GetObject`` on the keys.
+
         Raises:
             StoreError: the endpoint is unreachable, the bucket does not exist, or the credentials are
                 refused; the message says which.

@@ -89,11 +89,29 @@ async def test_user_without_permission_gets_access_denied(moto_s3: MotoS3, s3_bu
             await store.ping()
 
 
-async def test_read_only_user_reads_but_cannot_write(moto_s3: MotoS3, s3_bucket: str) -> None:
-    policy = {
+def read_only_policy(bucket: str) -> dict[str, object]:
+    """What a runner needs on AWS S3: ``s3:GetObject`` on the keys and ``s3:ListBucket`` on the bucket (the
+    permission AWS checks for ListObjectsV2, which ``ping`` sends).
+
+    moto (5.2.6, the locked version) differs from AWS here: it authorises ListObjectsV2 against an action named
+    ``s3:ListObjectsV2``, which AWS does not have. The statement grants both so the policy is right for AWS and
+    passes on moto; neither grants a write.
+    """
+    return {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}],
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"arn:aws:s3:::{bucket}/*"},
+            {
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:ListObjectsV2"],
+                "Resource": f"arn:aws:s3:::{bucket}",
+            },
+        ],
     }
+
+
+async def test_read_only_user_pings_and_reads_but_cannot_write(moto_s3: MotoS3, s3_bucket: str) -> None:
+    policy = read_only_policy(s3_bucket)
     reader = create_iam_user(moto_s3.endpoint_url, f"reader-{s3_bucket}", credentials=moto_s3.admin, policy=policy)
     async with _store(moto_s3, s3_bucket) as admin_store:
         await admin_store.put_bytes(KEY, b"published")
