@@ -27,9 +27,8 @@ from ._errors import (
 )
 from ._runtime import Runtime
 from ._wire import ExecuteRequest, ExecuteResult
-from .capabilities import EventSink, HostScope, Invocation, InvocationContext, SecretsProvider, UserInfo
-from .capabilities._host_errors import SecretEnvelopeError
-from .engine import GuestError, GuestRequest, invoke
+from .capabilities import InvocationInputs, SecretEnvelopeError
+from .engine import EventSink, GuestError, GuestRequest, Invocation, InvocationContext, UserInfo, invoke
 
 __all__ = ["execute", "remember_result"]
 
@@ -87,7 +86,6 @@ async def _run(runtime: Runtime, request: ExecuteRequest, emit: EventSink) -> Ex
     # never cancels work another caller is waiting for.
     async with runtime.bundles.entry(ctx.content_hash, key_context=key_context) as entry:
         component = await _component(runtime, entry)
-        secrets = await _open_secrets(runtime, request)
         invocation = Invocation(
             context=InvocationContext(
                 tenant_id=ctx.tenant_id,
@@ -100,9 +98,9 @@ async def _run(runtime: Runtime, request: ExecuteRequest, emit: EventSink) -> Ex
             ),
             grants=frozenset(request.providers) | ALWAYS_GRANTED,
             user=_user(request),
-            secrets=secrets,
             events=emit,
         )
+        invocation = await _prepare(runtime, request, invocation)
         guest_request = GuestRequest(
             method=request.http.method,
             url=request.http.url,
@@ -137,13 +135,10 @@ async def _component(runtime: Runtime, entry: CacheEntry) -> Any:
         raise BundleUnavailable(f"compile_failed: {exc}") from exc
 
 
-async def _open_secrets(runtime: Runtime, request: ExecuteRequest) -> SecretsProvider | None:
-    if request.secret_envelope is None:
-        return None
-    ctx = request.context
-    scope = HostScope(ctx.tenant_id, ctx.extension_id, install_id=ctx.install_id, request_id=ctx.request_id)
+async def _prepare(runtime: Runtime, request: ExecuteRequest, invocation: Invocation) -> Invocation:
+    # The capabilities' per-invocation state; today that is opening the secret envelope.
     try:
-        return await runtime.secrets.resolve(scope, request.secret_envelope)
+        return await runtime.prepare(invocation, InvocationInputs(secret_envelope=request.secret_envelope))
     except SecretEnvelopeError as exc:
         raise SecretDecryptFailed(exc.code) from exc
 

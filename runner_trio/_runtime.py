@@ -25,27 +25,16 @@ from ._idempotency import IdempotencyCache
 from ._metrics import RunnerMetrics
 from ._wire import ExecuteResult
 from .capabilities import (
-    ClientsCapability,
-    ContextCapability,
-    HttpCapability,
-    InvoicingCapability,
-    LoggingCapability,
-    SchedulerCapability,
-    SecretsCapability,
-    ServicesCapability,
-    StorageCapability,
-    UiProxyCapability,
-    UserCapability,
-    UserV2Capability,
+    Capability,
+    CapabilityConfigError,
+    Hooks,
+    InvocationInputs,
+    configure_capabilities,
+    prepare_invocation,
+    world_linker,
 )
-from .capabilities._fetch import GuestFetcher
-from .capabilities._platform_client import PlatformClient
-from .capabilities._secret_store import SecretResolver
-from .capabilities._storage_base import WitStorageAdapter, open_storage
-from .capabilities._ui_proxy_client import UiProxyClient
-from .capabilities.egress import EgressEntryError, EgressPolicy
 from .debug_events import DebugEventPublisher
-from .engine import EngineConfig, WasmEngine, build_linker
+from .engine import EngineConfig, Invocation, WasmEngine
 
 __all__ = ["Runtime"]
 
@@ -68,7 +57,7 @@ class Runtime:
     bundles: BundleService
     admission: Admission
     idempotency: IdempotencyCache[ExecuteResult]
-    secrets: SecretResolver
+    capabilities: tuple[Capability, ...]
     events: DebugEventPublisher
     _closers: list[Any] = field(default_factory=list)
 
@@ -91,9 +80,12 @@ class Runtime:
             except Exception as exc:
                 raise ConfigError("SIGNING_TRUST_BUNDLE", str(exc)) from None
         try:
-            policy = EgressPolicy.parse(settings.egress_allowlist)
-        except EgressEntryError as exc:
-            raise ConfigError("EXT_EGRESS_ALLOWLIST", str(exc)) from None
+            # Each capability reads and checks its own settings (allowlist, storage URL, ...) once, here.
+            capabilities = tuple(
+                configure_capabilities(settings, Hooks(on_egress_denied=lambda _reason: metrics.egress_denied.inc()))
+            )
+        except CapabilityConfigError as exc:
+            raise ConfigError(exc.setting, str(exc)) from None
         try:
             layout = BundleLayout(settings.bundle_key_template)
         except ValueError as exc:
@@ -129,43 +121,7 @@ class Runtime:
         )
         metrics.watch_cache(lambda: _cache_figures(artifacts))
 
-        fetcher = GuestFetcher(policy, on_denied=lambda _reason: metrics.egress_denied.inc())
-        storage = open_storage(settings.resolved_storage_url, auth_key=settings.storage_auth_key)
-        ui_proxy = (
-            UiProxyClient(
-                settings.ui_proxy_base_url, settings.ui_proxy_auth_key, settings.ui_proxy_timeout_ms / 1000
-            )
-            if settings.ui_proxy_base_url
-            else None
-        )
-        platform = (
-            PlatformClient(settings.platform_api_url, settings.platform_auth_key)
-            if settings.platform_api_url
-            else None
-        )
-        linker = build_linker(
-            engine,
-            [
-                ContextCapability(),
-                SecretsCapability(),
-                HttpCapability(fetcher),
-                StorageCapability(WitStorageAdapter(storage)),
-                LoggingCapability(),
-                UiProxyCapability(ui_proxy),
-                UserCapability(),
-                UserV2Capability(),
-                SchedulerCapability(platform),
-                InvoicingCapability(platform),
-                ClientsCapability(platform),
-                ServicesCapability(platform),
-            ],
-        )
-        secrets = SecretResolver(
-            settings.secrets_private_key,
-            settings.vault_addr,
-            settings.vault_token,
-            vault_namespace=settings.vault_namespace,
-        )
+        linker = world_linker(engine, capabilities)
         events = DebugEventPublisher(
             settings.debug_redis_url,
             stream_prefix=settings.debug_stream_prefix,
@@ -192,11 +148,19 @@ class Runtime:
             idempotency=IdempotencyCache(
                 ttl=settings.idempotency_ttl_s, max_entries=settings.idempotency_max_entries
             ),
-            secrets=secrets,
+            capabilities=capabilities,
             events=events,
         )
-        runtime._closers = [storage, ui_proxy, platform, fetcher, store, disk]
+        runtime._closers = [*capabilities, store, disk]
         return runtime
+
+    async def prepare(self, invocation: Invocation, inputs: InvocationInputs) -> Invocation:
+        """``invocation`` with every capability's per-invocation state (the opened secrets, ...).
+
+        Raises:
+            SecretEnvelopeError: the secret envelope cannot be opened.
+        """
+        return await prepare_invocation(self.capabilities, invocation, inputs)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Background work while serving: the epoch ticker and the debug event publisher."""

@@ -1,52 +1,57 @@
-"""Host interfaces of the ``alga:extension/runner`` world, one module per interface, one protocol for all.
+"""Host interfaces of the ``alga:extension/runner`` world: one self-contained unit per interface, one shape.
+
+Each unit (``context``, ``user``, ``logging``, ``http``, ``storage``, ``secrets``, ``ui_proxy``, ``platform``)
+owns its settings, its backends and its WIT glue, and exposes ``configure(settings, hooks)``; each capability
+it returns has ``link`` (once, on the Linker) and ``prepare`` (per invocation), and ``aclose``. The host-function
+glue (``host_function``, ``Ok``/``Err``, ``wit_record``, ``Invocation``, ``HostScope``) is the engine's.
 
 Public API::
 
-    Capability, LinkerInstanceBuilder, interface_name, host_function, call_backend, Ok, Err, wit_record
-    Invocation, InvocationContext, UserInfo, InvocationCounters, EventSink, bind_invocation, current_invocation
+    capabilities = configure_capabilities(settings, Hooks(on_egress_denied=...))   # at start
+    linker = world_linker(engine, capabilities)                                   # once
+    invocation = await prepare_invocation(capabilities, invocation, InvocationInputs(secret_envelope=...))
+    Capability, CapabilityBase, Hooks, InvocationInputs, CapabilitySettings, UNITS, WORLD_INTERFACES,
+    default_capabilities, PACKAGE, interface_name, guest_error, denied
     ContextCapability, LoggingCapability, UserCapability, UserV2Capability (always granted)
     SecretsCapability, HttpCapability, StorageCapability, UiProxyCapability, SchedulerCapability,
     InvoicingCapability, ClientsCapability, ServicesCapability (denied without a grant or a backend)
-    HttpBackend, StorageBackend, UiProxyBackend, PlatformBackend, SecretsProvider (what backends implement)
-    default_capabilities, WORLD_INTERFACES
+    HttpBackend, StorageBackend, WitStorage, UiProxyBackend, PlatformBackend (what backends implement)
+    CapabilityError and its tree (``_errors.py``)
 
 Backends are async (they run on the trio loop through ``call_backend``), act for ``invocation.host_scope`` and
 raise ``HostCallError(variant)`` for a guest-visible error; anything else they raise is a host bug (a trap, then
-re-raised by ``invoke()``).
+re-raised by ``invoke()``). A unit's own backends and limits are in its subpackage (``capabilities.storage``...).
 """
 
 from __future__ import annotations
 
-from typing import Final
-
-from ._base import (
+from ._errors import (
+    HOST_ERROR_VARIANTS,
+    CapabilityConfigError,
+    CapabilityError,
+    EgressEntryError,
+    HostCallError,
+    SecretEnvelopeError,
+    StorageConfigError,
+)
+from ._unit import (
     PACKAGE,
     Capability,
-    Err,
-    LinkerInstanceBuilder,
-    Ok,
-    call_backend,
-    host_function,
+    CapabilityBase,
+    Hooks,
+    InvocationInputs,
+    denied,
+    guest_error,
     interface_name,
-    mapping_to_record,
-    record_to_mapping,
-    stash_host_exception,
-    take_host_exception,
-    wit_record,
 )
-from ._host_errors import HostCallError, HostScope, HostUser
-from ._invocation import (
-    EVENT_LEVELS,
-    EventLevel,
-    EventSink,
-    EventStream,
-    Invocation,
-    InvocationContext,
-    InvocationCounters,
-    SecretsProvider,
-    UserInfo,
-    bind_invocation,
-    current_invocation,
+from ._world import (
+    UNITS,
+    WORLD_INTERFACES,
+    CapabilitySettings,
+    configure_capabilities,
+    default_capabilities,
+    prepare_invocation,
+    world_linker,
 )
 from .context import ContextCapability
 from .http import HttpBackend, HttpCapability, HttpResponseLike
@@ -59,94 +64,53 @@ from .platform import (
     ServicesCapability,
 )
 from .secrets import SecretsCapability
-from .storage import StorageBackend, StorageCapability, StorageEntry, StorageEntryLike
+from .storage import StorageBackend, StorageCapability, StorageEntry, StorageEntryLike, WitStorage
 from .ui_proxy import UiProxyBackend, UiProxyCapability
 from .user import UserCapability, UserV2Capability
 
 __all__ = [
     "DEFAULT_MAX_LOG_EVENTS",
-    "EVENT_LEVELS",
     "GUEST_LOGGER",
+    "HOST_ERROR_VARIANTS",
     "PACKAGE",
+    "UNITS",
     "WORLD_INTERFACES",
     "Capability",
+    "CapabilityBase",
+    "CapabilityConfigError",
+    "CapabilityError",
+    "CapabilitySettings",
     "ClientsCapability",
     "ContextCapability",
-    "Err",
-    "EventLevel",
-    "EventSink",
-    "EventStream",
+    "EgressEntryError",
+    "Hooks",
     "HostCallError",
-    "HostScope",
-    "HostUser",
     "HttpBackend",
     "HttpCapability",
     "HttpResponseLike",
-    "Invocation",
-    "InvocationContext",
-    "InvocationCounters",
+    "InvocationInputs",
     "InvoicingCapability",
-    "LinkerInstanceBuilder",
     "LoggingCapability",
-    "Ok",
     "PlatformBackend",
     "SchedulerCapability",
+    "SecretEnvelopeError",
     "SecretsCapability",
-    "SecretsProvider",
     "ServicesCapability",
     "StorageBackend",
     "StorageCapability",
+    "StorageConfigError",
     "StorageEntry",
     "StorageEntryLike",
     "UiProxyBackend",
     "UiProxyCapability",
     "UserCapability",
-    "UserInfo",
     "UserV2Capability",
-    "bind_invocation",
-    "call_backend",
-    "current_invocation",
+    "WitStorage",
+    "configure_capabilities",
     "default_capabilities",
-    "host_function",
+    "denied",
+    "guest_error",
     "interface_name",
-    "mapping_to_record",
-    "record_to_mapping",
-    "stash_host_exception",
-    "take_host_exception",
-    "wit_record",
+    "prepare_invocation",
+    "world_linker",
 ]
-
-WORLD_INTERFACES: Final = (
-    "context",
-    "secrets",
-    "http",
-    "storage",
-    "logging",
-    "ui-proxy",
-    "user",
-    "user-v2",
-    "scheduler",
-    "invoicing",
-    "clients",
-    "services",
-)
-"""Every interface the ``runner`` world imports; the Linker defines all of them."""
-
-
-def default_capabilities() -> list[Capability]:
-    """One capability per world interface, with no backends: ``context``, ``logging`` and ``user`` work, every
-    other interface answers its denial. Replace entries by name to plug in backends."""
-    return [
-        ContextCapability(),
-        SecretsCapability(),
-        HttpCapability(),
-        StorageCapability(),
-        LoggingCapability(),
-        UiProxyCapability(),
-        UserCapability(),
-        UserV2Capability(),
-        SchedulerCapability(),
-        InvoicingCapability(),
-        ClientsCapability(),
-        ServicesCapability(),
-    ]

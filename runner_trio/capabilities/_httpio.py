@@ -1,4 +1,4 @@
-"""httpx plumbing shared by the host backends: capped body reads and the platform's internal-API client."""
+"""httpx plumbing shared by the capabilities' backends: capped body reads and the platform's internal-API client."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ from urllib.parse import quote
 import httpx
 import trio
 
-from ._host_errors import HostScope
+from ..engine import HostScope
+from ._errors import BodyTooLarge, InternalApiError
 
 __all__ = [
     "DEFAULT_INTERNAL_TIMEOUT",
     "DEFAULT_MAX_INTERNAL_RESPONSE_BYTES",
-    "BodyTooLarge",
     "InternalApi",
-    "InternalApiError",
     "InternalReply",
     "path_segment",
     "read_capped",
@@ -27,18 +26,6 @@ __all__ = [
 DEFAULT_INTERNAL_TIMEOUT: Final = 10.0
 DEFAULT_MAX_INTERNAL_RESPONSE_BYTES: Final = 16 * 1024 * 1024
 """Room for a full storage page (100 values of 64 KiB, base64) with margin."""
-
-
-class BodyTooLarge(Exception):
-    """A response body passed its cap while being read."""
-
-
-class InternalApiError(Exception):
-    """The internal API could not be reached or did not answer in time; ``reason`` is short and secret-free."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,17 +6,22 @@ from typing import Final, final
 
 from wasmtime.component import Record
 
-from ._base import LinkerInstanceBuilder, host_function, interface_name, wit_record
-from ._invocation import Invocation
+from ..engine import Invocation, LinkerInstanceBuilder, host_function, wit_record
+from ._unit import Capability, CapabilityBase, Hooks, interface_name
 
-__all__ = ["ContextCapability"]
+__all__ = ["ContextCapability", "configure"]
 
 CONTEXT_GRANT: Final = "cap:context.read"
 """Always granted (so :attr:`ContextCapability.grant` is None)."""
 
 
+def configure(settings: object, hooks: Hooks) -> tuple[Capability, ...]:
+    """Nothing to read: the context comes with each invocation."""
+    return (ContextCapability(),)
+
+
 @final
-class ContextCapability:
+class ContextCapability(CapabilityBase):
     """``get-context() -> context-data`` from :attr:`Invocation.context`."""
 
     name = "context"

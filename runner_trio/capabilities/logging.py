@@ -12,10 +12,10 @@ import logging
 from collections.abc import Callable
 from typing import Final, final
 
-from ._base import LinkerInstanceBuilder, host_function, interface_name
-from ._invocation import EventLevel, Invocation
+from ..engine import EventLevel, Invocation, LinkerInstanceBuilder, host_function
+from ._unit import Capability, CapabilityBase, Hooks, interface_name
 
-__all__ = ["DEFAULT_MAX_LOG_EVENTS", "GUEST_LOGGER", "LoggingCapability"]
+__all__ = ["DEFAULT_MAX_LOG_EVENTS", "GUEST_LOGGER", "LoggingCapability", "configure"]
 
 DEFAULT_MAX_LOG_EVENTS: Final = 1000
 """Guest log calls per invocation that are forwarded; later ones are counted and dropped."""
@@ -34,8 +34,13 @@ _LEVELS: Final[dict[str, tuple[EventLevel, int]]] = {
 logger = logging.getLogger(GUEST_LOGGER)
 
 
+def configure(settings: object, hooks: Hooks) -> tuple[Capability, ...]:
+    """No setting yet: the cap is :data:`DEFAULT_MAX_LOG_EVENTS`."""
+    return (LoggingCapability(),)
+
+
 @final
-class LoggingCapability:
+class LoggingCapability(CapabilityBase):
     """``log-info``, ``log-warn``, ``log-error`` (message: string)."""
 
     name = "logging"

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 from typing import Final, final
 
-from ._base import Err, LinkerInstanceBuilder, Ok, host_function, interface_name, wit_record
-from ._invocation import Invocation, UserInfo
+from ..engine import Err, Invocation, LinkerInstanceBuilder, Ok, UserInfo, host_function, wit_record
+from ._unit import Capability, CapabilityBase, Hooks, interface_name
 
-__all__ = ["UserCapability", "UserV2Capability"]
+__all__ = ["UserCapability", "UserV2Capability", "configure"]
 
 USER_GRANT: Final = "cap:user.read"
 """Always granted (so the capabilities' ``grant`` is None)."""
+
+
+def configure(settings: object, hooks: Hooks) -> tuple[Capability, ...]:
+    """Nothing to read: the user comes with each invocation. Both versions of the interface."""
+    return (UserCapability(), UserV2Capability())
 
 
 def _common_fields(invocation: Invocation, user: UserInfo) -> dict[str, object]:
@@ -28,7 +33,7 @@ def _common_fields(invocation: Invocation, user: UserInfo) -> dict[str, object]:
 
 
 @final
-class UserCapability:
+class UserCapability(CapabilityBase):
     """``get-user() -> result<user-data, user-error>``."""
 
     name = "user"
@@ -47,7 +52,7 @@ class UserCapability:
 
 
 @final
-class UserV2Capability:
+class UserV2Capability(CapabilityBase):
     """``get-user() -> result<user-data-v2, user-error>`` (adds ``client-id`` and ``additional-fields``)."""
 
     name = "user-v2"

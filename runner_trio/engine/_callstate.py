@@ -20,7 +20,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime.component import ResourceHost
 
-from ..capabilities import Invocation, bind_invocation
+from ._invocation import Invocation, bind_invocation
 
 __all__ = [
     "DEFAULT_DEADLINE_GRACE",

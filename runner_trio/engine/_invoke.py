@@ -19,11 +19,12 @@ import trio
 import wasmtime
 from wasmtime.component import Component, Linker
 
-from ..capabilities import Invocation, take_host_exception
 from ._callstate import CallState, bind_call, in_trio_thread, install_epoch_callback
 from ._classify import classify_failure, summarize
 from ._engine import WasmEngine
 from ._errors import GuestError, TickerError
+from ._host import take_host_exception
+from ._invocation import Invocation
 from ._output import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES, OutputCapture
 from ._values import GuestRequest, GuestResponse, build_execute_request, parse_execute_response
 from ._wasi import new_wasi_config

@@ -1,54 +1,69 @@
 """The Linker: built once, shared by every thread (a Store per invocation is what isolates them).
 
 Contents: wasmtime's WASIp2 (never ``wasi:http``: it would let a guest reach the network around the egress
-policy), this runner's clock and poll overrides (``_wasi.py``), and every interface of the
-``alga:extension/runner`` world, each defined by its capability. Interfaces are defined explicitly rather
-than with ``define_unknown_imports_as_traps``, which replaced real WASI functions with traps.
+policy), this runner's clock and poll overrides (``_wasi.py``), and the host interfaces of the capabilities
+it is given, each defined by the capability itself. The engine knows no capability: which interfaces a world
+has, and which capability answers each, is decided by the caller (``runner_trio.capabilities``). Interfaces
+are defined explicitly rather than with ``define_unknown_imports_as_traps``, which replaced real WASI
+functions with traps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 from wasmtime.component import Linker
 
-from ..capabilities import WORLD_INTERFACES, Capability, default_capabilities, interface_name
 from ._engine import WasmEngine
 from ._errors import EngineError
+from ._host import LinkerInstanceBuilder
 from ._wasi import define_wasi_overrides
 
-__all__ = ["build_linker"]
+__all__ = ["Capability", "build_linker"]
 
 
-def build_linker(engine: WasmEngine, capabilities: Iterable[Capability] = ()) -> Linker:
-    """The shared Linker for ``engine``.
+class Capability(Protocol):
+    """What the engine needs of a host interface: its name, and a way to define it on the Linker.
+
+    The lifecycle, after Spin's "factors": a capability is configured once at start (its settings and
+    backends, outside the engine), linked once here (``link``), and answers per invocation through the
+    :class:`Invocation` its host functions find with ``current_invocation()``.
+
+    Attributes:
+        name: the interface it implements, e.g. ``"http"``; two capabilities never share one.
+    """
+
+    name: str
+
+    def link(self, root: LinkerInstanceBuilder) -> None:
+        """Define the interface's host functions on the Linker (called once, when the Linker is built)."""
+        ...
+
+
+def build_linker(engine: WasmEngine, capabilities: Iterable[Capability]) -> Linker:
+    """A Linker for ``engine`` with WASI and exactly the given capabilities, linked in the given order.
 
     Args:
         engine: the process's engine.
-        capabilities: capabilities that replace the defaults of the same name (the defaults answer
-            ``context``, ``logging`` and ``user`` and deny every other interface).
+        capabilities: one per host interface the guests may import.
 
     Raises:
-        EngineError: a capability names an interface the world does not have, or one is given twice.
+        EngineError: two capabilities have the same name.
     """
-    chosen = {capability.name: capability for capability in default_capabilities()}
+    chosen: list[Capability] = []
     seen: set[str] = set()
     for capability in capabilities:
-        if capability.name not in WORLD_INTERFACES:
-            raise EngineError(f"capability {capability.name!r} is not an interface of the runner world")
         if capability.name in seen:
             raise EngineError(f"two capabilities implement {capability.name!r}")
         seen.add(capability.name)
-        chosen[capability.name] = capability
+        chosen.append(capability)
     linker = Linker(engine.wasmtime)
     linker.add_wasip2()
     linker.allow_shadowing = True
     with linker.root() as root:
         define_wasi_overrides(root, engine.wasip2_version)
-        # Guests import the types-only interface their world `use`s; it needs a (empty) definition.
-        with root.add_instance(interface_name("types")):
-            pass
-        for name in WORLD_INTERFACES:
-            chosen[name].link(root)
+        for capability in chosen:
+            capability.link(root)
     linker.allow_shadowing = False
     return linker

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Final, final
 
-from ..capabilities import EventLevel, EventSink, EventStream, InvocationCounters
+from ._invocation import EventLevel, EventSink, EventStream, InvocationCounters
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",

@@ -24,8 +24,8 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime.component import _enter, _linker, _types
 
-from ..capabilities import Err, Ok, stash_host_exception
 from ._errors import EngineError
+from ._host import Err, Ok, stash_host_exception
 
 __all__ = ["install"]
 

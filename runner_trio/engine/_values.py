@@ -25,7 +25,8 @@ from typing import Any, Final
 from wasmtime import _ffi as ffi
 from wasmtime.component import ListType, Record
 
-from ..capabilities import InvocationContext, wit_record
+from ._host import wit_record
+from ._invocation import InvocationContext
 
 __all__ = [
     "GuestRequest",

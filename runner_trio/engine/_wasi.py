@@ -23,9 +23,10 @@ from typing import Any, Final
 import wasmtime
 from wasmtime.component import Component, Linker, LinkerInstance, ResourceAny, ResourceType
 
-from ..capabilities import Invocation, host_function
 from ._callstate import POLLABLE_TYPE, current_call
 from ._errors import EngineError
+from ._host import host_function
+from ._invocation import Invocation
 
 __all__ = ["WASIP2_VERSION_HINT", "define_wasi_overrides", "detect_wasip2_version", "new_wasi_config"]
 

@@ -8,9 +8,9 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from runner_trio.capabilities._host_errors import HostCallError, HostScope
-from runner_trio.capabilities._storage_base import Entry
-from runner_trio.capabilities._storage_sqlite import SqliteStorage
+from runner_trio.capabilities import HostCallError
+from runner_trio.capabilities.storage import Entry, SqliteStorage
+from runner_trio.engine import HostScope
 
 from ._servers import Handler, Req, Resp
 

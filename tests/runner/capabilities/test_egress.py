@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from runner_trio.capabilities.egress import EgressEntryError, EgressPolicy
+from runner_trio.capabilities.http import EgressEntryError, EgressPolicy
 
 POLICY = EgressPolicy.parse("api.example.com, *.example.org:8443, 127.0.0.1:9000, [::1]:8080, Bücher.de, 10.1.2.3, ::2")
 

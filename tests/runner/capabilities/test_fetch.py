@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from runner_trio.capabilities._fetch import GuestFetcher, is_public_address
-from runner_trio.capabilities._host_errors import HostCallError, HostScope
-from runner_trio.capabilities.egress import EgressPolicy, IPAddress
+from runner_trio.capabilities import HostCallError
+from runner_trio.capabilities.http import EgressPolicy, GuestFetcher, IPAddress, is_public_address
+from runner_trio.engine import HostScope
 
 from ._servers import Req, Resp, Server, self_signed
 

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 import trio
 
-from runner_trio.capabilities._host_errors import HostCallError, HostScope, HostUser
-from runner_trio.capabilities._platform_client import PlatformClient
+from runner_trio.capabilities import HostCallError
+from runner_trio.capabilities.platform import PlatformClient
+from runner_trio.engine import HostScope, HostUser
 
 from ._servers import Req, Resp, Server
 

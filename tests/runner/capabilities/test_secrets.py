@@ -9,8 +9,9 @@ import pytest
 import trio
 
 import sealing
-from runner_trio.capabilities._host_errors import HostCallError, HostScope, SecretEnvelopeError
-from runner_trio.capabilities._secret_store import SecretMap, SecretResolver
+from runner_trio.capabilities import HostCallError, SecretEnvelopeError
+from runner_trio.capabilities.secrets import SecretMap, SecretResolver
+from runner_trio.engine import HostScope
 
 from ._servers import Req, Resp, Server
 

@@ -7,16 +7,17 @@ from pathlib import Path
 import pytest
 import trio
 
-from runner_trio.capabilities._host_errors import HostCallError, HostScope
-from runner_trio.capabilities._storage_base import (
+from runner_trio.capabilities import HostCallError
+from runner_trio.capabilities.storage import (
+    HttpStorage,
+    SqliteStorage,
     StorageBackend,
     StorageConfigError,
     StorageLimits,
     WitStorageAdapter,
     open_storage,
 )
-from runner_trio.capabilities._storage_http import HttpStorage
-from runner_trio.capabilities._storage_sqlite import SqliteStorage
+from runner_trio.engine import HostScope
 
 from ._servers import Req, Resp, Server
 from ._storage_api import AUTH_KEY, storage_api
@@ -211,7 +212,7 @@ async def test_concurrent_compare_and_swap_has_one_winner_per_revision(store: St
 
 
 async def test_wit_adapter(store: StorageBackend) -> None:
-    from runner_trio.capabilities._storage_base import Entry
+    from runner_trio.capabilities.storage import Entry
 
     adapter = WitStorageAdapter(store)
     scope = install()

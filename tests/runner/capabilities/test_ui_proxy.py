@@ -6,8 +6,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 import trio
 
-from runner_trio.capabilities._host_errors import HostCallError, HostScope, HostUser
-from runner_trio.capabilities._ui_proxy_client import UiProxyClient
+from runner_trio.capabilities import HostCallError
+from runner_trio.capabilities.ui_proxy import UiProxyClient
+from runner_trio.engine import HostScope, HostUser
 
 from ._servers import Req, Resp, Server
 

@@ -8,8 +8,8 @@ import pytest
 import trio
 from wasmtime.component import Component, Linker
 
-from runner_trio.capabilities import Invocation, InvocationContext
-from runner_trio.engine import WasmEngine, build_linker
+from runner_trio.capabilities import world_linker as build_linker
+from runner_trio.engine import Invocation, InvocationContext, WasmEngine
 from tests.guests.wat import load_wat, wat_names
 
 

@@ -17,10 +17,7 @@ from wasmtime.component import Component, Linker
 from runner_trio.capabilities import (
     ClientsCapability,
     HostCallError,
-    HostScope,
     HttpCapability,
-    Invocation,
-    InvocationContext,
     InvoicingCapability,
     LoggingCapability,
     SchedulerCapability,
@@ -28,10 +25,19 @@ from runner_trio.capabilities import (
     StorageCapability,
     StorageEntry,
     UiProxyCapability,
-    UserInfo,
 )
-from runner_trio.capabilities._fetch import FetchResponse
-from runner_trio.engine import GuestError, GuestRequest, WasmEngine, build_linker, invoke
+from runner_trio.capabilities import world_linker as build_linker
+from runner_trio.capabilities.http import FetchResponse
+from runner_trio.engine import (
+    GuestError,
+    GuestRequest,
+    HostScope,
+    Invocation,
+    InvocationContext,
+    UserInfo,
+    WasmEngine,
+    invoke,
+)
 from tests._timing import DEADLINE_SLACK_S
 
 from .conftest import Events

@@ -9,15 +9,18 @@ import pytest
 import trio
 from wasmtime.component import Component
 
-from runner_trio.capabilities import (
+from runner_trio.capabilities import interface_name
+from runner_trio.capabilities import world_linker as build_linker
+from runner_trio.engine import (
+    GuestRequest,
     Invocation,
     InvocationContext,
     LinkerInstanceBuilder,
     Ok,
+    WasmEngine,
     host_function,
-    interface_name,
+    invoke,
 )
-from runner_trio.engine import GuestRequest, WasmEngine, build_linker, invoke
 
 
 class HostBug(Exception):

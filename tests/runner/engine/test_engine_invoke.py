@@ -10,8 +10,7 @@ import trio
 import wasmtime
 from wasmtime.component import Component, Linker
 
-from runner_trio.capabilities import Invocation
-from runner_trio.engine import GuestError, GuestRequest, WasmEngine, invoke
+from runner_trio.engine import GuestError, GuestRequest, Invocation, WasmEngine, invoke
 from tests._timing import DEADLINE_SLACK_S
 
 GET = GuestRequest("GET", "/")

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import pytest
 from wasmtime.component import Component, Linker
 
-from runner_trio.capabilities import Invocation
 from runner_trio.engine import (
     GuestRequest,
+    Invocation,
     WasmEngine,
     fast_bytes_installed,
     invoke,

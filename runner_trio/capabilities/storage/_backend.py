@@ -1,4 +1,4 @@
-"""Extension key-value storage (``cap:storage.kv``): the backend protocol, the limits, shared validation.
+"""Extension key-value storage (``cap:storage.kv``): the one backend protocol, the limits, shared validation.
 
 Records are keyed by (tenant, owner, namespace, key), where the owner is the install (``install/<id>``).
 ``revision`` starts at 1 and grows by 1 on every write. A put with ``if_revision`` set is a compare-and-swap:
@@ -23,9 +23,10 @@ platform's storage API is per install.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Protocol, final
+from typing import Final, Protocol
 
-from ._host_errors import HostCallError, HostScope
+from ...engine import HostScope
+from .._errors import HostCallError
 
 __all__ = [
     "DEFAULT_MAX_KEYS_PER_NAMESPACE",
@@ -37,10 +38,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "Entry",
     "StorageBackend",
-    "StorageConfigError",
     "StorageLimits",
-    "WitStorageAdapter",
-    "open_storage",
     "storage_owner",
 ]
 
@@ -53,10 +51,6 @@ DEFAULT_MAX_TOTAL_BYTES: Final = 64 * 1024 * 1024
 """Bytes of keys (UTF-8) plus values held by one install, across its namespaces."""
 DEFAULT_PAGE_SIZE: Final = 100
 """Entries per ``list-entries`` page (also the platform API's maximum)."""
-
-
-class StorageConfigError(ValueError):
-    """``RUNNER_STORAGE_URL`` names no backend this runner has, or cannot be used as given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +124,8 @@ def storage_owner(scope: HostScope, *, allow_extension_fallback: bool) -> str:
 
 
 class StorageBackend(Protocol):
-    """What ``storage.*`` host functions call. Every method may raise :class:`HostCallError`."""
+    """What a storage backend implements (SQLite, the platform's HTTP API). Every method may raise
+    :class:`HostCallError`; the glue reaches it through :class:`WitStorageAdapter`."""
 
     async def get(self, scope: HostScope, namespace: str, key: str) -> Entry:
         """The entry, or ``missing``."""
@@ -155,70 +150,3 @@ class StorageBackend(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
-
-
-class _EntryLike(Protocol):
-    @property
-    def namespace(self) -> str: ...
-    @property
-    def key(self) -> str: ...
-    @property
-    def value(self) -> bytes: ...
-    @property
-    def revision(self) -> int | None: ...
-
-
-@final
-class WitStorageAdapter:
-    """A backend in the shape of the WIT functions: ``put(scope, entry)`` (``entry.revision`` = the expected
-    revision, ``None`` = unconditional) and ``list_entries(scope, namespace, cursor)`` answering one page."""
-
-    def __init__(self, backend: StorageBackend) -> None:
-        self.backend = backend
-
-    async def get(self, scope: HostScope, namespace: str, key: str) -> Entry:
-        return await self.backend.get(scope, namespace, key)
-
-    async def put(self, scope: HostScope, entry: _EntryLike) -> Entry:
-        return await self.backend.put(scope, entry.namespace, entry.key, entry.value, entry.revision)
-
-    async def delete(self, scope: HostScope, namespace: str, key: str) -> None:
-        await self.backend.delete(scope, namespace, key)
-
-    async def list_entries(self, scope: HostScope, namespace: str, cursor: str | None) -> list[Entry]:
-        entries, _next = await self.backend.list_entries(scope, namespace, cursor)
-        return entries
-
-    async def aclose(self) -> None:
-        await self.backend.aclose()
-
-
-def open_storage(
-    url: str,
-    *,
-    auth_key: str | None = None,
-    limits: StorageLimits | None = None,
-) -> StorageBackend:
-    """Make the backend ``RUNNER_STORAGE_URL`` names.
-
-    Args:
-        url: ``sqlite:///relative/path``, ``sqlite:////absolute/path``, or the platform's ``http(s)://`` base.
-        auth_key: ``x-runner-auth`` for the HTTP backend (``RUNNER_STORAGE_AUTH_KEY``).
-        limits: the storage limits; the defaults above when ``None``.
-
-    Raises:
-        StorageConfigError: an unknown scheme or an unusable path.
-    """
-    chosen = limits if limits is not None else StorageLimits()
-    if url.startswith("sqlite:///"):
-        from ._storage_sqlite import SqliteStorage
-
-        path = url.removeprefix("sqlite:///")
-        if not path or path == ":memory:" or path.startswith("file:"):
-            raise StorageConfigError("RUNNER_STORAGE_URL: sqlite needs a file path (sqlite:///path)")
-        return SqliteStorage(path, limits=chosen)
-    if url.startswith(("http://", "https://")):
-        from ._storage_http import HttpStorage
-
-        return HttpStorage(url, auth_key, limits=chosen)
-    raise StorageConfigError("RUNNER_STORAGE_URL: expected sqlite:///path or an http(s):// base URL")

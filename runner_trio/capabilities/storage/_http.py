@@ -28,15 +28,10 @@ import binascii
 import json
 from typing import Any, Final, TypeGuard, final
 
-from ._host_errors import HostCallError, HostScope
-from ._httpio import (
-    DEFAULT_INTERNAL_TIMEOUT,
-    DEFAULT_MAX_INTERNAL_RESPONSE_BYTES,
-    InternalApi,
-    InternalApiError,
-    path_segment,
-)
-from ._storage_base import Entry, StorageLimits, storage_owner
+from ...engine import HostScope
+from .._errors import HostCallError, InternalApiError
+from .._httpio import DEFAULT_INTERNAL_TIMEOUT, DEFAULT_MAX_INTERNAL_RESPONSE_BYTES, InternalApi, path_segment
+from ._backend import Entry, StorageLimits, storage_owner
 
 __all__ = ["HttpStorage"]
 

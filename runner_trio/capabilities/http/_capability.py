@@ -12,19 +12,18 @@ from typing import Any, Final, Protocol, final
 
 from wasmtime.component import Record
 
-from ._base import (
+from ...engine import (
     Err,
+    HostScope,
+    Invocation,
     LinkerInstanceBuilder,
     Ok,
     call_backend,
-    denied,
-    guest_error,
     host_function,
-    interface_name,
     wit_record,
 )
-from ._host_errors import HostCallError, HostScope
-from ._invocation import Invocation
+from .._errors import HostCallError
+from .._unit import CapabilityBase, aclose_backend, denied, guest_error, interface_name
 
 __all__ = ["HTTP_ERRORS", "HttpBackend", "HttpCapability", "HttpResponseLike"]
 
@@ -58,7 +57,7 @@ class HttpBackend(Protocol):
 
 
 @final
-class HttpCapability:
+class HttpCapability(CapabilityBase):
     """``fetch(request: http-request) -> result<http-response, http-error>``.
 
     Args:
@@ -70,6 +69,9 @@ class HttpCapability:
 
     def __init__(self, backend: HttpBackend | None = None) -> None:
         self.backend = backend
+
+    async def aclose(self) -> None:
+        await aclose_backend(self.backend)
 
     def link(self, root: LinkerInstanceBuilder) -> None:
         with root.add_instance(interface_name(self.name)) as instance:

@@ -31,8 +31,9 @@ import trio
 
 import sealing
 
-from ._host_errors import HostCallError, HostScope, SecretEnvelopeError
-from ._httpio import BodyTooLarge, path_segment, read_capped
+from ...engine import HostScope
+from .._errors import BodyTooLarge, HostCallError, SecretEnvelopeError
+from .._httpio import path_segment, read_capped
 
 __all__ = [
     "DEFAULT_CACHE_TTL",

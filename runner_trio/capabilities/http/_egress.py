@@ -34,10 +34,11 @@ from typing import Final, Literal, final
 
 import httpx
 
+from .._errors import EgressEntryError
+
 __all__ = [
     "DEFAULT_PORTS",
     "Decision",
-    "EgressEntryError",
     "EgressPolicy",
     "EgressRule",
     "IPAddress",
@@ -59,15 +60,6 @@ URL_REASONS: Final = frozenset({REASON_INVALID_URL, REASON_SCHEME})
 
 _LABEL: Final = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _MAX_HOST_CHARS: Final = 253
-
-
-class EgressEntryError(ValueError):
-    """An ``EXT_EGRESS_ALLOWLIST`` entry does not follow the grammar; the message names the entry."""
-
-    def __init__(self, entry: str, problem: str) -> None:
-        super().__init__(f"EXT_EGRESS_ALLOWLIST entry {entry!r}: {problem}")
-        self.entry = entry
-        self.problem = problem
 
 
 @dataclass(frozen=True, slots=True)

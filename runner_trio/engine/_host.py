@@ -1,14 +1,9 @@
-"""The capability protocol: one unit per host interface, linked once, answering per invocation.
-
-Modelled on Spin's "factors": each module of this package defines one interface of the
-``alga:extension/runner`` world (``name``), the grant that enables it (``grant``), and defines its host
-functions on the shared Linker once (``link``). Host functions read the per-invocation state from
-:func:`current_invocation`.
+"""Host-function glue: how a Python function becomes a wasmtime host function, and how WIT values look.
 
 Two kinds of failure stay distinct:
 
 * a *guest-visible error* is the interface's own error variant (``denied``, ``not-allowed``, ``missing``...),
-  returned as a value: a capability that is not granted or has no backend answers this way, never with a trap;
+  returned as a value (:class:`Err`): a capability that is not granted or has no backend answers this way;
 * a *host bug* (any other exception, trio's ``Cancelled`` included) becomes a trap: :func:`host_function`
   stashes the exception thread-locally and raises ``WasmtimeError``; ``invoke()`` re-raises the stashed one
   after the guest call. wasmtime-py would otherwise hand it back through a module-global variable, where a
@@ -23,29 +18,22 @@ could not tell the cases apart by Python type (``result<option<T>, E>``, ``resul
 from __future__ import annotations
 
 import functools
-import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, Protocol, TypeVar, final
+from typing import Any, TypeVar, final
 
 import trio
 from wasmtime import WasmtimeError
 from wasmtime.component import LinkerInstance, Record, Variant
 
-from ._host_errors import HostCallError
 from ._invocation import Invocation, current_invocation
 
 __all__ = [
-    "PACKAGE",
-    "Capability",
     "Err",
     "LinkerInstanceBuilder",
     "Ok",
     "call_backend",
-    "denied",
-    "guest_error",
     "host_function",
-    "interface_name",
     "mapping_to_record",
     "record_to_mapping",
     "stash_host_exception",
@@ -53,36 +41,10 @@ __all__ = [
     "wit_record",
 ]
 
-PACKAGE: Final = "alga:extension"
-"""The WIT package (no version): interfaces are linked as ``alga:extension/<name>``."""
-
 LinkerInstanceBuilder = LinkerInstance
-"""What ``link`` receives: the Linker's root instance (``add_instance(name)`` returns a child to define on)."""
-
-_log = logging.getLogger("runner_trio.capabilities")
+"""What ``Capability.link`` receives: the Linker's root instance (``add_instance(name)`` returns a child)."""
 
 T = TypeVar("T")
-
-
-class Capability(Protocol):
-    """One interface of the ``alga:extension/runner`` world.
-
-    Attributes:
-        name: the interface it implements, e.g. ``"http"`` (linked as ``alga:extension/http``).
-        grant: the capability that enables it, e.g. ``"cap:http.fetch"``; None means always granted.
-    """
-
-    name: str
-    grant: str | None
-
-    def link(self, root: LinkerInstanceBuilder) -> None:
-        """Define the interface's host functions on the Linker (called once, when the Linker is built)."""
-        ...
-
-
-def interface_name(name: str) -> str:
-    """``"http"`` -> ``"alga:extension/http"``."""
-    return f"{PACKAGE}/{name}"
 
 
 @final
@@ -197,27 +159,3 @@ def call_backend(invocation: Invocation, afn: Callable[..., Awaitable[T]], *args
             raise
         return trio.from_thread.run(afn, *args, trio_token=invocation.trio_token)
     return trio.from_thread.run(afn, *args)
-
-
-def guest_error(invocation: Invocation, exc: HostCallError, cases: frozenset[str]) -> Err:
-    """A backend's :class:`HostCallError` as the WIT ``err`` case of an enum with ``cases`` (and counted).
-
-    A variant the interface does not have becomes ``internal`` (every ``alga:extension`` error enum that a
-    backend can produce has it) rather than a conversion failure, which would trap the guest.
-    """
-    invocation.counters.add("host_errors")
-    variant = exc.variant if exc.variant in cases else "internal"
-    if variant == "internal":
-        # The guest only sees "internal"; the operator needs the why (backend details never hold secret values).
-        ctx = invocation.context
-        _log.warning(
-            "host call failed internally tenant=%s extension=%s request=%s: %s",
-            ctx.tenant_id, ctx.extension_id, ctx.request_id, exc.detail or exc.variant,
-        )
-    return Err(variant)
-
-
-def denied(invocation: Invocation, payload: T) -> T:
-    """Count a refused call and return ``payload`` (the interface's denial value)."""
-    invocation.counters.add("denied_calls")
-    return payload

@@ -19,8 +19,9 @@ from typing import Final, TypeVar, final
 
 import trio
 
-from ._host_errors import HostCallError, HostScope
-from ._storage_base import Entry, StorageLimits, storage_owner
+from ...engine import HostScope
+from .._errors import HostCallError
+from ._backend import Entry, StorageLimits, storage_owner
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "DEFAULT_MAX_THREADS", "SqliteStorage"]
 

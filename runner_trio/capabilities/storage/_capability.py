@@ -1,6 +1,8 @@
-"""``alga:extension/storage``: per-install key-value storage, behind ``cap:storage.kv``.
+"""``alga:extension/storage``: the WIT glue of per-install key-value storage, behind ``cap:storage.kv``.
 
-The glue between the WIT and a :class:`StorageBackend`; not granted, or no backend: ``denied``.
+The host functions call a :class:`WitStorage`: the WIT functions' own shape (``put(scope, entry)`` with the
+expected revision on the entry, ``list_entries`` answering one page). :class:`WitStorageAdapter` gives any
+:class:`StorageBackend` that shape. Not granted, or no backend: ``denied``.
 """
 
 from __future__ import annotations
@@ -11,21 +13,28 @@ from typing import Any, Final, Protocol, final
 
 from wasmtime.component import Record
 
-from ._base import (
+from ...engine import (
     Err,
+    HostScope,
+    Invocation,
     LinkerInstanceBuilder,
     Ok,
     call_backend,
-    denied,
-    guest_error,
     host_function,
-    interface_name,
     wit_record,
 )
-from ._host_errors import HostCallError, HostScope
-from ._invocation import Invocation
+from .._errors import HostCallError
+from .._unit import CapabilityBase, aclose_backend, denied, guest_error, interface_name
+from ._backend import Entry, StorageBackend
 
-__all__ = ["STORAGE_ERRORS", "StorageBackend", "StorageCapability", "StorageEntry", "StorageEntryLike"]
+__all__ = [
+    "STORAGE_ERRORS",
+    "StorageCapability",
+    "StorageEntry",
+    "StorageEntryLike",
+    "WitStorage",
+    "WitStorageAdapter",
+]
 
 STORAGE_ERRORS: Final = frozenset({"missing", "conflict", "denied", "internal"})
 
@@ -56,8 +65,8 @@ class StorageEntryLike(Protocol):
     def revision(self) -> int | None: ...
 
 
-class StorageBackend(Protocol):
-    """Stores entries of one install (``scope.install_id``); raises :class:`HostCallError` with a
+class WitStorage(Protocol):
+    """What the host functions call, in the shape of the WIT functions; raises :class:`HostCallError` with a
     ``storage-error`` case (``missing``, ``conflict``, ``denied``, ``internal``)."""
 
     async def get(self, scope: HostScope, namespace: str, key: str) -> StorageEntryLike: ...
@@ -72,7 +81,33 @@ class StorageBackend(Protocol):
 
 
 @final
-class StorageCapability:
+class WitStorageAdapter:
+    """A :class:`StorageBackend` in the shape of the WIT functions: ``put(scope, entry)`` (``entry.revision`` =
+    the expected revision, ``None`` = unconditional) and ``list_entries(scope, namespace, cursor)`` answering
+    one page."""
+
+    def __init__(self, backend: StorageBackend) -> None:
+        self.backend = backend
+
+    async def get(self, scope: HostScope, namespace: str, key: str) -> Entry:
+        return await self.backend.get(scope, namespace, key)
+
+    async def put(self, scope: HostScope, entry: StorageEntryLike) -> Entry:
+        return await self.backend.put(scope, entry.namespace, entry.key, entry.value, entry.revision)
+
+    async def delete(self, scope: HostScope, namespace: str, key: str) -> None:
+        await self.backend.delete(scope, namespace, key)
+
+    async def list_entries(self, scope: HostScope, namespace: str, cursor: str | None) -> list[Entry]:
+        entries, _next = await self.backend.list_entries(scope, namespace, cursor)
+        return entries
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+
+@final
+class StorageCapability(CapabilityBase):
     """``get``, ``put``, ``delete``, ``list-entries``.
 
     Args:
@@ -82,8 +117,11 @@ class StorageCapability:
     name = "storage"
     grant: str | None = "cap:storage.kv"
 
-    def __init__(self, backend: StorageBackend | None = None) -> None:
+    def __init__(self, backend: WitStorage | None = None) -> None:
         self.backend = backend
+
+    async def aclose(self) -> None:
+        await aclose_backend(self.backend)
 
     def link(self, root: LinkerInstanceBuilder) -> None:
         with root.add_instance(interface_name(self.name)) as instance:
@@ -92,7 +130,7 @@ class StorageCapability:
             instance.add_func("delete", host_function(self.delete))
             instance.add_func("list-entries", host_function(self.list_entries))
 
-    def _backend(self, invocation: Invocation) -> StorageBackend | None:
+    def _backend(self, invocation: Invocation) -> WitStorage | None:
         if not invocation.allows(self.grant):
             return None
         return self.backend

@@ -7,18 +7,9 @@ from __future__ import annotations
 
 from typing import Final, Protocol, final
 
-from ._base import (
-    Err,
-    LinkerInstanceBuilder,
-    Ok,
-    call_backend,
-    denied,
-    guest_error,
-    host_function,
-    interface_name,
-)
-from ._host_errors import HostCallError, HostScope
-from ._invocation import Invocation
+from ...engine import Err, HostScope, Invocation, LinkerInstanceBuilder, Ok, call_backend, host_function
+from .._errors import HostCallError
+from .._unit import CapabilityBase, aclose_backend, denied, guest_error, interface_name
 
 __all__ = ["PROXY_ERRORS", "UiProxyBackend", "UiProxyCapability"]
 
@@ -33,7 +24,7 @@ class UiProxyBackend(Protocol):
 
 
 @final
-class UiProxyCapability:
+class UiProxyCapability(CapabilityBase):
     """``call-route(route, payload: option<list<u8>>) -> result<list<u8>, proxy-error>``.
 
     Args:
@@ -45,6 +36,9 @@ class UiProxyCapability:
 
     def __init__(self, backend: UiProxyBackend | None = None) -> None:
         self.backend = backend
+
+    async def aclose(self) -> None:
+        await aclose_backend(self.backend)
 
     def link(self, root: LinkerInstanceBuilder) -> None:
         with root.add_instance(interface_name(self.name)) as instance:

@@ -18,25 +18,28 @@ from typing import Any, Final, Protocol, final
 
 from wasmtime.component import Record
 
-from ._base import (
+from ...engine import (
     Err,
+    HostScope,
+    Invocation,
     LinkerInstanceBuilder,
     Ok,
     call_backend,
-    denied,
-    guest_error,
     host_function,
-    interface_name,
     mapping_to_record,
     record_to_mapping,
 )
-from ._host_errors import HostCallError, HostScope
-from ._invocation import Invocation
+from .._errors import HostCallError
+from .._unit import CapabilityBase, aclose_backend, denied, guest_error, interface_name
 
 __all__ = [
+    "READ_ERRORS",
+    "SCHEDULER_ERRORS",
     "ClientsCapability",
     "InvoicingCapability",
+    "Operation",
     "PlatformBackend",
+    "PlatformCapability",
     "SchedulerCapability",
     "ServicesCapability",
 ]
@@ -62,7 +65,7 @@ SCHEDULER_ERRORS: Final = frozenset({"not-found", "validation-failed", "quota-ex
 READ_ERRORS: Final = frozenset({"not-allowed", "invalid-input", "internal"})
 
 
-class PlatformCapability:
+class PlatformCapability(CapabilityBase):
     """Shared glue of the forwarding interfaces; subclasses fix ``name``, ``grant`` and the operations."""
 
     name: str
@@ -73,6 +76,10 @@ class PlatformCapability:
 
     def __init__(self, backend: PlatformBackend | None = None) -> None:
         self.backend = backend
+
+    async def aclose(self) -> None:
+        # The four interfaces share one client; closing it is idempotent.
+        await aclose_backend(self.backend)
 
     def link(self, root: LinkerInstanceBuilder) -> None:
         with root.add_instance(interface_name(self.name)) as instance:

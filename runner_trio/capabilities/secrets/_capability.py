@@ -1,37 +1,57 @@
 """``alga:extension/secrets``: the invocation's secrets, behind ``cap:secrets.get``.
 
-The values come from :attr:`Invocation.secrets` (a :class:`SecretsProvider` the runner opens per request).
+The values come from :attr:`Invocation.secrets`, a :class:`SecretsProvider` that :meth:`SecretsCapability.prepare`
+opens per invocation from its secret envelope (with the :class:`SecretResolver` configured at start).
 Not granted, or no provider: ``get`` answers ``denied`` and ``list-keys`` an empty list.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Final, final
 
-from ._base import (
+from ...engine import (
     Err,
+    Invocation,
     LinkerInstanceBuilder,
     Ok,
+    SecretsProvider,
     call_backend,
-    denied,
-    guest_error,
     host_function,
-    interface_name,
 )
-from ._host_errors import HostCallError
-from ._invocation import Invocation, SecretsProvider
+from .._errors import HostCallError
+from .._unit import CapabilityBase, InvocationInputs, denied, guest_error, interface_name
+from ._resolver import SecretResolver
 
-__all__ = ["SECRET_ERRORS", "SecretsCapability", "SecretsProvider"]
+__all__ = ["SECRET_ERRORS", "SecretsCapability"]
 
 SECRET_ERRORS: Final = frozenset({"missing", "denied", "expired", "internal"})
 
 
 @final
-class SecretsCapability:
-    """``get(key) -> result<string, secret-error>``, ``list-keys() -> list<string>``."""
+class SecretsCapability(CapabilityBase):
+    """``get(key) -> result<string, secret-error>``, ``list-keys() -> list<string>``.
+
+    Args:
+        resolver: opens secret envelopes; None leaves every invocation without secrets.
+    """
 
     name = "secrets"
     grant: str | None = "cap:secrets.get"
+
+    def __init__(self, resolver: SecretResolver | None = None) -> None:
+        self.resolver = resolver
+
+    async def prepare(self, invocation: Invocation, inputs: InvocationInputs) -> Invocation:
+        """Open the invocation's envelope into its :attr:`Invocation.secrets` (none sent: left as it is).
+
+        Raises:
+            SecretEnvelopeError: the envelope cannot be opened (the runner answers ``secret_decrypt_failed``).
+        """
+        if inputs.secret_envelope is None or self.resolver is None:
+            return invocation
+        secrets = await self.resolver.resolve(invocation.host_scope, inputs.secret_envelope)
+        return dataclasses.replace(invocation, secrets=secrets)
 
     def link(self, root: LinkerInstanceBuilder) -> None:
         with root.add_instance(interface_name(self.name)) as instance:

@@ -22,8 +22,9 @@ from urllib.parse import unquote
 import httpx
 import trio
 
-from ._host_errors import HostCallError, HostScope
-from ._httpio import BodyTooLarge, path_segment, read_capped, scope_headers
+from ...engine import HostScope
+from .._errors import BodyTooLarge, HostCallError
+from .._httpio import path_segment, read_capped, scope_headers
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",

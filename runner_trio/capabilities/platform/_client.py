@@ -37,14 +37,9 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final, final
 
-from ._host_errors import HostCallError, HostScope
-from ._httpio import (
-    DEFAULT_INTERNAL_TIMEOUT,
-    DEFAULT_MAX_INTERNAL_RESPONSE_BYTES,
-    InternalApi,
-    InternalApiError,
-    path_segment,
-)
+from ...engine import HostScope
+from .._errors import CapabilityError, HostCallError, InternalApiError
+from .._httpio import DEFAULT_INTERNAL_TIMEOUT, DEFAULT_MAX_INTERNAL_RESPONSE_BYTES, InternalApi, path_segment
 
 __all__ = ["PlatformClient", "camelize", "kebabize"]
 
@@ -79,8 +74,8 @@ _READ_ERRORS: Final = {401: "not-allowed", 403: "not-allowed", 429: "not-allowed
 _CAMEL: Final = re.compile(r"[-_]([a-z0-9])")
 
 
-class _BadShape(Exception):
-    pass
+class _BadShape(CapabilityError):
+    """A platform answer off the expected shape; always turned into ``internal`` or ``success: false`` here."""
 
 
 @final

@@ -33,9 +33,10 @@ from typing import Final, NoReturn, final
 import httpx
 import trio
 
-from ._host_errors import HostCallError, HostScope
-from ._httpio import BodyTooLarge, read_capped
-from .egress import URL_REASONS, EgressPolicy, IPAddress, effective_port, normalized_url_host
+from ...engine import HostScope
+from .._errors import BodyTooLarge, HostCallError
+from .._httpio import read_capped
+from ._egress import URL_REASONS, EgressPolicy, IPAddress, effective_port, normalized_url_host
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",

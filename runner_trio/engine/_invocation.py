@@ -1,5 +1,8 @@
 """Per-invocation state that host functions read: who calls, what they may do, where events go, until when.
 
+:class:`Invocation` is what the engine binds to the guest's thread; :class:`HostScope` is the part of it a
+capability backend acts for (tenant, extension, install, request, deadline, user), built once per invocation.
+
 ``invoke()`` binds one :class:`Invocation` to the worker thread that runs the guest; host functions find it with
 :func:`current_invocation`. A thread-local is the reliable way here: wasmtime calls host functions
 synchronously on the thread that entered the guest, and wasmtime-py hands host functions a ``StoreContext``
@@ -20,16 +23,17 @@ from typing import Final, Literal, Protocol, final
 
 import trio
 
-from ._host_errors import HostScope, HostUser
-
 __all__ = [
     "EVENT_LEVELS",
     "EventLevel",
     "EventSink",
     "EventStream",
+    "HostScope",
+    "HostUser",
     "Invocation",
     "InvocationContext",
     "InvocationCounters",
+    "ScopeUsage",
     "SecretsProvider",
     "UserInfo",
     "bind_invocation",
@@ -82,11 +86,67 @@ class UserInfo:
 
 
 class SecretsProvider(Protocol):
-    """The invocation's secrets (already opened); errors are ``HostCallError("missing" | "expired" | ...)``."""
+    """The invocation's secrets (already opened); a failure raises the secrets capability's guest-visible
+    error (``HostCallError("missing" | "expired" | ...)``)."""
 
     async def get(self, key: str) -> str: ...
 
     async def list_keys(self) -> Sequence[str]: ...
+
+
+@final
+class ScopeUsage:
+    """Mutable counters of one invocation, kept on its :class:`HostScope` (e.g. outbound requests made)."""
+
+    __slots__ = ("http_requests",)
+
+    def __init__(self) -> None:
+        self.http_requests = 0
+
+    def __repr__(self) -> str:
+        return f"ScopeUsage(http_requests={self.http_requests})"
+
+
+@dataclass(frozen=True, slots=True)
+class HostUser:
+    """The end user an invocation acts for, when the gateway sent one (forwarded for platform RBAC)."""
+
+    user_id: str
+    user_type: str
+    user_email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HostScope:
+    """Who a host call acts for, and until when. Build one per invocation and pass the same object to every call.
+
+    Attributes:
+        tenant_id: the invocation's tenant.
+        extension_id: the invocation's extension.
+        install_id: the install, when the gateway sent one.
+        request_id: the request id, forwarded to upstream services for correlation.
+        deadline: the invocation's deadline on the ``trio.current_time()`` clock; no host call outlives it.
+        version_id: the extension version, when known.
+        user: the end user, when known.
+        usage: per-invocation counters (request caps); shared by every call made with this scope.
+    """
+
+    tenant_id: str
+    extension_id: str
+    install_id: str | None = None
+    request_id: str | None = None
+    deadline: float = math.inf
+    version_id: str | None = None
+    user: HostUser | None = None
+    usage: ScopeUsage = field(default_factory=ScopeUsage, compare=False, repr=False)
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (negative once it has passed). Needs a running trio loop."""
+        return self.deadline - trio.current_time()
+
+    def bounded(self, timeout: float) -> float:
+        """``timeout`` cut to what is left of the invocation, never below zero."""
+        return max(0.0, min(timeout, self.remaining()))
 
 
 @final
