@@ -1,6 +1,6 @@
 """Benchmark ``bodies``: ``list<u8>`` round trips through the WAT ``echo`` guest, fast path vs stock conversion.
 
-Reuses ``runner_trio.engine._bench_values``: the same bare instantiate + call in one Store, once with
+Reuses ``benchmarks._values.bare_call``: the same bare instantiate + call in one Store, once with
 wasmtime-py's own element-by-element conversion (``stock_bytes_conversion()``) and once with the runner's
 fast path, alternating call by call. Every round trip is checked to return the bytes it was given.
 """
@@ -10,17 +10,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from runner_trio.engine import GuestRequest, WasmEngine, build_linker, stock_bytes_conversion
-from runner_trio.engine._bench_values import _bare_call
+from runner_trio.capabilities import world_linker
+from runner_trio.engine import GuestRequest, WasmEngine, stock_bytes_conversion
 
 from ._common import Row, Workspace, median, ms, pick, wat_guest
+from ._values import bare_call
 
 AIM = 10.0
 
 
 def _round_trip(engine: WasmEngine, linker: Any, echo: Any, request: GuestRequest) -> float:
     t0 = time.perf_counter()
-    response = _bare_call(engine, linker, echo, request)
+    response = bare_call(engine, linker, echo, request)
     elapsed = time.perf_counter() - t0
     if response.body != request.body:
         raise RuntimeError("the echo guest returned different bytes")
@@ -30,7 +31,7 @@ def _round_trip(engine: WasmEngine, linker: Any, echo: Any, request: GuestReques
 async def run(ws: Workspace) -> None:
     quick = ws.quick
     engine = WasmEngine()
-    linker = build_linker(engine)
+    linker = world_linker(engine)
     echo = engine.compile(wat_guest("echo"))
     for size, rounds in ((64 * 1024, pick(quick, 5, 15)), (1024 * 1024, pick(quick, 2, 5))):
         request = GuestRequest("POST", "/", body=bytes(range(256)) * (size // 256))

@@ -25,9 +25,16 @@ from runner_trio import Settings
 from runner_trio._execute import execute
 from runner_trio._runtime import Runtime
 from runner_trio._wire import parse_execute_request
-from runner_trio.capabilities import Invocation, InvocationContext
-from runner_trio.engine import GuestRequest, build_execute_request, invoke, parse_execute_response
-from runner_trio.engine._callstate import CallState, bind_call
+from runner_trio.engine import (
+    CallState,
+    GuestRequest,
+    Invocation,
+    InvocationContext,
+    bind_call,
+    build_execute_request,
+    invoke,
+    parse_execute_response,
+)
 
 from ._common import Row, Workspace, execute_doc, median, ms, pick, wat_guest
 
