@@ -275,12 +275,6 @@ class Settings:
     def resolved_cache_root(self) -> Path:
         return self.cache_root if self.cache_root is not None else self.var_dir / "cache"
 
-    @property
-    def resolved_storage_url(self) -> str:
-        if self.storage_url:
-            return self.storage_url
-        return f"sqlite:///{(self.var_dir / 'storage.sqlite3').resolve()}"
-
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
