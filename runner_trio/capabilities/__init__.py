@@ -1,16 +1,17 @@
 """Host interfaces of the ``alga:extension/runner`` world: one self-contained unit per interface, one shape.
 
 Each unit (``context``, ``user``, ``logging``, ``http``, ``storage``, ``secrets``, ``ui_proxy``, ``platform``)
-owns its settings, its backends and its WIT glue, and exposes ``configure(settings, hooks)``; each capability
-it returns has ``link`` (once, on the Linker) and ``prepare`` (per invocation), and ``aclose``. The host-function
-glue (``host_function``, ``Ok``/``Err``, ``wit_record``, ``Invocation``, ``HostScope``) is the engine's.
+owns its settings, its backends and its WIT glue, and exposes ``configure(settings, hooks)`` and ``defaults()``;
+each capability it returns has ``link`` (once, on the Linker), ``prepare`` (per invocation) and ``aclose``.
+The host-function glue (``host_function``, ``Ok``/``Err``, ``wit_record``, ``Invocation``, ``HostScope``) is the
+engine's.
 
 Public API::
 
     capabilities = configure_capabilities(settings, Hooks(on_egress_denied=...))   # at start
     linker = world_linker(engine, capabilities)                                   # once
     invocation = await prepare_invocation(capabilities, invocation, InvocationInputs(secret_envelope=...))
-    Capability, CapabilityBase, Hooks, InvocationInputs, CapabilitySettings, UNITS, WORLD_INTERFACES,
+    Capability, CapabilityBase, Hooks, InvocationInputs, CapabilitySettings, Unit, UNITS, WORLD_INTERFACES,
     default_capabilities, PACKAGE, interface_name, guest_error, denied
     ContextCapability, LoggingCapability, UserCapability, UserV2Capability (always granted)
     SecretsCapability, HttpCapability, StorageCapability, UiProxyCapability, SchedulerCapability,
@@ -48,6 +49,7 @@ from ._world import (
     UNITS,
     WORLD_INTERFACES,
     CapabilitySettings,
+    Unit,
     configure_capabilities,
     default_capabilities,
     prepare_invocation,
@@ -103,6 +105,7 @@ __all__ = [
     "StorageEntryLike",
     "UiProxyBackend",
     "UiProxyCapability",
+    "Unit",
     "UserCapability",
     "UserV2Capability",
     "WitStorage",

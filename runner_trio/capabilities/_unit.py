@@ -3,7 +3,8 @@
 A capability is one unit per host interface of the ``alga:extension/runner`` world, after Spin's "factors":
 
 * ``configure(settings, hooks)`` (a module-level function of each unit) reads and validates the unit's
-  settings once at start and builds its backends; it returns the unit's capabilities;
+  settings once at start and builds its backends; it returns the unit's capabilities (``defaults()``
+  returns them without backends);
 * ``link(root)`` defines the interface's host functions on the shared Linker, once;
 * ``prepare(invocation, inputs)`` makes the per-invocation state before the guest runs (the secrets unit
   opens the envelope; most units have none and return the invocation as it is);

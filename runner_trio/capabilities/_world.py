@@ -1,12 +1,13 @@
-"""The ``alga:extension/runner`` world: its interfaces, the capability list, and the Linker built from it.
+"""The ``alga:extension/runner`` world: the capability list, its interfaces, and the Linker built from it.
 
-Adding a capability is adding its folder (or module) with a ``configure`` function, and one line in
-:data:`UNITS`; a unit that reads settings also adds its settings protocol to :class:`CapabilitySettings`.
+Adding a capability is adding its unit (a module or a folder with ``configure`` and ``defaults``) and one line
+in :data:`UNITS`; a unit that reads settings also lists its settings protocol among
+:class:`CapabilitySettings`' bases, so that ``runner_trio.Settings`` is checked against it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final, Protocol, final
 
 from wasmtime.component import Linker
@@ -15,94 +16,71 @@ from ..engine import Capability as EngineCapability
 from ..engine import EngineError, Invocation, LinkerInstanceBuilder, WasmEngine, build_linker
 from . import context, http, logging, platform, secrets, storage, ui_proxy, user
 from ._unit import Capability, Hooks, InvocationInputs, interface_name
-from .context import ContextCapability
-from .http import HttpCapability, HttpSettings
-from .logging import LoggingCapability
-from .platform import (
-    ClientsCapability,
-    InvoicingCapability,
-    PlatformSettings,
-    SchedulerCapability,
-    ServicesCapability,
-)
-from .secrets import SecretsCapability, SecretsSettings
-from .storage import StorageCapability, StorageSettings
-from .ui_proxy import UiProxyCapability, UiProxySettings
-from .user import UserCapability, UserV2Capability
+from .http import HttpSettings
+from .platform import PlatformSettings
+from .secrets import SecretsSettings
+from .storage import StorageSettings
+from .ui_proxy import UiProxySettings
 
 __all__ = [
     "UNITS",
     "WORLD_INTERFACES",
     "CapabilitySettings",
+    "Unit",
     "configure_capabilities",
     "default_capabilities",
     "prepare_invocation",
     "world_linker",
 ]
 
-WORLD_INTERFACES: Final = (
-    "context",
-    "secrets",
-    "http",
-    "storage",
-    "logging",
-    "ui-proxy",
-    "user",
-    "user-v2",
-    "scheduler",
-    "invoicing",
-    "clients",
-    "services",
+
+class Unit(Protocol):
+    """What a capability unit (``capabilities.storage``, ...) exposes."""
+
+    def configure(self, settings: Any, hooks: Hooks) -> Sequence[Capability]:
+        """The unit's capabilities, with backends built from ``settings`` (read and checked once, at start)."""
+        ...
+
+    def defaults(self) -> Sequence[Capability]:
+        """The unit's capabilities without backends: what a Linker has when nothing is configured."""
+        ...
+
+
+UNITS: Final[tuple[Unit, ...]] = (
+    context,
+    secrets,
+    http,
+    storage,
+    logging,
+    ui_proxy,
+    user,
+    platform,
 )
-"""Every interface the ``runner`` world imports; the Linker defines all of them."""
+"""The capability list, in the order the world's interfaces are linked."""
 
 
 class CapabilitySettings(HttpSettings, SecretsSettings, StorageSettings, UiProxySettings, PlatformSettings, Protocol):
     """Everything the capabilities read of the runner's settings (``runner_trio.Settings`` has all of it)."""
 
 
-Configure = Callable[[Any, Hooks], Sequence[Capability]]
+def default_capabilities() -> list[Capability]:
+    """One capability per world interface, with no backends: ``context``, ``logging`` and ``user`` work, every
+    other interface answers its denial. Replace entries by name to plug in backends."""
+    return [capability for unit in UNITS for capability in unit.defaults()]
 
-UNITS: Final[tuple[Configure, ...]] = (
-    context.configure,
-    secrets.configure,
-    http.configure,
-    storage.configure,
-    logging.configure,
-    ui_proxy.configure,
-    user.configure,
-    platform.configure,
-)
-"""The capability list: each unit's ``configure``, in the world's interface order."""
+
+WORLD_INTERFACES: Final = tuple(capability.name for capability in default_capabilities())
+"""Every interface the ``runner`` world imports (``wit/``), one per capability; the Linker defines all of them."""
 
 
 def configure_capabilities(settings: CapabilitySettings, hooks: Hooks | None = None) -> list[Capability]:
-    """Every capability of the world, configured from ``settings`` (read and validated once, at start).
+    """Every capability of the world, configured from ``settings``, in :data:`WORLD_INTERFACES` order.
 
     Raises:
         CapabilityConfigError: a setting is unusable (``setting`` names it).
     """
     chosen = hooks if hooks is not None else Hooks()
-    return [capability for configure in UNITS for capability in configure(settings, chosen)]
-
-
-def default_capabilities() -> list[Capability]:
-    """One capability per world interface, with no backends: ``context``, ``logging`` and ``user`` work, every
-    other interface answers its denial. Replace entries by name to plug in backends."""
-    return [
-        ContextCapability(),
-        SecretsCapability(),
-        HttpCapability(),
-        StorageCapability(),
-        LoggingCapability(),
-        UiProxyCapability(),
-        UserCapability(),
-        UserV2Capability(),
-        SchedulerCapability(),
-        InvoicingCapability(),
-        ClientsCapability(),
-        ServicesCapability(),
-    ]
+    return [capability for unit in UNITS for capability in unit.configure(settings, chosen)]
 
 
 @final

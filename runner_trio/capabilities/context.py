@@ -9,7 +9,7 @@ from wasmtime.component import Record
 from ..engine import Invocation, LinkerInstanceBuilder, host_function, wit_record
 from ._unit import Capability, CapabilityBase, Hooks, interface_name
 
-__all__ = ["ContextCapability", "configure"]
+__all__ = ["ContextCapability", "configure", "defaults"]
 
 CONTEXT_GRANT: Final = "cap:context.read"
 """Always granted (so :attr:`ContextCapability.grant` is None)."""
@@ -17,6 +17,11 @@ CONTEXT_GRANT: Final = "cap:context.read"
 
 def configure(settings: object, hooks: Hooks) -> tuple[Capability, ...]:
     """Nothing to read: the context comes with each invocation."""
+    return (ContextCapability(),)
+
+
+def defaults() -> tuple[Capability, ...]:
+    """The capability as a Linker has it when nothing is configured (the same: it needs no backend)."""
     return (ContextCapability(),)
 
 

@@ -15,7 +15,7 @@ from typing import Final, final
 from ..engine import EventLevel, Invocation, LinkerInstanceBuilder, host_function
 from ._unit import Capability, CapabilityBase, Hooks, interface_name
 
-__all__ = ["DEFAULT_MAX_LOG_EVENTS", "GUEST_LOGGER", "LoggingCapability", "configure"]
+__all__ = ["DEFAULT_MAX_LOG_EVENTS", "GUEST_LOGGER", "LoggingCapability", "configure", "defaults"]
 
 DEFAULT_MAX_LOG_EVENTS: Final = 1000
 """Guest log calls per invocation that are forwarded; later ones are counted and dropped."""
@@ -36,6 +36,11 @@ logger = logging.getLogger(GUEST_LOGGER)
 
 def configure(settings: object, hooks: Hooks) -> tuple[Capability, ...]:
     """No setting yet: the cap is :data:`DEFAULT_MAX_LOG_EVENTS`."""
+    return (LoggingCapability(),)
+
+
+def defaults() -> tuple[Capability, ...]:
+    """The capability as a Linker has it when nothing is configured."""
     return (LoggingCapability(),)
 
 

@@ -10,7 +10,7 @@ from typing import Final, final
 from ..engine import Err, Invocation, LinkerInstanceBuilder, Ok, UserInfo, host_function, wit_record
 from ._unit import Capability, CapabilityBase, Hooks, interface_name
 
-__all__ = ["UserCapability", "UserV2Capability", "configure"]
+__all__ = ["UserCapability", "UserV2Capability", "configure", "defaults"]
 
 USER_GRANT: Final = "cap:user.read"
 """Always granted (so the capabilities' ``grant`` is None)."""
@@ -18,6 +18,11 @@ USER_GRANT: Final = "cap:user.read"
 
 def configure(settings: object, hooks: Hooks) -> tuple[Capability, ...]:
     """Nothing to read: the user comes with each invocation. Both versions of the interface."""
+    return (UserCapability(), UserV2Capability())
+
+
+def defaults() -> tuple[Capability, ...]:
+    """The capabilities as a Linker has them when nothing is configured (the same: they need no backend)."""
     return (UserCapability(), UserV2Capability())
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .._errors import EgressEntryError
 from ._capability import HTTP_ERRORS, HttpBackend, HttpCapability, HttpResponseLike
-from ._configure import HttpSettings, configure
+from ._configure import HttpSettings, configure, defaults
 from ._egress import DEFAULT_PORTS, Decision, EgressPolicy, EgressRule, IPAddress
 from ._fetch import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -60,6 +60,7 @@ __all__ = [
     "IPAddress",
     "Resolver",
     "configure",
+    "defaults",
     "is_public_address",
     "resolve_host",
 ]

@@ -10,7 +10,7 @@ from ._capability import HttpCapability
 from ._egress import EgressPolicy
 from ._fetch import GuestFetcher
 
-__all__ = ["HttpSettings", "configure"]
+__all__ = ["HttpSettings", "configure", "defaults"]
 
 
 class HttpSettings(Protocol):
@@ -28,3 +28,8 @@ def configure(settings: HttpSettings, hooks: Hooks) -> tuple[Capability, ...]:
     """
     policy = EgressPolicy.parse(settings.egress_allowlist)
     return (HttpCapability(GuestFetcher(policy, on_denied=hooks.on_egress_denied)),)
+
+
+def defaults() -> tuple[Capability, ...]:
+    """What a Linker has when nothing is configured (no fetcher: every request ``not-allowed``)."""
+    return (HttpCapability(),)

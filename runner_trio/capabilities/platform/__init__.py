@@ -21,7 +21,7 @@ from ._capability import (
     ServicesCapability,
 )
 from ._client import PlatformClient, camelize, kebabize
-from ._configure import PlatformSettings, configure
+from ._configure import PlatformSettings, configure, defaults
 
 __all__ = [
     "READ_ERRORS",
@@ -37,5 +37,6 @@ __all__ = [
     "ServicesCapability",
     "camelize",
     "configure",
+    "defaults",
     "kebabize",
 ]

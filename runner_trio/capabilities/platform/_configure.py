@@ -8,7 +8,7 @@ from .._unit import Capability, Hooks
 from ._capability import ClientsCapability, InvoicingCapability, SchedulerCapability, ServicesCapability
 from ._client import PlatformClient
 
-__all__ = ["PlatformSettings", "configure"]
+__all__ = ["PlatformSettings", "configure", "defaults"]
 
 
 class PlatformSettings(Protocol):
@@ -33,3 +33,8 @@ def configure(settings: PlatformSettings, hooks: Hooks) -> tuple[Capability, ...
         ClientsCapability(client),
         ServicesCapability(client),
     )
+
+
+def defaults() -> tuple[Capability, ...]:
+    """What a Linker has when nothing is configured (no client: each answers its denial)."""
+    return (SchedulerCapability(), InvoicingCapability(), ClientsCapability(), ServicesCapability())

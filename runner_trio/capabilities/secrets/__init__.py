@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from .._errors import SecretEnvelopeError
 from ._capability import SECRET_ERRORS, SecretsCapability
-from ._configure import SecretsSettings, configure
+from ._configure import SecretsSettings, configure, defaults
 from ._resolver import (
     DEFAULT_CACHE_TTL,
     DEFAULT_MAX_CACHE_ENTRIES,
@@ -35,4 +35,5 @@ __all__ = [
     "SecretsCapability",
     "SecretsSettings",
     "configure",
+    "defaults",
 ]

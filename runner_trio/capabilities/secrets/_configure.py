@@ -8,7 +8,7 @@ from .._unit import Capability, Hooks
 from ._capability import SecretsCapability
 from ._resolver import SecretResolver
 
-__all__ = ["SecretsSettings", "configure"]
+__all__ = ["SecretsSettings", "configure", "defaults"]
 
 
 class SecretsSettings(Protocol):
@@ -36,3 +36,8 @@ def configure(settings: SecretsSettings, hooks: Hooks) -> tuple[Capability, ...]
         vault_namespace=settings.vault_namespace,
     )
     return (SecretsCapability(resolver),)
+
+
+def defaults() -> tuple[Capability, ...]:
+    """What a Linker has when nothing is configured (no resolver: no invocation has secrets)."""
+    return (SecretsCapability(),)

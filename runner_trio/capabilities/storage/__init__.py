@@ -37,7 +37,7 @@ from ._capability import (
     WitStorage,
     WitStorageAdapter,
 )
-from ._configure import StorageSettings, configure, open_storage, storage_url
+from ._configure import StorageSettings, configure, defaults, open_storage, storage_url
 from ._http import HttpStorage
 from ._sqlite import DEFAULT_BUSY_TIMEOUT, DEFAULT_MAX_THREADS, SqliteStorage
 
@@ -65,6 +65,7 @@ __all__ = [
     "WitStorage",
     "WitStorageAdapter",
     "configure",
+    "defaults",
     "open_storage",
     "storage_owner",
     "storage_url",

@@ -73,3 +73,8 @@ def open_storage(
     if url.startswith(("http://", "https://")):
         return HttpStorage(url, auth_key, limits=chosen)
     raise StorageConfigError("expected sqlite:///path or an http(s):// base URL")
+
+
+def defaults() -> tuple[Capability, ...]:
+    """What a Linker has when nothing is configured (no backend: every call ``denied``)."""
+    return (StorageCapability(),)

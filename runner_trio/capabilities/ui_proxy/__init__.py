@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ._capability import PROXY_ERRORS, UiProxyBackend, UiProxyCapability
 from ._client import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_UI_PROXY_TIMEOUT, UiProxyClient
-from ._configure import UiProxySettings, configure
+from ._configure import UiProxySettings, configure, defaults
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
@@ -23,4 +23,5 @@ __all__ = [
     "UiProxyClient",
     "UiProxySettings",
     "configure",
+    "defaults",
 ]

@@ -8,7 +8,7 @@ from .._unit import Capability, Hooks
 from ._capability import UiProxyCapability
 from ._client import UiProxyClient
 
-__all__ = ["UiProxySettings", "configure"]
+__all__ = ["UiProxySettings", "configure", "defaults"]
 
 
 class UiProxySettings(Protocol):
@@ -32,3 +32,8 @@ def configure(settings: UiProxySettings, hooks: Hooks) -> tuple[Capability, ...]
         else None
     )
     return (UiProxyCapability(client),)
+
+
+def defaults() -> tuple[Capability, ...]:
+    """What a Linker has when nothing is configured (no client: every call ``denied``)."""
+    return (UiProxyCapability(),)

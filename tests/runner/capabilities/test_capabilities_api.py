@@ -27,7 +27,7 @@ from runner_trio.engine import Invocation, InvocationContext
 CAPABILITY_NAMES = {
     "DEFAULT_MAX_LOG_EVENTS", "GUEST_LOGGER", "HOST_ERROR_VARIANTS", "PACKAGE", "UNITS", "WORLD_INTERFACES",
     # the unit shape and the world
-    "Capability", "CapabilityBase", "CapabilitySettings", "Hooks", "InvocationInputs", "configure_capabilities",
+    "Capability", "CapabilityBase", "CapabilitySettings", "Unit", "Hooks", "InvocationInputs", "configure_capabilities",
     "default_capabilities", "prepare_invocation", "world_linker", "interface_name", "guest_error", "denied",
     # the error tree
     "CapabilityError", "CapabilityConfigError", "EgressEntryError", "StorageConfigError", "HostCallError",
@@ -44,6 +44,10 @@ CAPABILITY_NAMES = {
 UNIT_PACKAGES = ("context", "user", "logging", "http", "storage", "secrets", "ui_proxy", "platform")
 
 
+def test_the_list_is_the_units() -> None:
+    assert sorted(unit.__name__.rsplit(".", 1)[1] for unit in capabilities.UNITS) == sorted(UNIT_PACKAGES)
+
+
 def test_capabilities_public_names_are_pinned() -> None:
     assert set(capabilities.__all__) == CAPABILITY_NAMES
     assert len(capabilities.__all__) == len(CAPABILITY_NAMES)
@@ -52,11 +56,14 @@ def test_capabilities_public_names_are_pinned() -> None:
 @pytest.mark.parametrize("unit", UNIT_PACKAGES)
 def test_every_unit_exposes_configure_and_only_resolvable_names(unit: str) -> None:
     module = getattr(capabilities, unit)
-    assert "configure" in module.__all__
+    assert {"configure", "defaults"} <= set(module.__all__)
     assert sorted(module.__all__) == sorted(set(module.__all__))
     for name in module.__all__:
         assert getattr(module, name) is not None, name
-    assert module.configure in capabilities.UNITS
+    assert module in capabilities.UNITS
+    names = [capability.name for capability in module.defaults()]
+    assert names  # every unit implements at least one interface of the world
+    assert set(names) <= set(capabilities.WORLD_INTERFACES)
 
 
 def test_one_error_tree() -> None:
