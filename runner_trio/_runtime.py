@@ -85,7 +85,7 @@ class Runtime:
                 configure_capabilities(settings, Hooks(on_egress_denied=lambda _reason: metrics.egress_denied.inc()))
             )
         except CapabilityConfigError as exc:
-            raise ConfigError(exc.setting, str(exc)) from None
+            raise ConfigError(exc.setting, str(exc).removeprefix(f"{exc.setting}: ")) from None
         try:
             layout = BundleLayout(settings.bundle_key_template)
         except ValueError as exc:

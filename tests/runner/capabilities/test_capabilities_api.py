@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 import runner_trio.capabilities as capabilities
-from runner_trio import Settings
+from runner_trio import ConfigError, Settings
+from runner_trio._runtime import Runtime
 from runner_trio.capabilities import (
     CapabilityConfigError,
     CapabilityError,
@@ -122,3 +123,9 @@ async def test_prepare_leaves_an_invocation_without_secrets_as_it_is(tmp_path: P
     assert await opened.secrets.list_keys() == []
     for capability in configured:
         await capability.aclose()
+
+
+async def test_the_runner_stops_on_a_bad_capability_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        await Runtime.open(Settings(var_dir=tmp_path, storage_url="postgres://db/x"))
+    assert info.value.wire_error == "config_error: RUNNER_STORAGE_URL: expected sqlite:///path or an http(s):// base URL"
