@@ -128,4 +128,5 @@ async def test_prepare_leaves_an_invocation_without_secrets_as_it_is(tmp_path: P
 async def test_the_runner_stops_on_a_bad_capability_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         await Runtime.open(Settings(var_dir=tmp_path, storage_url="postgres://db/x"))
-    assert info.value.wire_error == "config_error: RUNNER_STORAGE_URL: expected sqlite:///path or an http(s):// base URL"
+    expected = "config_error: RUNNER_STORAGE_URL: expected sqlite:///path or an http(s):// base URL"
+    assert info.value.wire_error == expected
