@@ -52,6 +52,7 @@ Called from worker threads (and, for guest stdout/stderr, possibly from a wasmti
 thread-safe and quick. An exception it raises is counted in ``events_dropped`` and otherwise ignored.
 """
 
+# The logger keeps the name it had before the invocation types moved into the engine (logging configs use it).
 logger = logging.getLogger("runner_trio.capabilities")
 
 
