@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from quart import Blueprint, Response, request
 
-from ._auth import ROLE_PERMISSIONS, authenticate, generate_token, hash_token
+from ._auth import authenticate, generate_token, hash_token
+from ._bodies import ExtensionRegister, TenantCreate, TokenCreate, UserCreate
 from ._errors import Conflict, InvalidRequest, NotFound, RecordConflict, RecordNotFound
+from ._rules import parse_body
 from ._state import read_published, state
-from ._validation import ID_HINT, ID_PATTERN, Fields, read_json
+from ._validation import read_json
 from ._views import (
     admin_principal,
     check_tenant_admin,
@@ -27,11 +28,8 @@ from ._views import (
 )
 from .registry import new_id
 
-USER_TYPES: Final = ("internal", "client")
-MAX_TOKEN_TTL_S: Final = 366 * 24 * 3600
 DEFAULT_AUDIT_LIMIT: Final = 100
 MAX_AUDIT_LIMIT: Final = 1000
-_EMAIL_RE: Final = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
 
 blueprint = Blueprint("admin", __name__, url_prefix="/api/v1")
 
@@ -40,12 +38,9 @@ blueprint = Blueprint("admin", __name__, url_prefix="/api/v1")
 async def create_tenant() -> Response:
     st = state()
     await require_global_admin(st)
-    fields = Fields(await read_json(request))
-    tenant_id = fields.string("id", max_len=128, pattern=ID_PATTERN, hint=ID_HINT)
-    name = fields.string("name", required=True, max_len=200)
-    fields.finish()
+    body = parse_body(TenantCreate, await read_json(request))
     try:
-        tenant = await st.registry.create_tenant(tenant_id or new_id(), name)
+        tenant = await st.registry.create_tenant(body.id or new_id(), body.name)
     except RecordConflict:
         raise Conflict("tenant_exists", "a tenant with that id exists") from None
     return json_response(tenant_view(tenant), 201)
@@ -65,19 +60,12 @@ async def get_tenant(tenant_id: str) -> Response:
 async def create_user(tenant_id: str) -> Response:
     st = state()
     await require_tenant_admin(st, tenant_id)
-    fields = Fields(await read_json(request))
-    email = fields.string("email", required=True, max_len=320, pattern=_EMAIL_RE, hint="must be an email address")
-    name = fields.string("name", max_len=200)
-    roles = fields.string_list("roles", required=True, choices=ROLE_PERMISSIONS.keys(), max_items=8)
-    user_type = fields.string("user_type", pattern=re.compile("|".join(USER_TYPES)),
-                              hint=f"must be one of: {', '.join(USER_TYPES)}")
-    client_name = fields.string("client_name", max_len=200)
-    client_id = fields.string("client_id", max_len=128)
-    fields.finish()
+    body = parse_body(UserCreate, await read_json(request))
     try:
         user = await st.registry.create_user(
-            tenant_id=tenant_id, email=email, name=name or email, user_type=user_type or "internal",
-            roles=sorted(set(roles)), client_name=client_name, client_id=client_id,
+            tenant_id=tenant_id, email=body.email, name=body.name or body.email,
+            user_type=body.user_type or "internal", roles=sorted(set(body.roles)), client_name=body.client_name,
+            client_id=body.client_id,
         )
     except RecordNotFound:
         raise NotFound("tenant_not_found", "no such tenant") from None
@@ -96,16 +84,13 @@ async def create_token(user_id: str) -> Response:
     """Mint an API token; the token is in this response only (the registry keeps its SHA-256)."""
     st = state()
     user = await user_for_admin(st, user_id)
-    fields = Fields(await read_json(request))
-    name = fields.string("name", max_len=200)
-    ttl = fields.integer("expires_in_s", low=60, high=MAX_TOKEN_TTL_S)
-    fields.finish()
+    body = parse_body(TokenCreate, await read_json(request))
     expires_at = None
-    if ttl is not None:
-        expires_at = (datetime.now(UTC) + timedelta(seconds=ttl)).isoformat(timespec="seconds")
+    if body.expires_in_s is not None:
+        expires_at = (datetime.now(UTC) + timedelta(seconds=body.expires_in_s)).isoformat(timespec="seconds")
     token = generate_token()
     record = await st.registry.create_token(
-        user_id=user.id, token_sha256=hash_token(token), name=name or "api", expires_at=expires_at
+        user_id=user.id, token_sha256=hash_token(token), name=body.name or "api", expires_at=expires_at
     )
     return json_response({**token_view(record), "token": token, "tenant_id": user.tenant_id}, 201)
 
@@ -128,22 +113,19 @@ async def register_extension() -> Response:
     """Register a bundle already published to the store, by content hash."""
     st = state()
     await require_global_admin(st)
-    fields = Fields(await read_json(request))
-    content_hash = fields.string("content_hash", required=True, max_len=80)
-    extension_id = fields.string("extension_id", max_len=128, pattern=ID_PATTERN, hint=ID_HINT)
-    fields.finish()
-    published = await read_published(st.store, content_hash)
+    body = parse_body(ExtensionRegister, await read_json(request))
+    published = await read_published(st.store, body.content_hash)
     manifest = published.manifest
     try:
         extension, version, created = await st.registry.register_version(
-            extension_id=extension_id, name=manifest.name, publisher=manifest.publisher or "",
+            extension_id=body.extension_id, name=manifest.name, publisher=manifest.publisher or "",
             version=manifest.version, content_hash=published.hex, manifest_json=published.manifest_json,
             signature_status=published.signature_status,
         )
     except RecordConflict as exc:
         raise Conflict("extension_conflict", exc.message) from None
-    body = {"extension": extension_view(extension), "version": version_view(version, st), "created": created}
-    return json_response(body, 201 if created else 200)
+    answer = {"extension": extension_view(extension), "version": version_view(version, st), "created": created}
+    return json_response(answer, 201 if created else 200)
 
 
 @blueprint.get("/extensions/<extension_id>")

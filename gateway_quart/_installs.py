@@ -6,26 +6,20 @@ logged or sent back. Grants are limited to what the installed version's manifest
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from typing import Final
 
 from quart import Blueprint, Response, request
 
 import bundles
 import sealing
 
+from ._bodies import CapabilitiesReplace, ConfigReplace, InstallCreate, InstallUpgrade, SecretsReplace, VersionPick
 from ._errors import ApiError, Conflict, InvalidRequest, NotFound, RecordConflict, RecordNotFound
+from ._rules import parse_body, read_body
 from ._state import GatewayState, state
-from ._validation import ID_PATTERN, Fields, check_id, read_json
+from ._validation import Fields, check_id, read_json
 from ._views import install_view, json_response, no_content, require_tenant_admin
 from .registry import Install, SealedSecrets, Version
-
-MAX_CONFIG_ENTRIES: Final = 256
-MAX_CONFIG_VALUE: Final = 8 * 1024
-MAX_SECRET_ENTRIES: Final = 128
-MAX_SECRET_VALUE: Final = 64 * 1024
-_KEY_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 blueprint = Blueprint("installs", __name__, url_prefix="/api/v1/tenants/<tenant_id>/installs")
 
@@ -39,10 +33,13 @@ async def _install(st: GatewayState, tenant_id: str, extension_id: str) -> Insta
         raise NotFound("not_installed", "the extension is not installed for this tenant") from None
 
 
-async def _pick_version(st: GatewayState, extension_id: str, fields: Fields, *, required: bool) -> Version | None:
-    """The version named by ``version_id`` or ``content_hash`` (one at most); the newest when neither."""
-    version_id = fields.string("version_id", max_len=128)
-    content_hash = fields.string("content_hash", max_len=80)
+async def _pick_version(st: GatewayState, extension_id: str, pick: VersionPick, fields: Fields, *,
+                        required: bool) -> Version | None:
+    """The version named by ``version_id`` or ``content_hash`` (one at most); the newest when neither.
+
+    Problems go to ``fields`` (which read ``pick``); the registry is consulted only when there are none.
+    """
+    version_id, content_hash = pick.version_id, pick.content_hash
     if version_id and content_hash:
         fields.errors["version_id"] = "give version_id or content_hash, not both"
     elif required and not version_id and not content_hash:
@@ -107,22 +104,18 @@ async def create_install(tenant_id: str) -> Response:
     st = state()
     await require_tenant_admin(st, tenant_id)
     fields = Fields(await read_json(request))
-    extension_id = fields.string("extension_id", required=True, max_len=128, pattern=ID_PATTERN)
-    grants = fields.string_list("granted_capabilities", max_items=64) or []
-    config = fields.string_map("config", max_items=MAX_CONFIG_ENTRIES, key_pattern=_KEY_RE,
-                               max_value_len=MAX_CONFIG_VALUE) or {}
-    enabled = fields.boolean("enabled")
-    version = await _pick_version(st, extension_id, fields, required=False)
+    body = read_body(fields, InstallCreate)
+    version = await _pick_version(st, body.extension_id, body, fields, required=False)
     fields.finish()
     assert version is not None
-    granted = _check_grants(st, version, grants, "granted_capabilities")
+    granted = _check_grants(st, version, body.granted_capabilities or [], "granted_capabilities")
     try:
         install = await st.registry.create_install(
-            tenant_id=tenant_id, extension_id=extension_id, version_id=version.id,
-            granted_capabilities=granted, config=config,
+            tenant_id=tenant_id, extension_id=body.extension_id, version_id=version.id,
+            granted_capabilities=granted, config=body.config or {},
         )
-        if enabled is False:
-            install = await st.registry.update_install(tenant_id, extension_id, enabled=False)
+        if body.enabled is False:
+            install = await st.registry.update_install(tenant_id, body.extension_id, enabled=False)
     except RecordNotFound:
         raise NotFound("tenant_not_found", "no such tenant") from None
     except RecordConflict:
@@ -150,7 +143,7 @@ async def upgrade(tenant_id: str, extension_id: str) -> Response:
     st = state()
     current = await _install(st, tenant_id, extension_id)
     fields = Fields(await read_json(request))
-    version = await _pick_version(st, extension_id, fields, required=True)
+    version = await _pick_version(st, extension_id, read_body(fields, InstallUpgrade), fields, required=True)
     fields.finish()
     assert version is not None
     still_requested = set(st.manifests.get(version).capabilities) | bundles.ALWAYS_GRANTED
@@ -179,10 +172,7 @@ async def disable(tenant_id: str, extension_id: str) -> Response:
 async def set_config(tenant_id: str, extension_id: str) -> Response:
     st = state()
     await _install(st, tenant_id, extension_id)
-    fields = Fields(await read_json(request))
-    config = fields.string_map("config", required=True, max_items=MAX_CONFIG_ENTRIES, key_pattern=_KEY_RE,
-                               max_value_len=MAX_CONFIG_VALUE)
-    fields.finish()
+    config = parse_body(ConfigReplace, await read_json(request)).config
     return json_response(install_view(await st.registry.update_install(tenant_id, extension_id, config=config), st))
 
 
@@ -190,9 +180,7 @@ async def set_config(tenant_id: str, extension_id: str) -> Response:
 async def set_capabilities(tenant_id: str, extension_id: str) -> Response:
     st = state()
     install = await _install(st, tenant_id, extension_id)
-    fields = Fields(await read_json(request))
-    wanted = fields.string_list("capabilities", required=True, max_items=64)
-    fields.finish()
+    wanted = parse_body(CapabilitiesReplace, await read_json(request)).capabilities
     granted = _check_grants(st, install.version, wanted, "capabilities")
     updated = await st.registry.update_install(tenant_id, extension_id, granted_capabilities=granted)
     return json_response(install_view(updated, st))
@@ -206,18 +194,14 @@ async def set_secrets(tenant_id: str, extension_id: str) -> Response:
     public_key = st.settings.runner_secrets_public_key
     if public_key is None:
         raise ApiError("secrets_unavailable", "RUNNER_SECRETS_PUBLIC_KEY is not set", status=503)
-    fields = Fields(await read_json(request))
-    secrets = fields.string_map("secrets", required=True, max_items=MAX_SECRET_ENTRIES, key_pattern=_KEY_RE,
-                                max_value_len=MAX_SECRET_VALUE)
-    expires_at = fields.timestamp("expires_at")
-    fields.finish()
+    body = parse_body(SecretsReplace, await read_json(request))
     try:
-        envelope = sealing.seal(secrets, public_key, tenant_id=tenant_id, extension_id=extension_id,
-                                expires_at=expires_at)
+        envelope = sealing.seal(body.secrets, public_key, tenant_id=tenant_id, extension_id=extension_id,
+                                expires_at=body.expires_at)
     except sealing.SealingError as exc:
         raise InvalidRequest({"secrets": exc.message}) from None
-    sealed = SealedSecrets(envelope=envelope, keys=tuple(sorted(secrets)), expires_at=envelope.get("expires_at"))
-    del secrets  # the plaintext goes no further than the sealing call
+    sealed = SealedSecrets(envelope=envelope, keys=tuple(sorted(body.secrets)), expires_at=envelope.get("expires_at"))
+    del body  # the plaintext goes no further than the sealing call
     install = await st.registry.update_install(tenant_id, extension_id, secrets=sealed)
     assert install.secrets is not None
     return json_response({"keys": list(install.secrets.keys), "expires_at": install.secrets.expires_at,

@@ -1,4 +1,8 @@
-"""The OpenAPI 3.1 description of the gateway's public and admin routes (served at ``/api/v1/openapi.json``)."""
+"""The OpenAPI 3.1 description of the gateway's public and admin routes (served at ``/api/v1/openapi.json``).
+
+Request bodies are not written here: each is the schema of its typed model in :mod:`._bodies` (the one the
+handler validates with), listed under ``components.schemas`` by the model's name.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,20 @@ import copy
 from typing import Any, Final
 
 from ._auth import ROLE_PERMISSIONS
+from ._bodies import (
+    BODIES,
+    CapabilitiesReplace,
+    ConfigReplace,
+    ExtensionRegister,
+    InstallCreate,
+    InstallUpgrade,
+    SecretsReplace,
+    SessionCreate,
+    TenantCreate,
+    TokenCreate,
+    UserCreate,
+)
+from ._rules import body_schema
 
 _STR: Final = {"type": "string"}
 _NULLABLE_STR: Final = {"type": ["string", "null"]}
@@ -34,11 +52,11 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
 
 
-def _op(summary: str, responses: dict[str, Any], *, body: dict[str, Any] | None = None,
+def _op(summary: str, responses: dict[str, Any], *, body: type | None = None,
         security: str = "admin", params: list[dict[str, Any]] | None = None, tag: str = "admin") -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body.__name__)}}}
     if security == "admin":
         op["security"] = [{"adminToken": []}, {"bearerToken": []}, {"session": []}]
     elif security == "user":
@@ -59,8 +77,6 @@ def _path_param(name: str) -> dict[str, Any]:
 def _query_param(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
-
-_VERSION_PICK: Final = {"version_id": _STR, "content_hash": _STR}
 
 _SCHEMAS: Final[dict[str, Any]] = {
     "Error": _obj(["error"], {"error": _STR, "message": _STR, "requestId": _STR, "retryAfter": {"type": "integer"},
@@ -93,6 +109,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
         "secrets": {"oneOf": [{"type": "null"}, _obj(["keys"], {"keys": _STR_LIST, "expires_at": _NULLABLE_STR})]},
         "created_at": _STR, "updated_at": _STR,
     }),
+    **{model.__name__: body_schema(model) for model in BODIES},
 }
 
 _ERROR_TEXT: Final = {
@@ -124,7 +141,7 @@ def _paths() -> dict[str, Any]:
             "post": _op("Exchange an API token for a session cookie", {
                 "200": _json(_obj(["user_id", "tenant_id"], {"user_id": _STR, "tenant_id": _STR,
                                                               "expires_in_s": {"type": "integer"}}), "signed in"),
-                **_errors(400, 401)}, body=_obj(["token"], {"token": _STR}), security="none", tag="session"),
+                **_errors(400, 401)}, body=SessionCreate, security="none", tag="session"),
             "delete": _op("End the session", {"204": {"description": "cookie cleared"}}, security="none",
                           tag="session"),
         },
@@ -168,26 +185,24 @@ def _paths() -> dict[str, Any]:
             "200": _json(_ref("User"), "the caller"), **_errors(401)}, security="user", tag="session")},
         "/api/v1/tenants": {"post": _op("Create a tenant (admin token)", {
             "201": _json(_ref("Tenant"), "created"), **_errors(400, 401, 403, 409)},
-            body=_obj(["name"], {"id": _STR, "name": _STR}))},
+            body=TenantCreate)},
         "/api/v1/tenants/{tenant_id}": {"get": _op("Read a tenant", {
             "200": _json(_ref("Tenant"), "the tenant"), **_errors(401, 403, 404)}, params=[t])},
         "/api/v1/tenants/{tenant_id}/users": {"post": _op("Create a user with roles", {
             "201": _json(_ref("User"), "created"), **_errors(400, 401, 403, 404, 409)}, params=[t],
-            body=_obj(["email", "roles"], {
-                "email": _STR, "name": _STR, "roles": {"type": "array", "items": {"enum": sorted(ROLE_PERMISSIONS)}},
-                "user_type": {"enum": ["internal", "client"]}, "client_name": _STR, "client_id": _STR}))},
+            body=UserCreate)},
         "/api/v1/users/{user_id}": {"get": _op("Read a user", {
             "200": _json(_ref("User"), "the user"), **_errors(401, 403, 404)}, params=[u])},
         "/api/v1/users/{user_id}/tokens": {"post": _op("Mint an API token (shown once)", {
             "201": _json(_ref("Token"), "the token"), **_errors(400, 401, 403, 404)}, params=[u],
-            body=_obj([], {"name": _STR, "expires_in_s": {"type": "integer", "minimum": 60}}))},
+            body=TokenCreate)},
         "/api/v1/tokens/{token_id}": {"delete": _op("Revoke a token", {
             "200": _json(_ref("Token"), "revoked"), **_errors(401, 403, 404)}, params=[_path_param("token_id")])},
         "/api/v1/extensions": {"post": _op("Register a published bundle by content hash (admin token)", {
             "200": _json(_obj(["extension", "version"], {"extension": _ref("Extension"), "version": _ref("Version"),
                                                         "created": {"type": "boolean"}}), "already registered"),
             "201": {"description": "registered"}, **_errors(400, 401, 403, 404, 409, 503)},
-            body=_obj(["content_hash"], {"content_hash": _STR, "extension_id": _STR}))},
+            body=ExtensionRegister)},
         "/api/v1/extensions/{extension_id}": {"get": _op("Read an extension and its versions", {
             "200": _json(_ref("Extension"), "the extension"), **_errors(401, 403, 404)}, params=[e])},
         "/api/v1/tenants/{tenant_id}/audit": {"get": _op("Recent audit rows of the tenant", {
@@ -198,9 +213,7 @@ def _paths() -> dict[str, Any]:
                        params=[t]),
             "post": _op("Install an extension (newest version unless one is named)", {
                 "201": install, **_errors(400, 401, 403, 404, 409)}, params=[t],
-                body=_obj(["extension_id"], {"extension_id": _STR, **_VERSION_PICK,
-                                             "granted_capabilities": _STR_LIST, "config": _STR_MAP,
-                                             "enabled": {"type": "boolean"}})),
+                body=InstallCreate),
         },
         "/api/v1/tenants/{tenant_id}/installs/{extension_id}": {
             "get": _op("Read an install", {"200": install, **_errors(401, 403, 404)}, params=[t, e]),
@@ -208,24 +221,23 @@ def _paths() -> dict[str, Any]:
         },
         "/api/v1/tenants/{tenant_id}/installs/{extension_id}/upgrade": {"post": _op(
             "Move to another registered version", {"200": install, **_errors(400, 401, 403, 404)}, params=[t, e],
-            body=_obj([], dict(_VERSION_PICK)))},
+            body=InstallUpgrade)},
         "/api/v1/tenants/{tenant_id}/installs/{extension_id}/enable": {"post": _op(
             "Enable", {"200": install, **_errors(401, 403, 404)}, params=[t, e])},
         "/api/v1/tenants/{tenant_id}/installs/{extension_id}/disable": {"post": _op(
             "Disable", {"200": install, **_errors(401, 403, 404)}, params=[t, e])},
         "/api/v1/tenants/{tenant_id}/installs/{extension_id}/config": {"put": _op(
             "Replace the config map", {"200": install, **_errors(400, 401, 403, 404)}, params=[t, e],
-            body=_obj(["config"], {"config": _STR_MAP}))},
+            body=ConfigReplace)},
         "/api/v1/tenants/{tenant_id}/installs/{extension_id}/capabilities": {"put": _op(
             "Replace the granted capabilities (only ones the manifest requests)",
             {"200": install, **_errors(400, 401, 403, 404)}, params=[t, e],
-            body=_obj(["capabilities"], {"capabilities": _STR_LIST}))},
+            body=CapabilitiesReplace)},
         "/api/v1/tenants/{tenant_id}/installs/{extension_id}/secrets": {
             "put": _op("Replace the secrets (sealed at once; values are never returned)", {
                 "200": _json(_obj(["keys"], {"keys": _STR_LIST, "expires_at": _NULLABLE_STR, "algorithm": _STR}),
                              "sealed"), **_errors(400, 401, 403, 404, 503)}, params=[t, e],
-                body=_obj(["secrets"], {"secrets": _STR_MAP, "expires_at": {"type": "string",
-                                                                            "format": "date-time"}})),
+                body=SecretsReplace),
             "delete": _op("Remove the secrets", {"204": {"description": "removed"}, **_errors(401, 403, 404)},
                           params=[t, e]),
         },

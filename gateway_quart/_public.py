@@ -11,10 +11,12 @@ from quart import Blueprint, Response, request
 import bundles
 
 from ._auth import SESSION_COOKIE, authenticate, bearer_token, principal_for_token
+from ._bodies import SessionCreate
 from ._errors import ApiError, InvalidRequest, NotFound, RegistryError, Unauthorized
 from ._openapi import openapi_document
+from ._rules import parse_body
 from ._state import state
-from ._validation import ID_PATTERN, Fields, read_json
+from ._validation import ID_PATTERN, read_json
 from ._views import json_response, no_content
 
 UI_METHODS: Final = ["GET", "HEAD"]
@@ -26,9 +28,7 @@ blueprint = Blueprint("public", __name__)
 async def login() -> Response:
     """Exchange an API token for a session cookie (for browsers, which cannot attach bearer tokens to iframes)."""
     st = state()
-    fields = Fields(await read_json(request))
-    token = fields.string("token", required=True, max_len=256)
-    fields.finish()
+    token = parse_body(SessionCreate, await read_json(request)).token
     principal = await principal_for_token(st.registry, token)
     response = json_response({"user_id": principal.user.id, "tenant_id": principal.tenant_id,
                               "expires_in_s": st.signer.ttl_s})

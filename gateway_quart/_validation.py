@@ -8,7 +8,8 @@ Typical use::
     fields.finish()          # raises InvalidRequest({"name": "...", "extra": "unknown field"}) if anything is off
 
 Every problem is collected before raising, so a client sees all its mistakes at once. Messages describe the
-rule, never the value (values may be secrets).
+rule, never the value (values may be secrets). Handlers declare their bodies as typed models (:mod:`._rules`,
+:mod:`._bodies`), which read through this class.
 """
 
 from __future__ import annotations

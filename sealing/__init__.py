@@ -1,5 +1,8 @@
 """Sealed secret envelopes: the gateway seals a tenant's secrets to the runner's X25519 key; the runner opens them.
 
+New envelopes are HPKE (RFC 9180, ``hpke-x25519-chacha20poly1305:v2``); ``x25519-chacha20poly1305:v1`` envelopes
+and the reference's ``inline/base64`` still open.
+
 Public API::
 
     generate_keypair() -> (private_b64, public_b64)
@@ -13,9 +16,7 @@ from ._envelope import (
     DEFAULT_MAX_ENVELOPE_BYTES,
     ENVELOPE_VERSION,
     INLINE_ALGORITHM,
-    generate_keypair,
     open_envelope,
-    public_key_from_private,
     seal,
 )
 from ._errors import (
@@ -26,6 +27,7 @@ from ._errors import (
     SealingError,
     UnsupportedAlgorithm,
 )
+from ._keys import generate_keypair, public_key_from_private
 
 __all__ = [
     "ALGORITHM",

@@ -1,15 +1,16 @@
 """Seal a tenant's secret map to the runner's X25519 key, and open it again.
 
-Construction of ``x25519-chacha20poly1305:v1`` (an ECIES-style box):
+An envelope is ``{"ciphertext_b64", "algorithm", "version": "1", "expires_at"?}``. ``version`` is the version of
+this object's shape (unchanged since v1); the algorithm's own version is the suffix of its name:
 
-* a fresh ephemeral X25519 key pair per envelope; ``shared = X25519(eph_priv, recipient_pub)``;
-* ``key = HKDF-SHA256(shared, salt = eph_pub || recipient_pub, info = b"alga-ext-secrets:v1", 32 bytes)``;
-* ``ChaCha20Poly1305(key)`` with a random 12-byte nonce over the JSON of the map, with associated data that
-  binds the algorithm, the tenant, the extension and the expiry (see :func:`_associated_data`);
-* ``ciphertext_b64 = base64(eph_pub || nonce || ciphertext+tag)``.
+* ``hpke-x25519-chacha20poly1305:v2`` (written by :func:`seal`): HPKE, RFC 9180 (see :mod:`._hpke`);
+* ``x25519-chacha20poly1305:v1``: the earlier hand-built ECIES box, still opened (see :mod:`._x25519_v1`);
+* ``inline/base64``: the reference's unencrypted envelope, opened, never written.
 
-Binding the context into the associated data means an envelope copied to another tenant or extension, or whose
-``expires_at`` was edited, fails authentication instead of opening.
+Both sealed algorithms bind the envelope to its context, the JSON array
+``[label, algorithm, tenant_id, extension_id, expires_at]`` (HPKE's ``info`` in v2, the AEAD's associated data
+in v1), so an envelope copied to another tenant or extension, or whose ``expires_at`` was edited, fails
+authentication instead of opening.
 """
 
 from __future__ import annotations
@@ -17,20 +18,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Final
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from ._errors import DecryptFailed, EnvelopeExpired, EnvelopeInvalid, KeyInvalid, UnsupportedAlgorithm
+from . import _hpke, _x25519_v1
+from ._errors import EnvelopeExpired, EnvelopeInvalid, KeyInvalid, UnsupportedAlgorithm
+from ._keys import b64, load_private, load_public
 
-ALGORITHM: Final = "x25519-chacha20poly1305:v1"
+ALGORITHM: Final = _hpke.ALGORITHM
 """The sealed-box algorithm this package writes."""
 
 INLINE_ALGORITHM: Final = "inline/base64"
@@ -41,33 +39,13 @@ ENVELOPE_VERSION: Final = "1"
 DEFAULT_MAX_ENVELOPE_BYTES: Final = 1024 * 1024
 """Largest ``ciphertext_b64`` accepted by :func:`open_envelope` (and produced by :func:`seal`)."""
 
-_HKDF_INFO: Final = b"alga-ext-secrets:v1"
-_AAD_LABEL: Final = "alga-ext-secrets-aad:v1"
-_KEY_BYTES: Final = 32
-_NONCE_BYTES: Final = 12
-_TAG_BYTES: Final = 16
+_Opener = Callable[[bytes, X25519PrivateKey, bytes], bytes]
 
-
-def generate_keypair() -> tuple[str, str]:
-    """Make a new X25519 key pair for the runner.
-
-    Returns:
-        ``(private_b64, public_b64)``: the raw 32-byte keys, base64 encoded.
-    """
-    private = X25519PrivateKey.generate()
-    private_raw = private.private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
-    return _b64(private_raw), _b64(_raw_public(private.public_key()))
-
-
-def public_key_from_private(private_key_b64: str) -> str:
-    """Return the base64 public key that belongs to ``private_key_b64``.
-
-    Raises:
-        KeyInvalid: the private key is not 32 raw bytes in base64.
-    """
-    return _b64(_raw_public(_load_private(private_key_b64).public_key()))
+# Every sealed algorithm that opens, with the label that starts its context.
+_SEALED: Final[Mapping[str, tuple[str, _Opener]]] = {
+    _hpke.ALGORITHM: (_hpke.CONTEXT_LABEL, _hpke.open_sealed),
+    _x25519_v1.ALGORITHM: (_x25519_v1.CONTEXT_LABEL, _x25519_v1.open_sealed),
+}
 
 
 def seal(
@@ -79,7 +57,7 @@ def seal(
     expires_at: datetime | None = None,
     max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
 ) -> dict[str, str]:
-    """Seal ``secrets`` so that only the holder of the runner's private key can open them.
+    """Seal ``secrets`` so that only the holder of the runner's private key can open them (:data:`ALGORITHM`).
 
     Args:
         secrets: the map of secret names to values (strings only).
@@ -98,18 +76,13 @@ def seal(
         ValueError: ``expires_at`` is naive, or the tenant/extension id is empty.
     """
     plaintext = _encode_map(secrets)
-    recipient = _load_public(public_key_b64)
+    recipient = load_public(public_key_b64)
     if not tenant_id or not extension_id:
         raise ValueError("tenant_id and extension_id must be non-empty")
     expiry = _format_expiry(expires_at) if expires_at is not None else None
 
-    ephemeral = X25519PrivateKey.generate()
-    eph_pub = _raw_public(ephemeral.public_key())
-    key = _derive_key(ephemeral.exchange(recipient), eph_pub, _raw_public(recipient))
-    nonce = os.urandom(_NONCE_BYTES)
-    aad = _associated_data(ALGORITHM, tenant_id, extension_id, expiry)
-    ciphertext = ChaCha20Poly1305(key).encrypt(nonce, plaintext, aad)
-    encoded = _b64(eph_pub + nonce + ciphertext)
+    context = _context(_hpke.CONTEXT_LABEL, ALGORITHM, tenant_id, extension_id, expiry)
+    encoded = b64(_hpke.seal(plaintext, recipient, context))
     if len(encoded) > max_envelope_bytes:
         raise EnvelopeInvalid(f"sealed secrets exceed {max_envelope_bytes} bytes")
 
@@ -128,7 +101,7 @@ def open_envelope(
     now: datetime | None = None,
     max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
 ) -> dict[str, str]:
-    """Open a sealed (or the reference's inline) envelope and return the secret map.
+    """Open a sealed (v2 or v1) or the reference's inline envelope and return the secret map.
 
     Args:
         envelope: the envelope object as stored/sent (``ciphertext_b64``, ``algorithm``, ``version``,
@@ -142,7 +115,7 @@ def open_envelope(
     Raises:
         EnvelopeInvalid: malformed envelope or plaintext.
         EnvelopeExpired: ``expires_at`` has passed.
-        UnsupportedAlgorithm: an algorithm or version other than the two this package knows.
+        UnsupportedAlgorithm: an algorithm or version other than those this package knows.
         DecryptFailed: the ciphertext does not authenticate (wrong key, tampering, other context).
         KeyInvalid: the private key is malformed or missing for a sealed envelope.
     """
@@ -160,7 +133,7 @@ def open_envelope(
     expiry_text = envelope.get("expires_at")
     if expiry_text is not None and not isinstance(expiry_text, str):
         raise EnvelopeInvalid("expires_at must be an RFC 3339 string")
-    if algorithm not in (ALGORITHM, INLINE_ALGORITHM):
+    if algorithm not in _SEALED and algorithm != INLINE_ALGORITHM:
         raise UnsupportedAlgorithm(f"unsupported envelope algorithm {algorithm!r}")
 
     if expiry_text is not None:
@@ -179,37 +152,17 @@ def open_envelope(
         raise UnsupportedAlgorithm(f"unsupported envelope version {version!r}")
     if private_key_b64 is None:
         raise KeyInvalid("no private key configured to open sealed secrets")
-    private = _load_private(private_key_b64)
-    if len(raw) < _KEY_BYTES + _NONCE_BYTES + _TAG_BYTES:
-        raise EnvelopeInvalid("ciphertext is too short")
-    eph_pub, nonce, ciphertext = (
-        raw[:_KEY_BYTES],
-        raw[_KEY_BYTES : _KEY_BYTES + _NONCE_BYTES],
-        raw[_KEY_BYTES + _NONCE_BYTES :],
-    )
-    try:
-        shared = private.exchange(X25519PublicKey.from_public_bytes(eph_pub))
-    except ValueError as exc:  # an all-zero shared secret (low-order point) is refused by cryptography
-        raise DecryptFailed("secret envelope does not open with this key") from exc
-    key = _derive_key(shared, eph_pub, _raw_public(private.public_key()))
-    aad = _associated_data(ALGORITHM, tenant_id, extension_id, expiry_text)
-    try:
-        plaintext = ChaCha20Poly1305(key).decrypt(nonce, ciphertext, aad)
-    except InvalidTag:
-        raise DecryptFailed("secret envelope does not open with this key and context") from None
+    private = load_private(private_key_b64)
+    label, open_sealed = _SEALED[algorithm]
+    plaintext = open_sealed(raw, private, _context(label, algorithm, tenant_id, extension_id, expiry_text))
     return _decode_map(plaintext)
 
 
-def _associated_data(algorithm: str, tenant_id: str, extension_id: str, expires_at: str | None) -> bytes:
+def _context(label: str, algorithm: str, tenant_id: str, extension_id: str, expires_at: str | None) -> bytes:
     # A JSON array is an unambiguous join: no choice of ids can make two contexts encode alike.
     return json.dumps(
-        [_AAD_LABEL, algorithm, tenant_id, extension_id, expires_at], separators=(",", ":"), ensure_ascii=True
+        [label, algorithm, tenant_id, extension_id, expires_at], separators=(",", ":"), ensure_ascii=True
     ).encode("ascii")
-
-
-def _derive_key(shared: bytes, eph_pub: bytes, recipient_pub: bytes) -> bytes:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=eph_pub + recipient_pub, info=_HKDF_INFO)
-    return hkdf.derive(shared)
 
 
 def _encode_map(secrets: Mapping[str, str]) -> bytes:
@@ -251,34 +204,6 @@ def _parse_expiry(text: str) -> datetime:
     if parsed.tzinfo is None or "T" not in text.upper():
         raise EnvelopeInvalid("expires_at must be an RFC 3339 timestamp with a UTC offset")
     return parsed
-
-
-def _load_public(public_key_b64: str) -> X25519PublicKey:
-    return X25519PublicKey.from_public_bytes(_key_bytes(public_key_b64, "public"))
-
-
-def _load_private(private_key_b64: str) -> X25519PrivateKey:
-    return X25519PrivateKey.from_private_bytes(_key_bytes(private_key_b64, "private"))
-
-
-def _key_bytes(value: str, kind: str) -> bytes:
-    if not isinstance(value, str):
-        raise KeyInvalid(f"{kind} key must be a base64 string")
-    try:
-        raw = base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise KeyInvalid(f"{kind} key is not valid base64") from None
-    if len(raw) != _KEY_BYTES:
-        raise KeyInvalid(f"{kind} key must be {_KEY_BYTES} raw bytes, got {len(raw)}")
-    return raw
-
-
-def _raw_public(key: X25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 def _unb64(value: str, field: str) -> bytes:

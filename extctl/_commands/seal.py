@@ -1,7 +1,7 @@
 """``extctl seal --public-key KEY.pub|B64 --tenant T --extension E (--json … | --file F)``: a sealed envelope.
 
-Prints the envelope JSON the runner opens (``x25519-chacha20poly1305:v1``, bound to the tenant, the extension
-and the expiry). The gateway seals on its own (``set-secrets``); this is for checking keys and for tooling.
+Prints the envelope JSON the runner opens (HPKE, ``hpke-x25519-chacha20poly1305:v2``, bound to the tenant, the
+extension and the expiry). The gateway seals on its own (``set-secrets``); this is for checking keys and for tooling.
 """
 
 from __future__ import annotations

@@ -162,7 +162,7 @@ async def test_secrets_are_sealed_never_stored_or_echoed(installed: tuple[Gatewa
     assert resp.status_code == 200
     assert plaintext not in resp.text
     assert resp.json() == {"keys": ["DB_PASSWORD", "TOKEN"], "expires_at": "2099-01-01T00:00:00Z",
-                           "algorithm": "x25519-chacha20poly1305:v1"}
+                           "algorithm": "hpke-x25519-chacha20poly1305:v2"}  # new secrets are sealed with HPKE
     install = (await gateway.client.get("/api/v1/tenants/acme/installs/echo", headers=gateway.admin)).json()
     assert install["secrets"] == {"keys": ["DB_PASSWORD", "TOKEN"], "expires_at": "2099-01-01T00:00:00Z"}
 

@@ -2,7 +2,8 @@
 
 Envelopes (``secret_envelope`` of ``/v1/execute``) by ``algorithm``:
 
-* ``x25519-chacha20poly1305:v1``: sealed to the runner's X25519 key (:mod:`sealing`; needs the private key);
+* ``hpke-x25519-chacha20poly1305:v2`` (HPKE) or ``x25519-chacha20poly1305:v1``: sealed to the runner's X25519 key
+  (:mod:`sealing`; needs the private key);
 * ``inline/base64`` or no algorithm: the reference's base64 of a JSON string map, not encrypted;
 * ``vault-transit:v1`` (any ``vault-transit*``): ``POST {VAULT_ADDR}/v1/{mount or "transit"}/decrypt/{key_path}``
   with ``X-Vault-Token`` (and ``X-Vault-Namespace`` when set) and ``{"ciphertext": ciphertext_b64}``; the answer's

@@ -134,6 +134,7 @@ async def test_js_guest_every_capability_end_to_end(
     )
     digest = await handle.publish_sample("js-kitchen-sink")
     envelope = sealing.seal({"api_key": "s3cr3t-value"}, public, tenant_id="tenant-a", extension_id="ext-1")
+    assert envelope["algorithm"] == "hpke-x25519-chacha20poly1305:v2"  # the default: HPKE end to end
 
     async def call(path: str, body: Any = None, **kwargs: Any) -> Any:
         raw = json.dumps(body).encode() if body is not None else None

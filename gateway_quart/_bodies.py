@@ -1,0 +1,131 @@
+"""The JSON request bodies of the gateway, one typed model each: what the handlers validate and OpenAPI shows.
+
+Each model is a frozen dataclass whose fields carry their rule (:mod:`._rules`); :func:`parse_body` checks
+a request against it and :func:`body_schema` describes it in ``/api/v1/openapi.json``, so the two cannot drift.
+Rules that need the registry (a named version exists, a grant is requested by the manifest) stay in the
+handlers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Final
+
+from ._auth import ROLE_PERMISSIONS
+from ._rules import Choice, Flag, Integer, Text, TextList, TextMap, Timestamp
+from ._validation import ID_HINT, ID_PATTERN
+
+USER_TYPES: Final = ("internal", "client")
+MAX_ROLES: Final = 8
+MAX_TOKEN_TTL_S: Final = 366 * 24 * 3600
+MIN_TOKEN_TTL_S: Final = 60
+MAX_GRANTS: Final = 64
+MAX_CONFIG_ENTRIES: Final = 256
+MAX_CONFIG_VALUE: Final = 8 * 1024
+MAX_SECRET_ENTRIES: Final = 128
+MAX_SECRET_VALUE: Final = 64 * 1024
+KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
+"""Names of config entries and secrets."""
+EMAIL_PATTERN: Final = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
+
+_ID: Final = Text(max_len=128, pattern=ID_PATTERN, hint=ID_HINT)
+_CONFIG: Final = TextMap(max_items=MAX_CONFIG_ENTRIES, key_pattern=KEY_PATTERN, max_value_len=MAX_CONFIG_VALUE)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCreate:
+    """An API token to exchange for a session cookie."""
+
+    token: Annotated[str, Text(required=True, max_len=256)] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantCreate:
+    """A new tenant; the id is generated when absent."""
+
+    id: Annotated[str | None, _ID]
+    name: Annotated[str, Text(required=True, max_len=200)]
+
+
+@dataclass(frozen=True, slots=True)
+class UserCreate:
+    """A new user of the tenant, with roles."""
+
+    email: Annotated[str, Text(required=True, max_len=320, pattern=EMAIL_PATTERN, hint="must be an email address")]
+    name: Annotated[str | None, Text(max_len=200)]
+    roles: Annotated[list[str], TextList(required=True, choices=tuple(ROLE_PERMISSIONS), max_items=MAX_ROLES)]
+    user_type: Annotated[str | None, Choice(USER_TYPES)]
+    client_name: Annotated[str | None, Text(max_len=200)]
+    client_id: Annotated[str | None, Text(max_len=128)]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCreate:
+    """A new API token for the user; it expires only when expires_in_s is given."""
+
+    name: Annotated[str | None, Text(max_len=200)]
+    expires_in_s: Annotated[int | None, Integer(low=MIN_TOKEN_TTL_S, high=MAX_TOKEN_TTL_S)]
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionRegister:
+    """A bundle already published to the store, named by its content hash."""
+
+    content_hash: Annotated[str, Text(required=True, max_len=80)]
+    extension_id: Annotated[str | None, _ID]
+
+
+@dataclass(frozen=True, slots=True)
+class VersionPick:
+    """A registered version by ``version_id`` or ``content_hash`` (one at most)."""
+
+    version_id: Annotated[str | None, Text(max_len=128)]
+    content_hash: Annotated[str | None, Text(max_len=80)]
+
+
+@dataclass(frozen=True, slots=True)
+class InstallCreate(VersionPick):
+    """An install of a registered extension (its newest version unless one is named)."""
+
+    # The hint is the generic one here (unlike TenantCreate.id): that is what this route has always answered.
+    extension_id: Annotated[str, Text(required=True, max_len=128, pattern=ID_PATTERN)]
+    granted_capabilities: Annotated[list[str] | None, TextList(max_items=MAX_GRANTS)]
+    config: Annotated[dict[str, str] | None, _CONFIG]
+    enabled: Annotated[bool | None, Flag()]
+
+
+@dataclass(frozen=True, slots=True)
+class InstallUpgrade(VersionPick):
+    """The version to move the install to (one of the two is required)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigReplace:
+    """The install's whole config map."""
+
+    config: Annotated[dict[str, str], TextMap(required=True, max_items=MAX_CONFIG_ENTRIES, key_pattern=KEY_PATTERN,
+                                             max_value_len=MAX_CONFIG_VALUE)]
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilitiesReplace:
+    """The install's whole list of granted capabilities."""
+
+    capabilities: Annotated[list[str], TextList(required=True, max_items=MAX_GRANTS)]
+
+
+@dataclass(frozen=True, slots=True)
+class SecretsReplace:
+    """The install's whole secret map, sealed on arrival, and when the sealed envelope expires."""
+
+    # Plaintext until sealed: kept out of the repr so a logged body shows no value.
+    secrets: Annotated[dict[str, str], TextMap(required=True, max_items=MAX_SECRET_ENTRIES, key_pattern=KEY_PATTERN,
+                                               max_value_len=MAX_SECRET_VALUE)] = field(repr=False)
+    expires_at: Annotated[datetime | None, Timestamp()] = None
+
+
+BODIES: Final = (SessionCreate, TenantCreate, UserCreate, TokenCreate, ExtensionRegister, InstallCreate,
+                 InstallUpgrade, ConfigReplace, CapabilitiesReplace, SecretsReplace)
+"""Every request body model, in the order the OpenAPI document lists them."""
