@@ -10,8 +10,9 @@ import pytest
 import trio
 
 import sealing
-from runner_trio.capabilities._host_errors import HostScope, SecretEnvelopeError
-from runner_trio.capabilities._secret_store import SecretResolver
+from runner_trio.capabilities import SecretEnvelopeError
+from runner_trio.capabilities.secrets import SecretResolver
+from runner_trio.engine import HostScope
 
 # Made by sealing.seal before HPKE (commit 39dc6df), with the runner key pair that opens them.
 V1: dict[str, Any] = json.loads(
