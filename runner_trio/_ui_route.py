@@ -22,18 +22,19 @@ Answers carry a strong ETag (the file's sha256), ``Cache-Control: immutable`` (a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import time
 import urllib.parse
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import BinaryIO, Final, final
 
 import httpx
 import trio
+from cachetools import TTLCache
 from quart import Blueprint, Response, request
 
 from bundles import ArchiveError, IntegrityError, ManifestError, ObjectNotFound, SignatureError
@@ -113,10 +114,8 @@ class InstallValidator:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._base_url = base_url.rstrip("/") if base_url else None
-        self._ttl_s = ttl_s
-        self._max_entries = max_entries
-        self._clock = clock
-        self._answers: OrderedDict[tuple[str | None, str, str], tuple[float, bool]] = OrderedDict()
+        self._answers: TTLCache[tuple[str | None, str, str], bool] = TTLCache(
+            maxsize=max_entries, ttl=ttl_s, timer=clock)
         self._flights: SingleFlight[tuple[str | None, str, str], bool | None] = SingleFlight()
         headers = {"authorization": f"Bearer {service_token}"} if service_token else {}
         self._client = httpx.AsyncClient(
@@ -143,21 +142,14 @@ class InstallValidator:
         return bool(answer)
 
     def _cached(self, key: tuple[str | None, str, str]) -> bool | None:
-        found = self._answers.get(key)
-        if found is None:
-            return None
-        if found[0] <= self._clock():
-            del self._answers[key]
-            return None
-        self._answers.move_to_end(key)
-        self.hits += 1
-        return found[1]
+        found = self._answers.get(key)  # None once expired; a hit makes it the most recently used
+        if found is not None:
+            self.hits += 1
+        return found
 
     def _remember(self, key: tuple[str | None, str, str], valid: bool) -> None:
-        self._answers[key] = (self._clock() + self._ttl_s, valid)
-        self._answers.move_to_end(key)
-        while len(self._answers) > self._max_entries:
-            self._answers.popitem(last=False)
+        with contextlib.suppress(ValueError):  # max_entries=0: every question goes to the gateway
+            self._answers[key] = valid
 
     async def _ask(self, key: tuple[str | None, str, str]) -> bool | None:
         tenant, extension, hex_digest = key
