@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import logging
 import re
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from cachetools import LRUCache
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -228,8 +229,7 @@ class SignaturePolicy:
 
     def __init__(self, trust: TrustBundle | None, *, max_warned_hashes: int = DEFAULT_MAX_WARNED_HASHES) -> None:
         self.trust = trust
-        self._max_warned = max_warned_hashes
-        self._warned: OrderedDict[str, None] = OrderedDict()
+        self._warned: LRUCache[str, bool] = LRUCache(maxsize=max_warned_hashes)
         self._lock = threading.Lock()
 
     def check(self, data: bytes, signature: bytes | str | None, content_hash: str) -> SignatureStatus:
@@ -252,12 +252,10 @@ class SignaturePolicy:
 
     def _warn_once(self, hex_hash: str) -> None:
         with self._lock:
-            if hex_hash in self._warned:
-                self._warned.move_to_end(hex_hash)
+            if self._warned.get(hex_hash):  # a hit makes it the most recently used
                 return
-            self._warned[hex_hash] = None
-            if len(self._warned) > self._max_warned:
-                self._warned.popitem(last=False)
+            with contextlib.suppress(ValueError):  # max_warned_hashes=0: warn every time
+                self._warned[hex_hash] = True
         _logger.warning(
             "bundle sha256:%s used without signature verification: no trust bundle configured "
             "(SIGNING_TRUST_BUNDLE unset; development mode)",

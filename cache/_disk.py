@@ -1,11 +1,14 @@
-"""Content-addressed, size-bounded LRU cache on disk with single-flight fills."""
+"""Content-addressed, size-bounded LRU cache on disk with single-flight fills.
+
+`DiskCache` opens and closes the cache and hands out pinned entries, filling missing ones once; what happens
+to a published entry afterwards (pins, LRU order, bytes, eviction, removal) is `EntryTable`'s (``_table.py``),
+and what a holder does with a pinned entry is `CacheEntry`'s (``_entry.py``).
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -14,24 +17,23 @@ from typing import Final, Self, final
 
 import trio
 
-from ._entry import CacheEntry, Fill, _EntryState
-from ._errors import CacheClosed, CacheCorrupted, InvalidFill, InvalidKey
+from ._entry import CacheEntry, Fill, pinned_entry
+from ._errors import CacheCorrupted, InvalidFill, InvalidKey
 from ._flight import SingleFlight
 from ._fs import (
     TMP_DIR,
     IndexData,
     ScratchArea,
     clean_dead_scratch,
-    fsync_dir,
     load_entries,
     load_published,
     publish_entry,
     rmtree_quiet,
     scan_tree,
-    write_durable,
 )
-from ._keys import INDEX_NAME, validate_hex
+from ._keys import validate_hex
 from ._stats import CacheStats
+from ._table import EntryState, EntryTable
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +70,11 @@ class DiskCache:
         if max_bytes < 0:
             raise ValueError("max_bytes must be >= 0")
         self._root = Path(root)
-        self._max_bytes = max_bytes
-        self._persist_interval = access_persist_interval
-        self._entries: OrderedDict[str, _EntryState] = OrderedDict()  # least recently used first
-        self._fills: SingleFlight[str, _EntryState] = SingleFlight(share=self._pin, unshare=self._unpin)
-        self._removing: dict[str, trio.Event] = {}
-        self._pending_trash: list[Path] = []
-        self._scratch: ScratchArea | None = None
+        self._table = EntryTable(self._root, max_bytes=max_bytes, persist_interval=access_persist_interval)
+        table = self._table
+        self._fills: SingleFlight[str, EntryState] = SingleFlight(share=table.pin, unshare=table.unpin)
         self._open_lock = trio.Lock()
-        self._closed = False
-        self._bytes = 0
-        self._hits = self._misses = self._fill_count = self._evictions = self._corrupted = 0
+        self._hits = self._misses = self._fill_count = 0
 
     @property
     def root(self) -> Path:
@@ -86,19 +82,18 @@ class DiskCache:
 
     @property
     def max_bytes(self) -> int:
-        return self._max_bytes
+        return self._table.max_bytes
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
     async def open(self) -> Self:
         """Create the root, remove leftovers of crashed processes and load every valid entry. Idempotent."""
         async with self._open_lock:
-            self._check_open()
-            if self._scratch is None:
-                self._scratch, entries = await trio.to_thread.run_sync(self._open_sync)
-                for index in sorted(entries, key=lambda i: i.last_access):
-                    self._insert(index)
-                await self._evict()
+            self._table.check_open()
+            if not self._table.started:
+                scratch, entries = await trio.to_thread.run_sync(self._open_sync)
+                self._table.start(scratch, entries)
+                await self._table.evict()
         return self
 
     def _open_sync(self) -> tuple[ScratchArea, list[IndexData]]:
@@ -112,16 +107,10 @@ class DiskCache:
     async def aclose(self) -> None:
         """Write pending last-access times, remove this process's scratch area and release its lock."""
         async with self._open_lock:
-            if self._closed:
+            if self._table.closed:
                 return
-            if self._scratch is not None:
-                with trio.CancelScope(shield=True):
-                    for state in list(self._entries.values()):
-                        if state.index.last_access > state.persisted_access:
-                            async with state.lock:
-                                await self._write_index(state, best_effort=True)
-                    await trio.to_thread.run_sync(self._scratch.close)
-            self._closed = True
+            with trio.CancelScope(shield=True):
+                await self._table.close()
 
     async def __aenter__(self) -> Self:
         return await self.open()
@@ -131,13 +120,9 @@ class DiskCache:
     ) -> None:
         await self.aclose()
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise CacheClosed(f"cache {self._root} is closed")
-
     async def _ensure_open(self) -> None:
-        self._check_open()
-        if self._scratch is None:
+        self._table.check_open()
+        if not self._table.started:
             await self.open()
 
     # -- public API --------------------------------------------------------------------------------------
@@ -159,12 +144,8 @@ class DiskCache:
     @asynccontextmanager
     async def _entry_cm(self, hex_digest: str, fill: Fill) -> AsyncIterator[CacheEntry]:
         state = await self._acquire(hex_digest, fill)
-        handle = CacheEntry(self, state)
-        try:
+        async with pinned_entry(self._table, state) as handle:
             yield handle
-        finally:
-            handle._released = True
-            await self._release(state)
 
     def lookup(self, hex_digest: str) -> AbstractAsyncContextManager[CacheEntry | None]:
         """Pin the entry if this process has it cached, without filling: yields None otherwise."""
@@ -174,19 +155,16 @@ class DiskCache:
     @asynccontextmanager
     async def _lookup_cm(self, hex_digest: str) -> AsyncIterator[CacheEntry | None]:
         await self._ensure_open()
-        await self._wait_removal(hex_digest)
-        state = self._entries.get(hex_digest)
+        table = self._table
+        await table.wait_removal(hex_digest)
+        state = table.get(hex_digest)
         if state is None:
             yield None
             return
-        self._pin(state)
-        self._touch(state)
-        handle = CacheEntry(self, state)
-        try:
+        table.pin(state)
+        table.touch(state)
+        async with pinned_entry(table, state) as handle:
             yield handle
-        finally:
-            handle._released = True
-            await self._release(state)
 
     async def read_verified(self, hex_digest: str, relpath: str, fill: Fill) -> bytes:
         """Read one verified file of an entry; a corrupted entry is refilled once before giving up."""
@@ -201,21 +179,21 @@ class DiskCache:
         raise AssertionError("unreachable")
 
     def contains(self, hex_digest: str) -> bool:
-        return validate_hex(hex_digest) in self._entries
+        return validate_hex(hex_digest) in self._table
 
     async def discard(self, hex_digest: str) -> bool:
         """Drop an entry now (its files go when the last pin is released); return whether it was cached."""
-        state = self._entries.get(validate_hex(hex_digest))
+        state = self._table.get(validate_hex(hex_digest))
         if state is None:
             return False
-        await self._drop(state, corrupted=False)
+        await self._table.drop(state, corrupted=False)
         return True
 
     @asynccontextmanager
     async def temp_dir(self) -> AsyncIterator[Path]:
         """A fresh scratch directory on the cache's filesystem, removed on exit."""
         await self._ensure_open()
-        path = self._scratch_path("tmp")
+        path = self._table.scratch_path("tmp")
         await trio.to_thread.run_sync(path.mkdir)
         try:
             yield path
@@ -224,41 +202,44 @@ class DiskCache:
                 await trio.to_thread.run_sync(rmtree_quiet, path)
 
     def statistics(self) -> CacheStats:
+        table = self._table
         return CacheStats(
             hits=self._hits,
             misses=self._misses,
             fills=self._fill_count,
-            evictions=self._evictions,
-            corrupted=self._corrupted,
-            bytes=self._bytes,
-            entries=len(self._entries),
-            pinned=sum(1 for state in self._entries.values() if state.pins),
+            evictions=table.evictions,
+            corrupted=table.corrupted,
+            bytes=table.bytes,
+            entries=len(table),
+            pinned=table.pinned(),
         )
 
     # -- acquisition and fills ---------------------------------------------------------------------------
 
-    async def _acquire(self, hex_digest: str, fill: Fill) -> _EntryState:
+    async def _acquire(self, hex_digest: str, fill: Fill) -> EntryState:
         await self._ensure_open()
-        await self._wait_removal(hex_digest)
-        state = self._entries.get(hex_digest)
+        table = self._table
+        await table.wait_removal(hex_digest)
+        state = table.get(hex_digest)
         if state is not None:
             self._hits += 1
-            self._pin(state)
-            self._touch(state)
+            table.pin(state)
+            table.touch(state)
             return state
         self._misses += 1
         state, _ = await self._fills.run(hex_digest, lambda: self._load_or_fill(hex_digest, fill))
         try:
-            await self._evict()
+            await table.evict()
         except BaseException:
             with trio.CancelScope(shield=True):
-                await self._release(state)
+                await table.release(state)
             raise
         return state
 
-    async def _load_or_fill(self, hex_digest: str, fill: Fill) -> _EntryState:
-        await self._wait_removal(hex_digest)
-        state = self._entries.get(hex_digest)
+    async def _load_or_fill(self, hex_digest: str, fill: Fill) -> EntryState:
+        table = self._table
+        await table.wait_removal(hex_digest)
+        state = table.get(hex_digest)
         if state is None:
             path = self._root / hex_digest
             # Another process sharing the root may have published it.
@@ -266,13 +247,13 @@ class DiskCache:
             if index is None:
                 self._fill_count += 1
                 index = await self._fill(hex_digest, fill)
-            state = self._insert(index)
-        self._pin(state)
-        self._touch(state)
+            state = table.insert(index)
+        table.pin(state)
+        table.touch(state)
         return state
 
     async def _fill(self, hex_digest: str, fill: Fill) -> IndexData:
-        tmp = self._scratch_path("fill")
+        tmp = self._table.scratch_path("fill")
         await trio.to_thread.run_sync(tmp.mkdir)
         try:
             await fill(tmp)
@@ -291,147 +272,4 @@ class DiskCache:
             log.warning("cache entry %s: ignored %s shipped by the fill", hex_digest, ", ".join(dropped))
         now = time.time()
         index = IndexData(hex_digest, files, set(), now, now)
-        return publish_entry(self._root, index, tmp, self._scratch_path("trash"))
-
-    # -- bookkeeping -------------------------------------------------------------------------------------
-
-    def _scratch_path(self, kind: str) -> Path:
-        self._check_open()
-        assert self._scratch is not None, "cache used before open()"
-        return self._scratch.new_path(kind)
-
-    def _insert(self, index: IndexData) -> _EntryState:
-        state = _EntryState(index.hex, self._root / index.hex, index)
-        self._entries[index.hex] = state
-        self._bytes += index.total_bytes
-        return state
-
-    def _account(self, state: _EntryState, delta: int) -> None:
-        if self._entries.get(state.hex) is state:
-            self._bytes += delta
-
-    @staticmethod
-    def _pin(state: _EntryState) -> None:
-        state.pins += 1
-
-    def _unpin(self, state: _EntryState) -> None:
-        state.pins -= 1
-        if state.doomed and state.pins == 0:
-            self._pending_trash.append(state.path)
-
-    def _touch(self, state: _EntryState) -> None:
-        if self._entries.get(state.hex) is state:
-            self._entries.move_to_end(state.hex)
-        state.index.last_access = time.time()
-
-    async def _release(self, state: _EntryState) -> None:
-        self._unpin(state)
-        # Runs on every exit path, cancelled or not: finish the bookkeeping it starts.
-        with trio.CancelScope(shield=True):
-            if (
-                not state.doomed
-                and state.index.last_access - state.persisted_access >= self._persist_interval
-                and not self._closed
-            ):
-                async with state.lock:
-                    await self._write_index(state, best_effort=True)
-            await self._evict()
-
-    async def _write_index(self, state: _EntryState, *, best_effort: bool = False) -> None:
-        """Rewrite index.json from memory (scratch file, fsync, rename over the old one).
-
-        The caller holds ``state.lock``, so two rewrites never race and an older snapshot never wins.
-        """
-        state.persisted_access = state.index.last_access
-        data = state.index.to_json()
-        scratch = self._scratch_path("index")
-        dest = state.path / INDEX_NAME
-
-        def write() -> None:
-            try:
-                write_durable(scratch, data)
-                os.replace(scratch, dest)
-            except BaseException:
-                rmtree_quiet(scratch)
-                raise
-            fsync_dir(dest.parent)
-
-        try:
-            await trio.to_thread.run_sync(write)
-        except OSError as exc:
-            if not best_effort:
-                raise
-            log.debug("cache entry %s: could not persist index.json: %s", state.hex, exc)
-
-    async def _wait_removal(self, hex_digest: str) -> None:
-        while (event := self._removing.get(hex_digest)) is not None:
-            await event.wait()
-
-    async def _drop(self, state: _EntryState, *, corrupted: bool) -> None:
-        """Unpublish an entry at once (so a refill can take its place); delete its files once unpinned."""
-        if state.doomed:
-            return
-        state.doomed = True
-        if self._entries.get(state.hex) is state:
-            del self._entries[state.hex]
-            self._bytes -= state.index.total_bytes
-        if corrupted:
-            self._corrupted += 1
-        trash = self._scratch_path("trash")
-        await self._unpublish([(state, trash)])
-        if state.pins == 0:
-            self._pending_trash.append(trash)
-        with trio.CancelScope(shield=True):
-            await self._empty_trash()
-
-    async def _evict(self) -> None:
-        """Remove least recently used unpinned entries until the cache is within ``max_bytes``."""
-        victims: list[tuple[_EntryState, Path]] = []
-        if self._bytes > self._max_bytes:
-            for state in list(self._entries.values()):
-                if self._bytes <= self._max_bytes:
-                    break
-                if state.pins:
-                    continue
-                del self._entries[state.hex]
-                self._bytes -= state.index.total_bytes
-                self._evictions += 1
-                state.doomed = True
-                victims.append((state, self._scratch_path("trash")))
-                log.info("cache %s: evicting %s (%d bytes)", self._root, state.hex, state.index.total_bytes)
-        with trio.CancelScope(shield=True):
-            if victims:
-                await self._unpublish(victims)
-                self._pending_trash.extend(trash for _, trash in victims)
-            await self._empty_trash()
-
-    async def _unpublish(self, moves: list[tuple[_EntryState, Path]]) -> None:
-        """Rename entry directories into the scratch area; while that runs, acquisitions of them wait."""
-        events = {state.hex: trio.Event() for state, _ in moves}
-        self._removing.update(events)
-
-        def move() -> None:
-            for state, trash in moves:
-                try:
-                    os.rename(state.path, trash)
-                except FileNotFoundError:
-                    trash.mkdir()  # already gone (another process); keep the later rmtree uniform
-                state.path = trash
-
-        try:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(move)
-        finally:
-            for hex_digest, event in events.items():
-                del self._removing[hex_digest]
-                event.set()
-
-    async def _empty_trash(self) -> None:
-        if self._pending_trash:
-            paths, self._pending_trash = self._pending_trash, []
-
-            def remove() -> None:
-                for path in paths:
-                    rmtree_quiet(path)
-
-            await trio.to_thread.run_sync(remove)
+        return publish_entry(self._root, index, tmp, self._table.scratch_path("trash"))

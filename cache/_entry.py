@@ -1,21 +1,24 @@
-"""A pinned cache entry: verified reads, files added later, and lazily filled subtrees."""
+"""A pinned cache entry: verified reads, files added later, and lazily filled subtrees.
+
+A `CacheEntry` is the holder's view of one entry of a `DiskCache`; what it changes in the process's book
+(bytes, index.json, eviction, dropping a corrupted entry) goes through the `EntryTable` (``_table.py``).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, final
+from typing import final
 
 import trio
 
 from ._errors import CacheCorrupted, CacheError, InvalidFill, InvalidKey, NotCached
-from ._flight import SingleFlight
 from ._fs import (
     FileInfo,
-    IndexData,
     fsync_dir,
     hash_file,
     rmtree_quiet,
@@ -24,31 +27,9 @@ from ._fs import (
     write_durable,
 )
 from ._keys import INDEX_NAME, validate_relpath, validate_subtree
-
-if TYPE_CHECKING:
-    from ._disk import DiskCache
+from ._table import EntryState, EntryTable
 
 Fill = Callable[[Path], Awaitable[None]]
-
-
-class _EntryState:
-    """What the process knows about one entry; shared by every `CacheEntry` handle on it."""
-
-    __slots__ = ("doomed", "hex", "index", "lock", "path", "persisted_access", "pins", "subtrees", "verified")
-
-    def __init__(self, hex_digest: str, path: Path, index: IndexData) -> None:
-        self.hex = hex_digest
-        self.path = path
-        self.index = index
-        self.pins = 0
-        # Set once the entry is unpublished (corruption, discard): its directory now lives in the scratch
-        # area and is deleted when the last pin goes.
-        self.doomed = False
-        self.persisted_access = index.last_access
-        # relpath -> stat key recorded when this process last hashed the file and found it intact.
-        self.verified: dict[str, tuple[int, int, int, int]] = {}
-        self.lock = trio.Lock()  # serializes rewrites of index.json from this process
-        self.subtrees: SingleFlight[str, Path] = SingleFlight()
 
 
 @final
@@ -59,10 +40,10 @@ class CacheEntry:
     in index.json: a mismatch or a missing file drops the entry and raises `CacheCorrupted`.
     """
 
-    __slots__ = ("_cache", "_released", "_state")
+    __slots__ = ("_released", "_state", "_table")
 
-    def __init__(self, cache: DiskCache, state: _EntryState) -> None:
-        self._cache = cache
+    def __init__(self, table: EntryTable, state: EntryState) -> None:
+        self._table = table
         self._state = state
         self._released = False
 
@@ -92,10 +73,10 @@ class CacheEntry:
     def has_subtree(self, name: str) -> bool:
         return validate_subtree(name) in self._state.index.subtrees
 
-    def _live(self) -> _EntryState:
+    def _live(self) -> EntryState:
         if self._released:
             raise CacheError(f"cache entry {self._state.hex} used after its block ended")
-        self._cache._check_open()
+        self._table.check_open()
         return self._state
 
     def _info(self, relpath: str) -> FileInfo:
@@ -134,7 +115,7 @@ class CacheEntry:
 
         result = await trio.to_thread.run_sync(check)
         if isinstance(result, str):
-            await self._cache._drop(state, corrupted=True)
+            await self._table.drop(state, corrupted=True)
             raise CacheCorrupted(state.hex, relpath, result)
         state.verified[relpath] = result
         return path
@@ -164,7 +145,7 @@ class CacheEntry:
 
         result = await trio.to_thread.run_sync(read)
         if isinstance(result, str):
-            await self._cache._drop(state, corrupted=True)
+            await self._table.drop(state, corrupted=True)
             raise CacheCorrupted(state.hex, relpath, result)
         return result
 
@@ -183,9 +164,9 @@ class CacheEntry:
         """
         self._check_writable(relpath)
         state = self._state
-        cache = self._cache
+        table = self._table
         dest = state.path / relpath
-        scratch = cache._scratch_path("file")
+        scratch = table.scratch_path("file")
 
         def place() -> tuple[FileInfo, tuple[int, int, int, int]]:
             view = memoryview(data)
@@ -205,14 +186,14 @@ class CacheEntry:
                 info, key = await trio.to_thread.run_sync(place)
             except FileNotFoundError:
                 # Another process removed the entry's directory under us.
-                await cache._drop(state, corrupted=True)
+                await table.drop(state, corrupted=True)
                 raise CacheCorrupted(state.hex, relpath, "entry directory vanished") from None
             old = state.index.files.get(relpath)
             state.index.files[relpath] = info
             state.verified[relpath] = key
-            cache._account(state, info.size - (old.size if old else 0))
-            await cache._write_index(state)
-        await cache._evict()
+            table.account(state, info.size - (old.size if old else 0))
+            await table.write_index(state)
+        await table.evict()
         return dest
 
     async def remove_file(self, relpath: str) -> bool:
@@ -224,8 +205,8 @@ class CacheEntry:
             if old is None:
                 return False
             state.verified.pop(relpath, None)
-            self._cache._account(state, -old.size)
-            await self._cache._write_index(state)
+            self._table.account(state, -old.size)
+            await self._table.write_index(state)
             await trio.to_thread.run_sync(rmtree_quiet, state.path / relpath)
         return True
 
@@ -245,12 +226,12 @@ class CacheEntry:
 
     async def _fill_subtree(self, name: str, fill: Fill) -> Path:
         state = self._live()
-        cache = self._cache
+        table = self._table
         if name in state.index.subtrees:
             return state.path / name
         if any(rel.split("/", 1)[0] == name for rel in state.index.files):
             raise InvalidKey(f"entry {state.hex} already has files under {name!r} that are not a subtree")
-        tmp = cache._scratch_path("subtree")
+        tmp = table.scratch_path("subtree")
         await trio.to_thread.run_sync(tmp.mkdir)
         try:
             await fill(tmp)
@@ -260,7 +241,7 @@ class CacheEntry:
                 raise InvalidFill(f"subtree {name!r} of {state.hex}: {exc}") from exc
             async with state.lock:
                 dest = state.path / name
-                trash = cache._scratch_path("trash")
+                trash = table.scratch_path("trash")
 
                 def publish() -> None:
                     if os.path.lexists(dest):
@@ -273,11 +254,22 @@ class CacheEntry:
                 await trio.to_thread.run_sync(publish)
                 state.index.files.update(files)
                 state.index.subtrees.add(name)
-                cache._account(state, sum(info.size for info in files.values()))
-                await cache._write_index(state)
+                table.account(state, sum(info.size for info in files.values()))
+                await table.write_index(state)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(rmtree_quiet, tmp)
             raise
-        await cache._evict()
+        await table.evict()
         return state.path / name
+
+
+@asynccontextmanager
+async def pinned_entry(table: EntryTable, state: EntryState) -> AsyncIterator[CacheEntry]:
+    """A handle on ``state``, which the caller has pinned; the pin is released (through the table) on exit."""
+    handle = CacheEntry(table, state)
+    try:
+        yield handle
+    finally:
+        handle._released = True
+        await table.release(state)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Final, final
 
 import trio
+from cachetools import LRUCache
 
 DEFAULT_MAX_KEYS: Final = 100_000
 """Buckets kept at most; the least recently used go first (a forgotten bucket restarts full)."""
@@ -36,9 +37,9 @@ class TokenBucketLimiter:
             raise ValueError("rate must be > 0 and burst >= 1")
         self._rate = rate
         self._burst = float(burst)
-        self._max_keys = max_keys
         self._clock = clock
-        self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
+        # (tokens, stamp) per key; a lookup or an update makes the key the most recently used.
+        self._buckets: LRUCache[Hashable, tuple[float, float]] = LRUCache(maxsize=max_keys)
 
     def acquire(self, key: Hashable) -> int:
         """Take one token for ``key``.
@@ -47,7 +48,7 @@ class TokenBucketLimiter:
             0 when allowed; otherwise the whole seconds to wait before a token is available (>= 1).
         """
         now = self._clock()
-        tokens, stamp = self._buckets.pop(key, (self._burst, now))
+        tokens, stamp = self._buckets.get(key, (self._burst, now))
         tokens = min(self._burst, tokens + (now - stamp) * self._rate)
         if tokens >= 1.0:
             self._store(key, tokens - 1.0, now)
@@ -56,9 +57,8 @@ class TokenBucketLimiter:
         return max(1, math.ceil((1.0 - tokens) / self._rate))
 
     def _store(self, key: Hashable, tokens: float, now: float) -> None:
-        self._buckets[key] = (tokens, now)
-        while len(self._buckets) > self._max_keys:
-            self._buckets.popitem(last=False)
+        with contextlib.suppress(ValueError):  # max_keys=0: every bucket is forgotten (restarts full)
+            self._buckets[key] = (tokens, now)
 
     def statistics(self) -> dict[str, int]:
         return {"buckets": len(self._buckets)}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import contextlib
 from dataclasses import dataclass
 from typing import Final, cast, final
 
+from cachetools import LRUCache
 from quart import current_app
 
 import bundles
@@ -28,8 +29,7 @@ class ManifestCache:
     """Parsed manifests by version id: a version's manifest never changes, so entries never go stale."""
 
     def __init__(self, *, max_entries: int = DEFAULT_MANIFEST_CACHE_ENTRIES) -> None:
-        self._max_entries = max_entries
-        self._entries: OrderedDict[str, bundles.Manifest] = OrderedDict()
+        self._entries: LRUCache[str, bundles.Manifest] = LRUCache(maxsize=max_entries)
 
     def get(self, version: Version) -> bundles.Manifest:
         """The parsed manifest of ``version``.
@@ -40,16 +40,14 @@ class ManifestCache:
         """
         manifest = self._entries.get(version.id)
         if manifest is not None:
-            self._entries.move_to_end(version.id)
             return manifest
         try:
             manifest = bundles.parse_manifest(version.manifest_json)
         except bundles.ManifestError as exc:
             raise ApiError("invalid_manifest", f"registered manifest is invalid: {exc.message}",
                            status=500) from exc
-        self._entries[version.id] = manifest
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+        with contextlib.suppress(ValueError):  # max_entries=0: nothing is kept
+            self._entries[version.id] = manifest
         return manifest
 
 

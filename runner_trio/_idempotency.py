@@ -8,12 +8,13 @@ is refused instead of answered with the wrong result.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar, final
 
 import trio
+from cachetools import TTLCache
 
 __all__ = ["IdempotencyCache", "KeyReused"]
 
@@ -22,33 +23,42 @@ DEFAULT_MAX_ENTRIES: Final = 10_000
 MAX_KEY_LENGTH: Final = 256
 
 T = TypeVar("T")
+_Key = tuple[str, str, str]
 
 
 class KeyReused(Exception):
     """The key was already used for a request with a different fingerprint."""
 
 
+@dataclass(frozen=True)
+class _Remembered(Generic[T]):
+    fingerprint: str
+    result: T
+
+
 @dataclass
-class _Entry(Generic[T]):
+class _Running(Generic[T]):
     fingerprint: str
     done: trio.Event = field(default_factory=trio.Event)
-    result: T | None = None
-    expires: float = float("inf")
-    failed: bool = False
+    remembered: _Remembered[T] | None = None
 
 
 @final
 class IdempotencyCache(Generic[T]):
-    """Bounded, expiring, single-flight memo of results keyed by (tenant, extension, key)."""
+    """Bounded, expiring, single-flight memo of results keyed by (tenant, extension, key).
+
+    Runs in flight are kept apart from finished results: only finished ones count against ``max_entries``
+    and expire (``ttl`` after they finished), so a run is never evicted while duplicates wait for it.
+    """
 
     def __init__(self, *, ttl: float = DEFAULT_TTL, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
-        self._ttl = ttl
-        self._max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, str, str], _Entry[T]] = OrderedDict()
+        self._results: TTLCache[_Key, _Remembered[T]] = TTLCache(
+            maxsize=max_entries, ttl=ttl, timer=trio.current_time)
+        self._running: dict[_Key, _Running[T]] = {}
         self.replays = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._running) + len(self._results)
 
     async def run(
         self,
@@ -66,46 +76,30 @@ class IdempotencyCache(Generic[T]):
             KeyReused: the key is live for a request with another fingerprint.
         """
         full_key = (scope[0], scope[1], key[:MAX_KEY_LENGTH])
-        now = trio.current_time()
-        entry = self._entries.get(full_key)
-        if entry is not None and entry.done.is_set() and (entry.failed or entry.expires <= now):
-            del self._entries[full_key]
-            entry = None
-        if entry is not None:
-            if entry.fingerprint != fingerprint:
+        while (running := self._running.get(full_key)) is not None:
+            if running.fingerprint != fingerprint:
                 raise KeyReused(key)
-            self._entries.move_to_end(full_key)
-            await entry.done.wait()
-            if not entry.failed:
+            await running.done.wait()
+            if running.remembered is not None:
                 self.replays += 1
-                assert entry.result is not None
-                return entry.result
-            # The first attempt ended without a result worth sharing: this caller runs it afresh.
-            return await self.run(scope, key, fingerprint, execute)
+                return running.remembered.result
+            # The first attempt ended without a result worth sharing: this caller may run it afresh.
+        remembered = self._results.get(full_key)  # a hit makes it the most recently used
+        if remembered is not None:
+            if remembered.fingerprint != fingerprint:
+                raise KeyReused(key)
+            self.replays += 1
+            return remembered.result
 
-        entry = _Entry(fingerprint)
-        self._entries[full_key] = entry
-        self._trim()
-        remember = False
+        running = _Running(fingerprint)
+        self._running[full_key] = running
         try:
             result, remember = await execute()
             if remember:
-                entry.result = result
-                entry.expires = trio.current_time() + self._ttl
+                running.remembered = _Remembered(fingerprint, result)
+                with contextlib.suppress(ValueError):  # max_entries=0: shared with the waiters, then forgotten
+                    self._results[full_key] = running.remembered
             return result
         finally:
-            if not remember:
-                entry.failed = True
-                if self._entries.get(full_key) is entry:
-                    del self._entries[full_key]
-            entry.done.set()
-
-    def _trim(self) -> None:
-        # Evict the oldest finished entries; in-flight ones are never evicted (their waiters hold them anyway).
-        while len(self._entries) > self._max_entries:
-            for k, e in self._entries.items():
-                if e.done.is_set():
-                    del self._entries[k]
-                    break
-            else:
-                return
+            del self._running[full_key]
+            running.done.set()

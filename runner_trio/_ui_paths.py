@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote_to_bytes
 
+from werkzeug.http import parse_range_header
+
 __all__ = [
     "DEFAULT_CSP",
     "IMMUTABLE_CACHE_CONTROL",
@@ -53,7 +55,9 @@ _CONTENT_TYPES: Final = {
     ".wasm": "application/wasm",
     ".webmanifest": "application/manifest+json",
 }
-_RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$")
+_INVALID_RANGE: Final = re.compile(r"bytes=(?:[0-9]+-[0-9]+|-0+)")
+"""The single ranges werkzeug's parser drops as malformed that RFC 9110 calls invalid (a 416): written
+backwards (``bytes=5-1``, werkzeug has already refused it when this matches) or an empty suffix (``bytes=-0``)."""
 
 
 class UnsafePath(ValueError):
@@ -125,26 +129,22 @@ class ByteRange:
 
 
 def parse_range(header: str | None, size: int) -> ByteRange | bool | None:
-    """Interpret a ``Range`` header for a file of ``size`` bytes.
+    """Interpret a ``Range`` header for a file of ``size`` bytes (parsed by werkzeug).
 
     Returns ``None`` when the whole file should be sent (no header, or one we do not honour such as several
     ranges), a ``ByteRange`` for a satisfiable single range, and ``False`` for an unsatisfiable one (416).
     """
     if not header:
         return None
-    match = _RANGE.match(header.strip())
-    if match is None:
+    parsed = parse_range_header(header)
+    if parsed is None:
+        return False if _INVALID_RANGE.fullmatch(header.strip()) else None
+    if parsed.units != "bytes" or len(parsed.ranges) != 1:
         return None
-    first, last = match.groups()
-    if first == "" and last == "":
-        return None
-    if first == "":
-        suffix = int(last)
-        if suffix == 0:
-            return False
-        return ByteRange(max(0, size - suffix), size - 1) if size else False
-    start = int(first)
-    end = int(last) if last else size - 1
-    if start >= size or end < start:
+    start, stop = parsed.ranges[0]  # stop is exclusive, None up to the end; a negative start is a suffix
+    if start < 0:
+        # Not werkzeug's range_for_length, which refuses a suffix longer than the file: RFC 9110 serves it all.
+        return ByteRange(max(0, size + start), size - 1) if size else False
+    if start >= size:
         return False
-    return ByteRange(start, min(end, size - 1))
+    return ByteRange(start, min(size if stop is None else stop, size) - 1)

@@ -22,19 +22,22 @@ Answers carry a strong ETag (the file's sha256), ``Cache-Control: immutable`` (a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import time
 import urllib.parse
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import BinaryIO, Final, final
 
 import httpx
 import trio
+from cachetools import TTLCache
 from quart import Blueprint, Response, request
+from werkzeug.datastructures import ContentRange
+from werkzeug.http import parse_if_range_header, quote_etag
 
 from bundles import ArchiveError, IntegrityError, ManifestError, ObjectNotFound, SignatureError
 from cache import CacheCorrupted, CacheError, FileInfo, SingleFlight
@@ -113,10 +116,8 @@ class InstallValidator:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._base_url = base_url.rstrip("/") if base_url else None
-        self._ttl_s = ttl_s
-        self._max_entries = max_entries
-        self._clock = clock
-        self._answers: OrderedDict[tuple[str | None, str, str], tuple[float, bool]] = OrderedDict()
+        self._answers: TTLCache[tuple[str | None, str, str], bool] = TTLCache(
+            maxsize=max_entries, ttl=ttl_s, timer=clock)
         self._flights: SingleFlight[tuple[str | None, str, str], bool | None] = SingleFlight()
         headers = {"authorization": f"Bearer {service_token}"} if service_token else {}
         self._client = httpx.AsyncClient(
@@ -143,21 +144,14 @@ class InstallValidator:
         return bool(answer)
 
     def _cached(self, key: tuple[str | None, str, str]) -> bool | None:
-        found = self._answers.get(key)
-        if found is None:
-            return None
-        if found[0] <= self._clock():
-            del self._answers[key]
-            return None
-        self._answers.move_to_end(key)
-        self.hits += 1
-        return found[1]
+        found = self._answers.get(key)  # None once expired; a hit makes it the most recently used
+        if found is not None:
+            self.hits += 1
+        return found
 
     def _remember(self, key: tuple[str | None, str, str], valid: bool) -> None:
-        self._answers[key] = (self._clock() + self._ttl_s, valid)
-        self._answers.move_to_end(key)
-        while len(self._answers) > self._max_entries:
-            self._answers.popitem(last=False)
+        with contextlib.suppress(ValueError):  # max_entries=0: every question goes to the gateway
+            self._answers[key] = valid
 
     async def _ask(self, key: tuple[str | None, str, str]) -> bool | None:
         tenant, extension, hex_digest = key
@@ -290,17 +284,20 @@ async def _serve(
             info = entry.files[relpath]
             if info.size > max_asset_bytes:
                 return _error(413, "asset_too_large")
-            headers = _file_headers(relpath, info, csp)
-            if _etag_matches(request.headers.get("if-none-match"), headers["etag"]):
+            tag = _etag(info)
+            headers = _file_headers(relpath, info, tag, csp)
+            # If-None-Match uses the weak comparison (RFC 9110 §13.1.2): W/"x" matches "x"; * matches any.
+            if request.if_none_match.contains_weak(tag):
                 return Response(b"", status=304, headers={k: v for k, v in headers.items() if k != "content-type"})
-            span = _range(info, headers["etag"])
+            span = _range(info, tag)
             if span is False:
-                return Response(b"", status=416, headers={**headers, "content-range": f"bytes */{info.size}"})
+                unsatisfied = ContentRange("bytes", None, None, info.size)
+                return Response(b"", status=416, headers={**headers, "content-range": unsatisfied.to_header()})
             status = 200
             start, length = 0, info.size
             if isinstance(span, ByteRange):
                 status, start, length = 206, span.start, span.length
-                headers["content-range"] = f"bytes {span.start}-{span.end}/{info.size}"
+                headers["content-range"] = ContentRange("bytes", span.start, span.end + 1, info.size).to_header()
             if request.method == "HEAD":
                 response = Response(b"", status=status, headers=headers)
                 response.content_length = length
@@ -348,11 +345,16 @@ def resolve_ui_file(files: Mapping[str, FileInfo], clean: str) -> str | None:
     return None
 
 
-def _file_headers(relpath: str, info: FileInfo, csp: str) -> dict[str, str]:
+def _etag(info: FileInfo) -> str:
+    """The file's entity tag, unquoted: its sha256 (a strong validator, the content never changes)."""
+    return f"sha256-{info.sha256}"
+
+
+def _file_headers(relpath: str, info: FileInfo, tag: str, csp: str) -> dict[str, str]:
     content_type = content_type_for(relpath)
     headers = {
         "content-type": content_type,
-        "etag": f'"sha256-{info.sha256}"',
+        "etag": quote_etag(tag),
         "cache-control": IMMUTABLE_CACHE_CONTROL,
         "x-content-type-options": "nosniff",
         "accept-ranges": "bytes",
@@ -362,23 +364,20 @@ def _file_headers(relpath: str, info: FileInfo, csp: str) -> dict[str, str]:
     return headers
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
-    """``If-None-Match`` uses the weak comparison: ``W/"x"`` matches ``"x"``; ``*`` matches any."""
-    if not header:
-        return False
-    for candidate in header.split(","):
-        tag = candidate.strip()
-        if tag == "*" or tag.removeprefix("W/") == etag:
-            return True
-    return False
-
-
-def _range(info: FileInfo, etag: str) -> ByteRange | bool | None:
+def _range(info: FileInfo, tag: str) -> ByteRange | bool | None:
     header = request.headers.get("range")
     if_range = request.headers.get("if-range")
-    if header is None or (if_range is not None and if_range.strip() != etag):
+    if header is None or (if_range is not None and not _if_range_holds(if_range, tag)):
         return None  # If-Range names another version (or a date we cannot compare): send it all
     return parse_range(header, info.size)
+
+
+def _if_range_holds(value: str, tag: str) -> bool:
+    """If-Range uses the strong comparison (RFC 9110 §13.1.5): a weak tag or a date never holds."""
+    value = value.strip()
+    if value.startswith(("W/", "w/")):
+        return False  # werkzeug's parser drops the weakness, so it is refused here first
+    return parse_if_range_header(value).etag == tag
 
 
 def _open_checked(path: os.PathLike[str] | str, info: FileInfo, hex_digest: str, relpath: str) -> BinaryIO:

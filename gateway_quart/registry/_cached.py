@@ -10,10 +10,12 @@ uninstall takes up to ``ttl_s`` to apply everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Final, Generic, TypeVar, final
+
+from cachetools import TTLCache
 
 from ._models import UNSET, ApiToken, AuditEntry, Extension, Install, SealedSecrets, Tenant, Unset, User, Version
 from ._protocol import Registry
@@ -27,28 +29,25 @@ DEFAULT_CACHE_MAX_ENTRIES: Final = 4096
 
 @final
 class _TtlCache(Generic[K, V]):
-    """A bounded LRU map whose entries expire ``ttl_s`` after they were stored. Misses (``None``) are not kept."""
+    """A bounded LRU map (cachetools' ``TTLCache``) whose entries expire ``ttl_s`` after they were stored.
+
+    Misses (``None``) are not kept, and neither is a value loaded while a write invalidated the cache.
+    """
 
     def __init__(self, *, ttl_s: float, max_entries: int) -> None:
-        self._ttl_s = ttl_s
-        self._max_entries = max_entries
-        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._entries: TTLCache[K, V] = TTLCache(maxsize=max_entries, ttl=ttl_s, timer=time.monotonic)
         self._generation = 0
 
     async def get(self, key: K, load: Callable[[], Awaitable[V | None]]) -> V | None:
-        entry = self._entries.get(key)
-        now = time.monotonic()
-        if entry is not None and entry[0] > now:
-            self._entries.move_to_end(key)
-            return entry[1]
+        cached = self._entries.get(key)
+        if cached is not None:
+            return cached
         generation = self._generation
         value = await load()
         # A write that invalidated while the load ran may have made ``value`` stale: serve it, don't keep it.
         if value is not None and generation == self._generation:
-            self._entries[key] = (now + self._ttl_s, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+            with contextlib.suppress(ValueError):  # max_entries=0: nothing is kept
+                self._entries[key] = value
         else:
             self._entries.pop(key, None)
         return value

@@ -47,3 +47,18 @@ def test_bucket_count_is_bounded() -> None:
 def test_invalid_parameters() -> None:
     with pytest.raises(ValueError, match="rate"):
         TokenBucketLimiter(rate=0, burst=1)
+
+
+def test_the_least_recently_used_bucket_is_forgotten_first() -> None:
+    limiter = TokenBucketLimiter(rate=0.001, burst=1, max_keys=2, clock=Clock())
+    assert [limiter.acquire(key) for key in ("a", "b")] == [0, 0]
+    assert limiter.acquire("a") > 0  # "a" is empty and now the most recently used
+    assert limiter.acquire("c") == 0  # evicts "b", not "a"
+    assert limiter.acquire("a") > 0
+    assert limiter.acquire("b") == 0  # forgotten: restarts full
+
+
+def test_zero_keys_keeps_no_bucket() -> None:
+    limiter = TokenBucketLimiter(rate=0.001, burst=1, max_keys=0, clock=Clock())
+    assert [limiter.acquire("a") for _ in range(3)] == [0, 0, 0]
+    assert limiter.statistics() == {"buckets": 0}

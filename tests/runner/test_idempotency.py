@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 import trio
 import trio.testing
@@ -92,3 +94,50 @@ async def test_unremembered_and_failed_results_are_retried() -> None:
     assert await cache.run(("t", "e"), "k", "fp", flaky) == "done"
     assert await cache.run(("t", "e"), "k", "fp", flaky) == "done"
     assert attempts == 3
+
+
+async def test_runs_in_flight_are_never_evicted() -> None:
+    cache: IdempotencyCache[str] = IdempotencyCache(max_entries=1)
+    release = trio.Event()
+    runs: list[str] = []
+
+    def slow(value: str) -> Callable[[], Awaitable[tuple[str, bool]]]:
+        async def execute() -> tuple[str, bool]:
+            runs.append(value)
+            await release.wait()
+            return value, True
+
+        return execute
+
+    results: list[str] = []
+
+    async def call(key: str) -> None:
+        results.append(await cache.run(("t", "e"), key, "fp", slow(key)))
+
+    async with trio.open_nursery() as nursery:
+        for key in ("a", "b", "a", "b"):
+            nursery.start_soon(call, key)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(cache) == 2  # both running, over the bound of finished results
+        release.set()
+    assert sorted(runs) == ["a", "b"]
+    assert sorted(results) == ["a", "a", "b", "b"]
+    assert len(cache) == 1  # one finished result kept
+
+
+async def test_zero_entries_shares_only_with_concurrent_duplicates() -> None:
+    cache: IdempotencyCache[int] = IdempotencyCache(max_entries=0)
+    counter = 0
+
+    async def make() -> tuple[int, bool]:
+        nonlocal counter
+        counter += 1
+        await trio.sleep(0.01)
+        return counter, True
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(cache.run, ("t", "e"), "k", "fp", make)
+    assert counter == 1
+    assert await cache.run(("t", "e"), "k", "fp", make) == 2
+    assert len(cache) == 0

@@ -89,3 +89,20 @@ def test_csp() -> None:
 )
 def test_ranges(header: str | None, size: int, expected: object) -> None:
     assert parse_range(header, size) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "size", "expected"),
+    [
+        ("bytes=-0", 100, False),  # an empty suffix is unsatisfiable, not malformed
+        ("bytes=-500", 100, ByteRange(0, 99)),  # a suffix longer than the file is the whole file (RFC 9110)
+        ("bytes=-5", 0, False),
+        ("bytes=0-0", 1, ByteRange(0, 0)),
+        ("bytes=-", 100, None),
+        ("bytes=x-1", 100, None),
+        ("bytes=5-1,7-8", 100, None),
+        ("", 100, None),
+    ],
+)
+def test_range_edges(header: str, size: int, expected: object) -> None:
+    assert parse_range(header, size) == expected

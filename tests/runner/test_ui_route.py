@@ -230,6 +230,17 @@ async def test_range_requests(published: tuple[UiRunner, str]) -> None:
     assert (resp.status_code, resp.content) == (206, BIG[:2])
 
 
+async def test_if_range_is_a_strong_comparison(published: tuple[UiRunner, str]) -> None:
+    runner, hex_digest = published
+    etag = (await get(runner, ui(hex_digest, "big.bin"), method="HEAD")).headers["etag"]
+    # A weak tag or a date never satisfies If-Range: the whole file, not a part of some other version.
+    for condition in (f"W/{etag}", "Sun, 06 Dec 2026 04:00:00 GMT", ""):
+        resp = await get(runner, ui(hex_digest, "big.bin"), range="bytes=0-1", **{"if-range": condition})
+        assert (resp.status_code, resp.content) == (200, BIG), condition
+    resp = await get(runner, ui(hex_digest, "big.bin"), range="bytes=5-1")
+    assert (resp.status_code, resp.headers["content-range"]) == (416, f"bytes */{len(BIG)}")
+
+
 async def test_large_file_streams_whole(published: tuple[UiRunner, str]) -> None:
     runner, hex_digest = published
     resp = await get(runner, ui(hex_digest, "big.bin"))

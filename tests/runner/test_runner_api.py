@@ -1,0 +1,16 @@
+"""The runner's public names, pinned: a change to them is a deliberate change to this test."""
+
+from __future__ import annotations
+
+import runner_trio
+
+
+def test_public_names_are_pinned() -> None:
+    assert set(runner_trio.__all__) == {
+        "BodyTooLarge", "BundleUnavailable", "ConfigError", "ExecuteFailed", "MissingRoutingHeaders", "Overloaded",
+        "RequestInvalid", "RunnerError", "SecretDecryptFailed", "Settings", "UnknownCapabilities", "create_app",
+        "serve",
+    }
+    assert len(runner_trio.__all__) == len(set(runner_trio.__all__))
+    for name in runner_trio.__all__:
+        assert hasattr(runner_trio, name), name
