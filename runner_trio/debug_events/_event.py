@@ -37,6 +37,7 @@ __all__ = [
     "stream_key",
 ]
 
+
 def now_ms() -> int:
     """Wall-clock time in Unix milliseconds (the ``ts`` field)."""
     return time.time_ns() // 1_000_000
