@@ -24,6 +24,7 @@ from ._read import read_bundle
 __all__ = [
     "DEFAULT_COMPRESSION_LEVEL",
     "content_hash",
+    "is_canonical_hex",
     "pack_directory",
     "parse_content_hash",
     "verify_content_hash",
@@ -33,6 +34,8 @@ __all__ = [
 DEFAULT_COMPRESSION_LEVEL: Final = 19
 _FILE_MODE: Final = 0o644
 _DIR_MODE: Final = 0o755
+# The one content-hash grammar of the code base (``contract`` re-exports it; the store's key checks use
+# :func:`is_canonical_hex`). ``cache`` keeps a copy of the canonical form: it imports no package of ours.
 _HASH_RE: Final = re.compile(r"(?:sha256:)?([0-9a-fA-F]{64})")
 
 
@@ -52,6 +55,15 @@ def parse_content_hash(value: str) -> str:
         shown = value if isinstance(value, str) and len(value) <= 80 else f"{str(value)[:80]}…"
         raise ContentHashError(f"content hash {shown!r} is not 'sha256:' followed by 64 hex digits")
     return match.group(1).lower()
+
+
+def is_canonical_hex(value: object) -> bool:
+    """Whether ``value`` is a content hash in its canonical form: 64 lower-case hex digits, no prefix.
+
+    That is what :func:`parse_content_hash` returns, and how object keys and cache directories name a bundle.
+    """
+    match = _HASH_RE.fullmatch(value) if isinstance(value, str) else None
+    return match is not None and match.group(0) == match.group(1).lower()
 
 
 def verify_content_hash(data: bytes, expected: str) -> str:

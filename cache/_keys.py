@@ -10,6 +10,8 @@ from ._errors import InvalidKey
 MAX_RELPATH_LENGTH: Final = 1024
 MAX_TARGET_LENGTH: Final = 200
 
+# The canonical form of the content-hash grammar (``bundles``, re-exported by ``contract``), copied on purpose:
+# cache imports no package of ours, and either of those would bring HTTP clients into it.
 _HEX_RE: Final = re.compile(r"[0-9a-f]{64}")
 _TARGET_RE: Final = re.compile(r"[A-Za-z0-9._-]+")
 

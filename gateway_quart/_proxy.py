@@ -8,15 +8,16 @@ row's final status is set after the call, whatever its outcome, off the response
 
 from __future__ import annotations
 
-import base64
 import logging
 import urllib.parse
 import uuid
-from typing import Any, Final
+from typing import Final
 
 import trio
 from quart import Blueprint, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from contract import ErrorCode, ExecuteRequest, HttpRequest, Limits, RequestContext, UserInfo
 
 from ._auth import PERMISSION_READ, PERMISSION_WRITE, Principal, authenticate, check_origin
 from ._errors import ApiError, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, RateLimited
@@ -167,57 +168,48 @@ async def _execute(
     for name, value in request.args.items(multi=True):
         query[name] = value  # the last value wins, as in the reference gateway
     user = principal.user
-    user_info: dict[str, Any] = {
-        "user_id": user.id,
-        "user_email": user.email,
-        "user_name": user.name,
-        "user_type": user.user_type,
-        "client_name": user.client_name or "",
-        "additional_fields": {},
-    }
-    if user.client_id is not None:
-        user_info["client_id"] = user.client_id
-    payload: dict[str, Any] = {
-        "context": {
-            "request_id": g.request_id,
-            "tenant_id": install.tenant_id,
-            "extension_id": install.extension_id,
-            "install_id": install.id,
-            "content_hash": f"sha256:{install.version.content_hash}",
-            "version_id": install.version.id,
-            "config": dict(install.config),
-        },
-        "http": {
-            "method": method,
-            "path": guest_path,
-            "query": query,
-            "headers": forward_request_headers(request.headers.items(), request_id=g.request_id),
-            "body_b64": base64.b64encode(body).decode("ascii") if has_body else None,
-        },
-        "limits": {"timeout_ms": st.runner.timeout_ms},
-        "providers": sorted(install.granted_capabilities),
-        "secret_envelope": dict(install.secrets.envelope) if install.secrets is not None else None,
-        "user": user_info,
-    }
-    result = await st.runner.execute(
-        payload,
-        tenant_id=install.tenant_id,
-        extension_id=install.extension_id,
-        request_id=g.request_id,
-        idempotency_key=runner_key,
-        retryable=read_only or key is not None,
+    call = ExecuteRequest(
+        context=RequestContext(
+            request_id=g.request_id,
+            tenant_id=install.tenant_id,
+            extension_id=install.extension_id,
+            install_id=install.id,
+            content_hash=install.version.content_hash,
+            version_id=install.version.id,
+            config=dict(install.config),
+        ),
+        http=HttpRequest(
+            method=method,
+            path=guest_path,
+            query=query,
+            headers=forward_request_headers(request.headers.items(), request_id=g.request_id),
+            body=body if has_body else None,
+        ),
+        limits=Limits(timeout_ms=st.runner.timeout_ms),
+        providers=frozenset(install.granted_capabilities),
+        secret_envelope=dict(install.secrets.envelope) if install.secrets is not None else None,
+        user=UserInfo(
+            user_id=user.id,
+            user_email=user.email,
+            user_name=user.name,
+            user_type=user.user_type,
+            client_name=user.client_name or "",
+            client_id=user.client_id,
+        ),
     )
-    return _client_response(result, method)
+    answer = await st.runner.execute(call, idempotency_key=runner_key, retryable=read_only or key is not None)
+    return _client_response(answer, method)
 
 
-def _client_response(result: RunnerResult, method: str) -> Response:
+def _client_response(answer: RunnerResult, method: str) -> Response:
     """Turn the runner's answer into the client's response, or a refusal for runner-side failures."""
+    result = answer.result
     if result.error is not None:
-        log.warning("runner %s reported %d %s for request %s", result.runner, result.status, result.error,
+        log.warning("runner %s reported %d %s for request %s", answer.runner, result.status, result.error,
                     g.request_id)
         if result.status == 429:
-            raise RateLimited(_retry_after(result.retry_after), code="overloaded")
-        if result.status == 504 or "timeout" in result.error:
+            raise RateLimited(_retry_after(answer.retry_after), code=ErrorCode.OVERLOADED)
+        if result.timed_out:
             raise ApiError("gateway_timeout", "the extension did not answer in time", status=504)
         if result.status == 413:
             raise PayloadTooLarge(state().settings.max_body_bytes)

@@ -8,8 +8,6 @@ to retry: nothing reached a runner.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import random
@@ -19,6 +17,16 @@ from typing import Any, Final, final
 
 import httpx
 import trio
+
+from contract import (
+    ErrorCode,
+    ExecuteRequest,
+    ExecuteResult,
+    InvalidBase64,
+    InvalidField,
+    decode_execute_result,
+    encode_execute_request,
+)
 
 from ._errors import UpstreamError
 
@@ -37,12 +45,9 @@ _RETRY_ENVELOPE_STATUSES: Final = frozenset({502, 503})
 
 @dataclass(frozen=True)
 class RunnerResult:
-    """What a runner answered: the guest's response, or a runner-side failure (``error`` set)."""
+    """What a runner answered (``result``: the guest's response, or a runner-side failure), and where from."""
 
-    status: int
-    headers: Mapping[str, str]
-    body: bytes | None
-    error: str | None
+    result: ExecuteResult
     runner: str
     attempts: int
     retry_after: str | None = None
@@ -120,21 +125,16 @@ class RunnerClient:
 
     async def execute(
         self,
-        payload: Mapping[str, Any],
+        request: ExecuteRequest,
         *,
-        tenant_id: str,
-        extension_id: str,
-        request_id: str,
         idempotency_key: str | None,
         retryable: bool,
     ) -> RunnerResult:
         """Run one extension call.
 
         Args:
-            payload: the ``/v1/execute`` JSON body.
-            tenant_id: ``x-alga-tenant``.
-            extension_id: ``x-alga-extension``.
-            request_id: ``x-request-id``.
+            request: the call; its context also gives the routing headers (``x-alga-tenant``,
+                ``x-alga-extension``, ``x-request-id``).
             idempotency_key: ``x-idempotency-key`` (non-GET calls).
             retryable: whether repeating the call is safe once it may have reached a runner.
 
@@ -142,7 +142,10 @@ class RunnerClient:
             UpstreamError: 502 ``bad_gateway`` when no runner gave a usable answer, 504 ``gateway_timeout``
                 when the deadline passed first.
         """
-        headers = {"x-alga-tenant": tenant_id, "x-alga-extension": extension_id, "x-request-id": request_id}
+        ctx = request.context
+        request_id = ctx.request_id or ""
+        headers = {"x-alga-tenant": ctx.tenant_id, "x-alga-extension": ctx.extension_id, "x-request-id": request_id}
+        payload = encode_execute_request(request)
         if idempotency_key is not None:
             headers["x-idempotency-key"] = idempotency_key
         order = self._order()
@@ -180,14 +183,16 @@ class RunnerClient:
         if resp.status_code in _RETRY_HTTP_STATUSES:
             raise _Retryable(f"runner answered HTTP {resp.status_code}", connected=True)
         if resp.status_code == 429:
-            return RunnerResult(429, {}, None, "overloaded", url, attempt, resp.headers.get("retry-after"))
+            overloaded = ExecuteResult.failure(429, ErrorCode.OVERLOADED)
+            return RunnerResult(overloaded, url, attempt, resp.headers.get("retry-after"))
         if resp.status_code != 200:
             log.error("runner %s answered HTTP %d (check RUNNER_SERVICE_TOKEN)", url, resp.status_code)
             raise UpstreamError("bad_gateway", f"runner answered HTTP {resp.status_code}", status=502)
-        result = _parse_envelope(raw, url, attempt)
+        answer = _parse_envelope(raw, url, attempt)
+        result = answer.result
         if result.error is not None and result.status in _RETRY_ENVELOPE_STATUSES:
             raise _Retryable(f"runner error {result.status} {result.error}", connected=True)
-        return result
+        return answer
 
 
 async def _read_capped(resp: httpx.Response, limit: int) -> bytes:
@@ -209,22 +214,10 @@ def _parse_envelope(raw: bytes, url: str, attempt: int) -> RunnerResult:
         data = None
     if not isinstance(data, dict):
         raise UpstreamError("bad_gateway", "runner answered something other than a JSON object", status=502)
-    status = data.get("status")
-    headers = data.get("headers") or {}
-    body_b64 = data.get("body_b64")
-    error = data.get("error")
-    if (
-        not isinstance(status, int)
-        or isinstance(status, bool)
-        or not 100 <= status <= 599
-        or not isinstance(headers, dict)
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
-        or not (body_b64 is None or isinstance(body_b64, str))
-        or not (error is None or isinstance(error, str))
-    ):
-        raise UpstreamError("bad_gateway", "runner answer does not follow the execute contract", status=502)
     try:
-        body = None if body_b64 is None else base64.b64decode(body_b64, validate=True)
-    except (binascii.Error, ValueError):
+        result = decode_execute_result(data)
+    except InvalidBase64:
         raise UpstreamError("bad_gateway", "runner answer has an invalid body_b64", status=502) from None
-    return RunnerResult(status, headers, body, error, url, attempt, headers.get("retry-after"))
+    except InvalidField:
+        raise UpstreamError("bad_gateway", "runner answer does not follow the execute contract", status=502) from None
+    return RunnerResult(result, url, attempt, result.headers.get("retry-after"))

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
+
+from contract import SAFE_ID_PATTERN
 
 from ._errors import SettingsError
 
@@ -59,7 +60,7 @@ ENV_VARS: Final = frozenset(
 """Every variable :func:`load_settings` reads."""
 
 _BOOLEANS: Final = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
-_TENANT_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_TENANT_ID_RE: Final = SAFE_ID_PATTERN
 
 
 @dataclass(frozen=True)

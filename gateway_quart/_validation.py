@@ -22,13 +22,15 @@ from typing import Final, Literal, overload
 
 from quart import Request
 
+from contract import SAFE_ID_PATTERN
+
 from ._errors import InvalidRequest, PayloadTooLarge
 
 DEFAULT_MAX_JSON_BYTES: Final = 1024 * 1024
 DEFAULT_MAX_TEXT: Final = 256
 DEFAULT_MAX_ITEMS: Final = 256
 
-ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+ID_PATTERN: Final = SAFE_ID_PATTERN  # the ids the gateway issues: no ":" or "@" (see contract)
 ID_HINT: Final = "must be 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit"
 
 

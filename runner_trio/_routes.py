@@ -19,6 +19,14 @@ from typing import Any, Final
 import trio
 from quart import Blueprint, Response, current_app, request
 
+from contract import (
+    ContentHashError,
+    ErrorCode,
+    encode_execute_result,
+    format_content_hash,
+    parse_content_hash,
+)
+
 from ._errors import BodyTooLarge, RequestInvalid, RunnerError, UnknownCapabilities
 from ._execute import execute, remember_result
 from ._idempotency import KeyReused
@@ -53,8 +61,8 @@ def _authorized() -> bool:
 @api.before_request
 async def _require_token() -> Response | None:
     if request.path.startswith("/v1/") and not _authorized():
-        return _json({"error": "unauthorized", "message": "Authorization: Bearer <RUNNER_SERVICE_TOKEN> required"},
-                     401, {"www-authenticate": "Bearer"})
+        message = "Authorization: Bearer <RUNNER_SERVICE_TOKEN> required"
+        return _json({"error": ErrorCode.UNAUTHORIZED, "message": message}, 401, {"www-authenticate": "Bearer"})
     return None
 
 
@@ -73,23 +81,23 @@ async def execute_route() -> Response:
     extension = request.headers.get("x-alga-extension", "").strip()
     if not tenant or not extension:
         missing = [h for h, v in (("x-alga-tenant", tenant), ("x-alga-extension", extension)) if not v]
-        result = ExecuteResult(400, {}, None, f"missing_routing_headers: {', '.join(missing)}")
-        return _json(result.to_json())
+        result = ExecuteResult.failure(400, ErrorCode.MISSING_ROUTING_HEADERS, ", ".join(missing))
+        return _json(encode_execute_result(result))
     raw = await request.get_data(cache=False)
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        return _json({"error": "invalid_request", "field": "$", "message": f"body is not JSON: {exc}"}, 400)
+        return _json({"error": ErrorCode.INVALID_REQUEST, "field": "$", "message": f"body is not JSON: {exc}"}, 400)
     try:
         parsed = parse_execute_request(doc, max_body_bytes=rt.settings.max_request_body_bytes)
     except RequestInvalid as exc:
-        return _json({"error": "invalid_request", "field": exc.field, "message": exc.message}, 400)
+        return _json({"error": ErrorCode.INVALID_REQUEST, "field": exc.field, "message": exc.message}, 400)
     except (UnknownCapabilities, BodyTooLarge) as exc:
-        return _json(ExecuteResult(exc.status_code, {}, None, exc.wire_error).to_json())
+        return _json(encode_execute_result(ExecuteResult(exc.status_code, {}, None, exc.wire_error)))
     ctx = parsed.context
     if ctx.tenant_id.lower() != tenant.lower() or ctx.extension_id.lower() != extension.lower():
-        error = "routing_mismatch: x-alga-tenant/x-alga-extension disagree with context"
-        return _json(ExecuteResult(400, {}, None, error).to_json())
+        detail = "x-alga-tenant/x-alga-extension disagree with context"
+        return _json(encode_execute_result(ExecuteResult.failure(400, ErrorCode.ROUTING_MISMATCH, detail)))
     request_id = _request_id(ctx.request_id)
     parsed = dataclasses.replace(parsed, context=dataclasses.replace(ctx, request_id=request_id))
 
@@ -106,10 +114,10 @@ async def execute_route() -> Response:
             if rt.idempotency.replays != before:
                 rt.metrics.idempotent_replays.inc()
         except KeyReused:
-            result = ExecuteResult(409, {}, None, "idempotency_key_reused")
+            result = ExecuteResult.failure(409, ErrorCode.IDEMPOTENCY_KEY_REUSED)
     else:
         result = await execute(rt, parsed)
-    return _json(result.to_json(), headers={"x-request-id": request_id})
+    return _json(encode_execute_result(result), headers={"x-request-id": request_id})
 
 
 @api.post("/v1/warmup")
@@ -121,20 +129,18 @@ async def warmup_route() -> Response:
         if not isinstance(content_hash, str):
             raise TypeError
     except (ValueError, KeyError, TypeError):
-        return _json({"error": "invalid_request", "field": "content_hash", "message": "is required"}, 400)
-    from bundles import ContentHashError, parse_content_hash
-
+        return _json({"error": ErrorCode.INVALID_REQUEST, "field": "content_hash", "message": "is required"}, 400)
     try:
         hex_digest = parse_content_hash(content_hash)
     except ContentHashError as exc:
-        return _json({"error": "invalid_request", "field": "content_hash", "message": str(exc)}, 400)
+        return _json({"error": ErrorCode.INVALID_REQUEST, "field": "content_hash", "message": str(exc)}, 400)
     started = trio.current_time()
     try:
         await rt.bundles.warm(hex_digest)
     except RunnerError as exc:
-        return _json({"content_hash": f"sha256:{hex_digest}", "error": exc.wire_error}, exc.status_code)
+        return _json({"content_hash": format_content_hash(hex_digest), "error": exc.wire_error}, exc.status_code)
     return _json(
-        {"content_hash": f"sha256:{hex_digest}", "status": "ready",
+        {"content_hash": format_content_hash(hex_digest), "status": "ready",
          "seconds": round(trio.current_time() - started, 4)}
     )
 

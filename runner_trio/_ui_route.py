@@ -26,7 +26,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -41,6 +40,7 @@ from werkzeug.http import parse_if_range_header, quote_etag
 
 from bundles import ArchiveError, IntegrityError, ManifestError, ObjectNotFound, SignatureError
 from cache import CacheCorrupted, CacheError, FileInfo, SingleFlight
+from contract import SAFE_ID_PATTERN, ContentHashError, parse_prefixed_content_hash
 
 from ._bundles import UI_DIR, BundleService
 from ._config import Settings
@@ -70,8 +70,7 @@ DEFAULT_VALIDATION_TTL_S: Final = 10.0
 DEFAULT_VALIDATION_CACHE_ENTRIES: Final = 4096
 INDEX_FILE: Final = "index.html"
 
-_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_HASH_RE: Final = re.compile(r"sha256:([0-9a-fA-F]{64})")
+_ID_RE: Final = SAFE_ID_PATTERN
 _METHODS: Final = ["GET", "HEAD"]
 
 
@@ -261,10 +260,13 @@ def _raw_target() -> tuple[str, str, str] | None:
     if len(parts) < 4 or parts[1] != "ext-ui":
         return None
     extension = urllib.parse.unquote(parts[2])  # undecodable bytes become U+FFFD, which the id pattern refuses
-    match = _HASH_RE.fullmatch(urllib.parse.unquote(parts[3]))
-    if not _ID_RE.fullmatch(extension) or match is None:
+    try:
+        hex_digest = parse_prefixed_content_hash(urllib.parse.unquote(parts[3]))
+    except ContentHashError:
         return None
-    return extension, match.group(1).lower(), parts[4] if len(parts) > 4 else ""
+    if not _ID_RE.fullmatch(extension):
+        return None
+    return extension, hex_digest, parts[4] if len(parts) > 4 else ""
 
 
 async def _serve(

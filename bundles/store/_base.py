@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
 from .._errors import IntegrityError, ObjectTooLarge
+from .._pack import is_canonical_hex
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "BundleStore", "CappedDigest", "StoreStatistics"]
 
 DEFAULT_CHUNK_SIZE: Final = 1024 * 1024
 """Bytes read per step when streaming an object."""
-
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @runtime_checkable
@@ -58,7 +56,7 @@ def check_get_args(max_bytes: int, sha256_hex: str | None) -> None:
     """Reject a negative size cap or a malformed expected hash (programming errors, not store errors)."""
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
         raise ValueError(f"max_bytes must be a non-negative int, got {max_bytes!r}")
-    if sha256_hex is not None and not _SHA256_HEX.fullmatch(sha256_hex):
+    if sha256_hex is not None and not is_canonical_hex(sha256_hex):
         raise ValueError(f"sha256_hex must be 64 lowercase hex digits, got {sha256_hex[:80]!r}")
 
 

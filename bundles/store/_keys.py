@@ -14,6 +14,8 @@ import string
 from dataclasses import dataclass, field
 from typing import Final
 
+from .._pack import is_canonical_hex
+
 __all__ = [
     "BUNDLE_FILENAME",
     "DEFAULT_KEY_TEMPLATE",
@@ -37,7 +39,6 @@ PRECOMPILED_DIR: Final = "precompiled"
 PRECOMPILED_SUFFIX: Final = ".cwasm"
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*")
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _FIELD_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
@@ -141,7 +142,7 @@ class BundleLayout:
 
     def prefix(self, hex: str, **ctx: str) -> str:
         """The directory key holding every object of the bundle ``hex``."""
-        if not isinstance(hex, str) or not _SHA256_HEX.fullmatch(hex):
+        if not is_canonical_hex(hex):
             raise ValueError(f"content hash {str(hex)[:80]!r} is not 64 lowercase hex digits")
         wanted = self.template_fields - {"hex"}
         missing = sorted(wanted - ctx.keys())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from contract import CONTENT_HASH_PREFIX
+
 from ._base import Command
 from ._gateway import add_gateway_arguments, open_client, print_json, segment
 from ._inputs import parse_pairs
@@ -34,7 +36,7 @@ def _run(args: argparse.Namespace) -> int:
         "config": parse_pairs(args.config, "--config"),
     }
     if args.version is not None:
-        body["content_hash" if args.version.startswith("sha256:") else "version_id"] = args.version
+        body["content_hash" if args.version.startswith(CONTENT_HASH_PREFIX) else "version_id"] = args.version
     if args.disabled:
         body["enabled"] = False
     with open_client(args) as client:

@@ -26,6 +26,8 @@ from urllib.parse import urlencode, urlsplit
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, HandshakeError, WebSocketConnection, wrap_client_stream
 
+from contract import JSON_NAMES, LEVELS, STREAMS
+
 from .._errors import CommandFailed, UsageError
 from ._base import Command
 from ._gateway import add_gateway_arguments, credential, gateway_url
@@ -44,8 +46,6 @@ STREAM_PATH: Final = "/api/ext-debug/stream"
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_CLOSE_TIMEOUT: Final = 2.0
 MAX_MESSAGE_SIZE: Final = 1024 * 1024
-LEVELS: Final = ("trace", "debug", "info", "warn", "error")
-STREAMS: Final = ("stdout", "stderr", "log")
 
 # Close codes 4000 + HTTP status carry the gateway's refusal; the reason is its error code.
 _REFUSAL_RANGE: Final = range(4400, 4600)
@@ -77,16 +77,17 @@ def stream_url(
 
 def format_event(event: Mapping[str, Any]) -> str:
     """One human-readable line: ``time LEVEL stream request message``."""
+    ts = event.get(JSON_NAMES["ts"], "")
     try:
-        when = datetime.fromtimestamp(int(event.get("ts", "")) / 1000, UTC).isoformat(timespec="milliseconds")
+        when = datetime.fromtimestamp(int(ts) / 1000, UTC).isoformat(timespec="milliseconds")
         when = when.replace("+00:00", "Z")
     except (TypeError, ValueError, OverflowError):
-        when = str(event.get("ts", "?"))
-    level = str(event.get("level", "?")).upper()
-    stream = str(event.get("stream", "?"))
-    request = str(event.get("requestId") or "-")
-    message = str(event.get("message", ""))
-    if event.get("truncated"):
+        when = str(event.get(JSON_NAMES["ts"], "?"))
+    level = str(event.get(JSON_NAMES["level"], "?")).upper()
+    stream = str(event.get(JSON_NAMES["stream"], "?"))
+    request = str(event.get(JSON_NAMES["request"]) or "-")
+    message = str(event.get(JSON_NAMES["message"], ""))
+    if event.get(JSON_NAMES["truncated"]):
         message += " …[truncated]"
     return f"{when} {level:<5} {stream:<6} {request} {message}"
 

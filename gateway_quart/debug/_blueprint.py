@@ -43,9 +43,11 @@ import trio
 from quart import Blueprint, Response, request, url_for, websocket
 from quart.wrappers.base import BaseRequestWebsocket
 
+from contract import DEFAULT_STREAM_PREFIX, is_stream_key_part
+
 from .._errors import ApiError, Forbidden, InvalidRequest, Unauthorized
 from .._headers import HeaderLookup
-from ._events import TailFilters, is_stream_id, stream_key, valid_key_part
+from ._events import TailFilters, is_stream_id, stream_key
 from ._tail import (
     DEFAULT_BLOCK_MS,
     DEFAULT_BUFFER_SIZE,
@@ -71,7 +73,6 @@ STREAM_PATH: Final = "/api/ext-debug/stream"
 CONSOLE_PATH: Final = "/msp/extensions/<extension_id>/debug"
 ASSET_PATH: Final = "/ext-debug/assets/<name>"
 PERMISSION: Final = "extension:read"
-DEFAULT_STREAM_PREFIX: Final = "ext-debug:"
 DEFAULT_MAX_TAILS: Final = 64
 """Concurrent tails per gateway process; each holds one Redis connection and one worker thread."""
 SSE_RETRY_MS: Final = 3000
@@ -231,7 +232,8 @@ def create_debug_blueprint(
         caller = await authorize(credentials)
         if PERMISSION not in caller.permissions:
             raise Forbidden("forbidden", f"missing permission {PERMISSION}", extra={"permission": PERMISSION})
-        if not valid_key_part(caller.tenant_id):
+        # No ":" in either part of the key: it would let one tenant's tail read another tenant's stream.
+        if not is_stream_key_part(caller.tenant_id):
             raise Forbidden("tenant_not_streamable", "this tenant id cannot name a debug stream")
         return caller
 
@@ -241,7 +243,7 @@ def create_debug_blueprint(
         extension_id = (args.get("extensionId") or "").strip()
         if not extension_id:
             raise InvalidRequest({"extensionId": "required"})
-        if not valid_key_part(extension_id):
+        if not is_stream_key_part(extension_id):
             raise InvalidRequest({"extensionId": "not a valid extension id"})
         requested_tenant = (args.get("tenantId") or "").strip()
         if requested_tenant and requested_tenant.lower() != caller.tenant_id.lower():
@@ -338,7 +340,7 @@ def create_debug_blueprint(
     async def console(extension_id: str) -> Response:
         try:
             await authorized(request, cookie_needs_origin=False)
-            if not valid_key_part(extension_id):
+            if not is_stream_key_part(extension_id):
                 raise InvalidRequest({"extensionId": "not a valid extension id"})
         except ApiError as exc:
             return _error_response(exc)

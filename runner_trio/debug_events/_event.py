@@ -1,20 +1,26 @@
 """One debug event, and how it is laid out in a Redis stream entry.
 
-The layout is the reference runner's, field for field and in this order::
-
-    XADD <prefix><tenant>:<extension> MAXLEN ~ <maxlen> * ts <unix ms> level <level> stream <stream>
-         [tenant <id>] [extension <id>] [install <id>] [request <id>] [version <id>] [content_hash <h>]
-         message <text> truncated <0|1>
-
-Optional fields appear only when set. Ids are lower-cased in the key, not in the fields.
+The layout (key, fields, their order) is the contract's, shared with the gateway's tail: see
+``contract._debug_stream``. This module holds the runner's event value and the per-event cut.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
-from typing import Final, Literal
+
+from contract import (
+    CONTENT_HASH_PREFIX,
+    LEVELS,
+    STREAMS,
+    ContentHashError,
+    Level,
+    Stream,
+    entry_fields,
+    format_content_hash,
+    parse_content_hash,
+    stream_key,
+)
 
 from ._errors import InvalidDebugEvent
 
@@ -30,16 +36,6 @@ __all__ = [
     "now_ms",
     "stream_key",
 ]
-
-Level = Literal["trace", "debug", "info", "warn", "error"]
-Stream = Literal["stdout", "stderr", "log"]
-
-LEVELS: Final[tuple[Level, ...]] = ("trace", "debug", "info", "warn", "error")
-"""Levels from least to most severe."""
-
-STREAMS: Final[tuple[Stream, ...]] = ("stdout", "stderr", "log")
-
-_BARE_HASH: Final = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def now_ms() -> int:
@@ -76,18 +72,16 @@ class DebugEvent:
             raise InvalidDebugEvent(f"stream {self.stream!r} is not one of {', '.join(STREAMS)}")
 
 
-def stream_key(prefix: str, tenant: str, extension: str) -> str:
-    """The Redis stream an event goes to: ``<prefix><tenant>:<extension>``, ids lower-cased."""
-    return f"{prefix}{tenant.lower()}:{extension.lower()}"
-
-
 def normalize_content_hash(value: str | None) -> str | None:
     """``sha256:<hex>``, the form every API uses, whether the context held bare hex or the prefixed form."""
     if value is None or not value:
         return None
-    if _BARE_HASH.match(value):
-        return "sha256:" + value.lower()
-    return value
+    if value.startswith(CONTENT_HASH_PREFIX):
+        return value
+    try:
+        return format_content_hash(parse_content_hash(value))
+    except ContentHashError:
+        return value
 
 
 def clip_message(message: str, max_bytes: int) -> tuple[str, int, bool]:
@@ -111,17 +105,18 @@ def clip_message(message: str, max_bytes: int) -> tuple[str, int, bool]:
 
 def event_fields(event: DebugEvent) -> list[str]:
     """The field/value list of the stream entry, flattened, in the contract's order."""
-    out = ["ts", str(event.ts), "level", event.level, "stream", event.stream]
-    optional = (
-        ("tenant", event.tenant),
-        ("extension", event.extension),
-        ("install", event.install),
-        ("request", event.request),
-        ("version", event.version),
-        ("content_hash", event.content_hash),
+    return entry_fields(
+        ts=event.ts,
+        level=event.level,
+        stream=event.stream,
+        message=event.message,
+        truncated=event.truncated,
+        context={
+            "tenant": event.tenant,
+            "extension": event.extension,
+            "install": event.install,
+            "request": event.request,
+            "version": event.version,
+            "content_hash": event.content_hash,
+        },
     )
-    for name, value in optional:
-        if value:
-            out += (name, value)
-    out += ("message", event.message, "truncated", "1" if event.truncated else "0")
-    return out

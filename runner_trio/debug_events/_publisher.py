@@ -26,6 +26,8 @@ import trio
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from contract import DEFAULT_STREAM_PREFIX
+
 from ._event import DebugEvent, clip_message, event_fields, stream_key
 from ._invocation import DEFAULT_BYTES_PER_INVOCATION, DEFAULT_EVENTS_PER_INVOCATION, InvocationEvents
 
@@ -43,7 +45,6 @@ __all__ = [
     "PublisherStatistics",
 ]
 
-DEFAULT_STREAM_PREFIX: Final = "ext-debug:"
 DEFAULT_MAXLEN: Final = 2000
 DEFAULT_MAX_EVENT_BYTES: Final = 8192
 DEFAULT_QUEUE_SIZE: Final = 10_000
@@ -59,7 +60,7 @@ _REDIS_FAILURES: Final = (redis.RedisError, OSError)
 
 
 class InvocationContext(Protocol):
-    """What ``for_invocation`` reads from an invocation (``runner_trio._wire.RequestContext`` fits)."""
+    """What ``for_invocation`` reads from an invocation (``contract.RequestContext`` fits)."""
 
     @property
     def tenant_id(self) -> str: ...

@@ -1,0 +1,95 @@
+"""The contract between the gateway and the runner, used by both services and by ``extctl``.
+
+What it holds, and nothing else:
+
+- ``/v1/execute`` as typed values (:class:`ExecuteRequest`, :class:`ExecuteResult`) and their JSON codec;
+- the codes on the wire (:class:`ErrorCode`, :class:`FailureKind`) and the invocation outcomes (:class:`Outcome`);
+- the id grammar and the content-hash grammar (the latter owned by :mod:`bundles`, re-exported);
+- the debug-stream layout: the Redis key, the entry fields, the JSON event a tail sends.
+
+It imports no service package (``runner_trio``, ``gateway_quart``, ``extctl``), no quart and no wasmtime::
+
+    payload = encode_execute_request(request)                          # the gateway
+    request = decode_execute_request(doc, max_body_bytes=cap)          # the runner
+    if decode_execute_result(answer).timed_out: ...                    # the gateway again
+"""
+
+from ._codec import decode_execute_request, decode_execute_result, encode_execute_request, encode_execute_result
+from ._codes import ERROR_SEPARATOR, ErrorCode, FailureKind, Outcome, format_error, split_error
+from ._debug_stream import (
+    CONTEXT_FIELDS,
+    DEFAULT_STREAM_PREFIX,
+    JSON_NAMES,
+    KEY_SEPARATOR,
+    LEVELS,
+    STREAMS,
+    Level,
+    Stream,
+    entry_fields,
+    entry_to_event,
+    is_stream_key_part,
+    parse_stream_key,
+    stream_key,
+)
+from ._errors import BodyTooLarge, ContractError, InvalidBase64, InvalidField, InvalidStreamKey, UnknownCapabilities
+from ._execute import ExecuteRequest, ExecuteResult, HttpRequest, Limits, RequestContext, UserInfo
+from ._grammar import (
+    CONTENT_HASH_PREFIX,
+    ID_PATTERN,
+    MAX_ID_LENGTH,
+    SAFE_ID_PATTERN,
+    ContentHashError,
+    format_content_hash,
+    is_id,
+    is_safe_id,
+    parse_content_hash,
+    parse_prefixed_content_hash,
+)
+
+__all__ = [
+    "CONTENT_HASH_PREFIX",
+    "CONTEXT_FIELDS",
+    "DEFAULT_STREAM_PREFIX",
+    "ERROR_SEPARATOR",
+    "ID_PATTERN",
+    "JSON_NAMES",
+    "KEY_SEPARATOR",
+    "LEVELS",
+    "MAX_ID_LENGTH",
+    "SAFE_ID_PATTERN",
+    "STREAMS",
+    "BodyTooLarge",
+    "ContentHashError",
+    "ContractError",
+    "ErrorCode",
+    "ExecuteRequest",
+    "ExecuteResult",
+    "FailureKind",
+    "HttpRequest",
+    "InvalidBase64",
+    "InvalidField",
+    "InvalidStreamKey",
+    "Level",
+    "Limits",
+    "Outcome",
+    "RequestContext",
+    "Stream",
+    "UnknownCapabilities",
+    "UserInfo",
+    "decode_execute_request",
+    "decode_execute_result",
+    "encode_execute_request",
+    "encode_execute_result",
+    "entry_fields",
+    "entry_to_event",
+    "format_content_hash",
+    "format_error",
+    "is_id",
+    "is_safe_id",
+    "is_stream_key_part",
+    "parse_content_hash",
+    "parse_prefixed_content_hash",
+    "parse_stream_key",
+    "split_error",
+    "stream_key",
+]
