@@ -91,11 +91,11 @@ def main() -> int:
         trio.run(_serve_runner, url_file)
     elif kind == "gateway":
         from gateway_quart import create_app, load_settings
-        from gateway_quart.__main__ import GRACEFUL_TIMEOUT_S
 
-        config.graceful_timeout = GRACEFUL_TIMEOUT_S
+        settings = load_settings(os.environ)
+        config.graceful_timeout = float(settings.drain_timeout_s)
         config.accesslog = "-"  # as `python -m gateway_quart` does
-        trio.run(_serve_app, create_app(load_settings(os.environ)), config, url_file)
+        trio.run(_serve_app, create_app(settings), config, url_file)
     elif kind == "bare":
         from runner_trio import Settings
 

@@ -1,10 +1,14 @@
 """The API gateway: registry and install flow, auth and RBAC, the ``/api/ext`` proxy to runners, the UI gate.
 
-Run it with ``python -m gateway_quart`` (settings from the environment, see :func:`load_settings`), or build
-the app with :func:`create_app` and serve it with ``hypercorn.trio.serve``.
+Run it with ``python -m gateway_quart`` (settings from the environment, see :meth:`Settings.from_env`), or in
+a nursery like the runner::
+
+    binds = await nursery.start(serve, Settings.from_env())   # Hypercorn's trio worker, SIGTERM drains
+
+or build the app with :func:`create_app` and serve it yourself.
 """
 
-from ._app import create_app
+from ._app import create_app, serve
 from ._auth import (
     PERMISSION_ADMIN,
     PERMISSION_READ,
@@ -73,4 +77,5 @@ __all__ = [
     "hash_token",
     "load_settings",
     "openapi_document",
+    "serve",
 ]

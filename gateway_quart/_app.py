@@ -1,4 +1,4 @@
-"""``create_app(settings)``: the gateway as a Quart-trio app."""
+"""``create_app(settings)`` and ``serve(settings)``: the gateway as a Quart-trio app on Hypercorn's trio worker."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bundles.store import BundleStore, open_store
+from servicekit import serve_app
 
 from . import _admin, _host_page, _installs, _proxy, _public
 from ._audit import AuditWriter
@@ -26,6 +27,8 @@ from ._state import STATE_KEY, GatewayState, ManifestCache
 from ._views import json_response
 from .debug import DebugCredentials, create_debug_blueprint
 from .registry import CachedRegistry, Registry, SqliteRegistry
+
+__all__ = ["create_app", "serve"]
 
 log = logging.getLogger("gateway_quart")
 
@@ -46,7 +49,7 @@ def create_app(
     both are closed when it stops.
 
     Args:
-        settings: the configuration (see :func:`load_settings`).
+        settings: the configuration (see :meth:`Settings.from_env`).
         registry: a registry to use instead of opening ``settings.registry_database``.
         store: a bundle store to use instead of opening ``settings.bundle_store_base``.
         runner_transport: an httpx transport for the runner hop (tests).
@@ -149,3 +152,32 @@ def create_app(
         )
     )
     return app
+
+
+async def serve(
+    settings: Settings | None = None,
+    *,
+    shutdown: trio.Event | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the gateway until ``shutdown`` is set (or SIGTERM/SIGINT), then drain in-flight requests.
+
+    ``task_status.started`` reports the bound addresses (useful with port 0). In-flight requests get
+    ``GATEWAY_DRAIN_TIMEOUT_S`` to finish; then the registry, the runner client and the store close.
+
+    Raises:
+        bundles.StoreError: ``BUNDLE_STORE_BASE`` (or an ``STORAGE_S3_*`` setting) is invalid; raised before
+            anything is bound.
+    """
+    settings = settings or Settings.from_env()
+    app = create_app(settings)
+    await serve_app(
+        app,
+        bind=settings.bind,
+        drain_timeout=settings.drain_timeout_s,
+        name="gateway",
+        logger=log,
+        shutdown=shutdown,
+        accesslog="-",
+        task_status=task_status,
+    )

@@ -1,20 +1,19 @@
-"""``create_app()`` and ``serve()``: the runner as a Quart-trio app on Hypercorn's trio worker."""
+"""``create_app()`` and ``serve()``: the runner as a Quart-trio app on Hypercorn's trio worker (``serve_app``)."""
 
 from __future__ import annotations
 
 import gc
 import json
 import logging
-import signal
 from collections.abc import AsyncGenerator
 from typing import Final
 
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 from quart import Response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from servicekit import serve_app
 
 from ._config import Settings
 from ._routes import api
@@ -86,33 +85,17 @@ async def serve(
 ) -> None:
     """Serve the runner until ``shutdown`` is set (or SIGTERM/SIGINT), then drain in-flight requests.
 
-    ``task_status.started`` reports the bound addresses (useful with port 0).
+    ``task_status.started`` reports the bound addresses (useful with port 0). In-flight requests get
+    ``RUNNER_DRAIN_TIMEOUT_S`` to finish.
     """
     settings = settings or Settings.from_env()
     app = create_app(settings)
-    config = HypercornConfig()
-    config.bind = [settings.bind]
-    config.graceful_timeout = float(settings.drain_timeout_s)
-    config.accesslog = None
-    shutdown = shutdown if shutdown is not None else trio.Event()
-
-    async def run_server(task_status: trio.TaskStatus[list[str]]) -> None:
-        # Returns once in-flight requests are done (or the drain timeout passed) after shutdown is set.
-        await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_watch_signals, shutdown)
-        async with trio.open_nursery() as server_nursery:
-            binds = await server_nursery.start(run_server)
-            log.info("runner listening on %s", ", ".join(binds))
-            task_status.started(binds)
-        nursery.cancel_scope.cancel()  # the server has drained: stop watching for signals
-    log.info("runner stopped")
-
-
-async def _watch_signals(shutdown: trio.Event) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            log.info("received %s: draining", signal.Signals(signum).name)
-            shutdown.set()
-            return
+    await serve_app(
+        app,
+        bind=settings.bind,
+        drain_timeout=settings.drain_timeout_s,
+        name="runner",
+        logger=log,
+        shutdown=shutdown,
+        task_status=task_status,
+    )

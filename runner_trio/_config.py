@@ -1,19 +1,31 @@
 """Runner settings, read once from the environment.
 
-Every setting is declared in ``_SETTINGS`` with its parser, default and a line of documentation;
-``docs/configuration.md`` is the same table in prose. ``Settings.from_env`` refuses unknown variables in the
-runner's namespaces and invalid values with a message that names the variable, so a typo stops start-up
-instead of silently running with a default.
+Every setting is declared in ``_SETTINGS`` with its parser, default and a line of documentation (a
+``servicekit.SettingsTable``, the mechanism the gateway's settings use too); the runner's table in
+``docs/configuration.md`` is generated from it (``python -m servicekit docs/configuration.md``).
+``Settings.from_env`` refuses unknown variables in the runner's namespaces and invalid values with a message
+that names the variable, so a typo stops start-up instead of silently running with a default.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
+
+from servicekit import InvalidSetting, SettingsTable, host_port
+from servicekit import Setting as _Setting
+from servicekit import boolean as _bool
+from servicekit import comma_list as _csv
+from servicekit import http_url as _url
+from servicekit import integer as _int
+from servicekit import optional_path as _optional_path
+from servicekit import optional_text as _optional_text
+from servicekit import path as _path
+from servicekit import text as _text
 
 from ._errors import ConfigError
 
@@ -29,75 +41,8 @@ _OWNED_PREFIXES: Final = ("RUNNER_", "EXT_CACHE_", "EXT_EGRESS_", "EXT_UI_", "EX
 # Variables under those prefixes that belong to the gateway or the scripts, not to the runner.
 _FOREIGN: Final = frozenset({"RUNNER_BASE_URL", "RUNNER_SECRETS_PUBLIC_KEY"})
 
-
-def _text(raw: str) -> str:
-    return raw.strip()
-
-
-def _optional_text(raw: str) -> str | None:
-    return raw.strip() or None
-
-
-def _int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw.strip().replace("_", ""))
-        except ValueError:
-            raise ValueError(f"expected an integer, got {raw!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-            raise ValueError(f"must be {bound}, got {value}")
-        return value
-
-    return parse
-
-
-def _bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"expected true or false, got {raw!r}")
-
-
-def _bind(raw: str) -> str:
-    host, sep, port = raw.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT, got {raw!r}")
-    return raw.strip()
-
-
-def _path(raw: str) -> Path:
-    if not raw.strip():
-        raise ValueError("must not be empty")
-    return Path(raw.strip())
-
-
-def _optional_path(raw: str) -> Path | None:
-    return Path(raw.strip()) if raw.strip() else None
-
-
-def _url(raw: str) -> str | None:
-    value = raw.strip().rstrip("/")
-    if not value:
-        return None
-    if not value.startswith(("http://", "https://")):
-        raise ValueError(f"expected an http(s) URL, got {raw!r}")
-    return value
-
-
-def _csv(raw: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
-
-
-@dataclass(frozen=True)
-class _Setting:
-    env: str
-    attr: str
-    parse: Callable[[str], Any]
-    default: Any
-    doc: str
+# The rows of _SETTINGS name the shared parsers by the short names they had when they lived in this module.
+_bind: Final = host_port()
 
 
 def _default_var() -> Path:
@@ -178,12 +123,17 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
     _Setting("REGISTRY_BASE_URL", "registry_base_url", _url, None, "gateway URL for install validation"),
 )
 
-_BY_ENV: Final = {s.env: s for s in _SETTINGS}
+_TABLE: Final = SettingsTable(
+    _SETTINGS, owned_prefixes=_OWNED_PREFIXES, foreign=_FOREIGN, unknown_hint="see docs/configuration.md"
+)
 
 
 @dataclass(frozen=True)
 class Settings:
     """The runner's configuration. Build it with :meth:`from_env`, or directly in tests."""
+
+    TABLE: ClassVar[SettingsTable] = _TABLE
+    """Every variable :meth:`from_env` reads, with its parser, default and doc."""
 
     bind: str = "127.0.0.1:8080"
     var_dir: Path = field(default_factory=_default_var)
@@ -248,19 +198,10 @@ class Settings:
             ConfigError: naming the first unknown or invalid variable.
         """
         env = dict(os.environ if environ is None else environ)
-        for name in sorted(env):
-            if name.startswith(_OWNED_PREFIXES) and name not in _BY_ENV and name not in _FOREIGN:
-                raise ConfigError(name, "unknown setting (see docs/configuration.md)")
-        values: dict[str, Any] = {}
-        for setting in _SETTINGS:
-            raw = env.get(setting.env)
-            if raw is None:
-                continue
-            try:
-                values[setting.attr] = setting.parse(raw)
-            except ValueError as exc:
-                raise ConfigError(setting.env, str(exc)) from None
-        values = {k: v for k, v in values.items() if v is not None}
+        try:
+            values = _TABLE.read(env)
+        except InvalidSetting as exc:
+            raise ConfigError(exc.setting, exc.message) from None
         values["store_env"] = {k: v for k, v in env.items() if k.startswith("STORAGE_S3_")}
         return cls(**values)
 
@@ -281,4 +222,4 @@ class Settings:
 
 def settings_table() -> list[tuple[str, str, str]]:
     """(variable, default, doc) for every setting: the source of docs/configuration.md."""
-    return [(s.env, "" if s.default is None else str(s.default), s.doc) for s in _SETTINGS]
+    return _TABLE.rows()

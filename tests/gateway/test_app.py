@@ -52,7 +52,7 @@ def test_exported_names() -> None:
         "Conflict", "Forbidden", "GatewayError", "InvalidRequest", "NotFound", "PayloadTooLarge", "Principal",
         "RateLimited", "RecordConflict", "RecordNotFound", "RegistryError", "RunnerClient", "RunnerResult",
         "Settings", "SettingsError", "TokenBucketLimiter", "Unauthorized", "UpstreamError", "create_app",
-        "generate_token", "hash_token", "load_settings", "openapi_document",
+        "generate_token", "hash_token", "load_settings", "openapi_document", "serve",
     }
     for name in gateway_quart.__all__:
         assert hasattr(gateway_quart, name)

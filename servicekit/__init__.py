@@ -1,0 +1,51 @@
+"""What the runner and the gateway share in how they are built: settings tables and serving.
+
+- :class:`SettingsTable` of :class:`Setting` rows: every environment variable a service reads, with its
+  parser, default and one line of documentation. :meth:`SettingsTable.read` refuses unknown variables in the
+  service's namespaces and invalid values with an :class:`InvalidSetting` naming the variable.
+- Parsers for those rows: :func:`text`, :func:`integer`, :func:`boolean`, :func:`host_port`, :func:`path`, ...
+- :func:`serve_app`: an ASGI app on Hypercorn's trio worker with ``task_status.started(binds)`` and a
+  graceful drain on SIGTERM or a shutdown event.
+- :func:`render_settings_doc` (and ``python -m servicekit docs/configuration.md``): the settings tables of
+  the documentation generated from the code.
+
+servicekit imports neither service.
+"""
+
+from ._docs import render_settings_doc, resolve_table, table_refs
+from ._errors import InvalidSetting, ServiceKitError
+from ._parsers import (
+    boolean,
+    comma_list,
+    host_port,
+    http_url,
+    integer,
+    optional_path,
+    optional_text,
+    path,
+    text,
+)
+from ._serve import DEFAULT_SIGNALS, serve_app
+from ._settings import REQUIRED, Setting, SettingsTable
+
+__all__ = [
+    "DEFAULT_SIGNALS",
+    "REQUIRED",
+    "InvalidSetting",
+    "ServiceKitError",
+    "Setting",
+    "SettingsTable",
+    "boolean",
+    "comma_list",
+    "host_port",
+    "http_url",
+    "integer",
+    "optional_path",
+    "optional_text",
+    "path",
+    "render_settings_doc",
+    "resolve_table",
+    "serve_app",
+    "table_refs",
+    "text",
+]

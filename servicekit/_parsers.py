@@ -1,0 +1,106 @@
+"""Parsers for settings tables: each takes the raw environment value and returns the typed value.
+
+A parser raises ``ValueError`` with a short message that does not repeat the variable's name: the table
+adds the name (see :class:`servicekit.SettingsTable`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = [
+    "boolean",
+    "comma_list",
+    "host_port",
+    "http_url",
+    "integer",
+    "optional_path",
+    "optional_text",
+    "path",
+    "text",
+]
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def text(raw: str) -> str:
+    """The value without surrounding whitespace."""
+    return raw.strip()
+
+
+def optional_text(raw: str) -> str | None:
+    """The value without surrounding whitespace; blank means unset (``None``)."""
+    return raw.strip() or None
+
+
+def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """A parser of integers in ``minimum..maximum`` (inclusive; no upper bound when ``maximum`` is None).
+
+    ``_`` may group digits (``4_096``).
+    """
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip().replace("_", ""))
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise ValueError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def boolean(raw: str) -> bool:
+    """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``, in any case."""
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def host_port(*, allow_unix: bool = False) -> Callable[[str], str]:
+    """A parser of listen addresses ``HOST:PORT`` (and ``unix:PATH`` when ``allow_unix``), as Hypercorn binds."""
+
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if allow_unix and value.startswith("unix:"):
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected HOST:PORT, got {raw!r}")
+        return value
+
+    return parse
+
+
+def path(raw: str) -> Path:
+    """A filesystem path; must not be blank."""
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return Path(raw.strip())
+
+
+def optional_path(raw: str) -> Path | None:
+    """A filesystem path; blank means unset (``None``)."""
+    return Path(raw.strip()) if raw.strip() else None
+
+
+def http_url(raw: str) -> str | None:
+    """An ``http(s)://`` URL without its trailing ``/``; blank means unset (``None``)."""
+    value = raw.strip().rstrip("/")
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http(s) URL, got {raw!r}")
+    return value
+
+
+def comma_list(raw: str) -> tuple[str, ...]:
+    """Comma-separated items, each stripped; empty items are dropped."""
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
