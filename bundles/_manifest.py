@@ -226,29 +226,27 @@ def _endpoint_dict(endpoint: Endpoint) -> dict[str, Any]:
     return out
 
 
-def parse_manifest(raw: bytes | str | Mapping[str, Any], *, strict: bool = False) -> Manifest:
+def parse_manifest(raw: bytes | str | Mapping[str, Any] | object, *, strict: bool = False) -> Manifest:
     """Parse and validate a manifest.
 
     Args:
-        raw: the ``manifest.json`` bytes (UTF-8), its text, or already-decoded JSON data.
+        raw: the ``manifest.json`` bytes (UTF-8), its text, or already-decoded JSON data (an object; any other
+            JSON value is refused like any other manifest error).
         strict: refuse keys outside the schema instead of listing them in ``Manifest.warnings``.
 
     Raises:
         ManifestError: not JSON, not an object, a duplicate key, a field that breaks the schema, or (strict)
             a key outside it; ``.path`` names the (first) field.
     """
-    if isinstance(raw, Mapping):
-        data: Any = raw
-    else:
-        if isinstance(raw, bytes | bytearray | memoryview):
-            try:
-                text = bytes(raw).decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                raise ManifestError("", f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
-        else:
-            text = raw
+    data: Any = raw
+    if isinstance(raw, bytes | bytearray | memoryview):
         try:
-            data = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+            raw = bytes(raw).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ManifestError("", f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if isinstance(raw, str):
+        try:
+            data = json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
         except json.JSONDecodeError as exc:
             raise ManifestError("", f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
         except RecursionError:

@@ -208,3 +208,16 @@ def test_wrong_types_of_reference_keys_name_the_field(data: dict[str, Any], path
         parse_manifest(data)
     assert info.value.path == path
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b"1" * 5000, "not valid JSON"),  # was a ValueError (int max str digits)
+        (None, "must be an object, not null"),  # decoded data that is not an object: was a TypeError
+        ([{"name": "x", "version": "1.0.0"}], "must be an object, not an array"),
+    ],
+)
+def test_inputs_found_by_fuzzing_are_manifest_errors(raw: Any, fragment: str) -> None:
+    with pytest.raises(ManifestError, match=fragment):
+        parse_manifest(raw)
