@@ -57,6 +57,9 @@ _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
 _EXTENDED_HEADER_TYPES: Final = frozenset(
     {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK}
 )
+#: tarfile reads the header after an extended header by recursing; real archives chain a few (a global and a
+#: per-file PAX header, GNU long name and long link), a hostile one thousands (RecursionError).
+_MAX_EXTENDED_HEADER_CHAIN: Final = 8
 # Not in typeshed: raised by TarInfo.frombuf for the all-zero end-of-archive block / an empty read.
 _EOF_HEADER_ERROR: Final[type[Exception]] = tarfile.EOFHeaderError  # type: ignore[attr-defined]
 _EMPTY_HEADER_ERROR: Final[type[Exception]] = tarfile.EmptyHeaderError  # type: ignore[attr-defined]
@@ -287,12 +290,17 @@ def _strict_tarinfo(max_header_bytes: int) -> type[tarfile.TarInfo]:
     """A TarInfo class that refuses malformed headers and oversize PAX/GNU headers before they are read.
 
     tarfile treats a corrupt header after the first member as a silent end of archive and reads extended
-    headers whole into memory; both are wrong for untrusted input.
+    headers whole into memory; both are wrong for untrusted input. Sparse files (GNU's old ``S`` type and the
+    ``GNU.sparse.*`` PAX records) are refused before tarfile parses their maps: that parsing raises ValueError
+    on bad numbers and, for format 1.0, reads a map of any length from the member data. A class is made per
+    scan, so the count of chained extended headers is the scan's own.
     """
+    chain = 0
 
     class _StrictTarInfo(tarfile.TarInfo):
         @classmethod
         def fromtarfile(cls, tarfile_: tarfile.TarFile) -> Self:
+            nonlocal chain
             buf = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
             offset = tarfile_.fileobj.tell() - len(buf)
             try:
@@ -304,17 +312,43 @@ def _strict_tarinfo(max_header_bytes: int) -> type[tarfile.TarInfo]:
             except tarfile.HeaderError as exc:
                 raise ArchiveError(f"malformed tar header at offset {offset}: {exc}") from None
             obj.offset = offset
-            if obj.type in _EXTENDED_HEADER_TYPES and obj.size > max_header_bytes:
+            if obj.type == tarfile.GNUTYPE_SPARSE:
+                raise ArchiveError(f"unsupported member type {obj.type!r} (GNU sparse file)", member=obj.name)
+            extended = obj.type in _EXTENDED_HEADER_TYPES
+            if extended and obj.size > max_header_bytes:
                 raise ArchiveError(
                     f"extended header of {obj.size} bytes, more than max_header_bytes={max_header_bytes}",
                     member=obj.name,
                 )
+            if extended and chain >= _MAX_EXTENDED_HEADER_CHAIN:
+                raise ArchiveError(f"more than {_MAX_EXTENDED_HEADER_CHAIN} extended headers in a row", member=obj.name)
             # _proc_member is how TarInfo.fromtarfile itself finishes (PAX/GNU handling, data offsets); a bad
-            # PAX record would otherwise also end the archive silently.
+            # PAX record would otherwise also end the archive silently. For an extended header it reads the
+            # next header by calling this method again: ``chain`` counts that recursion.
+            chain += extended
             try:
                 return cast(Self, obj._proc_member(tarfile_))  # type: ignore[attr-defined]
             except tarfile.HeaderError as exc:
                 raise ArchiveError(f"malformed extended header at offset {offset}: {exc}", member=obj.name) from None
+            finally:
+                chain -= extended
+
+        # Called by tarfile's _proc_pax for PAX-encoded sparse files (formats 0.0, 0.1, 1.0): refuse them all.
+        def _proc_gnusparse_00(self, next_: tarfile.TarInfo, *_args: object) -> None:
+            raise ArchiveError("unsupported member type (GNU sparse file, PAX format 0.0)", member=next_.name)
+
+        def _proc_gnusparse_01(self, next_: tarfile.TarInfo, *_args: object) -> None:
+            raise ArchiveError("unsupported member type (GNU sparse file, PAX format 0.1)", member=next_.name)
+
+        def _proc_gnusparse_10(self, next_: tarfile.TarInfo, *_args: object) -> None:
+            raise ArchiveError("unsupported member type (GNU sparse file, PAX format 1.0)", member=next_.name)
+
+        def _apply_pax_info(self, pax_headers: dict[str, str], encoding: str, errors: str) -> None:
+            # The GNU.sparse.* size fields are parsed with a bare int() here (ValueError on anything else).
+            sparse = sorted(key for key in pax_headers if key.startswith("GNU.sparse."))
+            if sparse:
+                raise ArchiveError(f"unsupported PAX record {sparse[0]!r} (GNU sparse file)", member=self.name)
+            super()._apply_pax_info(pax_headers, encoding, errors)  # type: ignore[misc]
 
     return _StrictTarInfo
 

@@ -17,6 +17,9 @@ DEFAULT_FILE_MODE: Final = 0o644
 DEFAULT_DIR_MODE: Final = 0o755
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+#: A name the archive may hold but the destination file system cannot (a segment over NAME_MAX, bytes the file
+#: system refuses): the archive's fault, so an ArchiveError naming the member rather than a bare OSError.
+_NAME_ERRNOS: Final = frozenset({errno.ENAMETOOLONG, errno.EILSEQ})
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,8 @@ def extract_bundle(
         The files written, in archive order.
 
     Raises:
-        ArchiveError: the archive is hostile or malformed, or a path collides with something in ``dest``.
+        ArchiveError: the archive is hostile or malformed, a path collides with something in ``dest``, or a name
+            is one the destination file system cannot hold (e.g. a segment longer than NAME_MAX).
         OSError: ``dest`` is missing or not a directory, or the file system failed.
     """
     wanted = None
@@ -106,6 +110,9 @@ class _Extractor(MemberVisitor):
             fd = os.open(leaf, _FILE_FLAGS, self._file_mode, dir_fd=parent_fd)
         except FileExistsError:
             raise ArchiveError("already exists in the destination directory", member=name) from None
+        except OSError as exc:
+            _refuse_name(exc, name)
+            raise
         self._created_files.append(name)
         self._file = open(fd, "wb", closefd=True)  # noqa: SIM115 - closed in end_file/close
         return True
@@ -137,6 +144,9 @@ class _Extractor(MemberVisitor):
                         self._created_dirs.append("/".join(walked))
                     except FileExistsError:
                         pass
+                    except OSError as exc:
+                        _refuse_name(exc, "/".join(walked))
+                        raise
                 try:
                     next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except OSError as exc:
@@ -144,6 +154,7 @@ class _Extractor(MemberVisitor):
                         raise ArchiveError(
                             "destination already holds a non-directory (or symlink) here", member="/".join(walked)
                         ) from None
+                    _refuse_name(exc, "/".join(walked))
                     raise
                 os.close(fd)
                 fd = next_fd
@@ -185,3 +196,9 @@ class _Extractor(MemberVisitor):
                 os.unlink(leaf, dir_fd=parent_fd)
         except (OSError, ArchiveError):
             pass
+
+
+def _refuse_name(exc: OSError, member: str) -> None:
+    if exc.errno in _NAME_ERRNOS:
+        reason = f"the destination file system cannot hold this name ({exc.strerror})"
+        raise ArchiveError(reason, member=member) from None

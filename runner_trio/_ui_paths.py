@@ -77,11 +77,12 @@ def safe_relative_path(raw: str) -> str:
         raise UnsafePath("path too long")
     segments: list[str] = []
     for raw_segment in raw.split("/"):
-        decoded = unquote_to_bytes(raw_segment)
         try:
-            # Strict decoding refuses overlong forms (e.g. C0 AE for '.') and lone surrogates.
+            # unquote_to_bytes encodes unescaped text as UTF-8 first: a lone surrogate fails there.
+            decoded = unquote_to_bytes(raw_segment)
+            # Strict decoding refuses overlong forms (e.g. C0 AE for '.') and encoded surrogates.
             segment = decoded.decode("utf-8", errors="strict")
-        except UnicodeDecodeError:
+        except UnicodeError:
             raise UnsafePath("path is not valid UTF-8") from None
         if raw_segment == "" and not segments and raw.startswith("/"):
             raise UnsafePath("absolute path")

@@ -3,6 +3,7 @@
 Checks, in the runner's order: the content hash (when ``--hash`` is given), the signature policy (a trust
 bundle from ``--trust-bundle`` or ``SIGNING_TRUST_BUNDLE`` requires a trusted signature; without one the
 bundle passes as unsigned-dev with a warning), then the archive members, the manifest and the component entry.
+Manifest keys outside the schema are accepted, as the runner accepts them, with a warning naming each.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def _run(args: argparse.Namespace) -> int:
     # Without a trust bundle this is what SignaturePolicy(None) decides, minus its log line (said below).
     status = SignatureStatus("unsigned-dev") if trust is None else SignaturePolicy(trust).check(data, signature, digest)
     contents = read_bundle(data)
+    for warning in contents.manifest.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if trust is None:
         print("warning: no trust bundle given: signature not verified (development mode)", file=sys.stderr)
     key = f" key={status.key_fingerprint}" if status.key_fingerprint else ""

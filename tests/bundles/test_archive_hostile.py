@@ -322,3 +322,45 @@ def test_malformed_pax_record_is_refused() -> None:
     data = zstd(_no_end_marker() + pax + member + bytes(1024))
     with pytest.raises(ArchiveError, match="malformed extended header"):
         read_bundle(data)
+
+
+def _extended_header(type_: bytes, payload: bytes) -> bytes:
+    header = tarfile.TarInfo("././@LongLink" if type_ == tarfile.GNUTYPE_LONGNAME else "././@PaxHeader")
+    header.type = type_
+    header.size = len(payload)
+    return header.tobuf(format=tarfile.USTAR_FORMAT) + payload + bytes(-len(payload) % 512)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [_extended_header(tarfile.XHDTYPE, b"13 path=ui/x\n"), _extended_header(tarfile.GNUTYPE_LONGNAME, b"ui/x\0")],
+    ids=["pax", "gnu-longname"],
+)
+def test_chained_extended_headers_are_refused_not_recursed(header: bytes) -> None:
+    """Found by tests/fuzz: tarfile reads the header after an extended one by recursing (RecursionError)."""
+    member = file_member("ui/x", b"x")[0].tobuf(format=tarfile.USTAR_FORMAT) + b"x" + bytes(511)
+    data = zstd(_no_end_marker() + header * 3000 + member + bytes(1024))
+    with pytest.raises(ArchiveError, match="extended headers in a row"):
+        read_bundle(data)
+    # A few in a row, as real archives have, are fine.
+    assert "ui/x" in read_bundle(zstd(_no_end_marker() + header * 3 + member + bytes(1024))).members
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        {"GNU.sparse.map": "abc"},
+        {"GNU.sparse.size": "x"},
+        {"GNU.sparse.realsize": "1e5"},
+        {"GNU.sparse.major": "1", "GNU.sparse.minor": "0"},
+        {"GNU.sparse.map": "0,1", "GNU.sparse.size": "1", "GNU.sparse.name": "ui/y"},
+    ],
+)
+def test_pax_sparse_files_are_refused_before_their_maps_are_parsed(records: dict[str, str]) -> None:
+    """Found by tests/fuzz: tarfile parsed GNU.sparse.* with bare int() (ValueError) or read a map of any size."""
+    info, body = file_member("ui/a.txt", b"x")
+    info.pax_headers = records
+    data = archive([*valid_members(), (info, body)])
+    with pytest.raises(ArchiveError, match="GNU sparse") as caught:
+        read_bundle(data)
+    assert caught.value.member == "ui/a.txt"

@@ -101,3 +101,16 @@ def test_dest_must_exist(tmp_path: Path, bundle: bytes) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError):
         extract_bundle(bundle, tmp_path / "file")
+
+
+@pytest.mark.parametrize("name", ["ui/" + "x" * 300, "ui/" + "d" * 300 + "/index.html"], ids=["file", "directory"])
+def test_a_name_the_file_system_cannot_hold_is_an_archive_error(tmp_path: Path, name: str) -> None:
+    """Found by tests/fuzz: a 300-byte segment (within max_name_bytes, over NAME_MAX) raised a bare OSError."""
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    data = archive([*valid_members(), file_member(name, b"x")])
+    with pytest.raises(ArchiveError, match="cannot hold this name") as caught:
+        extract_bundle(data, dest)
+    assert caught.value.member is not None
+    assert caught.value.member.startswith("ui/")
+    assert snapshot(dest) == {}  # what was extracted before it is removed again

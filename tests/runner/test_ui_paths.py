@@ -106,3 +106,9 @@ def test_ranges(header: str | None, size: int, expected: object) -> None:
 )
 def test_range_edges(header: str, size: int, expected: object) -> None:
     assert parse_range(header, size) == expected
+
+@pytest.mark.parametrize("raw", ["\ud800", "assets/\udcff.js", "%ed%a0%80"])
+def test_lone_surrogates_are_refused_not_crashing(raw: str) -> None:
+    """Found by tests/fuzz: unescaped lone surrogates raised UnicodeEncodeError instead of UnsafePath."""
+    with pytest.raises(UnsafePath, match="UTF-8"):
+        safe_relative_path(raw)
