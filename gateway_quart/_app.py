@@ -13,7 +13,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bundles.store import BundleStore, open_store
-from servicekit import serve_app
+from servicekit import harden_connections, serve_app
 
 from . import _admin, _host_page, _installs, _proxy, _public
 from ._audit import AuditWriter
@@ -63,6 +63,7 @@ def create_app(
     if httpx_log.level == logging.NOTSET:
         httpx_log.setLevel(logging.WARNING)
     app = QuartTrio(__name__, static_folder=None)
+    harden_connections(app)  # see servicekit/_connections.py: no request lost on a reused connection
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Deadlines are ours (the runner hop has its own); Quart's 60 s default would cut long extension calls.
     app.config["RESPONSE_TIMEOUT"] = None

@@ -13,7 +13,7 @@ from quart import Response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from servicekit import serve_app
+from servicekit import harden_connections, serve_app
 
 from ._config import Settings
 from ._routes import api
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     """Build the runner app. Its runtime (store, caches, engine) opens when serving starts."""
     settings = settings or Settings.from_env()
     app = QuartTrio("runner_trio")
+    harden_connections(app)  # see servicekit/_connections.py: no request lost on a reused connection
     # Read bodies up to the gateway's own cap so that an oversized guest body still gets the contract's
     # structured 413 (status in the JSON) rather than a bare HTTP error.
     readable = max(settings.max_request_body_bytes, _GATEWAY_BODY_CAP)

@@ -6,12 +6,15 @@
 - Parsers for those rows: :func:`text`, :func:`integer`, :func:`boolean`, :func:`host_port`, :func:`path`, ...
 - :func:`serve_app`: an ASGI app on Hypercorn's trio worker with ``task_status.started(binds)`` and a
   graceful drain on SIGTERM or a shutdown event.
+- :func:`harden_connections`: HTTP/1.1 connections closed when they must be (a Hypercorn + quart-trio fault,
+  explained in ``_connections.py``), ``Connection: close`` on early error answers.
 - :func:`render_settings_doc` (and ``python -m servicekit docs/configuration.md``): the settings tables of
   the documentation generated from the code.
 
 servicekit imports neither service.
 """
 
+from ._connections import harden_connections
 from ._docs import render_settings_doc, resolve_table, table_refs
 from ._errors import InvalidSetting, ServiceKitError
 from ._parsers import (
@@ -37,6 +40,7 @@ __all__ = [
     "SettingsTable",
     "boolean",
     "comma_list",
+    "harden_connections",
     "host_port",
     "http_url",
     "integer",

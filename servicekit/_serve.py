@@ -18,6 +18,8 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from ._connections import install as install_connection_fix
+
 __all__ = ["DEFAULT_SIGNALS", "serve_app"]
 
 DEFAULT_SIGNALS: Final[tuple[signal.Signals, ...]] = (signal.SIGTERM, signal.SIGINT)
@@ -50,6 +52,7 @@ async def serve_app(
         task_status: ``started`` with the bound addresses (``http://127.0.0.1:54321``).
     """
     log = logger or logging.getLogger(name)
+    install_connection_fix()
     config = HypercornConfig()
     config.bind = [bind] if isinstance(bind, str) else list(bind)
     config.graceful_timeout = float(drain_timeout)
