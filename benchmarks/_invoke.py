@@ -2,7 +2,7 @@
 
 Sides, interleaved call by call over the same compiled component and the same Linker:
 
-* ``execute()``: ``runner_trio._execute.execute`` on a real ``Runtime`` (admission, cache entry pin, compiled
+* ``execute()``: ``runner_trio.execute`` on a real ``Runtime`` (admission, cache entry pin, compiled
   component lookup, ``Invocation``, ``invoke()``, result shaping) — everything ``/v1/execute`` does but HTTP;
 * ``invoke()``: ``runner_trio.engine.invoke`` with a real ``Invocation`` (fresh Store with limits, WASI with
   output capture, epoch-deadline callback, worker thread under a trio cancel scope);
@@ -21,10 +21,7 @@ from typing import Any
 import trio
 import wasmtime
 
-from runner_trio import Settings
-from runner_trio._execute import execute
-from runner_trio._runtime import Runtime
-from runner_trio._wire import parse_execute_request
+from runner_trio import Runtime, Settings, execute, parse_execute_request
 from runner_trio.engine import (
     CallState,
     GuestRequest,

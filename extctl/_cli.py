@@ -10,8 +10,7 @@ from typing import Final
 
 from bundles import BundleError
 
-from ._commands import COMMANDS
-from ._commands._gateway import ADMIN_TOKEN_ENV, DEFAULT_GATEWAY, GATEWAY_ENV, TOKEN_ENV
+from ._commands import ADMIN_TOKEN_ENV, COMMANDS, DEFAULT_GATEWAY, GATEWAY_ENV, TOKEN_ENV
 from ._errors import ExtctlError, UsageError
 
 __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "build_parser", "main"]

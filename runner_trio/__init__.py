@@ -4,6 +4,11 @@ Public API::
 
     app = create_app(Settings.from_env())          # a Quart-trio app
     await serve(settings, task_status=...)         # Hypercorn's trio worker, SIGTERM drains
+
+Embedded (no HTTP; what the benchmarks measure)::
+
+    runtime = await Runtime.open(settings)        # store, cache, engine, capabilities
+    result = await execute(runtime, parse_execute_request(doc, max_body_bytes=...))
 """
 
 from ._app import create_app, serve
@@ -20,6 +25,9 @@ from ._errors import (
     SecretDecryptFailed,
     UnknownCapabilities,
 )
+from ._execute import execute
+from ._runtime import Runtime
+from ._wire import parse_execute_request
 
 __all__ = [
     "BodyTooLarge",
@@ -30,9 +38,12 @@ __all__ = [
     "Overloaded",
     "RequestInvalid",
     "RunnerError",
+    "Runtime",
     "SecretDecryptFailed",
     "Settings",
     "UnknownCapabilities",
     "create_app",
+    "execute",
+    "parse_execute_request",
     "serve",
 ]

@@ -53,10 +53,11 @@ def _imports(path: Path) -> list[tuple[int, str, str | None]]:
     return found
 
 
-def crossing_private_imports(packages: list[str]) -> list[str]:
-    """Imports of a private module or a private name of one top-level package from another."""
+def crossing_private_imports(packages: list[str], consumers: list[str] | None = None) -> list[str]:
+    """Imports of a private module or a private name of one top-level package from another (from each of
+    ``consumers``, by default the packages themselves)."""
     broken = []
-    for package in packages:
+    for package in consumers if consumers is not None else packages:
         for path in sorted((ROOT / package).rglob("*.py")):
             for line, target, name in _imports(path):
                 top = target.split(".")[0]
@@ -71,6 +72,11 @@ def crossing_private_imports(packages: list[str]) -> list[str]:
 
 def test_no_private_name_crosses_packages() -> None:
     assert crossing_private_imports(PACKAGES) == []
+
+
+def test_benchmarks_use_only_public_names() -> None:
+    # benchmarks/ is not shipped, so it is not a layer; it measures the packages through their public API.
+    assert crossing_private_imports(PACKAGES, consumers=["benchmarks"]) == []
 
 
 def test_the_check_sees_private_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

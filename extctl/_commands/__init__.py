@@ -25,8 +25,9 @@ from . import (
     verify,
 )
 from ._base import Command
+from ._gateway import ADMIN_TOKEN_ENV, DEFAULT_GATEWAY, GATEWAY_ENV, TOKEN_ENV
 
-__all__ = ["COMMANDS", "Command"]
+__all__ = ["ADMIN_TOKEN_ENV", "COMMANDS", "DEFAULT_GATEWAY", "GATEWAY_ENV", "TOKEN_ENV", "Command"]
 
 COMMANDS: tuple[Command, ...] = (
     keygen.COMMAND,

@@ -8,8 +8,8 @@ import runner_trio
 def test_public_names_are_pinned() -> None:
     assert set(runner_trio.__all__) == {
         "BodyTooLarge", "BundleUnavailable", "ConfigError", "ExecuteFailed", "MissingRoutingHeaders", "Overloaded",
-        "RequestInvalid", "RunnerError", "SecretDecryptFailed", "Settings", "UnknownCapabilities", "create_app",
-        "serve",
+        "RequestInvalid", "RunnerError", "Runtime", "SecretDecryptFailed", "Settings", "UnknownCapabilities",
+        "create_app", "execute", "parse_execute_request", "serve",
     }
     assert len(runner_trio.__all__) == len(set(runner_trio.__all__))
     for name in runner_trio.__all__:

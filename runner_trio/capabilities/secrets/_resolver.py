@@ -22,13 +22,13 @@ import base64
 import binascii
 import hashlib
 import json
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, final
 
 import httpx
 import trio
+from cachetools import TLRUCache
 
 import sealing
 
@@ -141,11 +141,13 @@ class SecretResolver:
         self._vault_token = vault_token
         self._vault_namespace = vault_namespace
         self._cache_ttl = cache_ttl
-        self._max_cache_entries = max_cache_entries
         self._vault_timeout = vault_timeout
         self._wall_clock = wall_clock
-        # key -> (trio-clock instant the entry goes stale, values, expires_at)
-        self._cache: OrderedDict[tuple[str, str, str], tuple[float, dict[str, str], datetime | None]] = OrderedDict()
+        # key -> (trio-clock instant the entry goes stale, values, expires_at); each entry lives until its own
+        # instant (the cache TTL, or sooner when the envelope expires), least recently used dropped first.
+        self._cache: TLRUCache[tuple[str, str, str], tuple[float, dict[str, str], datetime | None]] = TLRUCache(
+            maxsize=max_cache_entries, ttu=lambda _key, value, _now: value[0], timer=trio.current_time
+        )
         self.opened = 0
         """Envelopes actually opened (cache misses); for tests and statistics."""
 
@@ -170,7 +172,6 @@ class SecretResolver:
         now = trio.current_time()
         cached = self._cache.get(key)
         if cached is not None and now < cached[0]:
-            self._cache.move_to_end(key)
             return SecretMap(cached[1], expires_at=cached[2], wall_clock=self._wall_clock)
 
         try:
@@ -183,19 +184,11 @@ class SecretResolver:
             ttl = min(ttl, (expires_at - self._wall_clock()).total_seconds())
         if ttl > 0:
             self._cache[key] = (trio.current_time() + ttl, values, expires_at)
-            self._cache.move_to_end(key)
-            self._evict(trio.current_time())
         return SecretMap(values, expires_at=expires_at, wall_clock=self._wall_clock)
 
     def clear(self) -> None:
         """Forget every opened map (e.g. after a key rotation)."""
         self._cache.clear()
-
-    def _evict(self, now: float) -> None:
-        for stale in [k for k, (until, _, _) in self._cache.items() if until <= now]:
-            del self._cache[stale]
-        while len(self._cache) > self._max_cache_entries:
-            self._cache.popitem(last=False)
 
     async def _open(self, scope: HostScope, envelope: Mapping[str, Any]) -> dict[str, str]:
         algorithm = envelope.get("algorithm")
