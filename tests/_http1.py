@@ -105,3 +105,28 @@ class RawConnection:
 
     async def aclose(self) -> None:
         await self._stream.aclose()
+
+
+async def assert_early_answer_closes(
+    url: str, target: str, headers: dict[str, str], status: int, body: bytes, *, length: int | None = None
+) -> WireResponse:
+    """POST ``target`` announcing ``body`` (or ``length`` bytes) but sending only the head; the answer comes
+    before the body, says ``Connection: close`` and is JSON. The client then sends the body and a next
+    request on the same connection: the server must close it (never leave it open and silent).
+    """
+    conn = await RawConnection.open(url)
+    try:
+        announced = len(body) if length is None else length
+        head = {"Content-Type": "application/json", "Content-Length": str(announced), **headers}
+        assert await conn.send_head("POST", target, head)
+        response = await conn.read_response()
+        assert response is not None
+        assert response.status == status
+        assert response.headers.get("connection") == "close"
+        assert response.headers["content-type"].startswith("application/json")
+        if await conn.send(body):
+            await conn.send_head("GET", "/healthz", {})
+        assert await conn.closed_by_server()
+        return response
+    finally:
+        await conn.aclose()

@@ -9,30 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests._http1 import RawConnection
+from tests._http1 import RawConnection, assert_early_answer_closes
 
 from .conftest import Gateway, GatewayFactory, Tenant
 
 BODY = b'{"name": "a widget!"}'[:20]
-
-
-async def _early_answer_closes(url: str, target: str, headers: dict[str, str], status: int) -> None:
-    conn = await RawConnection.open(url)
-    try:
-        head = {"Content-Type": "application/json", "Content-Length": str(len(BODY)), **headers}
-        assert await conn.send_head("POST", target, head)
-        response = await conn.read_response()  # answered before the body was sent
-        assert response is not None
-        assert response.status == status
-        assert response.headers.get("connection") == "close"
-        assert response.headers["content-type"].startswith("application/json")
-        # The client sends the body it announced, then a next request on the same connection: the server
-        # closes the connection (it said it would), so that request goes elsewhere instead of into silence.
-        if await conn.send(BODY):
-            await conn.send_head("GET", "/readyz", {})
-        assert await conn.closed_by_server()
-    finally:
-        await conn.aclose()
 
 
 async def test_a_rate_limited_post_closes_its_connection(make_gateway: GatewayFactory) -> None:
@@ -41,18 +22,18 @@ async def test_a_rate_limited_post_closes_its_connection(make_gateway: GatewayFa
     acme = await gateway.tenant("acme")
     await gateway.install("acme")
     assert (await gateway.client.get("/api/ext/echo/items", headers=acme.auth)).status_code == 200
-    await _early_answer_closes(gateway.url, "/api/ext/echo/items", acme.auth, 429)
+    await assert_early_answer_closes(gateway.url, "/api/ext/echo/items", acme.auth, 429, BODY)
     assert len(gateway.runner.calls) == 1  # the refused call never reached the runner
 
 
 async def test_an_unauthenticated_post_closes_its_connection(installed: tuple[Gateway, Tenant]) -> None:
     gateway, _ = installed
-    await _early_answer_closes(gateway.url, "/api/ext/echo/items", {}, 401)
+    await assert_early_answer_closes(gateway.url, "/api/ext/echo/items", {}, 401, BODY)
 
 
 async def test_a_post_to_an_unknown_extension_closes_its_connection(installed: tuple[Gateway, Tenant]) -> None:
     gateway, tenant = installed
-    await _early_answer_closes(gateway.url, "/api/ext/nope/items", tenant.auth, 404)
+    await assert_early_answer_closes(gateway.url, "/api/ext/nope/items", tenant.auth, 404, BODY)
 
 
 @pytest.mark.parametrize("path", ["/readyz", "/api/ext/echo/items"])

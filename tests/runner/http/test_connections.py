@@ -3,38 +3,20 @@ is honoured, and a kept-alive connection keeps serving (see tests/gateway/test_c
 
 from __future__ import annotations
 
-from tests._http1 import RawConnection
+from tests._http1 import RawConnection, assert_early_answer_closes
 from tests.runner.http.conftest import TOKEN, RunnerHandle
 
 BODY = b'{"context": {}}' + b" " * 5
 
 
-async def _early_answer_closes(url: str, target: str, headers: dict[str, str], status: int,
-                               length: int = len(BODY)) -> None:
-    conn = await RawConnection.open(url)
-    try:
-        head = {"Content-Type": "application/json", "Content-Length": str(length), **headers}
-        assert await conn.send_head("POST", target, head)
-        response = await conn.read_response()
-        assert response is not None
-        assert response.status == status
-        assert response.headers.get("connection") == "close"
-        assert response.headers["content-type"].startswith("application/json")
-        if await conn.send(BODY):
-            await conn.send_head("GET", "/healthz", {})
-        assert await conn.closed_by_server()
-    finally:
-        await conn.aclose()
-
-
 async def test_an_unauthenticated_execute_closes_its_connection(runner: RunnerHandle) -> None:
-    await _early_answer_closes(runner.url, "/v1/execute", {}, 401)
+    await assert_early_answer_closes(runner.url, "/v1/execute", {}, 401, BODY)
 
 
 async def test_an_oversized_execute_closes_its_connection(runner: RunnerHandle) -> None:
     # Answered from the announced length alone: the body is never read.
     routing = {"Authorization": f"Bearer {TOKEN}", "x-alga-tenant": "t", "x-alga-extension": "e"}
-    await _early_answer_closes(runner.url, "/v1/execute", routing, 413, length=1 << 30)
+    await assert_early_answer_closes(runner.url, "/v1/execute", routing, 413, BODY, length=1 << 30)
 
 
 async def test_an_execute_refused_before_its_body_closes_its_connection(runner: RunnerHandle) -> None:
