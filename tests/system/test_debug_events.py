@@ -24,7 +24,10 @@ from tests._redis import RedisServer
 from tests.gateway._helpers import start_server
 from tests.runner.http.conftest import TOKEN, Shared, stage_sample, start_runner
 
-pytestmark = pytest.mark.slow
+# Whole systems: the first call compiles the 12 MB JS sample (seconds alone, far longer on a loaded 2-core
+# machine), so these run past the default per-test timeout and give the gateway a long deadline.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+FIRST_CALL_TIMEOUT_MS = 120_000
 
 ADMIN = "admin-token-debug-test-0123456789"
 SECRET = "debug-test-secret-do-not-leak-991"
@@ -46,7 +49,7 @@ async def test_guest_output_reaches_the_tail_with_context_and_secrets_never_leak
         runner_base_urls=(runner.url,), runner_service_token=TOKEN,
         registry_database=str(tmp_path / "registry.sqlite3"), bundle_store_base=runner.settings.resolved_store_base,
         admin_token=ADMIN, runner_secrets_public_key=public, debug_redis_url=redis_server.url,
-        debug_stream_prefix=prefix,
+        debug_stream_prefix=prefix, timeout_ms=FIRST_CALL_TIMEOUT_MS,
     )))
     digest = await runner.publish_dir(stage_sample("js-kitchen-sink", shared.work))
     admin = httpx.AsyncClient(base_url=f"{gateway.url}/api/v1", headers={"authorization": f"Bearer {ADMIN}"})
@@ -64,7 +67,7 @@ async def test_guest_output_reaches_the_tail_with_context_and_secrets_never_leak
         secrets_set = await admin.put("/tenants/acme/installs/sink/secrets", json={"secrets": {"api_key": SECRET}})
         assert secrets_set.is_success, secrets_set.text
 
-    async with httpx.AsyncClient(base_url=gateway.url, timeout=60,
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=FIRST_CALL_TIMEOUT_MS / 1000 + 30,
                                  headers={"authorization": f"Bearer {tokens['acme']}"}) as client:
         logged = await client.get("/api/ext/sink/log", params={"msg": "hello-debug"},
                                   headers={"x-request-id": "req-debug-1"})

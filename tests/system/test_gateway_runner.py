@@ -21,7 +21,10 @@ from runner_trio import Settings
 from tests.gateway._helpers import start_server
 from tests.runner.http.conftest import TOKEN, Shared, stage_sample, start_runner
 
-pytestmark = pytest.mark.slow
+# Whole systems: the first call compiles the 12 MB JS sample (seconds alone, far longer on a loaded 2-core
+# machine), so these run past the default per-test timeout and give the gateway a long deadline.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+FIRST_CALL_TIMEOUT_MS = 120_000
 
 ADMIN = "admin-token-system-test-0123456789"
 SECRET = "system-test-secret-value-42"
@@ -52,7 +55,7 @@ async def test_install_flow_and_calls_through_gateway_with_failover(
         bundle_store_base=first.settings.resolved_store_base,
         admin_token=ADMIN,
         runner_secrets_public_key=public,
-        timeout_ms=20_000,
+        timeout_ms=FIRST_CALL_TIMEOUT_MS,
     )
     gateway = await start_server(nursery, create_app(gateway_settings))
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXTCTL_")}
@@ -79,7 +82,7 @@ async def test_install_flow_and_calls_through_gateway_with_failover(
         tables = [row[0] for row in db.execute("select name from sqlite_master where type='table'")]
     assert tables, "the registry is a real SQLite database"
 
-    async with httpx.AsyncClient(base_url=gateway.url, timeout=60,
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=FIRST_CALL_TIMEOUT_MS / 1000 + 30,
                                  headers={"authorization": f"Bearer {token}"}) as client:
         echo = await client.post("/api/ext/kitchen/echo?x=1", content=b"ping",
                                  headers={"cookie": "a=b", "x-request-id": "req-system-1",
