@@ -1,11 +1,13 @@
-"""What an extension and a gateway built for the reference runner rely on, against a real runner: the
+"""What an extension and a deployment built for the reference runner rely on, against a real runner: the
 reference gateway's ``x-runner-service-token`` header, the ``api_key`` secret sent by ui-proxy as
-``x-api-key``, and ``route-not-found`` from a ui-proxy that is not configured."""
+``x-api-key``, ``route-not-found`` from a ui-proxy that is not configured, and the reference's variable names
+for the platform's storage and internal API."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +16,9 @@ import trio
 
 import sealing
 from runner_trio import Settings
+from runner_trio.capabilities.storage import SqliteStorage
 from tests.runner.capabilities._servers import Req, Resp, start_server
+from tests.runner.capabilities._storage_api import AUTH_KEY, storage_api
 from tests.runner.http.conftest import TOKEN, RunnerHandle, Shared, decode_body, start_runner
 
 PROXY_CAPS = ["cap:ui.proxy"]
@@ -92,3 +96,42 @@ async def test_unconfigured_ui_proxy_answers_route_not_found(runner: RunnerHandl
     assert _body(granted) == {"error": "route-not-found"}
     refused = await runner.execute(digest, "/ui-proxy", method="POST", body=route)
     assert _body(refused) == {"error": "denied"}
+
+
+@pytest.mark.slow
+async def test_reference_variable_names_configure_storage_and_platform(
+    nursery: trio.Nursery, runner_settings: Callable[..., Settings], shared: Shared, tmp_path: Path
+) -> None:
+    sqlite = SqliteStorage(tmp_path / "platform-storage.sqlite3")
+    storage = storage_api(sqlite)
+    platform_auth: list[str | None] = []
+
+    async def platform(req: Req) -> Resp:
+        if req.path.startswith("/api/internal/ext-storage/"):
+            return await storage(req)
+        platform_auth.append(req.header("x-runner-auth"))
+        return Resp.json(200, {"schedules": []})
+
+    upstream = await start_server(nursery, platform)
+    # A reference deployment's environment, read the way `python -m runner_trio` reads it.
+    aliased = Settings.from_env({"STORAGE_API_BASE_URL": upstream.url, "RUNNER_STORAGE_API_TOKEN": AUTH_KEY})
+    handle = await start_runner(nursery, runner_settings(
+        storage_url=aliased.storage_url, storage_auth_key=aliased.storage_auth_key,
+        platform_api_url=aliased.platform_api_url, platform_auth_key=aliased.platform_auth_key,
+    ), shared)
+    digest = await handle.publish_sample("js-kitchen-sink")
+    caps = ["cap:storage.kv", "cap:scheduler.manage"]
+
+    async def call(path: str, body: Any) -> Any:
+        raw = json.dumps(body).encode()
+        return _body(await handle.execute(digest, path, method="POST", body=raw, providers=caps))
+
+    put = await call("/storage", {"op": "put", "namespace": "prefs", "key": "theme", "value": "dark"})
+    assert put.get("revision") == 1, put
+    got = await call("/storage", {"op": "get", "namespace": "prefs", "key": "theme"})
+    assert got["value"] == "dark"
+    assert await call("/platform/list-schedules", {}) == {"result": []}
+    assert platform_auth == [AUTH_KEY]
+    await handle.client.aclose()
+    handle.shutdown.set()
+    await sqlite.aclose()
