@@ -10,8 +10,9 @@ calls) is the same handler with the same checks. ``/api/ext/{extensionId}`` rout
 
 Method override, as reference UIs use it: a ``POST`` with ``?__method=X`` or a JSON object body with a
 ``"__method": "X"`` key is handled as method ``X`` (one of :data:`OVERRIDE_METHODS`) from the endpoint match on;
-the key is removed from the query and the body the guest sees. A JSON body is read for it only after the
-install is found, so it then counts against the body cap (413) before the endpoint check.
+the key is removed from the query and the body the guest sees. For a JSON body the endpoint and RBAC are
+checked loosely (any method the path declares) before the rate limit, and strictly once the body is read
+(right after the rate limit, before the audit row), so no refusal waits for a body.
 The guest also sees ``x-alga-tenant``, ``x-alga-extension`` and ``x-idempotency-key`` (the caller's, else one
 generated for a method that is not read-only), as the reference gateway sends them.
 """
@@ -131,7 +132,7 @@ async def proxy(ext_id: str, rest: str) -> Response:
     wait = st.limiter.acquire((principal.tenant_id, ext_id))
     if wait:
         raise RateLimited(wait)
-    body: GuestBody = _UNREAD
+    body: _GuestBody = _UNREAD
     if in_body:
         override, body = _pop_override(await _read_body(limit))
         if override is not None:
@@ -164,7 +165,7 @@ class _Unread:
 
 
 _UNREAD: Final = _Unread()
-GuestBody = bytes | None | _Unread
+_GuestBody = bytes | None | _Unread
 
 
 def _query_override(method: str) -> str:
@@ -250,7 +251,7 @@ async def _execute(
     method: str,
     guest_path: str,
     limit: int,
-    guest_body: GuestBody = _UNREAD,
+    guest_body: _GuestBody = _UNREAD,
 ) -> Response:
     """Call the runner as ``method`` (after any override) with ``guest_body``, read here unless already read."""
     if isinstance(guest_body, _Unread):
