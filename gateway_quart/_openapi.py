@@ -132,6 +132,10 @@ def _paths() -> dict[str, Any]:
     return {
         "/api/ext/{extension_id}/{path}": {m: copy.deepcopy(ext_proxy)
                                            for m in ("get", "head", "post", "put", "patch", "delete", "options")},
+        # Where the reference host page sends the iframe's apiproxy calls: the same handler and checks.
+        "/api/ext-proxy/{extension_id}/{path}": {m: copy.deepcopy(ext_proxy)
+                                                 for m in ("get", "head", "post", "put", "patch", "delete",
+                                                           "options")},
         "/ext-ui/{extension_id}/{content_hash}/{path}": {"get": _op(
             "Gate to the extension's UI on the runner", {"308": {"description": "redirect to the runner"},
                                                          **_errors(401, 404)},

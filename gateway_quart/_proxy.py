@@ -4,19 +4,32 @@ The order is the contract's: credential (401) -> tenant from the credential, an 
 agree (403) -> active install (404 ``not_installed``) -> manifest endpoint (404 ``endpoint_not_found``) -> RBAC
 (403) -> rate limit per (tenant, extension) (429) -> audit row -> body (413) -> ``POST /v1/execute``; the
 row's final status is set after the call, whatever its outcome, off the response path.
+
+``/api/ext-proxy/{extensionId}/{path...}`` (where the reference's host page sends the iframe's ``apiproxy``
+calls) is the same handler with the same checks. ``/api/ext/{extensionId}`` routes to the guest's ``/``.
+
+Method override, as reference UIs use it: a ``POST`` with ``?__method=X`` or a JSON object body with a
+``"__method": "X"`` key is handled as method ``X`` (one of :data:`OVERRIDE_METHODS`) from the endpoint match on;
+the key is removed from the query and the body the guest sees. For a JSON body the endpoint and RBAC are
+checked loosely (any method the path declares) before the rate limit, and strictly once the body is read
+(right after the rate limit, before the audit row), so no refusal waits for a body.
+The guest also sees ``x-alga-tenant``, ``x-alga-extension`` and ``x-idempotency-key`` (the caller's, else one
+generated for a method that is not read-only), as the reference gateway sends them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import urllib.parse
 import uuid
-from typing import Final
+from typing import Final, final
 
 import trio
 from quart import Blueprint, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+import bundles
 from contract import ErrorCode, ExecuteRequest, HttpRequest, Limits, RequestContext, UserInfo
 
 from ._auth import PERMISSION_READ, PERMISSION_WRITE, Principal, authenticate, check_origin
@@ -37,6 +50,9 @@ log = logging.getLogger("gateway_quart.proxy")
 
 METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+OVERRIDE_KEY: Final = "__method"
+OVERRIDE_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+"""What ``__method`` may name: the methods the reference iframe SDK's ``apiproxy`` sends."""
 _PREFLIGHT_HEADERS: Final = (
     "authorization, content-type, accept, accept-language, x-request-id, idempotency-key, x-idempotency-key, "
     "x-alga-tenant"
@@ -69,9 +85,17 @@ def _cors_headers(st: GatewayState, origin: str | None) -> dict[str, str]:
     }
 
 
-@blueprint.route("/api/ext/<ext_id>", methods=METHODS, defaults={"rest": ""}, provide_automatic_options=False)
-@blueprint.route("/api/ext/<ext_id>/", methods=METHODS, defaults={"rest": ""}, provide_automatic_options=False)
-@blueprint.route("/api/ext/<ext_id>/<path:rest>", methods=METHODS, provide_automatic_options=False)
+# One endpoint name per rule: rules of one endpoint that differ only by defaults make werkzeug redirect (308)
+# to the one it prefers, and the reference routes /api/ext/<id> to the guest's "/" without a redirect.
+_OPTS: Final = {"methods": METHODS, "provide_automatic_options": False}
+
+
+@blueprint.route("/api/ext/<ext_id>", endpoint="proxy_bare", defaults={"rest": ""}, **_OPTS)
+@blueprint.route("/api/ext/<ext_id>/", endpoint="proxy_root", defaults={"rest": ""}, **_OPTS)
+@blueprint.route("/api/ext/<ext_id>/<path:rest>", **_OPTS)
+@blueprint.route("/api/ext-proxy/<ext_id>", endpoint="ext_proxy_bare", defaults={"rest": ""}, **_OPTS)
+@blueprint.route("/api/ext-proxy/<ext_id>/", endpoint="ext_proxy_root", defaults={"rest": ""}, **_OPTS)
+@blueprint.route("/api/ext-proxy/<ext_id>/<path:rest>", endpoint="ext_proxy", **_OPTS)
 async def proxy(ext_id: str, rest: str) -> Response:
     """Forward one extension API call (see the module docstring for the order of checks).
 
@@ -100,12 +124,20 @@ async def proxy(ext_id: str, rest: str) -> Response:
     if install is None:
         raise NotFound("not_installed", "the extension is not installed for this tenant")
     manifest = st.manifests.get(install.version)
-    if manifest.match_endpoint(method, guest_path) is None:
-        raise NotFound("endpoint_not_found", "the extension declares no such endpoint")
-    principal.require(PERMISSION_READ if method in READ_METHODS else PERMISSION_WRITE)
+    method = _query_override(method)
+    in_body = method == "POST" and OVERRIDE_KEY not in request.args and request.mimetype == "application/json"
+    # Until its body is read, a JSON POST may still name any method the path declares: check the loosest now
+    # and the named one once the body is read (after the rate limit, so refusals never wait for a body).
+    _authorize(manifest, principal, OVERRIDE_METHODS if in_body else frozenset({method}), guest_path)
     wait = st.limiter.acquire((principal.tenant_id, ext_id))
     if wait:
         raise RateLimited(wait)
+    body: _GuestBody = _UNREAD
+    if in_body:
+        override, body = _pop_override(await _read_body(limit))
+        if override is not None:
+            method = _checked_method(override)
+        _authorize(manifest, principal, frozenset({method}), guest_path)
 
     audit_id = await st.registry.record_audit(
         tenant_id=principal.tenant_id, user_id=principal.user.id, extension_id=ext_id, method=method,
@@ -113,7 +145,7 @@ async def proxy(ext_id: str, rest: str) -> Response:
     )
     status = 500
     try:
-        response = await _execute(st, principal, install, method, guest_path, limit)
+        response = await _execute(st, principal, install, method, guest_path, limit, body)
         status = response.status_code
         return response
     except ApiError as exc:
@@ -125,6 +157,62 @@ async def proxy(ext_id: str, rest: str) -> Response:
     finally:
         # In ``finally``: failed calls and clients that went away (499) get their status too.
         await st.audit.finish(audit_id, status, request_id=g.request_id)
+
+
+@final
+class _Unread:
+    """The body has not been read yet (``None`` is taken: it means "no body")."""
+
+
+_UNREAD: Final = _Unread()
+_GuestBody = bytes | None | _Unread
+
+
+def _query_override(method: str) -> str:
+    """The method a ``POST ?__method=X`` is handled as; ``method`` itself otherwise.
+
+    Raises:
+        InvalidRequest: ``__method`` names a method outside :data:`OVERRIDE_METHODS`.
+    """
+    override = request.args.get(OVERRIDE_KEY) if method == "POST" else None
+    return method if override is None else _checked_method(override)
+
+
+def _checked_method(override: str) -> str:
+    wanted = override.strip().upper()
+    if wanted not in OVERRIDE_METHODS:
+        raise InvalidRequest({OVERRIDE_KEY: f"must be one of {', '.join(sorted(OVERRIDE_METHODS))}"},
+                             code="invalid_method")
+    return wanted
+
+
+def _authorize(manifest: bundles.Manifest, principal: Principal, methods: frozenset[str], path: str) -> None:
+    """Refuse unless the manifest declares ``path`` for one of ``methods`` and the caller may use one of those.
+
+    Raises:
+        NotFound: ``endpoint_not_found``.
+        Forbidden: the caller lacks the permission (read for a read-only method, write otherwise).
+    """
+    declared = [m for m in sorted(methods) if manifest.match_endpoint(m, path) is not None]
+    if not declared:
+        raise NotFound("endpoint_not_found", "the extension declares no such endpoint")
+    read_only = any(m in READ_METHODS for m in declared)
+    principal.require(PERMISSION_READ if read_only else PERMISSION_WRITE)
+
+
+def _pop_override(body: bytes) -> tuple[str | None, bytes | None]:
+    """``(X, body without the key)`` for a JSON object body with a string ``__method`` key, else ``(None, body)``.
+
+    The rest of the object is re-serialized; an object left empty means no body (the key was all there was).
+    """
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None, body
+    if not isinstance(doc, dict) or not isinstance(doc.get(OVERRIDE_KEY), str):
+        return None, body
+    override = doc.pop(OVERRIDE_KEY)
+    return override, json.dumps(doc, separators=(",", ":")).encode() if doc else None
 
 
 def _guest_path() -> str:
@@ -157,16 +245,34 @@ async def _read_body(limit: int) -> bytes:
 
 
 async def _execute(
-    st: GatewayState, principal: Principal, install: Install, method: str, guest_path: str, limit: int
+    st: GatewayState,
+    principal: Principal,
+    install: Install,
+    method: str,
+    guest_path: str,
+    limit: int,
+    guest_body: _GuestBody = _UNREAD,
 ) -> Response:
-    body = await _read_body(limit)
-    has_body = bool(body) or request.content_length is not None or "transfer-encoding" in request.headers
+    """Call the runner as ``method`` (after any override) with ``guest_body``, read here unless already read."""
+    if isinstance(guest_body, _Unread):
+        body = await _read_body(limit)
+        has_body = bool(body) or request.content_length is not None or "transfer-encoding" in request.headers
+    else:
+        body, has_body = guest_body or b"", guest_body is not None
     read_only = method in READ_METHODS
     key = idempotency_key(request.headers)
     runner_key = None if read_only else key or str(uuid.uuid4())
     query: dict[str, str] = {}
     for name, value in request.args.items(multi=True):
+        if name == OVERRIDE_KEY and request.method == "POST":
+            continue  # consumed by the method override
         query[name] = value  # the last value wins, as in the reference gateway
+    headers = forward_request_headers(request.headers.items(), request_id=g.request_id)
+    headers["x-alga-tenant"] = install.tenant_id
+    headers["x-alga-extension"] = install.extension_id
+    guest_key = key or runner_key
+    if guest_key is not None:
+        headers["x-idempotency-key"] = guest_key
     user = principal.user
     call = ExecuteRequest(
         context=RequestContext(
@@ -182,7 +288,7 @@ async def _execute(
             method=method,
             path=guest_path,
             query=query,
-            headers=forward_request_headers(request.headers.items(), request_id=g.request_id),
+            headers=headers,
             body=body if has_body else None,
         ),
         limits=Limits(timeout_ms=st.runner.timeout_ms),
@@ -198,7 +304,7 @@ async def _execute(
         ),
     )
     answer = await st.runner.execute(call, idempotency_key=runner_key, retryable=read_only or key is not None)
-    return _client_response(answer, method)
+    return _client_response(answer, request.method)
 
 
 def _client_response(answer: RunnerResult, method: str) -> Response:

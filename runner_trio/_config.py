@@ -41,6 +41,12 @@ _OWNED_PREFIXES: Final = ("RUNNER_", "EXT_CACHE_", "EXT_EGRESS_", "EXT_UI_", "EX
 # Variables under those prefixes that belong to the gateway or the scripts, not to the runner.
 _FOREIGN: Final = frozenset({"RUNNER_BASE_URL", "RUNNER_SECRETS_PUBLIC_KEY"})
 
+# The reference runner reads one base URL and one token for its storage and platform calls alike; accepted as
+# aliases so its deployments start unchanged (docs/migrating-from-the-reference.md). Its ui-proxy names
+# (UI_PROXY_BASE_URL, UI_PROXY_AUTH_KEY, UI_PROXY_TIMEOUT_MS) are ours already.
+_REFERENCE_PLATFORM_URL: Final = "STORAGE_API_BASE_URL"
+_REFERENCE_PLATFORM_TOKEN: Final = "RUNNER_STORAGE_API_TOKEN"  # noqa: S105 (a variable name)
+
 # The rows of _SETTINGS name the shared parsers by the short names they had when they lived in this module.
 _bind: Final = host_port()
 
@@ -65,7 +71,7 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
     _Setting("SIGNING_TRUST_BUNDLE", "trust_bundle", _optional_path, None,
              "PEM file of trusted public keys; when set, only signed bundles run"),
     _Setting("RUNNER_SERVICE_TOKEN", "service_token", _optional_text, None,
-             "bearer token required on /v1/* when set"),
+             "token required on /v1/* when set (Authorization: Bearer, or x-runner-service-token)"),
     _Setting("RUNNER_PUBLIC_BASE", "public_base", _url, None, "public URL of the runner (ext-ui links)"),
     _Setting("RUNNER_DEFAULT_TIMEOUT_MS", "default_timeout_ms", _int(1), 10_000,
              "deadline of an invocation that asks for none"),
@@ -98,16 +104,18 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
     _Setting("EXT_EGRESS_ALLOWLIST", "egress_allowlist", _csv, (),
              "hosts guests may fetch: host, *.domain, optional :port; empty denies all"),
     _Setting("RUNNER_STORAGE_URL", "storage_url", _optional_text, None,
-             "sqlite:///path (default <var>/storage.sqlite3) or the platform's http(s) storage API"),
+             "sqlite:///path (default <var>/storage.sqlite3) or the platform's http(s) storage API",
+             aliases=(_REFERENCE_PLATFORM_URL,)),
     _Setting("RUNNER_STORAGE_AUTH_KEY", "storage_auth_key", _optional_text, None,
-             "x-runner-auth for the HTTP storage API"),
+             "x-runner-auth for the HTTP storage API", aliases=(_REFERENCE_PLATFORM_TOKEN,)),
     _Setting("UI_PROXY_BASE_URL", "ui_proxy_base_url", _url, None, "base URL of ui-proxy routes"),
     _Setting("UI_PROXY_AUTH_KEY", "ui_proxy_auth_key", _optional_text, None, "bearer token for ui-proxy"),
     _Setting("UI_PROXY_TIMEOUT_MS", "ui_proxy_timeout_ms", _int(1), 5_000, "ui-proxy call timeout"),
     _Setting("RUNNER_PLATFORM_API_URL", "platform_api_url", _url, None,
-             "platform internal API for scheduler, invoicing, clients, services"),
+             "platform internal API for scheduler, invoicing, clients, services",
+             aliases=(_REFERENCE_PLATFORM_URL,)),
     _Setting("RUNNER_PLATFORM_AUTH_KEY", "platform_auth_key", _optional_text, None,
-             "x-runner-auth for the platform API"),
+             "x-runner-auth for the platform API", aliases=(_REFERENCE_PLATFORM_TOKEN,)),
     _Setting("RUNNER_DEBUG_REDIS_URL", "debug_redis_url", _optional_text, None, "Redis for debug events"),
     _Setting("RUNNER_DEBUG_REDIS_STREAM_PREFIX", "debug_stream_prefix", _text, "ext-debug:",
              "debug stream key prefix"),

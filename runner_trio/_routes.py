@@ -54,14 +54,19 @@ def _authorized() -> bool:
     token = runtime().settings.service_token
     if token is None:
         return True
+    expected = token.encode()
+    # The reference gateway sends the token as x-runner-service-token; ours as a bearer token.
+    service_header = request.headers.get("x-runner-service-token")
+    if service_header is not None and hmac.compare_digest(service_header.strip().encode(), expected):
+        return True
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
 
 
 @api.before_request
 async def _require_token() -> Response | None:
     if request.path.startswith("/v1/") and not _authorized():
-        message = "Authorization: Bearer <RUNNER_SERVICE_TOKEN> required"
+        message = "Authorization: Bearer <RUNNER_SERVICE_TOKEN> (or x-runner-service-token) required"
         return _json({"error": ErrorCode.UNAUTHORIZED, "message": message}, 401, {"www-authenticate": "Bearer"})
     return None
 

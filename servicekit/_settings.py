@@ -1,8 +1,10 @@
 """Typed settings tables: every variable a service reads, declared once with its parser, default and doc.
 
 A service declares a :class:`SettingsTable` of :class:`Setting` rows and builds its frozen settings object
-from :meth:`SettingsTable.read`. The same rows render the service's section of ``docs/configuration.md``
-(:meth:`SettingsTable.markdown`), so the documentation cannot drift from the code.
+from :meth:`SettingsTable.read`. A row may accept other names for its variable (``aliases``, e.g. the names
+another implementation of the same service reads); set together with different values they stop start-up.
+The same rows render the service's section of ``docs/configuration.md`` (:meth:`SettingsTable.markdown`), so
+the documentation cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Setting:
         default: what the attribute is when the variable is unset (documentation and a test check it against
             the settings class); ``None`` when the default is computed, :data:`REQUIRED` when there is none.
         doc: one line for ``docs/configuration.md``.
+        aliases: other names the variable is read under (the same alias may serve several rows).
     """
 
     env: str
@@ -48,6 +51,7 @@ class Setting:
     parse: Callable[[str], Any]
     default: Any
     doc: str
+    aliases: tuple[str, ...] = ()
 
     @property
     def required(self) -> bool:
@@ -90,6 +94,10 @@ class SettingsTable:
         self._by_env = {s.env: s for s in self._settings}
         if len(self._by_env) != len(self._settings) or len({s.attr for s in self._settings}) != len(self._settings):
             raise ValueError("a variable or an attribute appears twice in the settings table")
+        self._aliases = frozenset(alias for s in self._settings for alias in s.aliases)
+        if self._aliases & self._by_env.keys():
+            raise ValueError("an alias is also the name of a setting")
+        self._names = frozenset(self._by_env) | self._aliases
         self._owned_prefixes = owned_prefixes
         self._foreign = frozenset(foreign)
         self._unknown_hint = unknown_hint
@@ -101,8 +109,8 @@ class SettingsTable:
 
     @property
     def names(self) -> frozenset[str]:
-        """Every variable the table reads."""
-        return frozenset(self._by_env)
+        """Every variable the table reads, aliases included."""
+        return self._names
 
     @property
     def owned_prefixes(self) -> tuple[str, ...]:
@@ -116,28 +124,38 @@ class SettingsTable:
 
         Raises:
             InvalidSetting: naming the first unknown variable (in name order) of an owned namespace, else
-                the first missing or invalid one (in table order).
+                the first missing or invalid one (in table order), or a variable and its alias set to
+                different values (naming both).
         """
         for name in sorted(environ):
-            if name.startswith(self._owned_prefixes) and name not in self._by_env and name not in self._foreign:
+            if name.startswith(self._owned_prefixes) and name not in self._names and name not in self._foreign:
                 hint = self._unknown_hint or f"known: {', '.join(sorted(self._by_env))}"
                 raise InvalidSetting(name, f"unknown setting ({hint})")
         values: dict[str, Any] = {}
         for setting in self._settings:
-            raw = environ.get(setting.env)
-            if raw is not None and self._blank_is_unset:
-                raw = raw.strip() or None
-            if raw is None:
+            given = [(name, raw) for name in (setting.env, *setting.aliases)
+                     if (raw := self._raw(environ, name)) is not None]
+            if not given:
                 if setting.required:
                     raise InvalidSetting(setting.env, f"is required ({setting.doc})")
                 continue
+            name, raw = given[0]
+            for other, other_raw in given[1:]:
+                if other_raw.strip() != raw.strip():
+                    raise InvalidSetting(name, f"{name} and {other} are both set, to different values")
             try:
                 value = setting.parse(raw)
             except ValueError as exc:
-                raise InvalidSetting(setting.env, str(exc)) from None
+                raise InvalidSetting(name, str(exc)) from None
             if value is not None:
                 values[setting.attr] = value
         return values
+
+    def _raw(self, environ: Mapping[str, str], name: str) -> str | None:
+        raw = environ.get(name)
+        if raw is not None and self._blank_is_unset:
+            raw = raw.strip() or None
+        return raw
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(variable, default, doc) for every setting, in table order."""
@@ -148,6 +166,8 @@ class SettingsTable:
         lines = ["| variable | default | what |", "|---|---|---|"]
         for setting in self._settings:
             doc = setting.doc.replace("|", "\\|")
+            if setting.aliases:
+                doc += f" (also read as {', '.join(f'`{alias}`' for alias in setting.aliases)})"
             lines.append(f"| `{setting.env}` | {_default_cell(setting)} | {doc} |")
         return "\n".join(lines) + "\n"
 

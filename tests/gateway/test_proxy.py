@@ -85,7 +85,7 @@ async def test_headers_are_normalized_both_ways(installed: tuple[Gateway, Tenant
     assert resp.status_code == 200
     forwarded = gateway.runner.calls[0]["body"]["http"]["headers"]
     assert set(forwarded) <= {"x-request-id", "accept", "content-type", "accept-encoding", "user-agent",
-                              "accept-language"}
+                              "accept-language", "x-alga-tenant", "x-alga-extension", "x-idempotency-key"}
     assert forwarded["x-request-id"] == "client-req-1"
     assert forwarded["accept-language"] == "de"
     assert resp.headers["x-request-id"] == "client-req-1"

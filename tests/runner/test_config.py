@@ -63,3 +63,42 @@ def test_every_setting_is_documented() -> None:
     doc = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
     missing = [name for name, _default, _doc in settings_table() if f"`{name}`" not in doc]
     assert missing == []
+
+
+def test_reference_variable_names_are_aliases() -> None:
+    settings = Settings.from_env(
+        {"STORAGE_API_BASE_URL": "http://platform:3000", "RUNNER_STORAGE_API_TOKEN": "tok-1"}
+    )
+    # The reference reads one base URL and one token for storage and the platform API alike.
+    assert (settings.storage_url, settings.platform_api_url) == ("http://platform:3000", "http://platform:3000")
+    assert (settings.storage_auth_key, settings.platform_auth_key) == ("tok-1", "tok-1")
+    assert "STORAGE_API_BASE_URL" in Settings.TABLE.names
+    # Ours and the alias may both be set when they agree; ours alone is unaffected.
+    both = Settings.from_env({"RUNNER_PLATFORM_API_URL": "http://platform:3000",
+                              "STORAGE_API_BASE_URL": "http://platform:3000"})
+    assert both.platform_api_url == "http://platform:3000"
+    assert both.storage_url == "http://platform:3000"
+    ours = Settings.from_env({"RUNNER_STORAGE_URL": "sqlite:///tmp/s.db"})
+    assert (ours.storage_url, ours.platform_api_url) == ("sqlite:///tmp/s.db", None)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"RUNNER_STORAGE_URL": "sqlite:///tmp/s.db", "STORAGE_API_BASE_URL": "http://platform"},
+         ("RUNNER_STORAGE_URL", "STORAGE_API_BASE_URL")),
+        ({"RUNNER_PLATFORM_AUTH_KEY": "a", "RUNNER_STORAGE_API_TOKEN": "b"},
+         ("RUNNER_PLATFORM_AUTH_KEY", "RUNNER_STORAGE_API_TOKEN")),
+    ],
+)
+def test_an_alias_disagreeing_with_ours_stops_start_up(env: dict[str, str], named: tuple[str, str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert info.value.setting == named[0]
+    assert all(name in str(info.value) for name in named)
+
+
+def test_an_invalid_alias_value_names_the_alias() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"STORAGE_API_BASE_URL": "ftp://platform"})
+    assert info.value.setting == "STORAGE_API_BASE_URL"

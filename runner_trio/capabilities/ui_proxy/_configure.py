@@ -25,7 +25,8 @@ class UiProxySettings(Protocol):
 
 
 def configure(settings: UiProxySettings, hooks: Hooks) -> tuple[Capability, ...]:
-    """The ui-proxy capability; without ``UI_PROXY_BASE_URL`` it answers every call ``denied``."""
+    """The ui-proxy capability; without ``UI_PROXY_BASE_URL`` it answers every granted call
+    ``route-not-found``."""
     client = (
         UiProxyClient(settings.ui_proxy_base_url, settings.ui_proxy_auth_key, settings.ui_proxy_timeout_ms / 1000)
         if settings.ui_proxy_base_url
@@ -35,5 +36,5 @@ def configure(settings: UiProxySettings, hooks: Hooks) -> tuple[Capability, ...]
 
 
 def defaults() -> tuple[Capability, ...]:
-    """What a Linker has when nothing is configured (no client: every call ``denied``)."""
+    """What a Linker has when nothing is configured (no client: every granted call ``route-not-found``)."""
     return (UiProxyCapability(),)

@@ -129,6 +129,8 @@ async def test_context_is_visible_and_everything_else_is_denied(
         "user.get-user": err(USER, "not-available"),
         "user-v2.get-user": err(USER, "not-available"),
         **DENIED,
+        # Granted but unconfigured, ui-proxy answers as the reference does.
+        **({"ui-proxy.call-route": err(PROXY, "route-not-found")} if grants else {}),
     }
     assert invocation.counters["denied_calls"] == 19
 
@@ -226,7 +228,9 @@ class Storage:
 
 
 class Proxy:
-    async def call_route(self, scope: HostScope, route: str, payload: bytes | None) -> bytes:
+    async def call_route(
+        self, scope: HostScope, route: str, payload: bytes | None, *, api_key: str | None = None
+    ) -> bytes:
         raise HostCallError("route-not-found")
 
 
