@@ -12,8 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
+import runner_trio._bundles as runner_bundles
 from bundles import pack_directory, publish_bundle
 from bundles.store import open_store
 from runner_trio import Settings
@@ -70,21 +72,32 @@ async def ready(runner: RunnerHandle) -> tuple[int, dict[str, Any]]:
     return response.status_code, body
 
 
-async def test_cache_disk_full(runner_settings: Callable[..., Settings], shared: Shared, tmp_path: Path) -> None:
+async def test_cache_disk_full(
+    runner_settings: Callable[..., Settings], shared: Shared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Count store fetches per bundle: the write retried after eviction must not fetch the bundle again.
+    fetched: list[str] = []
+    real_fetch = runner_bundles.fetch_bundle
+
+    async def counting_fetch(store: Any, content_hash: str, **kwargs: Any) -> Any:
+        fetched.append(content_hash)
+        return await real_fetch(store, content_hash, **kwargs)
+
+    monkeypatch.setattr(runner_bundles, "fetch_bundle", counting_fetch)
     with small_filesystem(tmp_path / "small", FS_SIZE) as fs:
         root = fs / "cache"
         settings = runner_settings(cache_root=root, cache_min_free_bytes=MIN_FREE)
         async with trio.open_nursery() as nursery:
             runner = await start_runner(nursery, settings, shared)
             try:
-                await _disk_full_scenario(runner, root, fs, tmp_path)
+                await _disk_full_scenario(runner, root, fs, tmp_path, fetched)
             finally:
                 await runner.client.aclose()
                 runner.shutdown.set()
         # The runner has stopped (its scratch lock released) before the filesystem is unmounted.
 
 
-async def _disk_full_scenario(runner: RunnerHandle, root: Path, fs: Path, work: Path) -> None:
+async def _disk_full_scenario(runner: RunnerHandle, root: Path, fs: Path, work: Path, fetched: list[str]) -> None:
     old = await publish(runner.settings, blob_bundle(work, "disk-old", 5 * MIB))
     new = await publish(runner.settings, blob_bundle(work, "disk-new", 6 * MIB))
     huge = await publish(runner.settings, blob_bundle(work, "disk-huge", 12 * MIB))
@@ -102,6 +115,7 @@ async def _disk_full_scenario(runner: RunnerHandle, root: Path, fs: Path, work: 
     assert (result["status"], result["error"], decode_body(result)) == (200, None, b"new")
     entries, leftovers = cache_listing(root)
     assert entries == [new.removeprefix("sha256:")], "the older entry was evicted to make room"
+    assert fetched.count(new.removeprefix("sha256:")) == 1, "written twice, fetched once"
     assert leftovers == []
     metrics = (await runner.client.get("/metrics")).text
     assert metric(metrics, "runner_cache_disk_full_total") >= 1
