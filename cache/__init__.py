@@ -4,20 +4,22 @@ The package knows nothing of HTTP or of wasm policy: the runner passes the wasm-
 bundle, compiling, serializing, deserializing) in as callables.
 
 - `DiskCache`: ``<root>/<hex>/`` entries with an index.json of sha256s, filled once per hash (single-flight),
-  published by atomic rename, verified on load, evicted least recently used first within ``max_bytes``.
+  published by atomic rename, verified on load, evicted least recently used first within ``max_bytes``; a
+  write that finds the filesystem full evicts unused entries and tries once more (`CacheFull` if that fails).
 - `CompiledCache`: in-memory LRU of compiled objects bounded by count and approximate bytes.
 - `ArtifactCache`: memory -> local precompiled file -> HMAC-authenticated shared store -> build.
 """
 
 from ._artifacts import ArtifactCache
 from ._compiled import DEFAULT_MAX_COMPILED_BYTES, DEFAULT_MAX_COMPILED_ENTRIES, CompiledCache
-from ._disk import DEFAULT_ACCESS_PERSIST_INTERVAL, DEFAULT_MAX_BYTES, DiskCache
+from ._disk import DEFAULT_ACCESS_PERSIST_INTERVAL, DEFAULT_MAX_BYTES, DEFAULT_MIN_FREE_BYTES, DiskCache
 from ._entry import CacheEntry, Fill
 from ._errors import (
     ArtifactRejected,
     CacheClosed,
     CacheCorrupted,
     CacheError,
+    CacheFull,
     InvalidFill,
     InvalidKey,
     NotCached,
@@ -43,6 +45,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_COMPILED_BYTES",
     "DEFAULT_MAX_COMPILED_ENTRIES",
+    "DEFAULT_MIN_FREE_BYTES",
     "DEFAULT_SHARED_TIMEOUT",
     "ArtifactCache",
     "ArtifactRejected",
@@ -50,6 +53,7 @@ __all__ = [
     "CacheCorrupted",
     "CacheEntry",
     "CacheError",
+    "CacheFull",
     "CacheStats",
     "CompiledCache",
     "CompiledCacheStats",

@@ -110,6 +110,7 @@ class ArtifactCache(Generic[V]):
             fills=disk.fills,
             evictions=disk.evictions,
             corrupted=disk.corrupted,
+            disk_full=disk.disk_full,
             bytes=disk.bytes,
             entries=disk.entries,
             pinned=disk.pinned,
@@ -205,13 +206,18 @@ class ArtifactCache(Generic[V]):
                 log.warning("shared artifact for %s not stored locally: %s", local.hex, exc)
             else:
                 return await self._load_file(local, relpath, deserialize_file)
-        async with self._disk.temp_dir() as tmp:
-            path = tmp / "artifact.cwasm"
-            await trio.to_thread.run_sync(path.write_bytes, payload)
-            try:
-                value = await trio.to_thread.run_sync(deserialize_file, path)
-            except Exception as exc:
-                self._stale += 1
-                log.info("shared artifact %s is stale (%s): rebuilding", relpath, exc)
-                return None
+        try:
+            async with self._disk.temp_dir() as tmp:
+                path = tmp / "artifact.cwasm"
+                await trio.to_thread.run_sync(path.write_bytes, payload)
+                try:
+                    value = await trio.to_thread.run_sync(deserialize_file, path)
+                except Exception as exc:
+                    self._stale += 1
+                    log.info("shared artifact %s is stale (%s): rebuilding", relpath, exc)
+                    return None
+        except OSError as exc:
+            # No room to stage it (a full disk): compiling needs no disk, so build instead.
+            log.warning("shared artifact %s not staged: %s: rebuilding", relpath, exc)
+            return None
         return value, len(payload)

@@ -41,6 +41,9 @@ DEFAULT_MAX_BYTES: Final = 4 * 1024**3
 """Default bound of the disk cache (``EXT_CACHE_MAX_BYTES``): 4 GiB."""
 DEFAULT_ACCESS_PERSIST_INTERVAL: Final = 60.0
 """A hit rewrites index.json's ``last_access`` at most this often (seconds) per entry."""
+DEFAULT_MIN_FREE_BYTES: Final = 64 * 1024**2
+"""Free space a full filesystem gets back (``EXT_CACHE_MIN_FREE_BYTES``): 64 MiB, a large bundle and its
+precompiled artifact."""
 
 
 @final
@@ -53,11 +56,18 @@ class DiskCache:
     valid index. Several processes may share a root: each owns a locked scratch area under ``<root>/.tmp/``;
     pins and byte accounting are per process.
 
+    A write that finds the filesystem full (ENOSPC, EDQUOT: the disk is smaller than ``max_bytes`` or shared)
+    evicts unpinned entries, least recently used first, until ``min_free_bytes`` (plus what the write needs)
+    is free, and runs once more; if it fails again, or nothing could be evicted, it raises `CacheFull` and
+    leaves nothing behind.
+
     Args:
         root: the cache directory (``EXT_CACHE_ROOT``); created if missing.
         max_bytes: bound on the bytes of all entries (``EXT_CACHE_MAX_BYTES``). An entry larger than this
             alone still goes in and is evicted as soon as it is unpinned.
         access_persist_interval: last access is kept in memory and written to index.json at most this often.
+        min_free_bytes: free space eviction restores when a write finds the filesystem full
+            (``EXT_CACHE_MIN_FREE_BYTES``; the runner's readiness uses the same figure).
     """
 
     def __init__(
@@ -66,11 +76,17 @@ class DiskCache:
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         access_persist_interval: float = DEFAULT_ACCESS_PERSIST_INTERVAL,
+        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
     ) -> None:
-        if max_bytes < 0:
-            raise ValueError("max_bytes must be >= 0")
+        if max_bytes < 0 or min_free_bytes < 0:
+            raise ValueError("max_bytes and min_free_bytes must be >= 0")
         self._root = Path(root)
-        self._table = EntryTable(self._root, max_bytes=max_bytes, persist_interval=access_persist_interval)
+        self._table = EntryTable(
+            self._root,
+            max_bytes=max_bytes,
+            persist_interval=access_persist_interval,
+            min_free_bytes=min_free_bytes,
+        )
         table = self._table
         self._fills: SingleFlight[str, EntryState] = SingleFlight(share=table.pin, unshare=table.unpin)
         self._open_lock = trio.Lock()
@@ -83,6 +99,14 @@ class DiskCache:
     @property
     def max_bytes(self) -> int:
         return self._table.max_bytes
+
+    @property
+    def min_free_bytes(self) -> int:
+        return self._table.min_free_bytes
+
+    async def free_bytes(self) -> int:
+        """Free bytes of the filesystem holding the cache (what an unprivileged writer may use); -1 if unknown."""
+        return await self._table.free_bytes()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -209,6 +233,7 @@ class DiskCache:
             fills=self._fill_count,
             evictions=table.evictions,
             corrupted=table.corrupted,
+            disk_full=table.disk_full,
             bytes=table.bytes,
             entries=len(table),
             pinned=table.pinned(),
@@ -253,15 +278,19 @@ class DiskCache:
         return state
 
     async def _fill(self, hex_digest: str, fill: Fill) -> IndexData:
-        tmp = self._table.scratch_path("fill")
-        await trio.to_thread.run_sync(tmp.mkdir)
-        try:
-            await fill(tmp)
-            return await trio.to_thread.run_sync(self._publish_sync, hex_digest, tmp)
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(rmtree_quiet, tmp)
-            raise
+        async def attempt() -> IndexData:
+            tmp = self._table.scratch_path("fill")
+            try:
+                await trio.to_thread.run_sync(tmp.mkdir)
+                await fill(tmp)
+                return await trio.to_thread.run_sync(self._publish_sync, hex_digest, tmp)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(rmtree_quiet, tmp)
+                raise
+
+        # A full disk runs the fill a second time: fills should keep what they fetched (see BundleService).
+        return await self._table.retry_when_full(f"entry {hex_digest}", attempt)
 
     def _publish_sync(self, hex_digest: str, tmp: Path) -> IndexData:
         try:

@@ -161,15 +161,17 @@ class CacheEntry:
 
         The file is renamed into place before index.json is rewritten: a crash in between leaves an unlisted
         file, which the next start removes, never a listed file that is missing.
+
+        Raises:
+            CacheFull: the filesystem stayed full after eviction; no new file was left behind.
         """
         self._check_writable(relpath)
         state = self._state
         table = self._table
         dest = state.path / relpath
-        scratch = table.scratch_path("file")
+        view = memoryview(data)
 
-        def place() -> tuple[FileInfo, tuple[int, int, int, int]]:
-            view = memoryview(data)
+        def place(scratch: Path) -> tuple[FileInfo, tuple[int, int, int, int]]:
             info = FileInfo(view.nbytes, hashlib.sha256(view).hexdigest())
             try:
                 write_durable(scratch, data)
@@ -181,9 +183,12 @@ class CacheEntry:
             fsync_dir(dest.parent)
             return info, stat_key(dest)
 
+        async def attempt() -> tuple[FileInfo, tuple[int, int, int, int]]:
+            return await trio.to_thread.run_sync(place, table.scratch_path("file"))
+
         async with state.lock:
             try:
-                info, key = await trio.to_thread.run_sync(place)
+                info, key = await table.retry_when_full(f"{relpath} of entry {state.hex}", attempt, need=view.nbytes)
             except FileNotFoundError:
                 # Another process removed the entry's directory under us.
                 await table.drop(state, corrupted=True)
@@ -192,7 +197,17 @@ class CacheEntry:
             state.index.files[relpath] = info
             state.verified[relpath] = key
             table.account(state, info.size - (old.size if old else 0))
-            await table.write_index(state)
+            try:
+                await table.retry_when_full(f"index.json of entry {state.hex}", lambda: table.write_index(state))
+            except (OSError, CacheError):
+                if old is None:
+                    # Unlisted on disk: take it back out rather than leave a file index.json does not know.
+                    del state.index.files[relpath]
+                    state.verified.pop(relpath, None)
+                    table.account(state, -info.size)
+                    with trio.CancelScope(shield=True):
+                        await trio.to_thread.run_sync(rmtree_quiet, dest)
+                raise
         await table.evict()
         return dest
 
@@ -231,14 +246,24 @@ class CacheEntry:
             return state.path / name
         if any(rel.split("/", 1)[0] == name for rel in state.index.files):
             raise InvalidKey(f"entry {state.hex} already has files under {name!r} that are not a subtree")
-        tmp = table.scratch_path("subtree")
-        await trio.to_thread.run_sync(tmp.mkdir)
-        try:
-            await fill(tmp)
+
+        async def attempt() -> tuple[Path, dict[str, FileInfo]]:
+            tmp = table.scratch_path("subtree")
             try:
-                files, _ = await trio.to_thread.run_sync(lambda: scan_tree(tmp, prefix=name))
-            except (ValueError, InvalidKey) as exc:
-                raise InvalidFill(f"subtree {name!r} of {state.hex}: {exc}") from exc
+                await trio.to_thread.run_sync(tmp.mkdir)
+                await fill(tmp)
+                try:
+                    files, _ = await trio.to_thread.run_sync(lambda: scan_tree(tmp, prefix=name))
+                except (ValueError, InvalidKey) as exc:
+                    raise InvalidFill(f"subtree {name!r} of {state.hex}: {exc}") from exc
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(rmtree_quiet, tmp)
+                raise
+            return tmp, files
+
+        tmp, files = await table.retry_when_full(f"subtree {name!r} of entry {state.hex}", attempt)
+        try:
             async with state.lock:
                 dest = state.path / name
                 trash = table.scratch_path("trash")
@@ -255,7 +280,7 @@ class CacheEntry:
                 state.index.files.update(files)
                 state.index.subtrees.add(name)
                 table.account(state, sum(info.size for info in files.values()))
-                await table.write_index(state)
+                await table.retry_when_full(f"index.json of entry {state.hex}", lambda: table.write_index(state))
         except BaseException:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(rmtree_quiet, tmp)

@@ -8,6 +8,8 @@ The tree::
     ├── NotCached              the entry has no file at that relative path (index.json does not list it)
     ├── CacheCorrupted         a listed file is missing or no longer matches its sha256; the entry was dropped
     ├── ArtifactRejected       a shared precompiled artifact failed authentication or is malformed
+    ├── CacheFull              a write found the cache's filesystem full (ENOSPC/EDQUOT) and evicting unused
+    │                          entries did not make room; nothing partial was left behind
     └── CacheClosed            the cache was used after ``aclose()``
 
 Each carries a short machine ``code`` (stable, used in logs and metrics) and a human message. Errors raised by
@@ -59,6 +61,20 @@ class ArtifactRejected(CacheError):
     """A shared precompiled artifact is malformed or its HMAC tag does not verify; it is never deserialized."""
 
     code = "artifact_rejected"
+
+
+class CacheFull(CacheError):
+    """The cache's filesystem is full: a write failed with ENOSPC or EDQUOT even after eviction made room.
+
+    The message starts with ``cache disk full:``; the write left no partial file. ``free_bytes`` is what the
+    filesystem had free when the cache gave up (-1 when it could not be read).
+    """
+
+    code = "cache_full"
+
+    def __init__(self, message: str, *, free_bytes: int) -> None:
+        super().__init__(message)
+        self.free_bytes = free_bytes
 
 
 class CacheClosed(CacheError):

@@ -9,6 +9,7 @@ belongs to a dead process and is removed at the next start. Several processes ma
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 INDEX_FORMAT: Final = 1
 TMP_DIR: Final = ".tmp"
 HASH_CHUNK: Final = 1 << 20
+#: Errors that mean "the filesystem has no room" (blocks or quota), as opposed to a broken write.
+DISK_FULL_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,32 @@ def write_durable(path: Path, data: bytes | bytearray | memoryview) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def disk_full_error(exc: BaseException) -> OSError | None:
+    """The ENOSPC/EDQUOT ``OSError`` behind ``exc`` (itself, its cause or context, a group member), if any.
+
+    A fill is the caller's code and may wrap the error it met while writing; the chain still says why.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
+            return current
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return None
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged writer may still use on the filesystem holding ``path``."""
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
 
 
 def rmtree_quiet(path: Path) -> None:

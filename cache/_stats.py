@@ -27,6 +27,7 @@ class CacheStats:
         fills: fill callables run, i.e. bundle fetches (50 concurrent misses on one hash -> 1).
         evictions: entries removed to stay under ``max_bytes``.
         corrupted: entries dropped because a file was missing or failed its sha256 check.
+        disk_full: writes that failed because the cache's filesystem was full (ENOSPC/EDQUOT), each try.
         bytes: bytes of all entries this process knows, from their index files.
         entries: entries this process knows.
         pinned: entries pinned right now.
@@ -44,6 +45,7 @@ class CacheStats:
     fills: int = 0
     evictions: int = 0
     corrupted: int = 0
+    disk_full: int = 0
     bytes: int = 0
     entries: int = 0
     pinned: int = 0

@@ -3,7 +3,8 @@
 `EntryTable` knows which entries are published under the root, in least-recently-used order, with their pins
 and the bytes they add up to. It evicts (unpinned entries only, least recently used first), unpublishes an
 entry at once when it is discarded or found corrupted (its files go when the last pin is released), and
-rewrites index.json. `DiskCache` (``_disk.py``) fills entries and hands them out; `CacheEntry` (``_entry.py``)
+rewrites index.json, and makes room when a write finds the filesystem full (`EntryTable.retry_when_full`).
+`DiskCache` (``_disk.py``) fills entries and hands them out; `CacheEntry` (``_entry.py``)
 reads and changes one pinned entry; both go through the table's methods, never through each other.
 
 The LRU stays an ``OrderedDict`` rather than a ``cachetools`` map: eviction skips pinned entries, and
@@ -16,17 +17,20 @@ import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import final
+from typing import TypeVar, final
 
 import trio
 
-from ._errors import CacheClosed
+from ._errors import CacheClosed, CacheFull
 from ._flight import SingleFlight
-from ._fs import IndexData, ScratchArea, fsync_dir, rmtree_quiet, write_durable
+from ._fs import IndexData, ScratchArea, disk_full_error, free_bytes, fsync_dir, rmtree_quiet, write_durable
 from ._keys import INDEX_NAME
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @final
@@ -58,11 +62,14 @@ class EntryTable:
         root: the cache directory.
         max_bytes: bound on the bytes of all entries; eviction brings the total back under it.
         persist_interval: a release rewrites index.json's ``last_access`` at most this often per entry.
+        min_free_bytes: when a write finds the filesystem full, eviction goes on until this much (plus what
+            the write needs) is free again.
     """
 
-    def __init__(self, root: Path, *, max_bytes: int, persist_interval: float) -> None:
+    def __init__(self, root: Path, *, max_bytes: int, persist_interval: float, min_free_bytes: int) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self.min_free_bytes = min_free_bytes
         self._persist_interval = persist_interval
         self._entries: OrderedDict[str, EntryState] = OrderedDict()  # least recently used first
         self._removing: dict[str, trio.Event] = {}
@@ -70,7 +77,7 @@ class EntryTable:
         self._scratch: ScratchArea | None = None
         self._closed = False
         self._bytes = 0
-        self._evictions = self._corrupted = 0
+        self._evictions = self._corrupted = self._disk_full = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -130,6 +137,10 @@ class EntryTable:
     @property
     def corrupted(self) -> int:
         return self._corrupted
+
+    @property
+    def disk_full(self) -> int:
+        return self._disk_full
 
     def pinned(self) -> int:
         return sum(1 for state in self._entries.values() if state.pins)
@@ -230,19 +241,93 @@ class EntryTable:
             for state in list(self._entries.values()):
                 if self._bytes <= self.max_bytes:
                     break
-                if state.pins:
-                    continue
-                del self._entries[state.hex]
-                self._bytes -= state.index.total_bytes
-                self._evictions += 1
-                state.doomed = True
-                victims.append((state, self.scratch_path("trash")))
-                log.info("cache %s: evicting %s (%d bytes)", self.root, state.hex, state.index.total_bytes)
+                if not state.pins:
+                    victims.append(self._evict_one(state))
+        await self._remove_victims(victims)
+
+    def _evict_one(self, state: EntryState) -> tuple[EntryState, Path]:
+        """Take an unpinned entry out of the book; the caller moves its directory out (`_remove_victims`)."""
+        del self._entries[state.hex]
+        self._bytes -= state.index.total_bytes
+        self._evictions += 1
+        state.doomed = True
+        log.info("cache %s: evicting %s (%d bytes)", self.root, state.hex, state.index.total_bytes)
+        return state, self.scratch_path("trash")
+
+    async def _remove_victims(self, victims: list[tuple[EntryState, Path]]) -> None:
         with trio.CancelScope(shield=True):
             if victims:
                 await self._unpublish(victims)
                 self._pending_trash.extend(trash for _, trash in victims)
             await self._empty_trash()
+
+    # -- a full filesystem -------------------------------------------------------------------------------
+
+    async def retry_when_full(self, what: str, attempt: Callable[[], Awaitable[T]], *, need: int = 0) -> T:
+        """Run a write; when it fails because the filesystem is full, make room and run it once more.
+
+        Making room evicts unpinned entries, least recently used first, until ``min_free_bytes + need`` bytes
+        look free (at least one entry). ``attempt`` must leave nothing behind when it fails. Each failure on a
+        full disk is counted (`disk_full`).
+
+        Raises:
+            CacheFull: the disk was full and nothing could be evicted, or it was still full after eviction.
+        """
+        try:
+            return await attempt()
+        except Exception as exc:
+            error = disk_full_error(exc)
+            if error is None:
+                raise
+            self._disk_full += 1
+            evicted, freed = await self._make_room(need)
+            if not evicted:
+                free = await self.free_bytes()
+                raise CacheFull(
+                    f"cache disk full: {what}: {error.strerror} ({free} bytes free under {self.root}; "
+                    "no unused cache entry left to evict)",
+                    free_bytes=free,
+                ) from exc
+            log.warning(
+                "cache %s: disk full writing %s: evicted %d unused entries (%d bytes); trying once more",
+                self.root, what, evicted, freed,
+            )
+        try:
+            return await attempt()
+        except Exception as exc:
+            error = disk_full_error(exc)
+            if error is None:
+                raise
+            self._disk_full += 1
+            free = await self.free_bytes()
+            raise CacheFull(
+                f"cache disk full: {what}: {error.strerror} ({free} bytes free under {self.root} after evicting "
+                f"{evicted} unused entries)",
+                free_bytes=free,
+            ) from exc
+
+    async def _make_room(self, need: int) -> tuple[int, int]:
+        """Evict unpinned entries until ``min_free_bytes + need`` look free; return (entries, bytes) evicted."""
+        free = max(await self.free_bytes(), 0)
+        want = self.min_free_bytes + need
+        victims: list[tuple[EntryState, Path]] = []
+        freed = 0
+        for state in list(self._entries.values()):
+            if victims and free + freed >= want:
+                break
+            if not state.pins:
+                freed += state.index.total_bytes
+                victims.append(self._evict_one(state))
+        await self._remove_victims(victims)
+        return len(victims), freed
+
+    async def free_bytes(self) -> int:
+        """Free bytes of the cache's filesystem (for an unprivileged writer); -1 when it cannot be read."""
+        try:
+            return await trio.to_thread.run_sync(free_bytes, self.root)
+        except OSError as exc:
+            log.warning("cache %s: cannot read the free space: %s", self.root, exc)
+            return -1
 
     async def _unpublish(self, moves: list[tuple[EntryState, Path]]) -> None:
         """Rename entry directories into the scratch area; while that runs, acquisitions of them wait."""

@@ -13,7 +13,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bundles.store import BundleStore, open_store
-from servicekit import harden_connections, serve_app
+from servicekit import harden_connections, json_errors, serve_app
 
 from . import _admin, _host_page, _installs, _proxy, _public
 from ._audit import AuditWriter
@@ -64,6 +64,7 @@ def create_app(
         httpx_log.setLevel(logging.WARNING)
     app = QuartTrio(__name__, static_folder=None)
     harden_connections(app)  # see servicekit/_connections.py: no request lost on a reused connection
+    json_errors(app, log, id_field="requestId")  # the catch-all 500 (HTTP errors keep the handlers below)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Deadlines are ours (the runner hop has its own); Quart's 60 s default would cut long extension calls.
     app.config["RESPONSE_TIMEOUT"] = None

@@ -13,7 +13,7 @@ from quart import Response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from servicekit import harden_connections, serve_app
+from servicekit import harden_connections, json_errors, serve_app
 
 from ._config import Settings
 from ._routes import api
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     settings = settings or Settings.from_env()
     app = QuartTrio("runner_trio")
     harden_connections(app)  # see servicekit/_connections.py: no request lost on a reused connection
+    json_errors(app, log)  # no route answers HTML: 404/405 and unexpected exceptions become JSON
     # Read bodies up to the gateway's own cap so that an oversized guest body still gets the contract's
     # structured 413 (status in the JSON) rather than a bare HTTP error.
     readable = max(settings.max_request_body_bytes, _GATEWAY_BODY_CAP)

@@ -8,7 +8,9 @@
 - the component comes from the artifact cache (memory, then this runner's own precompiled file, then the
   HMAC-checked shared store, then a compile), one compile per (hash, engine target) however many ask at once;
 - an entry admitted without a signature (no trust bundle then) is refetched and checked again once a trust
-  bundle is configured, so turning verification on cannot be bypassed by a warm cache.
+  bundle is configured, so turning verification on cannot be bypassed by a warm cache;
+- a full cache disk is the cache's to handle (evict unused entries, write once more); when it still cannot
+  write, the bundle is unavailable with a message that starts ``cache disk full:``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol, final
 
@@ -25,16 +28,18 @@ import trio
 
 from bundles import (
     ArchiveLimits,
+    BundleContents,
     BundleError,
     Manifest,
     SignaturePolicy,
+    SignatureStatus,
     extract_bundle,
     fetch_bundle,
     parse_manifest,
     read_bundle,
 )
 from bundles.store import BundleLayout, BundleStore
-from cache import ArtifactCache, CacheEntry, CacheError, DiskCache
+from cache import ArtifactCache, CacheEntry, CacheError, CacheFull, DiskCache, Fill
 
 from ._errors import BundleUnavailable
 
@@ -59,6 +64,15 @@ class Compiler(Protocol):
     def serialize(self, component: Any) -> bytes: ...
 
     def deserialize_file(self, path: Path) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A fetched bundle that passed the signature policy and archive validation, ready to be written."""
+
+    data: bytes
+    status: SignatureStatus
+    contents: BundleContents
 
 
 @final
@@ -96,7 +110,7 @@ class BundleService:
         Raises:
             BundleUnavailable: the bundle cannot be fetched, verified or read.
         """
-        fill = functools.partial(self._fill, hex_digest, dict(key_context or {}))
+        fill = self._filler(hex_digest, dict(key_context or {}))
         for _attempt in range(2):
             stack = AsyncExitStack()
             try:
@@ -104,6 +118,10 @@ class BundleService:
                 trusted = await self._still_trusted(entry)
             except BaseException as exc:
                 await stack.aclose()
+                if isinstance(exc, CacheFull):
+                    # The bundle is fine and the cache did what it could: say so, not "cache_error" (which the
+                    # ext-ui route reads as a broken bundle). The message starts "cache disk full:".
+                    raise BundleUnavailable(exc.message) from None
                 if isinstance(exc, BundleError):
                     raise BundleUnavailable(f"{exc.code}: {exc.message}") from exc
                 if isinstance(exc, CacheError):
@@ -155,7 +173,23 @@ class BundleService:
         async with self.entry(hex_digest, key_context=key_context) as entry:
             await self.component(entry)
 
-    async def _fill(self, hex_digest: str, key_context: dict[str, str], tmp: Path) -> None:
+    def _filler(self, hex_digest: str, key_context: dict[str, str]) -> Fill:
+        """The cache fill of one bundle: fetched and checked once, written as often as the cache asks.
+
+        The cache runs a fill a second time after a full disk made it evict; that second write reuses the
+        bytes already fetched and checked instead of fetching again. They are let go once written.
+        """
+        checked: list[_Checked] = []
+
+        async def fill(tmp: Path) -> None:
+            if not checked:
+                checked.append(await self._fetch_checked(hex_digest, key_context))
+            await trio.to_thread.run_sync(self._write, checked[0], tmp)
+            checked.clear()
+
+        return fill
+
+    async def _fetch_checked(self, hex_digest: str, key_context: dict[str, str]) -> _Checked:
         fetched = await fetch_bundle(
             self.store,
             hex_digest,
@@ -167,17 +201,17 @@ class BundleService:
             self._policy.check, fetched.data, fetched.signature, f"sha256:{hex_digest}"
         )
         contents = await trio.to_thread.run_sync(functools.partial(read_bundle, fetched.data, limits=self._limits))
+        return _Checked(fetched.data, status, contents)
 
-        def write() -> None:
-            (tmp / ENTRY_FILE).write_bytes(contents.entry)
-            (tmp / MANIFEST_FILE).write_bytes(contents.manifest_bytes)
-            (tmp / SIGNATURE_FILE).write_text(
-                json.dumps({"state": status.state, "key": status.key_fingerprint}, sort_keys=True)
-            )
-            if any(name.startswith(UI_DIR + "/") for name in contents.members):
-                extract_bundle(fetched.data, tmp, prefix=UI_DIR + "/", limits=self._limits)
-
-        await trio.to_thread.run_sync(write)
+    def _write(self, checked: _Checked, tmp: Path) -> None:
+        contents = checked.contents
+        (tmp / ENTRY_FILE).write_bytes(contents.entry)
+        (tmp / MANIFEST_FILE).write_bytes(contents.manifest_bytes)
+        (tmp / SIGNATURE_FILE).write_text(
+            json.dumps({"state": checked.status.state, "key": checked.status.key_fingerprint}, sort_keys=True)
+        )
+        if any(name.startswith(UI_DIR + "/") for name in contents.members):
+            extract_bundle(checked.data, tmp, prefix=UI_DIR + "/", limits=self._limits)
 
     async def _still_trusted(self, entry: CacheEntry) -> bool:
         trust = self._policy.trust

@@ -64,6 +64,8 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
              "object key prefix of a bundle in the store"),
     _Setting("EXT_CACHE_ROOT", "cache_root", _path, None, "on-disk cache directory (default <var>/cache)"),
     _Setting("EXT_CACHE_MAX_BYTES", "cache_max_bytes", _int(1 * MIB), 4096 * MIB, "disk cache capacity"),
+    _Setting("EXT_CACHE_MIN_FREE_BYTES", "cache_min_free_bytes", _int(0), 64 * MIB,
+             "free space the cache filesystem keeps: below it /readyz fails; a full disk evicts back to it"),
     _Setting("RUNNER_COMPILED_CACHE_ENTRIES", "compiled_cache_entries", _int(1), 64,
              "compiled components kept in memory"),
     _Setting("RUNNER_PRECOMPILE_KEY", "precompile_key", _optional_text, None,
@@ -149,6 +151,7 @@ class Settings:
     bundle_key_template: str = "sha256/{hex}"
     cache_root: Path | None = None
     cache_max_bytes: int = 4096 * MIB
+    cache_min_free_bytes: int = 64 * MIB
     compiled_cache_entries: int = 64
     precompile_key: str | None = None
     trust_bundle: Path | None = None

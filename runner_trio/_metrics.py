@@ -37,6 +37,11 @@ _CACHE_METRICS: Final = {
     "compiled_hits": ("runner_component_cache_hits_total", "Compiled components found in memory.", "counter"),
     "precompiled_loads": ("runner_precompiled_loads_total", "Precompiled artifacts deserialized.", "counter"),
     "evictions": ("runner_cache_evictions_total", "Disk cache entries evicted.", "counter"),
+    "disk_full": (
+        "runner_cache_disk_full_total",
+        "Cache writes that found the cache filesystem full (ENOSPC/EDQUOT), before and after eviction.",
+        "counter",
+    ),
     "bytes": ("runner_cache_bytes", "Bytes held by the disk cache.", "gauge"),
 }
 

@@ -168,6 +168,12 @@ async def readyz() -> Response:
         await trio.to_thread.run_sync(_check_writable, rt)
     except OSError as exc:
         problems["cache"] = str(exc)
+    # Not ready before the disk is full: a runner below the floor fails its next uncached bundles.
+    free, floor = await rt.disk.free_bytes(), rt.settings.cache_min_free_bytes
+    if 0 <= free < floor:
+        problems["cache_free_space"] = (
+            f"cache disk low: {free} bytes free under {rt.disk.root}, below EXT_CACHE_MIN_FREE_BYTES={floor}"
+        )
     if problems:
         return _json({"status": "unavailable", "problems": problems}, 503)
     return _json({"status": "ready"})

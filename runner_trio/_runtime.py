@@ -96,7 +96,11 @@ class Runtime:
             raise ConfigError("BUNDLE_STORE_BASE", str(exc)) from None
 
         engine = WasmEngine(EngineConfig())
-        disk = DiskCache(settings.resolved_cache_root, max_bytes=settings.cache_max_bytes)
+        disk = DiskCache(
+            settings.resolved_cache_root,
+            max_bytes=settings.cache_max_bytes,
+            min_free_bytes=settings.cache_min_free_bytes,
+        )
         await disk.open()
         shared = None
         if settings.precompile_key:
@@ -192,5 +196,6 @@ def _cache_figures(artifacts: ArtifactCache[Any]) -> dict[str, float]:
         "compiled_hits": stats.memory_hits,
         "precompiled_loads": stats.precompiled_loads + stats.shared_loads,
         "evictions": stats.evictions,
+        "disk_full": stats.disk_full,
         "bytes": stats.bytes,
     }

@@ -8,6 +8,8 @@
   graceful drain on SIGTERM or a shutdown event.
 - :func:`harden_connections`: HTTP/1.1 connections closed when they must be (a Hypercorn + quart-trio fault,
   explained in ``_connections.py``), ``Connection: close`` on early error answers.
+- :func:`json_errors`: JSON (never HTML) for unknown routes, wrong methods, every HTTP error and unexpected
+  exceptions (a 500 with a request id, logged with its traceback).
 - :func:`render_settings_doc` (and ``python -m servicekit docs/configuration.md``): the settings tables of
   the documentation generated from the code.
 
@@ -17,6 +19,7 @@ servicekit imports neither service.
 from ._connections import harden_connections
 from ._docs import render_settings_doc, resolve_table, table_refs
 from ._errors import InvalidSetting, ServiceKitError
+from ._json_errors import json_errors
 from ._parsers import (
     boolean,
     comma_list,
@@ -44,6 +47,7 @@ __all__ = [
     "host_port",
     "http_url",
     "integer",
+    "json_errors",
     "optional_path",
     "optional_text",
     "path",
