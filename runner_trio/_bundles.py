@@ -8,7 +8,10 @@
 - the component comes from the artifact cache (memory, then this runner's own precompiled file, then the
   HMAC-checked shared store, then a compile), one compile per (hash, engine target) however many ask at once;
 - an entry admitted without a signature (no trust bundle then) is refetched and checked again once a trust
-  bundle is configured, so turning verification on cannot be bypassed by a warm cache.
+  bundle is configured, so turning verification on cannot be bypassed by a warm cache;
+- ``load`` runs fetch, verify and compile in the service's own task (``run``), shared by every request for the
+  bundle meanwhile: a request waits for it only as long as its own deadline allows, and leaving early cancels
+  nothing another request waits for (a compile in a worker thread could not be interrupted anyway).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol, final
 
@@ -61,6 +65,15 @@ class Compiler(Protocol):
     def deserialize_file(self, path: Path) -> Any: ...
 
 
+@dataclass
+class _Load:
+    """One shared load: its waiters wake on ``done`` and find the component or the error."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    component: Any = None
+    error: BaseException | None = None
+
+
 @final
 class BundleService:
     """Turns content hashes into verified cache entries and compiled components."""
@@ -86,6 +99,8 @@ class BundleService:
         self._max_bundle_bytes = max_bundle_bytes
         self._limits = archive_limits or ArchiveLimits()
         self._manifests: dict[str, Manifest] = {}
+        self._loads: dict[str, _Load] = {}
+        self._nursery: trio.Nursery | None = None
 
     @asynccontextmanager
     async def entry(
@@ -154,6 +169,51 @@ class BundleService:
         """Fetch, verify and compile a bundle ahead of its first request."""
         async with self.entry(hex_digest, key_context=key_context) as entry:
             await self.component(entry)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host the shared loads of :meth:`load` while serving (until cancelled)."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                task_status.started()
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+
+    async def load(self, hex_digest: str, *, key_context: Mapping[str, str] | None = None) -> Any | None:
+        """Wait until a bundle is fetched, verified and compiled; return its component (None: nothing to wait for).
+
+        The work runs once in the task :meth:`run` hosts, however many callers ask meanwhile; bound the wait with
+        a cancel scope. None means the component is in memory (or :meth:`run` is not running, and the caller's own
+        :meth:`entry` and :meth:`component` do the work as before).
+
+        Raises:
+            BundleUnavailable: the bundle cannot be fetched, verified or read.
+            Exception: whatever compiling the component raised.
+        """
+        if self._nursery is None or (hex_digest, self._compiler.target) in self.artifacts.compiled:
+            return None
+        load = self._loads.get(hex_digest)
+        if load is None:
+            load = self._loads[hex_digest] = _Load()
+            self._nursery.start_soon(self._load, hex_digest, dict(key_context or {}), load)
+        await load.done.wait()
+        if load.error is not None:
+            raise load.error
+        return load.component
+
+    async def _load(self, hex_digest: str, key_context: dict[str, str], load: _Load) -> None:
+        try:
+            async with self.entry(hex_digest, key_context=key_context) as entry:
+                load.component = await self.component(entry)
+        except Exception as exc:
+            load.error = exc
+        except BaseException:
+            load.error = BundleUnavailable("interrupted: the runner is shutting down")
+            raise
+        finally:
+            del self._loads[hex_digest]
+            load.done.set()
 
     async def _fill(self, hex_digest: str, key_context: dict[str, str], tmp: Path) -> None:
         fetched = await fetch_bundle(
