@@ -147,3 +147,19 @@ async def test_timing_header_on_a_warm_call(runner: RunnerHandle) -> None:
     assert timing["load"] < 0.5
     assert 0 < sum(timing.values()) <= wall
 
+
+
+async def test_a_failed_load_reaches_every_waiter_and_is_tried_again(runner: RunnerHandle) -> None:
+    missing = "ab" * 32
+    responses: list[httpx.Response] = []
+
+    async def call() -> None:
+        responses.append(await _post(runner, _doc(missing, timeout_ms=5000)))
+
+    async with trio.open_nursery() as burst:
+        for _ in range(5):
+            burst.start_soon(call)
+    assert {r.json()["status"] for r in responses} == {502}
+    assert all(r.json()["error"].startswith("bundle_fetch_failed") for r in responses)
+    again = await _post(runner, _doc(missing, timeout_ms=5000))
+    assert again.json()["error"].startswith("bundle_fetch_failed"), "a failure is not remembered"
