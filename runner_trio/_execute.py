@@ -99,17 +99,20 @@ async def _run(
     settings = runtime.settings
     ctx = request.context
     given_ms = request.limits.timeout_ms
+    # A caller that sends limits.timeout_ms has a deadline: loading and queueing spend it, the guest gets what is
+    # left. One that sends none has no deadline, only the default guest limit (loading and queueing are bounded
+    # by their own limits). RUNNER_MAX_TIMEOUT_MS caps the guest either way: it protects the slots, not callers.
+    deadline = started + given_ms / 1000 if given_ms else math.inf
     timeout_s = min(given_ms or settings.default_timeout_ms, settings.max_timeout_ms) / 1000
-    # A caller that sends limits.timeout_ms has a deadline: loading and queueing spend it. One that sends none
-    # has only the runner's default guest limit; its loading and queueing are bounded by their own limits.
-    deadline = started + timeout_s if given_ms else math.inf
     async with AsyncExitStack() as stack:
         # The bundle first, holding no slot: a compile takes seconds, and requests queueing behind slots held
         # by waiting ones would be refused as overloaded. The wait is the request's to bound; the load itself
         # is shared and goes on for the others (see BundleService.load).
-        with trio.move_on_at(deadline) as loading:
-            component = await _load(runtime, ctx, stack)
-        timing.load = trio.current_time() - started
+        try:
+            with trio.move_on_at(deadline) as loading:
+                component = await _load(runtime, ctx, stack)
+        finally:
+            timing.load = trio.current_time() - started
         if loading.cancelled_caught:
             raise ExecuteFailed("timeout", "the deadline passed while loading the bundle")
 
