@@ -310,21 +310,25 @@ async def _execute(
 def _client_response(answer: RunnerResult, method: str) -> Response:
     """Turn the runner's answer into the client's response, or a refusal for runner-side failures."""
     result = answer.result
+    # Where the runner spent the time (queue, load, guest), for the caller and its tools: the runner's own
+    # header, never the guest's (filter_response_headers drops a guest's server-timing).
+    timing = {"server-timing": answer.timing} if answer.timing else {}
     if result.error is not None:
         log.warning("runner %s reported %d %s for request %s", answer.runner, result.status, result.error,
                     g.request_id)
         if result.status == 429:
             raise RateLimited(_retry_after(answer.retry_after), code=ErrorCode.OVERLOADED)
         if result.timed_out:
-            raise ApiError("gateway_timeout", "the extension did not answer in time", status=504)
+            raise ApiError("gateway_timeout", "the extension did not answer in time", status=504, headers=timing)
         if result.status == 413:
             raise PayloadTooLarge(state().settings.max_body_bytes)
-        raise ApiError("bad_gateway", status=502)
+        raise ApiError("bad_gateway", status=502, headers=timing)
     body = b"" if method == "HEAD" else (result.body or b"")
     response = Response(body, status=result.status)
     del response.headers["content-type"]
     for name, value in filter_response_headers(result.headers):
         response.headers.add(name, value)
+    response.headers.update(timing)
     return response
 
 

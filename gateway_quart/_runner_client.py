@@ -4,6 +4,9 @@ Runners are tried round robin; one that refused a connection sits out a short co
 (on a connection failure, or a 502/503/504 from the runner hop) only when repeating it is safe: GET/HEAD,
 or a non-GET whose client supplied an idempotency key. A connection that was never established is always safe
 to retry: nothing reached a runner.
+
+The call has one deadline, ``limits.timeout_ms``: each retry sends the runner what is left of it (never the
+full budget again), and no retry starts with less than ``min_attempt_ms`` left.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, final
 
 import httpx
@@ -39,6 +42,8 @@ DEFAULT_CONNECT_TIMEOUT_S: Final = 5.0
 DEFAULT_TIMEOUT_GRACE_S: Final = 1.0
 """Time granted beyond ``timeout_ms`` for the runner to report its own timeout before the gateway gives up."""
 DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
+DEFAULT_MIN_ATTEMPT_MS: Final = 100
+"""A retry needs at least this much of the call's deadline left to be worth sending."""
 _RETRY_HTTP_STATUSES: Final = frozenset({502, 503, 504})
 _RETRY_ENVELOPE_STATUSES: Final = frozenset({502, 503})
 
@@ -51,6 +56,8 @@ class RunnerResult:
     runner: str
     attempts: int
     retry_after: str | None = None
+    timing: str | None = None
+    """The runner's ``server-timing`` (``queue``, ``load``, ``guest`` in ms), when it sent one."""
 
 
 class _Retryable(Exception):
@@ -70,6 +77,7 @@ class RunnerClient:
         timeout_ms: deadline of one call; the whole call (retries included) ends within it plus a grace.
         attempts: attempts per call, the first included.
         cooldown_s: how long a runner that refused a connection is skipped.
+        min_attempt_ms: no retry starts with less of the deadline left than this.
         transport: an httpx transport (tests); the default pools real connections.
     """
 
@@ -86,6 +94,7 @@ class RunnerClient:
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         timeout_grace_s: float = DEFAULT_TIMEOUT_GRACE_S,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        min_attempt_ms: int = DEFAULT_MIN_ATTEMPT_MS,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not base_urls:
@@ -100,6 +109,7 @@ class RunnerClient:
         self._backoff_max_s = backoff_max_s
         self._budget_s = timeout_ms / 1000 + timeout_grace_s
         self._max_response_bytes = max_response_bytes
+        self._min_attempt_ms = min_attempt_ms
         self._next = 0
         self._cooling: dict[str, float] = {}
         headers = {"authorization": f"Bearer {service_token}"} if service_token else {}
@@ -150,12 +160,21 @@ class RunnerClient:
             headers["x-idempotency-key"] = idempotency_key
         order = self._order()
         last_reason = "no runner answered"
+        started = trio.current_time()
         with trio.move_on_after(self._budget_s) as deadline:
             for attempt in range(self._attempts):
                 url = order[attempt % len(order)]
                 if attempt:
                     delay = min(self._backoff_max_s, self._backoff_base_s * 2 ** (attempt - 1))
-                    await trio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not crypto
+                    delay *= random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not crypto
+                    left_ms = self._left_ms(request, started, after_s=delay)
+                    if left_ms < self._min_attempt_ms:
+                        last_reason += f" (no retry: {max(0, left_ms)} ms of the deadline left)"
+                        break
+                    await trio.sleep(delay)
+                    # The runner's deadline is what is left of the caller's, never a fresh timeout_ms.
+                    left = replace(request.limits, timeout_ms=self._left_ms(request, started))
+                    payload = encode_execute_request(replace(request, limits=left))
                 try:
                     return await self._post(url, payload, headers, attempt + 1)
                 except _Retryable as exc:
@@ -167,6 +186,11 @@ class RunnerClient:
         if deadline.cancelled_caught:
             raise UpstreamError("gateway_timeout", "the extension did not answer in time", status=504)
         raise UpstreamError("bad_gateway", f"runner failure: {last_reason}", status=502)
+
+    def _left_ms(self, request: ExecuteRequest, started: float, *, after_s: float = 0.0) -> int:
+        """What is left of the call's deadline (``limits.timeout_ms``, at most the client's) ``after_s`` from now."""
+        budget_ms = min(request.limits.timeout_ms or self._timeout_ms, self._timeout_ms)
+        return int(budget_ms - (trio.current_time() + after_s - started) * 1000)
 
     async def _post(self, url: str, payload: Mapping[str, Any], headers: dict[str, str], attempt: int) -> RunnerResult:
         try:
@@ -182,13 +206,14 @@ class RunnerClient:
         self._cooling.pop(url, None)
         if resp.status_code in _RETRY_HTTP_STATUSES:
             raise _Retryable(f"runner answered HTTP {resp.status_code}", connected=True)
+        timing = resp.headers.get("server-timing")
         if resp.status_code == 429:
             overloaded = ExecuteResult.failure(429, ErrorCode.OVERLOADED)
-            return RunnerResult(overloaded, url, attempt, resp.headers.get("retry-after"))
+            return RunnerResult(overloaded, url, attempt, resp.headers.get("retry-after"), timing)
         if resp.status_code != 200:
             log.error("runner %s answered HTTP %d (check RUNNER_SERVICE_TOKEN)", url, resp.status_code)
             raise UpstreamError("bad_gateway", f"runner answered HTTP {resp.status_code}", status=502)
-        answer = _parse_envelope(raw, url, attempt)
+        answer = replace(_parse_envelope(raw, url, attempt), timing=timing)
         result = answer.result
         if result.error is not None and result.status in _RETRY_ENVELOPE_STATUSES:
             raise _Retryable(f"runner error {result.status} {result.error}", connected=True)

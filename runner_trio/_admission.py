@@ -3,11 +3,14 @@
 Every invocation takes three slots in a fixed order (tenant, extension, global) so no two invocations can
 wait on each other in a cycle, and a tenant that floods the runner queues behind its own cap instead of
 holding global slots while it waits. Waiting is bounded twice: by the number of waiters (``max_queue``) and by
-time (``queue_timeout``); past either the invocation is refused as ``Overloaded`` (status 429).
+time (``queue_timeout``, cut short by the caller's own deadline when that comes first); past either the
+invocation is refused as ``Overloaded`` (status 429). A slot is for running a guest only: loading its bundle
+happens before (see ``_execute``), so a compile never holds a slot that others queue behind.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -65,11 +68,15 @@ class Admission:
         return AdmissionStatistics(self._running, self._waiting, len(self._tenants), len(self._extensions))
 
     @asynccontextmanager
-    async def slot(self, tenant: str, extension: str) -> AsyncIterator[None]:
+    async def slot(self, tenant: str, extension: str, *, deadline: float = math.inf) -> AsyncIterator[None]:
         """Hold one slot of each cap for the duration of the block.
 
+        Args:
+            deadline: the caller's own deadline (``trio.current_time()`` clock): waiting ends there when it comes
+                before the queue timeout, since a slot granted after it could run nothing.
+
         Raises:
-            Overloaded: the queue is full, or no slot came free within the queue timeout.
+            Overloaded: the queue is full, or no slot came free within the queue timeout or before ``deadline``.
         """
         ext_key = (tenant, extension)
         tenant_limiter = _take(self._tenants, tenant, self._per_tenant)
@@ -80,17 +87,21 @@ class Admission:
             if must_wait and self._waiting >= self._max_queue:
                 raise Overloaded("queue full")
             async with AsyncExitStack() as stack:
-                deadline = trio.current_time() + self._queue_timeout
+                queue_deadline = trio.current_time() + self._queue_timeout
+                give_up = min(queue_deadline, deadline)
+                reason = "no capacity within the queue timeout"
+                if give_up < queue_deadline:
+                    reason = "no capacity before the request's deadline"
                 self._waiting += 1
                 try:
                     for limiter in limiters:
                         try:
                             limiter.acquire_nowait()
                         except trio.WouldBlock:
-                            with trio.move_on_at(deadline) as waited:
+                            with trio.move_on_at(give_up) as waited:
                                 await limiter.acquire()
                             if waited.cancelled_caught:
-                                raise Overloaded("no capacity within the queue timeout") from None
+                                raise Overloaded(reason) from None
                         stack.callback(limiter.release)
                 finally:
                     self._waiting -= 1

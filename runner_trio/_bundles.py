@@ -11,6 +11,9 @@
   bundle is configured, so turning verification on cannot be bypassed by a warm cache;
 - a full cache disk is the cache's to handle (evict unused entries, write once more); when it still cannot
   write, the bundle is unavailable with a message that starts ``cache disk full:``.
+- ``load`` runs fetch, verify and compile in the service's own task (``run``), shared by every request for the
+  bundle meanwhile: a request waits for it only as long as its own deadline allows, and leaving early cancels
+  nothing another request waits for (a compile in a worker thread could not be interrupted anyway).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol, final
 
@@ -75,6 +78,15 @@ class _Checked:
     contents: BundleContents
 
 
+@dataclass
+class _Load:
+    """One shared load: its waiters wake on ``done`` and find the component or the error."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    component: Any = None
+    error: BaseException | None = None
+
+
 @final
 class BundleService:
     """Turns content hashes into verified cache entries and compiled components."""
@@ -100,6 +112,8 @@ class BundleService:
         self._max_bundle_bytes = max_bundle_bytes
         self._limits = archive_limits or ArchiveLimits()
         self._manifests: dict[str, Manifest] = {}
+        self._loads: dict[str, _Load] = {}
+        self._nursery: trio.Nursery | None = None
 
     @asynccontextmanager
     async def entry(
@@ -172,6 +186,51 @@ class BundleService:
         """Fetch, verify and compile a bundle ahead of its first request."""
         async with self.entry(hex_digest, key_context=key_context) as entry:
             await self.component(entry)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host the shared loads of :meth:`load` while serving (until cancelled)."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                task_status.started()
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+
+    async def load(self, hex_digest: str, *, key_context: Mapping[str, str] | None = None) -> Any | None:
+        """Wait until a bundle is fetched, verified and compiled; return its component (None: nothing to wait for).
+
+        The work runs once in the task :meth:`run` hosts, however many callers ask meanwhile; bound the wait with
+        a cancel scope. None means the component is in memory (or :meth:`run` is not running, and the caller's own
+        :meth:`entry` and :meth:`component` do the work as before).
+
+        Raises:
+            BundleUnavailable: the bundle cannot be fetched, verified or read.
+            Exception: whatever compiling the component raised.
+        """
+        if self._nursery is None or (hex_digest, self._compiler.target) in self.artifacts.compiled:
+            return None
+        load = self._loads.get(hex_digest)
+        if load is None:
+            load = self._loads[hex_digest] = _Load()
+            self._nursery.start_soon(self._load, hex_digest, dict(key_context or {}), load)
+        await load.done.wait()
+        if load.error is not None:
+            raise load.error
+        return load.component
+
+    async def _load(self, hex_digest: str, key_context: dict[str, str], load: _Load) -> None:
+        try:
+            async with self.entry(hex_digest, key_context=key_context) as entry:
+                load.component = await self.component(entry)
+        except Exception as exc:
+            load.error = exc
+        except BaseException:
+            load.error = BundleUnavailable("interrupted: the runner is shutting down")
+            raise
+        finally:
+            del self._loads[hex_digest]
+            load.done.set()
 
     def _filler(self, hex_digest: str, key_context: dict[str, str]) -> Fill:
         """The cache fill of one bundle: fetched and checked once, written as often as the cache asks.

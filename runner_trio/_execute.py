@@ -1,4 +1,4 @@
-"""One ``/v1/execute`` from a validated request to its result: admission, bundle, secrets, guest, outcome.
+"""One ``/v1/execute`` from a validated request to its result: bundle, admission, secrets, guest, outcome.
 
 The HTTP route only authenticates and parses; everything an invocation goes through is here, in order, so a
 reader can follow a request from top to bottom. Every failure becomes an ``ExecuteResult`` carrying the
@@ -8,13 +8,15 @@ contract's status and error code, and every invocation is counted under exactly 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Awaitable, Iterable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any, Final
 
 import trio
 
 from bundles import ALWAYS_GRANTED
-from cache import CacheEntry
 
 from ._config import MIB
 from ._errors import (
@@ -26,11 +28,11 @@ from ._errors import (
     SecretDecryptFailed,
 )
 from ._runtime import Runtime
-from ._wire import ExecuteRequest, ExecuteResult
+from ._wire import ExecuteRequest, ExecuteResult, RequestContext
 from .capabilities import InvocationInputs, SecretEnvelopeError
 from .engine import EventSink, GuestError, GuestRequest, Invocation, InvocationContext, UserInfo, invoke
 
-__all__ = ["execute", "remember_result"]
+__all__ = ["Timing", "execute", "remember_result"]
 
 log = logging.getLogger("runner_trio.execute")
 
@@ -39,20 +41,37 @@ _OUTCOME_OF_KIND: Final = {"timeout": "timeout", "memory_limit": "memory", "trap
 _RESPONSE_HEADER_LIMIT: Final = 256
 
 
-async def execute(runtime: Runtime, request: ExecuteRequest) -> ExecuteResult:
-    """Run one invocation and return what ``/v1/execute`` answers; never raises for a guest or bundle fault."""
+@dataclass
+class Timing:
+    """Where one invocation's time went, in seconds; the route sends it as ``server-timing``.
+
+    ``load``: getting the compiled component (fetch, verify, compile, or waiting for the request doing that) and
+    pinning the bundle; ``queue``: waiting for an admission slot; ``guest``: opening secrets and running the guest.
+    """
+
+    load: float = 0.0
+    queue: float = 0.0
+    guest: float = 0.0
+
+    def server_timing(self) -> str:
+        """``queue;dur=<ms>, load;dur=<ms>, guest;dur=<ms>`` (the Server-Timing header's grammar)."""
+        phases = (("queue", self.queue), ("load", self.load), ("guest", self.guest))
+        return ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in phases)
+
+
+async def execute(runtime: Runtime, request: ExecuteRequest, timing: Timing | None = None) -> ExecuteResult:
+    """Run one invocation and return what ``/v1/execute`` answers; never raises for a guest or bundle fault.
+
+    ``limits.timeout_ms`` is the whole invocation's deadline, counted from here: loading the bundle and waiting
+    for a slot spend it, and the guest gets what is left. ``timing`` (when given) is filled in as it goes.
+    """
     metrics = runtime.metrics
     ctx = request.context
     outcome = "ok"
     started = trio.current_time()
     events = runtime.events.for_invocation(request.context)
     try:
-        async with runtime.admission.slot(ctx.tenant_id, ctx.extension_id):
-            metrics.inflight.inc()
-            try:
-                result = await _run(runtime, request, events.emit)
-            finally:
-                metrics.inflight.dec()
+        result = await _run(runtime, request, events.emit, started, timing if timing is not None else Timing())
     except RunnerError as exc:
         outcome = _outcome_of(exc)
         if not isinstance(exc, Overloaded):
@@ -74,60 +93,112 @@ def remember_result(result: ExecuteResult) -> bool:
     return result.error.startswith("execute_failed")
 
 
-async def _run(runtime: Runtime, request: ExecuteRequest, emit: EventSink) -> ExecuteResult:
+async def _run(
+    runtime: Runtime, request: ExecuteRequest, emit: EventSink, started: float, timing: Timing
+) -> ExecuteResult:
     settings = runtime.settings
     ctx = request.context
-    timeout_ms = min(request.limits.timeout_ms or settings.default_timeout_ms, settings.max_timeout_ms)
-    memory_mb = min(request.limits.memory_mb or settings.default_memory_mb, settings.max_memory_mb)
-    key_context = _key_context(runtime, ctx.tenant_id, ctx.extension_id)
-
-    # limits.timeout_ms bounds the guest (instantiation and handler). Fetching and compiling a bundle are
-    # bounded by their own timeouts and shared between concurrent requests, so one caller's short deadline
-    # never cancels work another caller is waiting for.
-    async with runtime.bundles.entry(ctx.content_hash, key_context=key_context) as entry:
-        component = await _component(runtime, entry)
-        invocation = Invocation(
-            context=InvocationContext(
-                tenant_id=ctx.tenant_id,
-                extension_id=ctx.extension_id,
-                request_id=ctx.request_id,
-                install_id=ctx.install_id,
-                version_id=ctx.version_id,
-                content_hash=f"sha256:{ctx.content_hash}",
-                config=dict(ctx.config),
-            ),
-            grants=frozenset(request.providers) | ALWAYS_GRANTED,
-            user=_user(request),
-            events=emit,
-        )
-        invocation = await _prepare(runtime, request, invocation)
-        guest_request = GuestRequest(
-            method=request.http.method,
-            url=request.http.url,
-            headers=list(request.http.headers.items()),
-            body=request.http.body,
-        )
+    given_ms = request.limits.timeout_ms
+    # A caller that sends limits.timeout_ms has a deadline: loading and queueing spend it, the guest gets what is
+    # left. One that sends none has no deadline, only the default guest limit (loading and queueing are bounded
+    # by their own limits). RUNNER_MAX_TIMEOUT_MS caps the guest either way: it protects the slots, not callers.
+    deadline = started + given_ms / 1000 if given_ms else math.inf
+    timeout_s = min(given_ms or settings.default_timeout_ms, settings.max_timeout_ms) / 1000
+    async with AsyncExitStack() as stack:
+        # The bundle first, holding no slot: a compile takes seconds, and requests queueing behind slots held
+        # by waiting ones would be refused as overloaded. The wait is the request's to bound; the load itself
+        # is shared and goes on for the others (see BundleService.load).
         try:
-            response = await invoke(
-                runtime.engine,
-                runtime.linker,
-                component,
-                guest_request,
-                invocation,
-                timeout=timeout_ms / 1000,
-                memory_bytes=memory_mb * MIB,
+            with trio.move_on_at(deadline) as loading:
+                component = await _load(runtime, ctx, stack)
+        finally:
+            timing.load = trio.current_time() - started
+        if loading.cancelled_caught:
+            raise ExecuteFailed("timeout", "the deadline passed while loading the bundle")
+
+        queued = trio.current_time()
+        try:
+            await stack.enter_async_context(
+                runtime.admission.slot(ctx.tenant_id, ctx.extension_id, deadline=deadline)
             )
-        except GuestError as exc:
-            raise ExecuteFailed(exc.kind, str(exc)) from exc
+        except Overloaded:
+            if trio.current_time() >= deadline:
+                raise ExecuteFailed("timeout", "the deadline passed while waiting for a slot") from None
+            raise
+        finally:
+            timing.queue = trio.current_time() - queued
+
+        running = trio.current_time()
+        runtime.metrics.inflight.inc()
+        stack.callback(runtime.metrics.inflight.dec)
+        try:
+            return await _guest(runtime, request, component, emit, deadline=deadline, timeout_s=timeout_s)
+        finally:
+            timing.guest = trio.current_time() - running
+
+
+async def _load(runtime: Runtime, ctx: RequestContext, stack: AsyncExitStack) -> Any:
+    """The compiled component, with the bundle's cache entry pinned on ``stack`` until the invocation ends."""
+    key_context = _key_context(runtime, ctx.tenant_id, ctx.extension_id)
+    component = await _compiled(runtime.bundles.load(ctx.content_hash, key_context=key_context))
+    entry = await stack.enter_async_context(runtime.bundles.entry(ctx.content_hash, key_context=key_context))
+    if component is None:
+        component = await _compiled(runtime.bundles.component(entry))
+    return component
+
+
+async def _guest(
+    runtime: Runtime, request: ExecuteRequest, component: Any, emit: EventSink, *, deadline: float, timeout_s: float
+) -> ExecuteResult:
+    settings = runtime.settings
+    ctx = request.context
+    memory_mb = min(request.limits.memory_mb or settings.default_memory_mb, settings.max_memory_mb)
+    invocation = Invocation(
+        context=InvocationContext(
+            tenant_id=ctx.tenant_id,
+            extension_id=ctx.extension_id,
+            request_id=ctx.request_id,
+            install_id=ctx.install_id,
+            version_id=ctx.version_id,
+            content_hash=f"sha256:{ctx.content_hash}",
+            config=dict(ctx.config),
+        ),
+        grants=frozenset(request.providers) | ALWAYS_GRANTED,
+        user=_user(request),
+        events=emit,
+    )
+    invocation = await _prepare(runtime, request, invocation)
+    guest_request = GuestRequest(
+        method=request.http.method,
+        url=request.http.url,
+        headers=list(request.http.headers.items()),
+        body=request.http.body,
+    )
+    left = min(timeout_s, deadline - trio.current_time())
+    if left <= 0:
+        # Loading and queueing spent the whole deadline: the guest never starts.
+        raise ExecuteFailed("timeout", "no time left for the guest")
+    try:
+        response = await invoke(
+            runtime.engine,
+            runtime.linker,
+            component,
+            guest_request,
+            invocation,
+            timeout=left,
+            memory_bytes=memory_mb * MIB,
+        )
+    except GuestError as exc:
+        raise ExecuteFailed(exc.kind, str(exc)) from exc
     body = response.body
     if body is not None and len(body) > settings.max_response_body_bytes:
         raise ExecuteFailed("response", f"response body exceeds {settings.max_response_body_bytes} bytes")
     return ExecuteResult(status=response.status, headers=_headers(response.headers), body=body)
 
 
-async def _component(runtime: Runtime, entry: CacheEntry) -> Any:
+async def _compiled(work: Awaitable[Any]) -> Any:
     try:
-        return await runtime.bundles.component(entry)
+        return await work
     except RunnerError:
         raise
     except Exception as exc:

@@ -28,7 +28,7 @@ from contract import (
 )
 
 from ._errors import BodyTooLarge, RequestInvalid, RunnerError, UnknownCapabilities
-from ._execute import execute, remember_result
+from ._execute import Timing, execute, remember_result
 from ._idempotency import KeyReused
 from ._metrics import CONTENT_TYPE
 from ._runtime import Runtime
@@ -106,10 +106,11 @@ async def execute_route() -> Response:
     request_id = _request_id(ctx.request_id)
     parsed = dataclasses.replace(parsed, context=dataclasses.replace(ctx, request_id=request_id))
 
+    timing = Timing()
     key = request.headers.get("x-idempotency-key", "").strip()
     if key:
         async def run() -> tuple[ExecuteResult, bool]:
-            result = await execute(rt, parsed)
+            result = await execute(rt, parsed, timing)
             return result, remember_result(result)
 
         fingerprint = hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode()).hexdigest()
@@ -121,8 +122,10 @@ async def execute_route() -> Response:
         except KeyReused:
             result = ExecuteResult.failure(409, ErrorCode.IDEMPOTENCY_KEY_REUSED)
     else:
-        result = await execute(rt, parsed)
-    return _json(encode_execute_result(result), headers={"x-request-id": request_id})
+        result = await execute(rt, parsed, timing)
+    # Where the time went (zeros for a replayed answer): queue, load and guest, in milliseconds.
+    headers = {"x-request-id": request_id, "server-timing": timing.server_timing()}
+    return _json(encode_execute_result(result), headers=headers)
 
 
 @api.post("/v1/warmup")

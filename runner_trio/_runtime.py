@@ -167,10 +167,11 @@ class Runtime:
         return await prepare_invocation(self.capabilities, invocation, inputs)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Background work while serving: the epoch ticker and the debug event publisher."""
+        """Background work while serving: the epoch ticker, the debug event publisher, shared bundle loads."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.engine.run_ticker)
             await nursery.start(self.events.run)
+            await nursery.start(self.bundles.run)
             task_status.started()
 
     async def aclose(self) -> None:

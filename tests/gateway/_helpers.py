@@ -108,6 +108,7 @@ class RunnerReply:
     error: str | None = None
     http_status: int = 200
     delay_s: float = 0.0
+    http_headers: dict[str, str] = field(default_factory=dict)  # of the runner's own answer (server-timing)
 
 
 Behaviour = Callable[[dict[str, Any]], Awaitable[RunnerReply] | RunnerReply]
@@ -134,14 +135,15 @@ class FakeRunner:
             if reply.delay_s:
                 await trio.sleep(reply.delay_s)
             if reply.http_status != 200:
-                return Response(b"runner trouble", status=reply.http_status)
+                return Response(b"runner trouble", status=reply.http_status, headers=reply.http_headers)
             envelope = {
                 "status": reply.status,
                 "headers": reply.headers,
                 "body_b64": None if reply.body is None else base64.b64encode(reply.body).decode(),
                 "error": reply.error,
             }
-            return Response(json.dumps(envelope), status=200, content_type="application/json")
+            return Response(json.dumps(envelope), status=200, content_type="application/json",
+                            headers=reply.http_headers)
 
         return app
 

@@ -70,3 +70,22 @@ async def test_full_queue_refuses_at_once(autojump_clock: trio.testing.MockClock
         assert trio.current_time() == start, "refused without waiting"
         release.set()
     assert log == ["in a/x", "in a/x"]
+
+
+async def test_the_callers_deadline_cuts_the_queue_wait(autojump_clock: trio.testing.MockClock) -> None:
+    admission = Admission(max_concurrency=1, max_per_tenant=5, max_per_extension=5, queue_timeout=10.0)
+    release = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_hold, admission, "a", "x", release, [])
+        await trio.sleep(0.1)
+        start = trio.current_time()
+        with pytest.raises(Overloaded, match="before the request's deadline"):
+            async with admission.slot("b", "y", deadline=start + 0.5):
+                pass
+        assert trio.current_time() - start == pytest.approx(0.5)
+        with pytest.raises(Overloaded, match="within the queue timeout"):
+            async with admission.slot("b", "y", deadline=start + 60):
+                pass
+        assert trio.current_time() - start == pytest.approx(0.5 + 10.0)
+        release.set()
+    assert admission.statistics().waiting == 0
