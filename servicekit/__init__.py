@@ -30,12 +30,13 @@ from ._parsers import (
     path,
     text,
 )
-from ._serve import DEFAULT_SIGNALS, DRAIN_RETRY_AFTER_S, DRAINING, serve_app
+from ._serve import DEFAULT_SIGNALS, DRAIN_LINGER_S, DRAIN_RETRY_AFTER_S, DRAINING, serve_app
 from ._settings import REQUIRED, Setting, SettingsTable
 
 __all__ = [
     "DEFAULT_SIGNALS",
     "DRAINING",
+    "DRAIN_LINGER_S",
     "DRAIN_RETRY_AFTER_S",
     "REQUIRED",
     "InvalidSetting",

@@ -11,9 +11,10 @@ caller's scope stops at once, as cancellation does everywhere in trio.
    app: ``/readyz`` says 503, and a caller knows the request was not started and may send it elsewhere.
 2. Requests already in the app finish, for up to ``drain_timeout`` seconds; their responses say
    ``Connection: close``.
-3. As soon as none is left (at once for an idle service), Hypercorn stops accepting, closes idle keep-alive
-   connections, and cuts what still runs when the drain timeout has passed; the listening sockets close (a
-   late connection is refused rather than left in the backlog), then the app's shutdown hooks run.
+3. As soon as none is left, and at least :data:`DRAIN_LINGER_S` after the start (so ~0.5 s for an idle
+   service), Hypercorn stops accepting, closes idle keep-alive connections and cuts what still runs if the
+   drain timeout has passed; the listening sockets close (a late connection is refused rather than left in
+   the backlog), then the app's shutdown hooks run.
 
 The sockets listen only while the app is started (from ``lifespan.startup.complete`` to
 ``lifespan.shutdown``): a connection during start-up is refused, so a caller fails over at once instead of
@@ -39,12 +40,17 @@ from hypercorn.utils import wrap_app
 
 from ._connections import install as install_connection_fix
 
-__all__ = ["DEFAULT_SIGNALS", "DRAINING", "DRAIN_RETRY_AFTER_S", "serve_app"]
+__all__ = ["DEFAULT_SIGNALS", "DRAINING", "DRAIN_LINGER_S", "DRAIN_RETRY_AFTER_S", "serve_app"]
 
 DEFAULT_SIGNALS: Final[tuple[signal.Signals, ...]] = (signal.SIGTERM, signal.SIGINT)
 DRAINING: Final = "draining"
 """The ``error`` of the 503 a draining service answers: the request was not started, send it elsewhere."""
 DRAIN_RETRY_AFTER_S: Final = 1
+DRAIN_LINGER_S: Final = 0.5
+"""The shortest drain (within the drain timeout). Closing an idle keep-alive connection races with a request
+the peer sends on it at that moment, which is then lost to the peer without an answer. A caller that sent a
+request just before the signal (the gateway picked this runner a moment before it saw a 503 and cooled it
+down) gets the 503 instead, and a caller that got one sends nothing more here."""
 _WS_SERVICE_RESTART: Final = 1012  # RFC 6455 close code "service restart"
 
 _Scope = MutableMapping[str, Any]
@@ -94,10 +100,12 @@ async def serve_app(
         # Hypercorn's shutdown trigger: when this returns, Hypercorn stops accepting, closes idle connections
         # and gives what still runs ``graceful_timeout`` more seconds.
         await shutdown.wait()
-        deadline = trio.current_time() + drain_timeout
+        started = trio.current_time()
+        deadline = started + drain_timeout
         gate.start_draining()
         with trio.move_on_at(deadline):
             await gate.wait_idle()
+            await trio.sleep_until(min(deadline, started + DRAIN_LINGER_S))
         if gate.in_flight:
             log.warning("%s: the drain timeout (%g s) passed with %d request(s) in flight: cutting them",
                         name, drain_timeout, gate.in_flight)
