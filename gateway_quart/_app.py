@@ -165,7 +165,8 @@ async def serve(
     """Serve the gateway until ``shutdown`` is set (or SIGTERM/SIGINT), then drain in-flight requests.
 
     ``task_status.started`` reports the bound addresses (useful with port 0). In-flight requests get
-    ``GATEWAY_DRAIN_TIMEOUT_S`` to finish; then the registry, the runner client and the store close.
+    ``GATEWAY_DRAIN_TIMEOUT_S`` to finish, new ones are answered 503 ``draining`` at once, an idle gateway
+    exits at once (see ``servicekit.serve_app``); then the registry, the runner client and the store close.
 
     Raises:
         bundles.StoreError: ``BUNDLE_STORE_BASE`` (or an ``STORAGE_S3_*`` setting) is invalid; raised before

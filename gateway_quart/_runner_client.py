@@ -3,7 +3,9 @@
 Runners are tried round robin; one that refused a connection sits out a short cooldown. A request is retried
 (on a connection failure, or a 502/503/504 from the runner hop) only when repeating it is safe: GET/HEAD,
 or a non-GET whose client supplied an idempotency key. A connection that was never established is always safe
-to retry: nothing reached a runner.
+to retry: nothing reached a runner. So is a runner's ``503 {"error": "draining"}`` (it is shutting down and
+answers that without starting the request, see ``servicekit.serve_app``): that runner sits out the cooldown
+like one that refused a connection, and the call goes to the next one.
 
 The call has one deadline, ``limits.timeout_ms``: each retry sends the runner what is left of it (never the
 full budget again), and no retry starts with less than ``min_attempt_ms`` left.
@@ -30,6 +32,7 @@ from contract import (
     decode_execute_result,
     encode_execute_request,
 )
+from servicekit import DRAINING
 
 from ._errors import UpstreamError
 
@@ -203,6 +206,9 @@ class RunnerClient:
             raise UpstreamError("gateway_timeout", "the extension did not answer in time", status=504) from exc
         except httpx.TransportError as exc:
             raise _Retryable(f"transport error: {type(exc).__name__}", connected=True) from exc
+        if resp.status_code == 503 and _is_draining(raw):
+            self._cooling[url] = trio.current_time() + self._cooldown_s
+            raise _Retryable("runner draining", connected=False)
         self._cooling.pop(url, None)
         if resp.status_code in _RETRY_HTTP_STATUSES:
             raise _Retryable(f"runner answered HTTP {resp.status_code}", connected=True)
@@ -229,6 +235,14 @@ async def _read_capped(resp: httpx.Response, limit: int) -> bytes:
             raise UpstreamError("bad_gateway", f"runner response exceeds {limit} bytes", status=502)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _is_draining(raw: bytes) -> bool:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("error") == DRAINING
 
 
 def _parse_envelope(raw: bytes, url: str, attempt: int) -> RunnerResult:

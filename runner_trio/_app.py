@@ -88,7 +88,8 @@ async def serve(
     """Serve the runner until ``shutdown`` is set (or SIGTERM/SIGINT), then drain in-flight requests.
 
     ``task_status.started`` reports the bound addresses (useful with port 0). In-flight requests get
-    ``RUNNER_DRAIN_TIMEOUT_S`` to finish.
+    ``RUNNER_DRAIN_TIMEOUT_S`` to finish; new ones are answered 503 ``draining`` at once (never started, so
+    the gateway sends them to another runner); an idle runner exits at once (see ``servicekit.serve_app``).
     """
     settings = settings or Settings.from_env()
     app = create_app(settings)

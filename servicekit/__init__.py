@@ -5,7 +5,9 @@
   service's namespaces and invalid values with an :class:`InvalidSetting` naming the variable.
 - Parsers for those rows: :func:`text`, :func:`integer`, :func:`boolean`, :func:`host_port`, :func:`path`, ...
 - :func:`serve_app`: an ASGI app on Hypercorn's trio worker with ``task_status.started(binds)`` and a
-  graceful drain on SIGTERM or a shutdown event.
+  graceful drain on SIGTERM or a shutdown event: readiness flips at once, new requests answer 503
+  :data:`DRAINING` (never started, safe to send elsewhere), requests in flight finish, an idle service exits
+  at once.
 - :func:`harden_connections`: HTTP/1.1 connections closed when they must be (a Hypercorn + quart-trio fault,
   explained in ``_connections.py``), ``Connection: close`` on early error answers.
 - :func:`json_errors`: JSON (never HTML) for unknown routes, wrong methods, every HTTP error and unexpected
@@ -31,11 +33,14 @@ from ._parsers import (
     path,
     text,
 )
-from ._serve import DEFAULT_SIGNALS, serve_app
+from ._serve import DEFAULT_SIGNALS, DRAIN_LINGER_S, DRAIN_RETRY_AFTER_S, DRAINING, serve_app
 from ._settings import REQUIRED, Setting, SettingsTable
 
 __all__ = [
     "DEFAULT_SIGNALS",
+    "DRAINING",
+    "DRAIN_LINGER_S",
+    "DRAIN_RETRY_AFTER_S",
     "REQUIRED",
     "InvalidSetting",
     "ServiceKitError",
