@@ -119,10 +119,6 @@ class IdempotencyCache(Generic[T]):
     def __len__(self) -> int:
         return len(self._running) + len(self._results)
 
-    @property
-    def records(self) -> RecordStore | None:
-        return self._records
-
     async def run(
         self,
         scope: tuple[str, str],
