@@ -206,9 +206,18 @@ class IdempotencyCache(Generic[T]):
 
         # Cancellation or an exception below leaves the claim in place: the guest may have started.
         result, remember = await execute()
+        # The guest has run: record that even if this request is being cancelled (the store's own timeouts
+        # bound the write), or a retry would find an abandoned claim instead of the result.
+        with trio.CancelScope(shield=True):
+            await self._record(records, key, owner, fingerprint, codec.encode(result) if remember else None)
+        return result, remember, False
+
+    async def _record(
+        self, records: RecordStore, key: RecordKey, owner: str, fingerprint: str, result: bytes | None
+    ) -> None:
         try:
-            if remember:
-                if not await records.complete(key, owner, fingerprint, codec.encode(result), ttl=self._ttl):
+            if result is not None:
+                if not await records.complete(key, owner, fingerprint, result, ttl=self._ttl):
                     log.error("idempotency: the claim of %s was gone when its result was stored", key)
             else:
                 await records.release(key, owner)
@@ -216,7 +225,6 @@ class IdempotencyCache(Generic[T]):
             # The caller still gets its answer; a retry on another runner finds the claim and, after its lease,
             # answers KeyAbandoned rather than running the guest twice.
             log.warning("idempotency: could not record the outcome of %s: %s", key, exc)
-        return result, remember, False
 
     async def _await_result(
         self, key: RecordKey, fingerprint: str, found: Held | Done, wait_until: float
