@@ -93,9 +93,15 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
     _Setting("RUNNER_MAX_QUEUE", "max_queue", _int(0), 64, "invocations waiting for a slot before 429"),
     _Setting("RUNNER_QUEUE_TIMEOUT_MS", "queue_timeout_ms", _int(0), 2_000,
              "how long an invocation waits for a slot before 429"),
-    _Setting("RUNNER_IDEMPOTENCY_TTL_S", "idempotency_ttl_s", _int(0), 300, "how long a keyed result is replayed"),
+    _Setting("RUNNER_IDEMPOTENCY_URL", "idempotency_url", _optional_text, None,
+             "where keyed requests are claimed and their results shared: sqlite:///path "
+             "(default <var>/idempotency.sqlite3) or redis://host:port/db"),
+    _Setting("RUNNER_IDEMPOTENCY_TTL_S", "idempotency_ttl_s", _int(0), 86_400,
+             "how long a keyed result is replayed (and an abandoned key refused)"),
     _Setting("RUNNER_IDEMPOTENCY_MAX_ENTRIES", "idempotency_max_entries", _int(0), 10_000,
-             "keyed results kept"),
+             "keyed results also kept in this process's memory (for at most 5 minutes)"),
+    _Setting("RUNNER_IDEMPOTENCY_CLAIM_MARGIN_S", "idempotency_claim_margin_s", _int(1), 60,
+             "added to a keyed request's deadline: past it, a claim without a result is abandoned"),
     _Setting("RUNNER_DRAIN_TIMEOUT_S", "drain_timeout_s", _int(0), 30,
              "on SIGTERM, how long in-flight invocations may finish"),
     _Setting("RUNNER_SECRETS_PRIVATE_KEY", "secrets_private_key", _optional_text, None,
@@ -169,8 +175,10 @@ class Settings:
     max_concurrency_per_extension: int = 4
     max_queue: int = 64
     queue_timeout_ms: int = 2_000
-    idempotency_ttl_s: int = 300
+    idempotency_url: str | None = None
+    idempotency_ttl_s: int = 86_400
     idempotency_max_entries: int = 10_000
+    idempotency_claim_margin_s: int = 60
     drain_timeout_s: int = 30
     secrets_private_key: str | None = None
     vault_addr: str | None = None
@@ -222,6 +230,10 @@ class Settings:
         if self.bundle_store_base:
             return self.bundle_store_base
         return (self.var_dir / "bundles").resolve().as_uri()
+
+    @property
+    def resolved_idempotency_path(self) -> Path:
+        return self.var_dir / "idempotency.sqlite3"
 
     @property
     def resolved_cache_root(self) -> Path:

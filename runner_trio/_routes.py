@@ -10,9 +10,9 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import hmac
 import json
+import logging
 import uuid
 from typing import Any, Final
 
@@ -29,14 +29,16 @@ from contract import (
 
 from ._errors import BodyTooLarge, RequestInvalid, RunnerError, UnknownCapabilities
 from ._execute import Timing, execute, remember_result
-from ._idempotency import KeyReused
 from ._metrics import CONTENT_TYPE
 from ._runtime import Runtime
-from ._wire import ExecuteResult, parse_execute_request
+from ._wire import ExecuteRequest, ExecuteResult, parse_execute_request
+from .idempotency import IdempotencyError, StoreUnavailable, request_fingerprint
 
 __all__ = ["api"]
 
 api = Blueprint("runner_api", __name__)
+
+log = logging.getLogger("runner_trio.routes")
 
 _REQUEST_ID_MAX: Final = 128
 
@@ -109,23 +111,37 @@ async def execute_route() -> Response:
     timing = Timing()
     key = request.headers.get("x-idempotency-key", "").strip()
     if key:
-        async def run() -> tuple[ExecuteResult, bool]:
-            result = await execute(rt, parsed, timing)
-            return result, remember_result(result)
-
-        fingerprint = hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode()).hexdigest()
-        try:
-            before = rt.idempotency.replays
-            result = await rt.idempotency.run((ctx.tenant_id, ctx.extension_id), key, fingerprint, run)
-            if rt.idempotency.replays != before:
-                rt.metrics.idempotent_replays.inc()
-        except KeyReused:
-            result = ExecuteResult.failure(409, ErrorCode.IDEMPOTENCY_KEY_REUSED)
+        result = await _run_keyed(rt, parsed, key, timing)
     else:
         result = await execute(rt, parsed, timing)
     # Where the time went (zeros for a replayed answer): queue, load and guest, in milliseconds.
     headers = {"x-request-id": request_id, "server-timing": timing.server_timing()}
     return _json(encode_execute_result(result), headers=headers)
+
+
+async def _run_keyed(rt: Runtime, parsed: ExecuteRequest, key: str, timing: Timing) -> ExecuteResult:
+    """``execute`` at most once per (tenant, extension, key), across runners sharing the idempotency store."""
+
+    async def run() -> tuple[ExecuteResult, bool]:
+        result = await execute(rt, parsed, timing)
+        return result, remember_result(result)
+
+    settings = rt.settings
+    ctx = parsed.context
+    # A duplicate waits for the first run's result no longer than its own deadline would let it run.
+    deadline_ms = min(parsed.limits.timeout_ms or settings.default_timeout_ms, settings.max_timeout_ms)
+    try:
+        before = rt.idempotency.replays
+        result = await rt.idempotency.run((ctx.tenant_id, ctx.extension_id), key, request_fingerprint(parsed), run,
+                                          deadline=deadline_ms / 1000)
+        if rt.idempotency.replays != before:
+            rt.metrics.idempotent_replays.inc()
+    except IdempotencyError as exc:
+        log.warning("keyed request refused tenant=%s extension=%s request=%s error=%s (%s)",
+                    ctx.tenant_id, ctx.extension_id, ctx.request_id, exc.code, exc)
+        detail = str(exc) if isinstance(exc, StoreUnavailable) else None
+        return ExecuteResult.failure(exc.status, exc.code, detail)
+    return result
 
 
 @api.post("/v1/warmup")

@@ -7,6 +7,7 @@ started by the app's ``while_serving`` hook in its nursery; ``aclose()`` release
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -16,12 +17,12 @@ import trio
 from bundles import ObjectExists, ObjectNotFound, SignaturePolicy, TrustBundle
 from bundles.store import BundleLayout, BundleStore, open_store
 from cache import ArtifactCache, CompiledCache, DiskCache, SharedArtifacts, precompile_key
+from contract import decode_execute_result, encode_execute_result
 
 from ._admission import Admission
 from ._bundles import BundleService
 from ._config import MIB, Settings
 from ._errors import ConfigError
-from ._idempotency import IdempotencyCache
 from ._metrics import RunnerMetrics
 from ._wire import ExecuteResult
 from .capabilities import (
@@ -35,6 +36,7 @@ from .capabilities import (
 )
 from .debug_events import DebugEventPublisher
 from .engine import EngineConfig, Invocation, WasmEngine
+from .idempotency import Codec, IdempotencyCache, open_records
 
 __all__ = ["Runtime"]
 
@@ -42,6 +44,12 @@ log = logging.getLogger("runner_trio")
 
 # Average compiled-component footprint used to bound the in-memory cache by bytes (a JS guest is ~35 MB).
 _COMPILED_BYTES_PER_ENTRY: Final = 48 * MIB
+
+
+_RESULT_CODEC: Final[Codec[ExecuteResult]] = Codec(
+    encode=lambda result: json.dumps(encode_execute_result(result)).encode(),
+    decode=lambda raw: decode_execute_result(json.loads(raw)),
+)
 
 
 @dataclass
@@ -94,6 +102,11 @@ class Runtime:
             store = open_store(settings.resolved_store_base, env=settings.store_env)
         except Exception as exc:
             raise ConfigError("BUNDLE_STORE_BASE", str(exc)) from None
+
+        try:
+            records = open_records(settings.idempotency_url, default_path=settings.resolved_idempotency_path)
+        except ValueError as exc:
+            raise ConfigError("RUNNER_IDEMPOTENCY_URL", str(exc)) from None
 
         engine = WasmEngine(EngineConfig())
         disk = DiskCache(
@@ -150,12 +163,16 @@ class Runtime:
                 queue_timeout=settings.queue_timeout_ms / 1000,
             ),
             idempotency=IdempotencyCache(
-                ttl=settings.idempotency_ttl_s, max_entries=settings.idempotency_max_entries
+                ttl=settings.idempotency_ttl_s,
+                max_entries=settings.idempotency_max_entries,
+                records=records,
+                codec=_RESULT_CODEC,
+                claim_margin=settings.idempotency_claim_margin_s,
             ),
             capabilities=capabilities,
             events=events,
         )
-        runtime._closers = [*capabilities, store, disk]
+        runtime._closers = [*capabilities, store, disk, records]
         return runtime
 
     async def prepare(self, invocation: Invocation, inputs: InvocationInputs) -> Invocation:

@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from runner_trio._idempotency import IdempotencyCache, KeyReused
+from runner_trio.idempotency import IdempotencyCache, KeyReused
 
 
 async def test_concurrent_duplicates_run_once() -> None:

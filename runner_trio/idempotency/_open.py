@@ -1,0 +1,32 @@
+"""``RUNNER_IDEMPOTENCY_URL`` to a record store."""
+
+from __future__ import annotations
+
+import urllib.parse
+from pathlib import Path
+
+from ._records import RecordStore
+from ._redis import RedisRecords
+from ._sqlite import SqliteRecords
+
+__all__ = ["open_records"]
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def open_records(url: str | None, *, default_path: Path) -> RecordStore:
+    """``sqlite:///path`` (``default_path`` when ``url`` is empty) or ``redis://host:port/db``.
+
+    Raises:
+        ValueError: another scheme, or a ``sqlite:`` URL without a path.
+    """
+    if not url:
+        return SqliteRecords(default_path)
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in _REDIS_SCHEMES:
+        return RedisRecords(url)
+    if parts.scheme == "sqlite":
+        if not parts.path or parts.netloc:
+            raise ValueError("expected sqlite:///absolute/path")
+        return SqliteRecords(Path(urllib.parse.unquote(parts.path)))
+    raise ValueError(f"expected sqlite:///path or redis://host:port/db, got scheme {parts.scheme!r}")
