@@ -59,6 +59,20 @@ DEFAULT_THEME_TOKENS: Final[Mapping[str, str]] = {
     "--alga-spacing": "8px",
     "--alga-font-family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
     "--alga-font-size": "14px",
+    # The names UIs built on the reference iframe SDK read (its host sends these).
+    "--alga-primary": "#5b3fd6",
+    "--alga-primary-foreground": "#ffffff",
+    "--alga-secondary": "#eef0f6",
+    "--alga-accent": "#0e9f8e",
+    "--alga-danger": "#c8324b",
+    "--alga-success": "#1f8a4c",
+    "--alga-warning": "#b7791f",
+    "--alga-bg": "#f6f7fb",
+    "--alga-card-bg": "#ffffff",
+    "--alga-fg": "#172033",
+    "--alga-muted": "#eef0f6",
+    "--alga-muted-fg": "#5b6478",
+    "--alga-border": "#dfe3ec",
 }
 """The platform's theme, as CSS custom properties: applied to the host page and sent to the iframe."""
 
@@ -71,6 +85,15 @@ DARK_THEME_TOKENS: Final[Mapping[str, str]] = {
     "--alga-color-primary": "#9d8cff",
     "--alga-color-primary-contrast": "#11141c",
     "--alga-color-border": "#2c3347",
+    "--alga-primary": "#9d8cff",
+    "--alga-primary-foreground": "#11141c",
+    "--alga-secondary": "#252b3d",
+    "--alga-bg": "#11141c",
+    "--alga-card-bg": "#1b2030",
+    "--alga-fg": "#e8ebf3",
+    "--alga-muted": "#252b3d",
+    "--alga-muted-fg": "#9aa3b8",
+    "--alga-border": "#2c3347",
 }
 
 _STATIC_TYPES: Final = {
