@@ -1,9 +1,18 @@
 """The host page ``/msp/extensions/{extensionId}`` and the bridge's static files under ``/static/``.
 
-The page embeds the caller's tenant's active install of an extension: an iframe on the runner's public origin
-(``RUNNER_PUBLIC_BASE``), sandboxed (``allow-scripts`` only), talking to the page through the postMessage bridge
-(``static/ext-bridge.js``). The page carries no inline script: what its module needs arrives in a JSON data
-block, so its CSP can forbid inline code outright and allow frames from the runner's origin only.
+The page embeds the caller's tenant's active install of an extension in a sandboxed iframe, in one of two modes
+(``docs/ui.md``):
+
+- **isolated** (``EXT_UI_ORIGIN_TEMPLATE`` set, the production mode): the install's UI on its own origin
+  (``https://{extension}--{tenant}.ext-ui.example``), framed with ``allow-scripts allow-same-origin allow-forms
+  allow-popups``: the frame is same-origin only with itself, so origin checks work both ways and the reference
+  iframe SDK's protocol (no channel id, ``?parentOrigin=``) is spoken as is;
+- **shared** (no template): every UI under the runner's one public origin (``RUNNER_PUBLIC_BASE``), framed with
+  ``allow-scripts`` only (an opaque origin), where only messages carrying the embedding's channel id count.
+
+Either way the frame talks to the page only through the postMessage bridge (``static/ext-bridge.js``). The page
+carries no inline script: what its module needs arrives in a JSON data block, so its CSP can forbid inline
+code outright and allow frames from the one origin in use only.
 
 ``/static/`` serves the files of the ``static`` directory next to this module by exact name (a fixed table
 built at import), so no request path ever reaches the file system.
@@ -27,9 +36,15 @@ from ._errors import NotFound
 from ._state import state
 from ._validation import ID_PATTERN
 
-__all__ = ["DARK_THEME_TOKENS", "DEFAULT_THEME_TOKENS", "STATIC_DIR", "blueprint"]
+__all__ = ["API_PROXY_PREFIX", "DARK_THEME_TOKENS", "DEFAULT_THEME_TOKENS", "ISOLATED_SANDBOX", "STATIC_DIR",
+           "blueprint"]
 
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
+API_PROXY_PREFIX: Final = "/api/ext"
+"""Where the bridge sends an iframe's ``apiproxy`` calls: ``{prefix}/{extensionId}{route}``. The reference's host
+uses ``/api/ext-proxy``; both answer the same once the gateway serves it."""
+ISOLATED_SANDBOX: Final = "allow-scripts allow-same-origin allow-forms allow-popups"
+"""The sandbox of a frame on its install's own origin (the reference's production host uses the same)."""
 MAX_NAVIGATION_PATH: Final = 1024
 
 DEFAULT_THEME_TOKENS: Final[Mapping[str, str]] = {
@@ -44,6 +59,20 @@ DEFAULT_THEME_TOKENS: Final[Mapping[str, str]] = {
     "--alga-spacing": "8px",
     "--alga-font-family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
     "--alga-font-size": "14px",
+    # The names UIs built on the reference iframe SDK read (its host sends these).
+    "--alga-primary": "#5b3fd6",
+    "--alga-primary-foreground": "#ffffff",
+    "--alga-secondary": "#eef0f6",
+    "--alga-accent": "#0e9f8e",
+    "--alga-danger": "#c8324b",
+    "--alga-success": "#1f8a4c",
+    "--alga-warning": "#b7791f",
+    "--alga-bg": "#f6f7fb",
+    "--alga-card-bg": "#ffffff",
+    "--alga-fg": "#172033",
+    "--alga-muted": "#eef0f6",
+    "--alga-muted-fg": "#5b6478",
+    "--alga-border": "#dfe3ec",
 }
 """The platform's theme, as CSS custom properties: applied to the host page and sent to the iframe."""
 
@@ -56,6 +85,15 @@ DARK_THEME_TOKENS: Final[Mapping[str, str]] = {
     "--alga-color-primary": "#9d8cff",
     "--alga-color-primary-contrast": "#11141c",
     "--alga-color-border": "#2c3347",
+    "--alga-primary": "#9d8cff",
+    "--alga-primary-foreground": "#11141c",
+    "--alga-secondary": "#252b3d",
+    "--alga-bg": "#11141c",
+    "--alga-card-bg": "#1b2030",
+    "--alga-fg": "#e8ebf3",
+    "--alga-muted": "#252b3d",
+    "--alga-muted-fg": "#9aa3b8",
+    "--alga-border": "#2c3347",
 }
 
 _STATIC_TYPES: Final = {
@@ -104,6 +142,9 @@ async def host_page(ext_id: str) -> Response:
     runner_base = st.settings.public_runner_base
     runner = urllib.parse.urlsplit(runner_base)
     runner_origin = f"{runner.scheme}://{runner.netloc}"
+    template = st.settings.ui_origin_template
+    # An id that cannot be a host label gets no origin of its own: that install stays on the shared origin.
+    ui_origin = template.origin_for(install.tenant_id, install.extension_id) if template is not None else None
     user = principal.user
     config: dict[str, Any] = {
         "extensionId": install.extension_id,
@@ -113,9 +154,13 @@ async def host_page(ext_id: str) -> Response:
         "tenantId": install.tenant_id,
         "runnerBase": runner_base,
         "entry": manifest.ui.entry.removeprefix("ui/") if manifest.ui.entry.startswith("ui/") else "index.html",
-        "apiBase": f"/api/ext/{install.extension_id}",
+        "apiBase": f"{API_PROXY_PREFIX}/{install.extension_id}",
+        "uiMode": "isolated" if ui_origin else "shared",
+        "uiOrigin": ui_origin,
+        "sandbox": ISOLATED_SANDBOX if ui_origin else "allow-scripts",
         "navigationPath": _navigation_path(request.args.get("path")),
-        # What the iframe may know about the caller. Never a credential: the bridge posts to an opaque origin.
+        # What the iframe may know about the caller. Never a credential, in either mode: the reference's
+        # bootstrap also has session.token and session.expires_at, which the bridge sends as null.
         "session": {
             "tenant_id": install.tenant_id,
             "user_id": user.id,
@@ -130,7 +175,7 @@ async def host_page(ext_id: str) -> Response:
     response = Response(_render(config), content_type="text/html; charset=utf-8")
     response.headers["content-security-policy"] = (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-        f"frame-src {runner_origin}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        f"frame-src {ui_origin or runner_origin}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
     response.headers["cache-control"] = "no-store"
     response.headers["x-frame-options"] = "DENY"

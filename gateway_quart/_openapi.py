@@ -151,11 +151,13 @@ def _paths() -> dict[str, Any]:
         },
         "/api/installs/validate": {"get": _op(
             "Runner strict mode: is (tenant, extension, hash) an active install? Without tenant: does any tenant "
-            "have an active install of (extension, hash)?", {
-                "200": _json(_obj(["valid"], {"valid": {"type": "boolean"}}), "answer"), **_errors(400, 401, 503)},
+            "have an active install of (extension, hash)? Without hash: the hash tenant's active install serves",
+            {"200": _json(_obj(["valid"], {"valid": {"type": "boolean"},
+                                           "content_hash": {"type": ["string", "null"]}}), "answer"),
+             **_errors(400, 401, 503)},
             security="service", tag="runner",
             params=[_query_param("tenant", _STR), _query_param("extension", _STR, True),
-                    _query_param("hash", _STR, True)])},
+                    _query_param("hash", _STR)])},
         "/api/ext-debug/stream": {"get": _op(
             "Tail an extension's debug events: WebSocket upgrade, or Server-Sent Events for a plain GET "
             "(replays the last N, then live; the tenant is the caller's own)",

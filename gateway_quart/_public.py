@@ -85,6 +85,9 @@ async def validate_install() -> Response:
     Without ``tenant``: does any tenant have an active install of (extension, hash)? The runner asks that for a
     UI's own assets (scripts, styles), which browsers request without ``?tenant=``; they are the same bytes for
     every tenant, so the answer reveals nothing tenant-specific, and any runner replica can ask it.
+
+    Without ``hash`` (a tenant is then required): the runner serving an install's own UI origin asks which hash
+    the active install serves; the answer adds ``content_hash`` (``null`` when there is none).
     """
     st = state()
     expected = st.settings.runner_service_token
@@ -100,12 +103,20 @@ async def validate_install() -> Response:
         errors["tenant"] = "must be an id"
     if not ID_PATTERN.fullmatch(extension):
         errors["extension"] = "is required (an id)"
-    try:
-        hex_hash = bundles.parse_content_hash(request.args.get("hash", ""))
-    except ValueError:
-        errors["hash"] = "must be sha256: followed by 64 hex digits"
+    raw_hash = request.args.get("hash")
+    hex_hash = ""
+    # The hash may be left out only by a well-formed lookup (a tenant and an extension); else it is required.
+    if raw_hash is not None or not tenant or errors:
+        try:
+            hex_hash = bundles.parse_content_hash(raw_hash or "")
+        except ValueError:
+            errors["hash"] = "must be sha256: followed by 64 hex digits"
     if errors:
         raise InvalidRequest(errors)
+    if raw_hash is None:  # an isolated UI origin names (tenant, extension): which hash does it serve?
+        found = await st.registry.find_active_install(tenant, extension)
+        return json_response({"valid": found is not None,
+                              "content_hash": None if found is None else f"sha256:{found.version.content_hash}"})
     if not tenant:
         return json_response({"valid": await st.registry.has_active_install_at(extension, hex_hash)})
     install = await st.registry.find_active_install(tenant, extension)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -135,6 +136,52 @@ def _store_base(value: str) -> str:
     return value
 
 
+_LABEL_VALUE_RE: Final = re.compile("[a-z0-9]+(?:-[a-z0-9]+)*")
+_PLACEHOLDER_RE: Final = re.compile(r"\{([a-z]+)\}")
+_UI_PLACEHOLDERS: Final = ("extension", "tenant")
+
+
+@dataclass(frozen=True)
+class UiOriginTemplate:
+    """``EXT_UI_ORIGIN_TEMPLATE``, as the runner reads it (``runner_trio``'s ``UiOriginTemplate`` holds the
+    matching side; ``tests/browser`` checks that both agree): host labels of ``{extension}``, ``{tenant}`` and
+    literal text (``[a-z0-9]`` and single hyphens) joined by ``.`` or ``--``, each placeholder once."""
+
+    template: str
+
+    @classmethod
+    def parse(cls, value: str) -> UiOriginTemplate:
+        parts = urllib.parse.urlsplit(value.strip())
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"{value!r} must start with http:// or https://")
+        if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+            raise ValueError(f"{value!r} must be an origin: no path, query, fragment or credentials")
+        host, _, port = parts.netloc.lower().partition(":")
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"{value!r} has an invalid port")
+        seen = []
+        for piece in (piece for label in host.split(".") for piece in label.split("--")):
+            found = _PLACEHOLDER_RE.fullmatch(piece)
+            if found and found.group(1) in _UI_PLACEHOLDERS:
+                seen.append(found.group(1))
+            elif not _LABEL_VALUE_RE.fullmatch(piece):
+                raise ValueError(f"{piece!r} in {value!r}: each host label is {{extension}}, {{tenant}} or "
+                                 "lower-case letters, digits and single hyphens, joined by '--'")
+        if sorted(seen) != sorted(_UI_PLACEHOLDERS):
+            raise ValueError(f"{value!r} must hold {{extension}} and {{tenant}} once each, in the host")
+        return cls(f"{parts.scheme}://{host}" + (f":{port}" if port else ""))
+
+    def origin_for(self, tenant: str, extension: str) -> str | None:
+        """The origin of (tenant, extension)'s UI; None when an id cannot be a host label (no isolated origin)."""
+        if not (_LABEL_VALUE_RE.fullmatch(tenant) and _LABEL_VALUE_RE.fullmatch(extension)):
+            return None
+        origin = self.template.replace("{tenant}", tenant).replace("{extension}", extension)
+        host = urllib.parse.urlsplit(origin).hostname or ""
+        if len(host) > 253 or any(len(label) > 63 for label in host.split(".")):
+            return None
+        return origin
+
+
 TABLE: Final = SettingsTable(
     [
         Setting("RUNNER_BASE_URL", "runner_base_urls", _urls, REQUIRED,
@@ -151,6 +198,8 @@ TABLE: Final = SettingsTable(
                 "SQLite file of the registry"),
         Setting("RUNNER_PUBLIC_BASE", "runner_public_base", _url, None,
                 "the runner's public base for /ext-ui redirects (default the first runner URL)"),
+        Setting("EXT_UI_ORIGIN_TEMPLATE", "ui_origin_template", UiOriginTemplate.parse, None,
+                "one origin per install for UIs, as the runner's (docs/ui.md); unset: the runner's shared origin"),
         Setting("RUNNER_SECRETS_PUBLIC_KEY", "runner_secrets_public_key", _public_key, None,
                 "X25519 public key (base64) that tenant secrets are sealed to"),
         Setting("DEV_TENANT_ID", "dev_tenant_id", _tenant_id, None,
@@ -210,6 +259,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     registry_database: str = DEFAULT_REGISTRY_DATABASE
     runner_public_base: str | None = None
+    ui_origin_template: UiOriginTemplate | None = None
     runner_secrets_public_key: str | None = None
     dev_tenant_id: str | None = None
     bundle_store_base: str | None = None

@@ -28,6 +28,7 @@ from servicekit import path as _path
 from servicekit import text as _text
 
 from ._errors import ConfigError
+from ._ui_paths import UiOriginTemplate
 
 __all__ = ["Settings"]
 
@@ -134,6 +135,8 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
              "frame-ancestors appended to the ext-ui CSP"),
     _Setting("EXT_UI_CONTENT_SECURITY_POLICY", "ui_content_security_policy", _optional_text, None,
              "replaces the default ext-ui CSP"),
+    _Setting("EXT_UI_ORIGIN_TEMPLATE", "ui_origin_template", UiOriginTemplate.parse, None,
+             "one origin per install for UIs, e.g. https://{extension}--{tenant}.ext-ui.example (docs/ui.md)"),
     _Setting("EXT_STATIC_STRICT_VALIDATION", "ui_strict_validation", _bool, True,
              "serve ext-ui only for active installs (asked of the gateway)"),
     _Setting("REGISTRY_BASE_URL", "registry_base_url", _url, None, "gateway URL for install validation"),
@@ -198,6 +201,7 @@ class Settings:
     debug_max_event_bytes: int = 8192
     ui_frame_ancestors: str | None = None
     ui_content_security_policy: str | None = None
+    ui_origin_template: UiOriginTemplate | None = None
     ui_strict_validation: bool = True
     registry_base_url: str | None = None
     # Everything the bundle store reads (STORAGE_S3_*), passed through untouched.

@@ -5,9 +5,11 @@ Kept apart from the route so each rule can be read and tested on its own; nothin
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import re
 import unicodedata
+import urllib.parse
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote_to_bytes
@@ -17,6 +19,8 @@ from werkzeug.http import parse_range_header
 __all__ = [
     "DEFAULT_CSP",
     "IMMUTABLE_CACHE_CONTROL",
+    "REVALIDATE_CACHE_CONTROL",
+    "UiOriginTemplate",
     "UnsafePath",
     "build_csp",
     "content_type_for",
@@ -25,6 +29,8 @@ __all__ = [
 ]
 
 IMMUTABLE_CACHE_CONTROL: Final = "public, max-age=31536000, immutable"
+REVALIDATE_CACHE_CONTROL: Final = "no-cache"
+"""For an isolated origin's files: the URL stays when the install moves to another version, the ETag does not."""
 DEFAULT_CSP: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'"
@@ -149,3 +155,103 @@ def parse_range(header: str | None, size: int) -> ByteRange | bool | None:
     if start >= size:
         return False
     return ByteRange(start, min(size if stop is None else stop, size) - 1)
+
+
+# -- one origin per install -------------------------------------------------------------------------------------
+
+PLACEHOLDERS: Final = ("extension", "tenant")
+MAX_LABEL_LENGTH: Final = 63
+MAX_HOST_LENGTH: Final = 253
+_LABEL_VALUE: Final = "[a-z0-9]+(?:-[a-z0-9]+)*"
+_LABEL_VALUE_RE: Final = re.compile(_LABEL_VALUE)
+_PLACEHOLDER_RE: Final = re.compile(r"\{([a-z]+)\}")
+
+
+@dataclass(frozen=True)
+class UiOriginTemplate:
+    """``EXT_UI_ORIGIN_TEMPLATE``: the origin each install's UI is served from, e.g.
+    ``http://{extension}--{tenant}.ext-ui.localhost:8080``.
+
+    The host is made of labels separated by ``.``; a label is pieces separated by ``--``; a piece is
+    ``{extension}``, ``{tenant}`` or literal text (lower-case letters, digits, single hyphens). Both placeholders
+    appear exactly once. An id fills a placeholder verbatim when it is itself such text (``kitchen-sink``,
+    ``acme``, a UUID): it can then hold no ``--`` and no ``.``, so a host splits back into exactly one
+    (tenant, extension) and no two installs share an origin. Other ids (upper case, ``.``, ``_``) have no
+    isolated origin (:meth:`origin_for` answers ``None``; the gateway falls back to the shared origin).
+    """
+
+    scheme: str
+    host: str
+    """The host part with its placeholders, lower-case."""
+    port: int | None
+
+    @classmethod
+    def parse(cls, value: str) -> UiOriginTemplate:
+        """Check and parse a template.
+
+        Raises:
+            ValueError: naming what is wrong (the settings table adds the variable's name).
+        """
+        parts = urllib.parse.urlsplit(value.strip())
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"{value!r} must start with http:// or https://")
+        if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+            raise ValueError(f"{value!r} must be an origin: no path, query, fragment or credentials")
+        host, _, port_text = parts.netloc.lower().partition(":")
+        port = None
+        if port_text:
+            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                raise ValueError(f"{value!r} has an invalid port")
+            port = int(port_text)
+        seen: list[str] = []
+        for label in host.split("."):
+            for piece in label.split("--"):
+                found = _PLACEHOLDER_RE.fullmatch(piece)
+                if found:
+                    if found.group(1) not in PLACEHOLDERS:
+                        raise ValueError(f"unknown placeholder {piece} (known: {{extension}}, {{tenant}})")
+                    seen.append(found.group(1))
+                elif not _LABEL_VALUE_RE.fullmatch(piece):
+                    raise ValueError(
+                        f"{piece!r} in {value!r}: each host label is {{extension}}, {{tenant}} or lower-case "
+                        "letters, digits and single hyphens, joined by '--'"
+                    )
+        if sorted(seen) != sorted(PLACEHOLDERS):
+            raise ValueError(f"{value!r} must hold {{extension}} and {{tenant}} once each, in the host")
+        return cls(parts.scheme, host, port)
+
+    def origin_for(self, tenant: str, extension: str) -> str | None:
+        """The origin of (tenant, extension)'s UI, or None when an id cannot be a host label."""
+        if not (_LABEL_VALUE_RE.fullmatch(tenant) and _LABEL_VALUE_RE.fullmatch(extension)):
+            return None
+        host = self.host.replace("{tenant}", tenant).replace("{extension}", extension)
+        if len(host) > MAX_HOST_LENGTH or any(len(label) > MAX_LABEL_LENGTH for label in host.split(".")):
+            return None
+        return f"{self.scheme}://{host}" + (f":{self.port}" if self.port is not None else "")
+
+    def match(self, host: str) -> tuple[str, str] | None:
+        """(tenant, extension) when ``host`` (a Host header, port ignored) is one of the template's origins."""
+        name = host.lower()
+        if name.startswith("["):
+            return None  # an IPv6 literal is never a template host
+        name = name.partition(":")[0]
+        found = self._pattern.fullmatch(name)
+        if found is None:
+            return None
+        tenant, extension = found.group("tenant"), found.group("extension")
+        if self.origin_for(tenant, extension) is None:
+            return None  # over-long labels: not an origin the gateway would ever frame
+        return tenant, extension
+
+    @property
+    def _pattern(self) -> re.Pattern[str]:
+        return _compiled(self.host)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(host: str) -> re.Pattern[str]:
+    pieces = re.split(r"(\{extension\}|\{tenant\})", host)
+    return re.compile("".join(
+        f"(?P<{piece[1:-1]}>{_LABEL_VALUE})" if piece in ("{extension}", "{tenant}") else re.escape(piece)
+        for piece in pieces
+    ))

@@ -22,24 +22,20 @@ Answers carry a strong ETag (the file's sha256), ``Cache-Control: immutable`` (a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import BinaryIO, Final, final
+from collections.abc import AsyncIterator, Mapping
+from typing import BinaryIO, Final
 
-import httpx
 import trio
-from cachetools import TTLCache
 from quart import Blueprint, Response, request
 from werkzeug.datastructures import ContentRange
 from werkzeug.http import parse_if_range_header, quote_etag
 
 from bundles import ArchiveError, IntegrityError, ManifestError, ObjectNotFound, SignatureError
-from cache import CacheCorrupted, CacheError, FileInfo, SingleFlight
+from cache import CacheCorrupted, CacheError, FileInfo
 from contract import SAFE_ID_PATTERN, ContentHashError, parse_prefixed_content_hash
 
 from ._bundles import UI_DIR, BundleService
@@ -47,6 +43,7 @@ from ._config import Settings
 from ._errors import BundleUnavailable
 from ._ui_paths import (
     IMMUTABLE_CACHE_CONTROL,
+    REVALIDATE_CACHE_CONTROL,
     ByteRange,
     UnsafePath,
     build_csp,
@@ -54,6 +51,7 @@ from ._ui_paths import (
     parse_range,
     safe_relative_path,
 )
+from ._ui_validator import InstallValidator
 
 __all__ = ["BLUEPRINT_NAME", "InstallValidator", "create_ui_blueprint"]
 
@@ -64,118 +62,13 @@ DEFAULT_MAX_ASSET_BYTES: Final = 64 * 1024 * 1024
 """Largest single UI file served (413 above it)."""
 DEFAULT_CHUNK_BYTES: Final = 64 * 1024
 """Bodies up to this size are read in one go; larger ones are streamed in chunks of this size."""
-DEFAULT_VALIDATION_TIMEOUT_S: Final = 2.0
-DEFAULT_VALIDATION_TTL_S: Final = 10.0
-"""How long a gateway answer (yes or no) is reused: an uninstall stops serving within this delay."""
-DEFAULT_VALIDATION_CACHE_ENTRIES: Final = 4096
 INDEX_FILE: Final = "index.html"
 
 _ID_RE: Final = SAFE_ID_PATTERN
 _METHODS: Final = ["GET", "HEAD"]
-
-
-# -- install validation (strict mode) ---------------------------------------------------------------------------
-
-
-@final
-class InstallValidator:
-    """Asks the gateway whether (tenant, extension, hash) is an active install, with a small TTL cache.
-
-    ``GET {base_url}/api/installs/validate?tenant=&extension=&hash=sha256:<hex>`` with the runner's service
-    token as bearer. A 200 ``{"valid": true|false}`` is cached for ``ttl_s`` (both answers, so a flood of
-    requests for an unknown install costs one gateway call per TTL); anything else (timeout, refused
-    connection, a non-200, a malformed body) is a "no" that is not cached, so the next request asks again.
-    Concurrent questions for one key share one gateway call.
-
-    The UI's own assets (scripts, styles) are requested without ``?tenant=``: for them the question is whether
-    *any* tenant has an active install of (extension, hash) — the gateway answers that when ``tenant`` is left
-    out, so any runner replica can serve them, not only the one that saw the page. A UI file is the same for
-    every tenant, so this reveals nothing tenant-specific; it only keeps serving limited to bundles that are
-    really installed somewhere. A confirmed tenant install also answers the tenant-less question for the TTL.
-
-    Args:
-        base_url: the gateway (``REGISTRY_BASE_URL``); ``None`` refuses everything (strict mode fails closed).
-        service_token: ``RUNNER_SERVICE_TOKEN``, sent as ``Authorization: Bearer``.
-        timeout_s: bound on one gateway call (connect + read).
-        ttl_s: how long an answer is reused.
-        max_entries: answers kept (least recently used dropped first).
-        transport: an httpx transport (tests, unix sockets).
-        clock: monotonic seconds (tests pass their own).
-    """
-
-    def __init__(
-        self,
-        base_url: str | None,
-        service_token: str | None,
-        *,
-        timeout_s: float = DEFAULT_VALIDATION_TIMEOUT_S,
-        ttl_s: float = DEFAULT_VALIDATION_TTL_S,
-        max_entries: int = DEFAULT_VALIDATION_CACHE_ENTRIES,
-        transport: httpx.AsyncBaseTransport | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._base_url = base_url.rstrip("/") if base_url else None
-        self._answers: TTLCache[tuple[str | None, str, str], bool] = TTLCache(
-            maxsize=max_entries, ttl=ttl_s, timer=clock)
-        self._flights: SingleFlight[tuple[str | None, str, str], bool | None] = SingleFlight()
-        headers = {"authorization": f"Bearer {service_token}"} if service_token else {}
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s), headers=headers, transport=transport, follow_redirects=False
-        )
-        self.calls = self.hits = self.failures = 0
-        if self._base_url is None:
-            log.warning("EXT_STATIC_STRICT_VALIDATION is on but REGISTRY_BASE_URL is unset: ext-ui serves nothing")
-        elif not service_token:
-            log.warning("REGISTRY_BASE_URL is set without RUNNER_SERVICE_TOKEN: the gateway will refuse to answer")
-
-    async def is_active(self, tenant: str | None, extension: str, hex_digest: str) -> bool:
-        """True only when the gateway confirms an active install of ``extension`` at that hash for ``tenant``.
-
-        With ``tenant=None``: whether any tenant has an active install of ``extension`` at that hash.
-        """
-        if self._base_url is None:
-            return False
-        cached = self._cached((tenant, extension, hex_digest))
-        if cached is not None:
-            return cached
-        key = (tenant, extension, hex_digest)
-        answer, _ = await self._flights.run(key, lambda: self._ask(key))
-        return bool(answer)
-
-    def _cached(self, key: tuple[str | None, str, str]) -> bool | None:
-        found = self._answers.get(key)  # None once expired; a hit makes it the most recently used
-        if found is not None:
-            self.hits += 1
-        return found
-
-    def _remember(self, key: tuple[str | None, str, str], valid: bool) -> None:
-        with contextlib.suppress(ValueError):  # max_entries=0: every question goes to the gateway
-            self._answers[key] = valid
-
-    async def _ask(self, key: tuple[str | None, str, str]) -> bool | None:
-        tenant, extension, hex_digest = key
-        self.calls += 1
-        query = {"extension": extension, "hash": f"sha256:{hex_digest}"}
-        if tenant is not None:
-            query["tenant"] = tenant
-        try:
-            response = await self._client.get(f"{self._base_url}/api/installs/validate", params=query)
-            valid = response.json().get("valid") if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            self.failures += 1
-            log.warning("install validation for %s/%s unavailable: %s", tenant, extension, exc)
-            return None
-        if not isinstance(valid, bool):
-            self.failures += 1
-            log.warning("install validation for %s/%s: gateway answered %d", tenant, extension, response.status_code)
-            return None
-        self._remember(key, valid)
-        if valid and tenant is not None:
-            self._remember((None, extension, hex_digest), True)
-        return valid
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+SHARED_ORIGIN_CORS: Final = {"access-control-allow-origin": "*"}
+"""On the shared origin's answers: an opaque-origin frame (sandbox without allow-same-origin) loads module
+scripts in CORS mode with ``Origin: null``. Nothing is lost: the files carry no credential and need none."""
 
 
 # -- the route ----------------------------------------------------------------------------------------------------
@@ -193,8 +86,10 @@ def create_ui_blueprint(
 
     Args:
         bundles: where verified, pinned cache entries come from.
-        settings: ``ui_strict_validation``, ``ui_frame_ancestors``, ``ui_content_security_policy``.
-        validator: the install check of strict mode; ``None`` with strict mode on refuses every request.
+        settings: ``ui_strict_validation``, ``ui_frame_ancestors``, ``ui_content_security_policy``,
+            ``ui_origin_template``.
+        validator: the install check of strict mode; ``None`` with strict mode on refuses every request. It
+            also maps an isolated origin to its install's hash, so without it isolated origins serve nothing.
             The blueprint closes it when the app stops serving.
         max_asset_bytes: largest file served (413 above).
         chunk_bytes: streaming chunk size.
@@ -204,6 +99,10 @@ def create_ui_blueprint(
     strict = settings.ui_strict_validation
     if strict and validator is None:
         log.warning("EXT_STATIC_STRICT_VALIDATION is on without an install validator: ext-ui serves nothing")
+    template = settings.ui_origin_template
+    if template is not None and validator is None:
+        log.warning("EXT_UI_ORIGIN_TEMPLATE needs EXT_STATIC_STRICT_VALIDATION and REGISTRY_BASE_URL (the gateway "
+                    "maps an origin to its install): isolated origins serve nothing")
 
     @blueprint.after_app_serving
     async def _close_validator() -> None:
@@ -234,13 +133,47 @@ def create_ui_blueprint(
         values = {"tenant": tenant, "extension": extension}
         key_context = {name: value for name in bundles.layout_fields if (value := values.get(name)) is not None}
         try:
-            return await _serve(bundles, hex_digest, key_context, clean, csp, max_asset_bytes, chunk_bytes)
+            return await _serve(bundles, hex_digest, key_context, clean, csp, max_asset_bytes, chunk_bytes,
+                                SHARED_ORIGIN_CORS)
         except BundleUnavailable as exc:
             return _bundle_failure(hex_digest, exc)
         except ValueError:
             if len(key_context) == len(bundles.layout_fields):
                 raise
             return _error(404, "not_found")
+
+    if template is not None:
+
+        @blueprint.before_app_request
+        async def isolated_origin() -> Response | None:
+            """Host-based dispatch: a request to an install's own origin is that install's UI, whatever the path.
+
+            Registered on the app, ahead of routing: nothing else the runner serves (``/v1/*``, metrics) is
+            reachable from an extension's origin.
+            """
+            found = template.match(request.host)
+            if found is None:
+                return None  # the runner's own origin: routes as usual
+            tenant, extension = found
+            if request.method not in _METHODS:
+                response = _error(405, "method_not_allowed")
+                response.headers["allow"] = ", ".join(_METHODS)
+                return response
+            raw_path = (request.scope.get("raw_path") or request.path.encode("utf-8")).decode("latin-1")
+            try:
+                clean = safe_relative_path(raw_path.removeprefix("/"))
+            except UnsafePath as exc:
+                return _error(400, "invalid_path", str(exc))
+            hex_digest = await validator.active_hash(tenant, extension) if validator is not None else None
+            if hex_digest is None:
+                return _error(404, "not_found")
+            values = {"tenant": tenant, "extension": extension}
+            key_context = {name: values[name] for name in bundles.layout_fields if name in values}
+            try:
+                return await _serve(bundles, hex_digest, key_context, clean, csp, max_asset_bytes, chunk_bytes,
+                                    {"cache-control": REVALIDATE_CACHE_CONTROL})
+            except BundleUnavailable as exc:
+                return _bundle_failure(hex_digest, exc)
 
     return blueprint
 
@@ -277,6 +210,7 @@ async def _serve(
     csp: str,
     max_asset_bytes: int,
     chunk_bytes: int,
+    extra_headers: Mapping[str, str],
 ) -> Response:
     for attempt in range(2):
         async with bundles.entry(hex_digest, key_context=key_context) as entry:
@@ -287,7 +221,7 @@ async def _serve(
             if info.size > max_asset_bytes:
                 return _error(413, "asset_too_large")
             tag = _etag(info)
-            headers = _file_headers(relpath, info, tag, csp)
+            headers = {**_file_headers(relpath, info, tag, csp), **extra_headers}
             # If-None-Match uses the weak comparison (RFC 9110 §13.1.2): W/"x" matches "x"; * matches any.
             if request.if_none_match.contains_weak(tag):
                 return Response(b"", status=304, headers={k: v for k, v in headers.items() if k != "content-type"})

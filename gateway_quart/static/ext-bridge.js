@@ -2,13 +2,21 @@
 //
 // Envelope, both ways: {alga: true, version: "1", type, request_id?, payload, channel?}; anything else is ignored.
 //   host -> iframe: bootstrap {session, theme_tokens, navigation: {path}}, theme_tokens {theme_tokens},
-//                   apiproxy_response {status, body (base64)} | {error, status?, body?}
+//                   theme {...tokens}, apiproxy_response {status, body (base64)} | {error, status?, body?}
 //   iframe -> host: ready {}, resize {height} (clamped to 100..4000 px), navigate {path},
 //                   apiproxy {route, method?, body? (base64), content_type?}
+// This is the reference iframe SDK's protocol (docs/ui.md): its envelopes carry no channel, and it reads the host's
+// origin from `?parentOrigin=` in its URL; our own author helper (ext-iframe.js) adds a channel id.
 //
 // Who may talk to whom (the reasoning behind every check below):
 //
-// * The iframe is sandboxed with "allow-scripts" and without "allow-same-origin" by default, so its document has
+// * Isolated mode (the production one): the UI is served from its install's own origin and framed with
+//   ISOLATED_SANDBOX ("allow-same-origin" included). Its messages then carry that real origin, which no other
+//   document can claim, so `event.source` plus `event.origin` identify the extension's document and a message
+//   without a channel (the reference SDK's) is accepted; a channel, when present, must still be this one. The
+//   host posts to that origin only.
+//
+// * Shared mode: the iframe is sandboxed with "allow-scripts" and without "allow-same-origin", so its document has
 //   an opaque origin: in the host, `event.origin` of its messages is the string "null", which any other sandboxed
 //   document (or a data: URL) also has. The origin alone therefore proves nothing, and every message must also
 //   come from this iframe's own window (`event.source === iframe.contentWindow`). When a caller opts into
@@ -34,6 +42,13 @@
 
 export const PROTOCOL_VERSION = '1';
 export const DEFAULT_SANDBOX = 'allow-scripts';
+export const ISOLATED_SANDBOX = 'allow-scripts allow-same-origin allow-forms allow-popups';
+export const PARENT_ORIGIN_QUERY = 'parentOrigin';
+export const CONTENT_HASH_QUERY = '_h';
+// What a body is labelled with when the iframe names no content_type: our helper's default is JSON; the
+// reference SDK's host sends every body as bytes.
+export const DEFAULT_CONTENT_TYPE = 'application/json';
+export const REFERENCE_CONTENT_TYPE = 'application/octet-stream';
 export const MIN_HEIGHT = 100;
 export const MAX_HEIGHT = 4000;
 export const MAX_INFLIGHT_API_CALLS = 16;
@@ -100,6 +115,30 @@ export function buildExtUiSrc(extensionId, contentHash, path, options = {}) {
   return url.toString();
 }
 
+/**
+ * The URL of an extension's UI on its install's own origin (isolated mode), as the reference host builds it:
+ * `${uiOrigin}/{entry}?parentOrigin=…&_h={hash}&path=…#alga-channel=…&alga-parent=…` (the entry `index.html` is `/`).
+ */
+export function buildIsolatedUiSrc(uiOrigin, contentHash, path, options = {}) {
+  const { parentOrigin, entry = 'index.html', channel } = options;
+  if (!HASH_RE.test(contentHash)) throw new TypeError('contentHash must be sha256:<64 lower-case hex>');
+  const origin = new URL(uiOrigin);
+  if ((origin.protocol !== 'http:' && origin.protocol !== 'https:') || origin.origin !== uiOrigin.replace(/\/+$/, '')) {
+    throw new TypeError('uiOrigin must be an http(s) origin');
+  }
+  const file = String(entry).split('/').filter(Boolean).map(encodeURIComponent).join('/');
+  const url = new URL(file === 'index.html' ? '/' : `/${file}`, origin);
+  const parent = new URL(parentOrigin).origin;
+  url.searchParams.set(PARENT_ORIGIN_QUERY, parent);
+  url.searchParams.set(CONTENT_HASH_QUERY, contentHash);
+  url.searchParams.set('path', isNavigationPath(path) ? path : '/');
+  const fragment = new URLSearchParams();
+  if (channel) fragment.set(CHANNEL_PARAM, channel);
+  fragment.set(PARENT_PARAM, parent);
+  url.hash = fragment.toString();
+  return url.toString();
+}
+
 /** Set theme tokens (CSS custom properties such as `--alga-color-primary`) on an element; bad ones are skipped. */
 export function applyThemeTokens(element, tokens) {
   for (const [name, value] of Object.entries(tokens || {})) {
@@ -128,7 +167,7 @@ export function base64ToBytes(text) {
  * Turn an apiproxy payload into a fetch of this origin's `${apiBase}${route}`, or throw (the message says why).
  * `apiBase` is `/api/ext/{extensionId}`; `origin` defaults to this page's origin.
  */
-export function resolveApiRequest(apiBase, payload, origin = window.location.origin) {
+export function resolveApiRequest(apiBase, payload, origin = window.location.origin, defaultContentType = DEFAULT_CONTENT_TYPE) {
   const route = payload && payload.route;
   if (typeof route !== 'string' || route.length === 0 || route.length > MAX_ROUTE_LENGTH) throw new Error('route must be a non-empty string');
   if (!route.startsWith('/') || route.startsWith('//') || route.includes('\\') || route.includes('#') || CONTROL_RE.test(route)) {
@@ -162,7 +201,7 @@ export function resolveApiRequest(apiBase, payload, origin = window.location.ori
       throw new Error('body is not valid base64');
     }
     if (body.length > MAX_API_BODY_BYTES) throw new Error('body is too large');
-    const contentType = payload.content_type === undefined ? 'application/json' : payload.content_type;
+    const contentType = payload.content_type === undefined ? defaultContentType : payload.content_type;
     if (typeof contentType !== 'string' || !CONTENT_TYPE_RE.test(contentType)) throw new Error('invalid content_type');
     headers['content-type'] = contentType;
   }
@@ -202,9 +241,11 @@ export function bootstrapIframe(iframe, options) {
   if (sameOrigin && expectedOrigin === window.location.origin) {
     throw new Error('allow-same-origin with a runner on the host origin would let the extension lift its sandbox');
   }
-  // See the header comment: an opaque-origin frame says "null" and can only be addressed as "*".
+  // See the header comment: an opaque-origin frame says "null" and can only be addressed as "*"; a frame on its own
+  // origin is addressed by it, and only there can a message without a channel be trusted.
   const acceptedOrigin = sameOrigin ? expectedOrigin : 'null';
   const targetOrigin = sameOrigin ? expectedOrigin : '*';
+  const channelOptional = sameOrigin || !requireChannel;
 
   let theme = { ...themeTokens };
   let navigation = { path: isNavigationPath(options.navigation && options.navigation.path) ? options.navigation.path : '/' };
@@ -229,9 +270,10 @@ export function bootstrapIframe(iframe, options) {
   async function apiproxy(message) {
     const requestId = message.request_id;
     const reply = (payload) => post('apiproxy_response', payload, requestId);
+    const contentType = message.channel === undefined ? REFERENCE_CONTENT_TYPE : DEFAULT_CONTENT_TYPE;
     let request;
     try {
-      request = resolveApiRequest(apiBase, message.payload);
+      request = resolveApiRequest(apiBase, message.payload, window.location.origin, contentType);
     } catch (error) {
       reply({ error: 'bad_request', message: error.message });
       return;
@@ -252,9 +294,10 @@ export function bootstrapIframe(iframe, options) {
         redirect: 'error',
         cache: 'no-store',
       });
-      const body = bytesToBase64(new Uint8Array(await response.arrayBuffer()));
-      const answer = { status: response.status, content_type: response.headers.get('content-type'), body };
-      if (!response.ok) answer.error = `http_${response.status}`;
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      const answer = { status: response.status, content_type: response.headers.get('content-type'), body: bytesToBase64(bytes) };
+      // The reference SDK rejects on `error` and shows it; our helper resolves on `status` (check .ok).
+      if (!response.ok) answer.error = `Proxy error ${response.status}: ${new TextDecoder().decode(bytes)}`;
       reply(answer);
     } catch (error) {
       reply({ error: 'network_error', message: String(error && error.message) });
@@ -268,7 +311,7 @@ export function bootstrapIframe(iframe, options) {
     if (event.origin !== acceptedOrigin) return ignore('origin', event);
     const message = event.data;
     if (!isEnvelope(message)) return ignore('envelope', event);
-    if (requireChannel ? message.channel !== channel : message.channel !== undefined && message.channel !== channel) {
+    if (message.channel === undefined ? !channelOptional : message.channel !== channel) {
       return ignore('channel', event);
     }
     const payload = message.payload || {};
@@ -277,6 +320,7 @@ export function bootstrapIframe(iframe, options) {
         ready = true;
         stats.accepted += 1;
         post('bootstrap', { session, theme_tokens: theme, navigation });
+        post('theme', { ...theme }); // as the reference host does on ready
         if (onReady) onReady();
         return undefined;
       case 'resize': {
@@ -316,6 +360,7 @@ export function bootstrapIframe(iframe, options) {
     setThemeTokens(tokens) {
       theme = { ...tokens };
       post('theme_tokens', { theme_tokens: theme });
+      post('theme', { ...theme });
     },
     dispose() {
       window.removeEventListener('message', onMessage);

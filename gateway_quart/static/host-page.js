@@ -1,7 +1,10 @@
 // The host page of one installed extension: reads its config from the JSON data block, embeds the extension's
-// UI from the runner in a sandboxed iframe and connects the bridge. State is mirrored into data-* attributes of
-// #ext-host so the page can be observed (and tested) from outside.
-import { applyThemeTokens, bootstrapIframe, buildExtUiSrc, newChannel } from './ext-bridge.js';
+// UI in a sandboxed iframe (on its install's own origin in isolated mode, else on the runner's shared origin)
+// and connects the bridge. State is mirrored into data-* attributes of #ext-host so the page can be observed
+// (and tested) from outside.
+import {
+  applyThemeTokens, bootstrapIframe, buildExtUiSrc, buildIsolatedUiSrc, newChannel,
+} from './ext-bridge.js';
 
 const config = JSON.parse(document.getElementById('ext-host-config').textContent);
 const host = document.getElementById('ext-host');
@@ -17,14 +20,18 @@ iframe.className = 'ext-frame';
 iframe.title = `${config.extensionName} (extension)`;
 iframe.referrerPolicy = 'no-referrer';
 
+const isolated = config.uiMode === 'isolated';
+host.dataset.uiMode = config.uiMode;
 const counters = { ignored: 0, apiCalls: 0 };
 const channel = newChannel();
 const bridge = bootstrapIframe(iframe, {
-  runnerOrigin: new URL(config.runnerBase).origin,
+  runnerOrigin: isolated ? config.uiOrigin : new URL(config.runnerBase).origin,
   extensionId: config.extensionId,
   apiBase: config.apiBase,
+  sandbox: config.sandbox,
   channel,
-  session: config.session,
+  // The reference's bootstrap session has a token: none crosses into the frame here (docs/ui.md).
+  session: { token: null, expires_at: null, ...config.session },
   themeTokens: config.themes[themeName],
   navigation: { path: config.navigationPath },
   onReady() {
@@ -60,11 +67,17 @@ themeToggle.addEventListener('click', () => {
   host.dataset.theme = themeName;
 });
 
-iframe.src = buildExtUiSrc(config.extensionId, config.contentHash, config.navigationPath, {
-  runnerBase: config.runnerBase,
-  tenant: config.tenantId,
-  entry: config.entry,
-  channel,
-  parentOrigin: window.location.origin,
-});
+iframe.src = isolated
+  ? buildIsolatedUiSrc(config.uiOrigin, config.contentHash, config.navigationPath, {
+    entry: config.entry,
+    channel,
+    parentOrigin: window.location.origin,
+  })
+  : buildExtUiSrc(config.extensionId, config.contentHash, config.navigationPath, {
+    runnerBase: config.runnerBase,
+    tenant: config.tenantId,
+    entry: config.entry,
+    channel,
+    parentOrigin: window.location.origin,
+  });
 host.appendChild(iframe);

@@ -3,6 +3,7 @@ its host page, the js-kitchen-sink sample's bundle, and a server on a third orig
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from quart_trio import QuartTrio
 
 import bundles
 from bundles.store import FileStore
+from gateway_quart._settings import UiOriginTemplate as GatewayUiOriginTemplate
+from runner_trio._ui_paths import UiOriginTemplate as RunnerUiOriginTemplate
 from tests._net import free_port
 from tests._redis import redis_server  # noqa: F401 - session fixture for the console test
 from tests.gateway._helpers import Server, start_server
@@ -123,6 +126,112 @@ async def stack(tmp_path: Path, kitchen_sink_bundle: bytes, runner_cache: Path) 
             viewer_token = (await gateway.post(f"/api/v1/users/{viewer['id']}/tokens", {"name": "v"}))["token"]
             await gateway.register_and_install(hex_digest, EXTENSION_ID, "acme")
             yield Stack(runner, gateway, f"{foreign.url}/foreign.html", hex_digest, token, other_token, viewer_token)
+        finally:
+            await gateway.client.aclose()
+            with trio.fail_after(10):
+                for server in started:
+                    await server.close()
+
+
+# -- isolated-origin mode: each install's UI on its own origin ------------------------------------------------------
+
+REF_UI_ID = "ref-ui"
+REF_UI_OTHER_ID = "ref-ui-b"
+
+# A page on a third origin speaking the reference SDK's protocol (no channel): to the host, and to the frame.
+FOREIGN_REF_JS = """(function () {
+  function envelope(type, payload, requestId) {
+    var message = {alga: true, version: '1', type: type, payload: payload};
+    if (requestId) message.request_id = requestId;
+    return message;
+  }
+  var host = window.opener;
+  host.postMessage(envelope('resize', {height: 3333}), '*');
+  host.postMessage(envelope('navigate', {path: '/evil'}), '*');
+  host.postMessage(envelope('apiproxy', {route: '/echo', method: 'POST', body: btoa('{"evil":true}')}, 'evil-1'), '*');
+  var frame = host.frames[0];
+  frame.postMessage(envelope('theme', {'--alga-primary': 'rgb(255, 0, 0)'}), '*');
+  frame.postMessage(envelope('bootstrap', {session: {token: 'evil', expires_at: null},
+                                           theme_tokens: {'--alga-primary': 'rgb(255, 0, 0)'},
+                                           navigation: {path: '/evil'}}), '*');
+  document.title = 'sent';
+})();
+"""
+
+
+@dataclass
+class IsolatedStack:
+    runner: RealRunner
+    gateway: Gateway
+    foreign_url: str
+    template: str
+    hex: str
+    other_hex: str
+    token: str
+
+    def origin(self, extension: str, tenant: str = "acme") -> str:
+        return self.template.replace("{extension}", extension).replace("{tenant}", tenant)
+
+
+@pytest.fixture(scope="session")
+def ref_ui_bundles(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
+    """The ref-ui sample packed, and a second extension with the same UI (another manifest, another hash)."""
+    root = tmp_path_factory.mktemp("ref-ui")
+    tree = stage_sample("ref-ui", root / "a")
+    other = stage_sample("ref-ui", root / "b")
+    manifest = json.loads((other / "manifest.json").read_text())
+    # No endpoints: its UI's own handler calls are refused by the gateway, so its component is never compiled.
+    manifest = {**manifest, "name": "com.example.samples.ref-ui-b"}
+    del manifest["api"]
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    return bundles.pack_directory(tree, level=3), bundles.pack_directory(other, level=3)
+
+
+def foreign_ref_app() -> QuartTrio:
+    app = foreign_app()
+
+    @app.get("/foreign-ref.js")
+    async def ref_script() -> Response:
+        return Response(FOREIGN_REF_JS, content_type="text/javascript; charset=utf-8")
+
+    @app.get("/foreign-ref.html")
+    async def ref_page() -> Response:
+        return Response(FOREIGN_HTML.replace("foreign.js", "foreign-ref.js"), content_type="text/html; charset=utf-8")
+
+    return app
+
+
+@pytest.fixture
+async def isolated_stack(
+    tmp_path: Path, ref_ui_bundles: tuple[bytes, bytes], runner_cache: Path
+) -> AsyncIterator[IsolatedStack]:
+    """Gateway + runner with ``EXT_UI_ORIGIN_TEMPLATE`` (``http://{extension}--{tenant}.ext-ui.localhost:<port>``),
+    tenant ``acme`` holding installs of ``ref-ui`` and ``ref-ui-b``; a foreign origin."""
+    started: list[Server] = []
+    async with trio.open_nursery() as nursery:
+        store_dir = tmp_path / "store"
+        store_dir.mkdir()
+        port = free_port()
+        runner_url = f"http://127.0.0.1:{port}"
+        template = f"http://{{extension}}--{{tenant}}.ext-ui.localhost:{port}"
+        gateway = await start_gateway(nursery, tmp_path / "gateway", store_dir=store_dir, runner_url=runner_url,
+                                      ui_origin_template=GatewayUiOriginTemplate.parse(template))
+        runner = await start_real_runner(
+            nursery, tmp_path / "runner", runner_url=runner_url, store_dir=store_dir, gateway_url=gateway.url,
+            cache_root=runner_cache, ui_origin_template=RunnerUiOriginTemplate.parse(template),
+        )
+        foreign = await start_server(nursery, foreign_ref_app())
+        started[:] = [foreign, runner, gateway.server]
+        try:
+            async with FileStore(str(store_dir)) as store:
+                hexes = [bundles.parse_content_hash(await bundles.publish_bundle(store, data))
+                         for data in ref_ui_bundles]
+            await runner.warmup(hexes[0])  # compile before the browser's first apiproxy call
+            token = await gateway.tenant_with_token("acme")
+            await gateway.register_and_install(hexes[0], REF_UI_ID, "acme")
+            await gateway.register_and_install(hexes[1], REF_UI_OTHER_ID, "acme")
+            yield IsolatedStack(runner, gateway, f"{foreign.url}/foreign-ref.html", template, hexes[0], hexes[1],
+                                token)
         finally:
             await gateway.client.aclose()
             with trio.fail_after(10):

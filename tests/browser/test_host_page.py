@@ -12,7 +12,7 @@ import httpx
 from gateway_quart._host_page import DEFAULT_THEME_TOKENS, STATIC_DIR
 
 from ._servers import ROOT, publish_tree, write_tree
-from .conftest import Stack
+from .conftest import IsolatedStack, Stack
 
 
 class _Scripts(HTMLParser):
@@ -141,3 +141,28 @@ def test_the_sample_ui_has_no_inline_script() -> None:
     assert parser.scripts == [{"src": "ext-iframe.js"}, {"src": "app.js"}]
     assert not re.search(r"\son[a-z]+\s*=", (ui / "index.html").read_text())  # no inline event handlers
     assert all((ui / str(s["src"])).exists() for s in parser.scripts)
+
+
+async def test_host_page_in_isolated_origin_mode(isolated_stack: IsolatedStack) -> None:
+    """With EXT_UI_ORIGIN_TEMPLATE the page frames the install's own origin, and only that one."""
+    stack = isolated_stack
+    async with httpx.AsyncClient(base_url=stack.gateway.url, timeout=10) as browser:
+        assert (await browser.post("/api/session", json={"token": stack.token})).status_code == 200
+        resp = await browser.get("/msp/extensions/ref-ui")
+    assert resp.status_code == 200, resp.text
+    origin = stack.origin("ref-ui")
+    assert f"frame-src {origin};" in resp.headers["content-security-policy"]
+    parser = _Scripts()
+    parser.feed(resp.text)
+    assert parser.config is not None
+    config = json.loads(parser.config)
+    assert (config["uiMode"], config["uiOrigin"]) == ("isolated", origin)
+    assert config["sandbox"] == "allow-scripts allow-same-origin allow-forms allow-popups"
+    assert config["apiBase"] == "/api/ext/ref-ui"
+    # The runner serves that origin's index (Host header: httpx need not resolve *.localhost).
+    async with httpx.AsyncClient(base_url=stack.runner.url, timeout=10) as client:
+        page = await client.get("/?parentOrigin=x", headers={"host": origin.removeprefix("http://")})
+        asset = await client.get("/assets/app.js", headers={"host": origin.removeprefix("http://")})
+    assert (page.status_code, asset.status_code) == (200, 200)
+    assert '<script type="module" src="/assets/app.js">' in page.text
+    assert "frame-ancestors" in page.headers["content-security-policy"]

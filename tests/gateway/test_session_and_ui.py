@@ -140,3 +140,18 @@ async def test_install_validation_for_the_runner(installed: tuple[Gateway, Tenan
     resp = await gateway.client.get("/api/installs/validate", params={**anyone, "extension": "other"},
                                     headers=service)
     assert resp.json() == {"valid": False}
+
+
+async def test_install_lookup_for_an_isolated_ui_origin(installed: tuple[Gateway, Tenant]) -> None:
+    """Without a hash, the runner serving (tenant, extension)'s own UI origin learns which hash to serve."""
+    gateway, _ = installed
+    service = {"authorization": f"Bearer {SERVICE_TOKEN}"}
+    lookup = {"tenant": "acme", "extension": "echo"}
+    resp = await gateway.client.get("/api/installs/validate", params=lookup, headers=service)
+    assert resp.json() == {"valid": True, "content_hash": gateway.bundles["v1"]}
+    for other in ({**lookup, "tenant": "globex"}, {**lookup, "extension": "other"}):
+        resp = await gateway.client.get("/api/installs/validate", params=other, headers=service)
+        assert resp.json() == {"valid": False, "content_hash": None}
+    assert (await gateway.client.get("/api/installs/validate", params=lookup)).status_code == 401
+    resp = await gateway.client.get("/api/installs/validate", params={"extension": "echo"}, headers=service)
+    assert (resp.status_code, set(resp.json()["fields"])) == (400, {"hash"})
