@@ -5,11 +5,12 @@ Two kinds of client send the calls, at once:
 * ``concurrency`` workers sharing one httpx client whose pool keeps its connections alive, as a service
   calling the gateway would;
 * ``raw_sockets`` careless clients on raw HTTP/1.1 (``tests/_http1.py``): they keep one connection for as
-  long as the server lets them, send a 401/404-bound POST's head alone and read the early answer before
-  sending the body they announced, and send their next request on the same connection even after an answer
-  said ``Connection: close`` (the way the lost requests of issue 13 were reproduced by hand). A server that
-  closes after saying so is fine: the call is sent again on a new connection. A connection closed without
-  notice, or a request that gets neither an answer nor a close, is a finding.
+  long as the server lets them, send the head of a POST bound for an early answer (401, 404, or 429 once the
+  rate-limited tenant's bucket is empty) alone and read that answer before sending the body they announced,
+  and send their next request on the same connection even after an answer said ``Connection: close`` (the
+  way the lost requests of issue 13 were reproduced by hand). A server that closes after saying so is fine:
+  the call is sent again on a new connection. A connection closed without notice, or a request that gets
+  neither an answer nor a close, is a finding.
 
 Every call ends with exactly one :class:`Answer`; an answer whose ids do not match its call, a transport
 error and a timeout are findings with a kind (``errors``), never retried away.

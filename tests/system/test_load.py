@@ -7,8 +7,8 @@ pool, plus raw sockets that reuse their connection after early answers (``_load_
 get exactly one answer that carries its own id, within a bound; the runners must have run the guest once per
 200, and the audit log must hold one row per call that passed the rate limit, with the status the client saw.
 
-RSS and open files of each process at start and end are printed (``-s`` or the report file under
-``test-artifacts/``), not asserted: they are for a reader comparing runs.
+RSS, open files and CPU time of each process at the start and the end of the load are printed (past pytest's
+capture, and to ``test-artifacts/load-report.txt``), not asserted: they are for a reader comparing runs.
 """
 
 from __future__ import annotations
