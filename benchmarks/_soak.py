@@ -42,7 +42,7 @@ from ._procs import Service, runner_env, start_service, warmup
 CONCURRENCY: Final = 64
 RAW_SOCKETS: Final = 8
 LOAD_BUDGET_S: Final = 600.0
-"""A hang fails the run here; 10,000 calls take about a minute on 2 cores."""
+"""A hang fails the run here; 2,000 calls took 63-81 s on 2 cores at load average 11-15 (less when idle)."""
 ADMIN_TOKEN: Final = secrets.token_urlsafe(24)
 # Runner admission is not what this measures (see `herd`): a queue long and patient enough for 64 callers.
 RUNNER_SETTINGS: Final = {"RUNNER_MAX_QUEUE": "512", "RUNNER_QUEUE_TIMEOUT_MS": "60000"}

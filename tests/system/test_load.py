@@ -44,7 +44,7 @@ TOTAL: Final = 2_000
 CONCURRENCY: Final = 32
 RAW_SOCKETS: Final = 4
 LOAD_BUDGET_S: Final = 150.0
-"""The whole load phase: about 10 s on an idle 2-core machine; a hang fails here, not at the 30 s per call."""
+"""The whole load phase: 31-49 s on a 2-core machine at load average 8-9 (less when idle); a hang ends here."""
 ROOT: Final = Path(__file__).resolve().parents[2]
 
 # Runner admission must not be what refuses calls here (it has its own tests and the `herd` benchmark): the
