@@ -3,7 +3,8 @@ call answered and matched to its request by id, none lost (issue 13, item 7). Ru
 
 The plan, the clients and the checks are those of the load test in ``scripts/test``
 (``tests/system/test_load.py``, built from ``tests/system/_load_plan.py`` and ``_load_drive.py``), five times
-longer and twice as concurrent: GETs and POSTs answered by the WAT echo guest, a tenant over its rate limit
+longer and twice as concurrent, and with POSTs that carry no idempotency key (the gateway may not retry them,
+so every call lost on the runner hop shows): GETs and POSTs answered by the WAT echo guest, a tenant over its rate limit
 (exactly 5% of the calls get 429), bad tokens (401), undeclared endpoints (404), an httpx pool of 64
 kept-alive connections plus 8 raw sockets that keep reusing their connection after early answers.
 
@@ -72,7 +73,9 @@ async def run(ws: Workspace) -> None:
         async with httpx.AsyncClient(base_url=gateway.url, timeout=60, trust_env=False) as client:
             for runner in runners:
                 await warmup(client, runner.url, content_hash.removeprefix("sha256:"))
-            plan = build_plan(total, await install_tenants(client, ADMIN_TOKEN, content_hash))
+            # Unkeyed POSTs, unlike the load test's: the gateway may not retry them, so the soak shows every
+            # call the runner hop loses (docs/operations.md, "Soak notes").
+            plan = build_plan(total, await install_tenants(client, ADMIN_TOKEN, content_hash), keyed_posts=False)
             before = sum([await ok_invocations(client, r.url) for r in runners])
             pids = {"gateway": gateway.process.pid, "runner-a": runners[0].process.pid,
                     "runner-b": runners[1].process.pid, "load generator": os.getpid()}

@@ -104,8 +104,11 @@ def _sizes(total: int) -> tuple[int, int, int]:
     return burst, limited_429, unauth
 
 
-def build_plan(total: int, tokens: Mapping[str, str], *, seed: int = 13) -> Plan:
+def build_plan(total: int, tokens: Mapping[str, str], *, keyed_posts: bool, seed: int = 13) -> Plan:
     """``total`` calls for the tenants of ``tokens`` (tenant -> API token: the ``ok-*`` ones and ``hot``).
+
+    ``keyed_posts``: each POST carries an ``Idempotency-Key`` (its id), so the gateway may retry it on another
+    runner when the runner hop fails, as it retries GETs.
 
     Raises:
         ValueError: ``total`` too small for the mix.
@@ -120,11 +123,12 @@ def build_plan(total: int, tokens: Mapping[str, str], *, seed: int = 13) -> Plan
     # `missing` takes what rounding left over (at least its share): it never takes a token from any bucket.
     slots += [(Kind.MISSING, OK_TENANTS[i % len(OK_TENANTS)]) for i in range(total - len(slots))]
     rng.shuffle(slots)
-    calls = [_call(index, kind, tenant, tokens, rng) for index, (kind, tenant) in enumerate(slots)]
+    calls = [_call(index, kind, tenant, tokens, rng, keyed_posts) for index, (kind, tenant) in enumerate(slots)]
     return Plan(calls, burst, limited_429)
 
 
-def _call(index: int, kind: Kind, tenant: str | None, tokens: Mapping[str, str], rng: random.Random) -> Call:
+def _call(index: int, kind: Kind, tenant: str | None, tokens: Mapping[str, str], rng: random.Random,
+          keyed: bool) -> Call:
     call_id = f"{kind.value}-{index:05d}"
     post = kind is Kind.POST or (kind is not Kind.GET and rng.random() < 0.5)
     path = "/nope" if kind is Kind.MISSING else "/items"
@@ -134,6 +138,8 @@ def _call(index: int, kind: Kind, tenant: str | None, tokens: Mapping[str, str],
     if post:
         body = json.dumps({"id": call_id, "pad": "x" * rng.randrange(MAX_POST_PAD)}).encode()
         headers.append(("content-type", "application/json"))
+        if keyed:
+            headers.append(("idempotency-key", call_id))
     share = RAW_SHARE_EARLY if kind in (Kind.LIMITED, Kind.UNAUTH, Kind.MISSING) else RAW_SHARE_OTHER
     return Call(
         id=call_id,
