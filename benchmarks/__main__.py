@@ -34,7 +34,10 @@ BENCHMARKS: Final = {
     "scale": ("_scale", "throughput of 2 runner processes vs 1 on this machine"),
     "herd": ("_herd", "50 concurrent requests on an uncached hash: 1 fetch, 1 compile"),
     "cold": ("_cold", "first request after restart: precompiled artifact vs compile from bytes"),
+    "soak": ("_soak", "10,000 mixed calls through gateway + 2 runners: none lost, RSS and files (only when named)"),
 }
+ON_REQUEST: Final = frozenset({"soak"})
+"""Benchmarks left out of a run that names none: they check more than they compare, and take longer."""
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -42,10 +45,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="scripts/bench",
         description="Measure the DESIGN's performance aims, each side by side in one run.",
-        epilog=f"benchmarks (default: all, in this order):\n{listing}",
+        epilog=f"benchmarks (default: all but {', '.join(sorted(ON_REQUEST))}, in this order):\n{listing}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all but soak)")
     parser.add_argument("--quick", action="store_true", help="fewer iterations (under 2 minutes in all)")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (logs of the services)")
     args = parser.parse_args(argv)
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     # The in-process runtime warns about development settings (no trust bundle) on every bundle: noise here.
     logging.basicConfig(level=logging.ERROR)
-    names = [name for name in BENCHMARKS if not args.names or name in args.names]
+    names = [name for name in BENCHMARKS if name in args.names or (not args.names and name not in ON_REQUEST)]
     base = Path(tempfile.mkdtemp(prefix="ext-bench-"))
     report = Report()
     ws = Workspace(base=base, quick=args.quick, report=report)
