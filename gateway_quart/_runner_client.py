@@ -46,6 +46,7 @@ DEFAULT_TIMEOUT_GRACE_S: Final = 1.0
 """Time granted beyond ``timeout_ms`` for the runner to report its own timeout before the gateway gives up."""
 DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
 DEFAULT_MIN_ATTEMPT_MS: Final = 100
+RUNNER_POOL_IDLE_S: Final = 30.0  # < servicekit.KEEP_ALIVE_TIMEOUT_S: see where the client is built
 """A retry needs at least this much of the call's deadline left to be worth sending."""
 _RETRY_HTTP_STATUSES: Final = frozenset({502, 503, 504})
 _RETRY_ENVELOPE_STATUSES: Final = frozenset({502, 503})
@@ -117,7 +118,10 @@ class RunnerClient:
         self._cooling: dict[str, float] = {}
         headers = {"authorization": f"Bearer {service_token}"} if service_token else {}
         timeout = httpx.Timeout(self._budget_s, connect=min(connect_timeout_s, self._budget_s))
-        self._client = httpx.AsyncClient(headers=headers, timeout=timeout, transport=transport,
+        # Idle connections to runners are let go well before a runner would close them (servicekit's
+        # KEEP_ALIVE_TIMEOUT_S, 75 s): never reuse a connection the runner is closing at that instant.
+        limits = httpx.Limits(keepalive_expiry=RUNNER_POOL_IDLE_S)
+        self._client = httpx.AsyncClient(headers=headers, timeout=timeout, transport=transport, limits=limits,
                                          follow_redirects=False, trust_env=False)
 
     @property

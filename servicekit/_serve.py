@@ -47,6 +47,11 @@ DRAINING: Final = "draining"
 """The ``error`` of the 503 a draining service answers: the request was not started, send it elsewhere."""
 DRAIN_RETRY_AFTER_S: Final = 1
 DRAIN_LINGER_S: Final = 0.5
+KEEP_ALIVE_TIMEOUT_S: Final = 75.0
+"""How long a service keeps an idle HTTP/1.1 connection (Hypercorn's default is 5 s). A client must let its own
+idle connections go sooner than this (the gateway's runner client keeps them 30 s), or it can send a
+request on a connection at the instant the server closes it: the request is then lost with a
+RemoteProtocolError (found by the load test at concurrency 32–64 with both sides at 5 s)."""
 """The shortest drain (within the drain timeout). Closing an idle keep-alive connection races with a request
 the peer sends on it at that moment, which is then lost to the peer without an answer. A caller that sent a
 request just before the signal (the gateway picked this runner a moment before it saw a 503 and cooled it
@@ -91,6 +96,7 @@ async def serve_app(
     config = HypercornConfig()
     config.bind = [bind] if isinstance(bind, str) else list(bind)
     config.accesslog = accesslog
+    config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT_S
     shutdown = shutdown if shutdown is not None else trio.Event()
     sockets = config.create_sockets()
     gate = _DrainGate(app, name=name, listen=partial(_listen, sockets, config.backlog),
