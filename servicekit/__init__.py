@@ -22,6 +22,7 @@ from ._connections import harden_connections
 from ._docs import render_settings_doc, resolve_table, table_refs
 from ._errors import InvalidSetting, ServiceKitError
 from ._json_errors import json_errors
+from ._logtext import DEFAULT_MAX_LOG_TEXT, one_line
 from ._parsers import (
     boolean,
     comma_list,
@@ -37,6 +38,7 @@ from ._serve import DEFAULT_SIGNALS, DRAIN_LINGER_S, DRAIN_RETRY_AFTER_S, DRAINI
 from ._settings import REQUIRED, Setting, SettingsTable
 
 __all__ = [
+    "DEFAULT_MAX_LOG_TEXT",
     "DEFAULT_SIGNALS",
     "DRAINING",
     "DRAIN_LINGER_S",
@@ -53,6 +55,7 @@ __all__ = [
     "http_url",
     "integer",
     "json_errors",
+    "one_line",
     "optional_path",
     "optional_text",
     "path",

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Final, final
 
+from servicekit import one_line
+
 from ..engine import EventLevel, Invocation, LinkerInstanceBuilder, host_function
 from ._unit import Capability, CapabilityBase, Hooks, interface_name
 
@@ -77,7 +79,7 @@ class LoggingCapability(CapabilityBase):
             logger.log(
                 stdlib_level,
                 "guest: %s",
-                message,
+                one_line(message),  # a guest cannot start a line of its own in the runner's log
                 extra={
                     "tenant_id": context.tenant_id,
                     "extension_id": context.extension_id,

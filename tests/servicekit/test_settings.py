@@ -146,10 +146,10 @@ def test_markdown_rows_and_defaults_agree_with_the_class() -> None:
 
 def test_exported_names() -> None:
     assert set(servicekit.__all__) == {
-        "DEFAULT_SIGNALS", "DRAINING", "DRAIN_LINGER_S", "DRAIN_RETRY_AFTER_S",
+        "DEFAULT_MAX_LOG_TEXT", "DEFAULT_SIGNALS", "DRAINING", "DRAIN_LINGER_S", "DRAIN_RETRY_AFTER_S",
         "REQUIRED", "InvalidSetting", "ServiceKitError", "Setting", "SettingsTable", "boolean",
-        "comma_list", "harden_connections", "host_port", "http_url", "integer", "json_errors", "optional_path",
-        "optional_text",
+        "comma_list", "harden_connections", "host_port", "http_url", "integer", "json_errors", "one_line",
+        "optional_path", "optional_text",
         "path", "render_settings_doc", "resolve_table", "serve_app", "table_refs", "text",
     }
     for name in servicekit.__all__:

@@ -387,3 +387,15 @@ async def test_a_slow_backend_is_cancelled_at_the_deadline(
     assert info.value.kind == "timeout"
     assert trio.current_time() - start < 0.3 + DEADLINE_SLACK_S  # not the backend's 30 s
     assert cancelled.is_set()
+
+
+async def test_a_guest_log_line_cannot_forge_runner_log_lines(
+    make_invocation: Callable[..., Invocation], events: Events, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="runner_trio.guest")
+    forged = "ok\n2026-12-06 06:00:00,000 ERROR runner_trio: forged\rline"
+    LoggingCapability().log(make_invocation(), "info", logging.INFO, forged)
+    [record] = [r for r in caplog.records if r.name == "runner_trio.guest"]
+    assert record.getMessage() == "guest: ok\\n2026-12-06 06:00:00,000 ERROR runner_trio: forged\\rline"
+    assert record.tenant_id == "tenant-1"  # type: ignore[attr-defined]
+    assert events.items == [("info", "log", forged)]  # the debug event keeps the guest's own text (JSON-encoded)
