@@ -19,9 +19,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol, final
+from typing import Final, Protocol, final
 
 import trio
+
+from contract import LEVELS, Level, Stream
 
 __all__ = [
     "EVENT_LEVELS",
@@ -40,9 +42,10 @@ __all__ = [
     "current_invocation",
 ]
 
-EventLevel = Literal["trace", "debug", "info", "warn", "error"]
-EventStream = Literal["stdout", "stderr", "log"]
-EVENT_LEVELS: Final[tuple[EventLevel, ...]] = ("trace", "debug", "info", "warn", "error")
+# The debug stream's levels and streams are the contract's (one spelling for the runner and the gateway).
+EventLevel = Level
+EventStream = Stream
+EVENT_LEVELS: Final[tuple[EventLevel, ...]] = LEVELS
 """Levels of debug events, as the debug stream spells them."""
 
 EventSink = Callable[[EventLevel, EventStream, str], None]
