@@ -81,22 +81,28 @@ def _with_page(target: Target, body: Any) -> Any:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1100, "height": 900})
-            context.set_default_timeout(TIMEOUT_MS)
-            login = context.request.post(f"{target.gateway}/api/session", data={"token": target.token})
-            assert login.ok, login.text()
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            # Failed loads are checked by URL below (the console only says "404"); the favicon may be missing.
-            page.on("console", lambda msg: errors.append(msg.text)
-                    if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
-            page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-                    if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
-            result = body(page, context)
-            assert errors == [], errors
-            return result
+            return run_signed_in(context, target.gateway, target.token, body)
         finally:
             browser.close()
+
+
+def run_signed_in(context: Any, gateway: str, token: str, body: Any) -> Any:
+    """Sign ``context`` in to the gateway, run ``body(page, context)`` on a new page, and fail on any page
+    error, console error or failed load it saw."""
+    context.set_default_timeout(TIMEOUT_MS)
+    login = context.request.post(f"{gateway}/api/session", data={"token": token})
+    assert login.ok, login.text()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Failed loads are checked by URL below (the console only says "404"); the favicon may be missing.
+    page.on("console", lambda msg: errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+    result = body(page, context)
+    assert errors == [], errors
+    return result
 
 
 def _drive_host_page(page: Any, context: Any, target: Target, extension_calls: Any) -> dict[str, Any]:

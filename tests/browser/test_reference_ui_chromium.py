@@ -21,7 +21,7 @@ from gateway_quart._host_page import DARK_THEME_TOKENS, DEFAULT_THEME_TOKENS, IS
 
 from ._servers import ROOT
 from .conftest import REF_UI_ID, REF_UI_OTHER_ID, IsolatedStack
-from .test_host_page_chromium import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, _playwright, _until
+from .test_host_page_chromium import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, _playwright, _until, run_signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -63,19 +63,7 @@ def _with_profile_page(gateway: str, token: str, profile: Path, body: Any) -> An
         context = p.chromium.launch_persistent_context(
             str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS, viewport={"width": 1100, "height": 900})
         try:
-            context.set_default_timeout(TIMEOUT_MS)
-            login = context.request.post(f"{gateway}/api/session", data={"token": token})
-            assert login.ok, login.text()
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda msg: errors.append(msg.text)
-                    if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
-            page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-                    if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
-            result = body(page, context)
-            assert errors == [], errors
-            return result
+            return run_signed_in(context, gateway, token, body)
         finally:
             context.close()
 
