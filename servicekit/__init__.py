@@ -12,6 +12,8 @@
   explained in ``_connections.py``), ``Connection: close`` on early error answers.
 - :func:`json_errors`: JSON (never HTML) for unknown routes, wrong methods, every HTTP error and unexpected
   exceptions (a 500 with a request id, logged with its traceback).
+- the deployment mode (:func:`mode`, :func:`enforce_mode`, :class:`Requirement`): ``development`` or
+  ``production``; a non-loopback bind needs a token in both, production refuses each unmet requirement.
 - :func:`render_settings_doc` (and ``python -m servicekit docs/configuration.md``): the settings tables of
   the documentation generated from the code.
 
@@ -32,35 +34,46 @@ from ._parsers import (
     optional_path,
     optional_text,
     path,
+    secret,
     text,
 )
+from ._mode import DEVELOPMENT, MODES, PRODUCTION, Mode, Requirement, enforce_mode, is_loopback_bind, mode
 from ._serve import DEFAULT_SIGNALS, DRAIN_LINGER_S, DRAIN_RETRY_AFTER_S, DRAINING, serve_app
 from ._settings import REQUIRED, Setting, SettingsTable
 
 __all__ = [
     "DEFAULT_MAX_LOG_TEXT",
     "DEFAULT_SIGNALS",
+    "DEVELOPMENT",
     "DRAINING",
     "DRAIN_LINGER_S",
     "DRAIN_RETRY_AFTER_S",
+    "MODES",
+    "PRODUCTION",
     "REQUIRED",
     "InvalidSetting",
+    "Mode",
+    "Requirement",
     "ServiceKitError",
     "Setting",
     "SettingsTable",
     "boolean",
     "comma_list",
+    "enforce_mode",
     "harden_connections",
     "host_port",
     "http_url",
     "integer",
+    "is_loopback_bind",
     "json_errors",
+    "mode",
     "one_line",
     "optional_path",
     "optional_text",
     "path",
     "render_settings_doc",
     "resolve_table",
+    "secret",
     "serve_app",
     "table_refs",
     "text",

@@ -18,6 +18,7 @@ __all__ = [
     "optional_path",
     "optional_text",
     "path",
+    "secret",
     "text",
 ]
 
@@ -33,6 +34,18 @@ def text(raw: str) -> str:
 def optional_text(raw: str) -> str | None:
     """The value without surrounding whitespace; blank means unset (``None``)."""
     return raw.strip() or None
+
+
+def secret(min_length: int) -> Callable[[str], str | None]:
+    """A parser of keys and tokens: blank means unset (``None``), else at least ``min_length`` characters."""
+
+    def parse(raw: str) -> str | None:
+        value = raw.strip()
+        if value and len(value) < min_length:
+            raise ValueError(f"must be at least {min_length} characters")
+        return value or None
+
+    return parse
 
 
 def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:

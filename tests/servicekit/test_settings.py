@@ -151,6 +151,9 @@ def test_exported_names() -> None:
         "comma_list", "harden_connections", "host_port", "http_url", "integer", "json_errors", "one_line",
         "optional_path", "optional_text",
         "path", "render_settings_doc", "resolve_table", "serve_app", "table_refs", "text",
+        # the deployment mode (servicekit/_mode.py) and the key parser it goes with
+        "DEVELOPMENT", "MODES", "PRODUCTION", "Mode", "Requirement", "enforce_mode", "is_loopback_bind", "mode",
+        "secret",
     }
     for name in servicekit.__all__:
         assert hasattr(servicekit, name)
