@@ -20,13 +20,18 @@ from typing import ClassVar, Final
 
 from contract import SAFE_ID_PATTERN
 from servicekit import (
+    DEVELOPMENT,
     REQUIRED,
     InvalidSetting,
+    Mode,
+    Requirement,
     Setting,
     SettingsTable,
     boolean,
+    enforce_mode,
     host_port,
     integer,
+    mode,
     optional_text,
     text,
 )
@@ -52,6 +57,11 @@ DEFAULT_AUTH_CACHE_TTL_S: Final = 2.0
 MAX_AUTH_CACHE_TTL_S: Final = 300.0
 DEFAULT_DRAIN_TIMEOUT_S: Final = 10
 DEFAULT_DEBUG_STREAM_PREFIX: Final = "ext-debug:"
+DEFAULT_UI_URL_TTL_S: Final = 600
+"""How long a signed ``/ext-ui`` URL stays valid: the frame and the assets it loads at once fit easily; a UI
+that loads code lazily after that long needs the page reloaded (docs/ui.md)."""
+MIN_UI_URL_TTL_S: Final = 10
+MAX_UI_URL_TTL_S: Final = 24 * 3600
 
 _PREFIXES: Final = ("GATEWAY_", "EXT_GATEWAY_")
 _TENANT_ID_RE: Final = SAFE_ID_PATTERN
@@ -186,8 +196,11 @@ TABLE: Final = SettingsTable(
     [
         Setting("RUNNER_BASE_URL", "runner_base_urls", _urls, REQUIRED,
                 "the runner's internal URL, comma-separated for many"),
+        Setting("GATEWAY_ENV", "env", mode, DEVELOPMENT,
+                "development or production: production refuses to start without the checklist of docs/security.md"),
         Setting("GATEWAY_BIND", "bind", host_port(allow_unix=True), DEFAULT_BIND,
-                "address the gateway listens on (host:port or unix:path)"),
+                "address the gateway listens on (host:port or unix:path); beyond loopback it needs "
+                "RUNNER_SERVICE_TOKEN"),
         Setting("RUNNER_SERVICE_TOKEN", "runner_service_token", optional_text, None,
                 "bearer token for the runner's /v1/* and for the runner calling /api/installs/validate"),
         Setting("EXT_GATEWAY_TIMEOUT_MS", "timeout_ms", integer(1, MAX_TIMEOUT_MS), DEFAULT_TIMEOUT_MS,
@@ -200,6 +213,11 @@ TABLE: Final = SettingsTable(
                 "the runner's public base for /ext-ui redirects (default the first runner URL)"),
         Setting("EXT_UI_ORIGIN_TEMPLATE", "ui_origin_template", UiOriginTemplate.parse, None,
                 "one origin per install for UIs, as the runner's (docs/ui.md); unset: the runner's shared origin"),
+        Setting("EXT_UI_SIGNING_KEY", "ui_signing_key", _secret, None,
+                "HMAC key of signed /ext-ui URLs, the runners' too (at least 16 characters); unset: unsigned URLs, "
+                "which a runner with a key refuses"),
+        Setting("GATEWAY_UI_URL_TTL_S", "ui_url_ttl_s", integer(MIN_UI_URL_TTL_S, MAX_UI_URL_TTL_S),
+                DEFAULT_UI_URL_TTL_S, "lifetime of a signed /ext-ui URL"),
         Setting("RUNNER_SECRETS_PUBLIC_KEY", "runner_secrets_public_key", _public_key, None,
                 "X25519 public key (base64) that tenant secrets are sealed to"),
         Setting("DEV_TENANT_ID", "dev_tenant_id", _tenant_id, None,
@@ -253,6 +271,7 @@ class Settings:
     TABLE: ClassVar[SettingsTable] = TABLE
 
     runner_base_urls: tuple[str, ...]
+    env: Mode = DEVELOPMENT
     bind: str = DEFAULT_BIND
     runner_service_token: str | None = None
     timeout_ms: int = DEFAULT_TIMEOUT_MS
@@ -260,6 +279,8 @@ class Settings:
     registry_database: str = DEFAULT_REGISTRY_DATABASE
     runner_public_base: str | None = None
     ui_origin_template: UiOriginTemplate | None = None
+    ui_signing_key: str | None = None
+    ui_url_ttl_s: int = DEFAULT_UI_URL_TTL_S
     runner_secrets_public_key: str | None = None
     dev_tenant_id: str | None = None
     bundle_store_base: str | None = None
@@ -293,6 +314,34 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.runner_base_urls:
             raise SettingsError("RUNNER_BASE_URL", "at least one runner URL is required")
+        try:
+            enforce_mode(
+                self.env,
+                mode_setting="GATEWAY_ENV",
+                bind=self.bind,
+                bind_setting="GATEWAY_BIND",
+                token_setting="RUNNER_SERVICE_TOKEN",
+                has_token=self.runner_service_token is not None,
+                production=self._production_requirements(),
+            )
+        except InvalidSetting as exc:
+            raise SettingsError(exc.setting, exc.message) from None
+
+    def _production_requirements(self) -> tuple[Requirement, ...]:
+        """What GATEWAY_ENV=production insists on (docs/security.md's checklist), in the order it is checked."""
+        return (
+            Requirement("RUNNER_SERVICE_TOKEN", self.runner_service_token is not None,
+                        "must be set: the runners' /v1/* and the install check need it"),
+            Requirement("EXT_UI_SIGNING_KEY", self.ui_signing_key is not None,
+                        "must be set: the runners serve only /ext-ui URLs signed with it"),
+            Requirement("GATEWAY_SESSION_SECRET", self.session_secret is not None,
+                        "must be set: a per-process random key logs everyone out on restart and differs "
+                        "between gateways"),
+            Requirement("GATEWAY_SESSION_COOKIE_SECURE", self.session_cookie_secure,
+                        "must be true: a session cookie must never travel over plain HTTP"),
+            Requirement("DEV_TENANT_ID", self.dev_tenant_id is None,
+                        "must not be set: it creates a tenant at start-up, for development only"),
+        )
 
     @property
     def public_runner_base(self) -> str:

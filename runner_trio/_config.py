@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from servicekit import InvalidSetting, SettingsTable, host_port
+from servicekit import DEVELOPMENT, PRODUCTION, InvalidSetting, Mode, Requirement, SettingsTable, enforce_mode, host_port
 from servicekit import Setting as _Setting
 from servicekit import boolean as _bool
 from servicekit import comma_list as _csv
@@ -24,7 +24,9 @@ from servicekit import http_url as _url
 from servicekit import integer as _int
 from servicekit import optional_path as _optional_path
 from servicekit import optional_text as _optional_text
+from servicekit import mode as _mode
 from servicekit import path as _path
+from servicekit import secret as _secret
 from servicekit import text as _text
 
 from ._errors import ConfigError
@@ -56,8 +58,14 @@ def _default_var() -> Path:
     return Path(os.environ.get("RUNNER_VAR_DIR", "var"))
 
 
+# The shortest EXT_UI_SIGNING_KEY accepted (the gateway holds the same key, under the same rule).
+MIN_KEY_LENGTH: Final = 16
+
 _SETTINGS: Final[tuple[_Setting, ...]] = (
-    _Setting("RUNNER_BIND", "bind", _bind, "127.0.0.1:8080", "address the runner listens on"),
+    _Setting("RUNNER_ENV", "env", _mode, DEVELOPMENT,
+             "development or production: production refuses to start without the checklist of docs/security.md"),
+    _Setting("RUNNER_BIND", "bind", _bind, "127.0.0.1:8080",
+             "address the runner listens on; beyond loopback it needs RUNNER_SERVICE_TOKEN"),
     _Setting("RUNNER_VAR_DIR", "var_dir", _path, None, "base directory of the embedded defaults (default ./var)"),
     _Setting("BUNDLE_STORE_BASE", "bundle_store_base", _text, None,
              "file:///dir or s3://bucket/prefix (default file://<var>/bundles)"),
@@ -107,6 +115,9 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
              "on SIGTERM, how long in-flight invocations may finish"),
     _Setting("RUNNER_SECRETS_PRIVATE_KEY", "secrets_private_key", _optional_text, None,
              "X25519 private key (base64) opening sealed secret envelopes"),
+    _Setting("RUNNER_ALLOW_PLAINTEXT_SECRETS", "allow_plaintext_secrets", _bool, None,
+             "open unencrypted inline/base64 secret envelopes (default: yes in development, no in production, "
+             "where true is refused)"),
     _Setting("VAULT_ADDR", "vault_addr", _url, None, "Vault for vault-transit:v1 secret envelopes"),
     _Setting("VAULT_TOKEN", "vault_token", _optional_text, None, "Vault token (X-Vault-Token)"),
     _Setting("VAULT_NAMESPACE", "vault_namespace", _optional_text, None, "Vault namespace, if any"),
@@ -135,6 +146,9 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
              "frame-ancestors appended to the ext-ui CSP"),
     _Setting("EXT_UI_CONTENT_SECURITY_POLICY", "ui_content_security_policy", _optional_text, None,
              "replaces the default ext-ui CSP"),
+    _Setting("EXT_UI_SIGNING_KEY", "ui_signing_key", _secret(MIN_KEY_LENGTH), None,
+             "HMAC key of signed /ext-ui URLs, the gateway's too (at least 16 characters); when set, /ext-ui/{ext}/"
+             "{hash}/ serves only URLs the gateway signed (docs/ui.md)"),
     _Setting("EXT_UI_ORIGIN_TEMPLATE", "ui_origin_template", UiOriginTemplate.parse, None,
              "one origin per install for UIs, e.g. https://{extension}--{tenant}.ext-ui.example (docs/ui.md)"),
     _Setting("EXT_STATIC_STRICT_VALIDATION", "ui_strict_validation", _bool, True,
@@ -154,6 +168,7 @@ class Settings:
     TABLE: ClassVar[SettingsTable] = _TABLE
     """Every variable :meth:`from_env` reads, with its parser, default and doc."""
 
+    env: Mode = DEVELOPMENT
     bind: str = "127.0.0.1:8080"
     var_dir: Path = field(default_factory=_default_var)
     bundle_store_base: str | None = None
@@ -184,6 +199,7 @@ class Settings:
     idempotency_claim_margin_s: int = 60
     drain_timeout_s: int = 30
     secrets_private_key: str | None = None
+    allow_plaintext_secrets: bool | None = None
     vault_addr: str | None = None
     vault_token: str | None = None
     vault_namespace: str | None = None
@@ -201,6 +217,7 @@ class Settings:
     debug_max_event_bytes: int = 8192
     ui_frame_ancestors: str | None = None
     ui_content_security_policy: str | None = None
+    ui_signing_key: str | None = field(default=None, repr=False)
     ui_origin_template: UiOriginTemplate | None = None
     ui_strict_validation: bool = True
     registry_base_url: str | None = None
@@ -212,6 +229,38 @@ class Settings:
             raise ConfigError("RUNNER_DEFAULT_TIMEOUT_MS", "must not exceed RUNNER_MAX_TIMEOUT_MS")
         if self.default_memory_mb > self.max_memory_mb:
             raise ConfigError("RUNNER_DEFAULT_MEMORY_MB", "must not exceed RUNNER_MAX_MEMORY_MB")
+        try:
+            enforce_mode(
+                self.env,
+                mode_setting="RUNNER_ENV",
+                bind=self.bind,
+                bind_setting="RUNNER_BIND",
+                token_setting="RUNNER_SERVICE_TOKEN",
+                has_token=self.service_token is not None,
+                production=self._production_requirements(),
+            )
+        except InvalidSetting as exc:
+            raise ConfigError(exc.setting, exc.message) from None
+
+    def _production_requirements(self) -> tuple[Requirement, ...]:
+        """What RUNNER_ENV=production insists on (docs/security.md's checklist), in the order it is checked."""
+        return (
+            Requirement("RUNNER_SERVICE_TOKEN", self.service_token is not None,
+                        "must be set: without it anyone who reaches the runner runs any bundle"),
+            Requirement("SIGNING_TRUST_BUNDLE", self.trust_bundle is not None,
+                        "must be set: without it unsigned bundles run"),
+            Requirement("RUNNER_ALLOW_PLAINTEXT_SECRETS", self.allow_plaintext_secrets is not True,
+                        "must not be true: inline/base64 envelopes carry secrets unencrypted"),
+            Requirement("EXT_UI_SIGNING_KEY", self.ui_signing_key is not None,
+                        "must be set: /ext-ui serves only URLs the gateway signed with it"),
+        )
+
+    @property
+    def plaintext_secrets_allowed(self) -> bool:
+        """Whether inline/base64 secret envelopes open: ``RUNNER_ALLOW_PLAINTEXT_SECRETS``, else not in production."""
+        if self.allow_plaintext_secrets is not None:
+            return self.allow_plaintext_secrets
+        return self.env != PRODUCTION
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

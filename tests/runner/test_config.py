@@ -24,6 +24,7 @@ def test_values_are_parsed() -> None:
     settings = Settings.from_env(
         {
             "RUNNER_BIND": "0.0.0.0:9000",
+            "RUNNER_SERVICE_TOKEN": "svc-token",
             "EXT_CACHE_ROOT": "/tmp/c",
             "EXT_EGRESS_ALLOWLIST": "api.example.com, *.example.org:8443",
             "EXT_STATIC_STRICT_VALIDATION": "false",

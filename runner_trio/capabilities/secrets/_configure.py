@@ -26,6 +26,9 @@ class SecretsSettings(Protocol):
     @property
     def vault_namespace(self) -> str | None: ...
 
+    @property
+    def plaintext_secrets_allowed(self) -> bool: ...
+
 
 def configure(settings: SecretsSettings, hooks: Hooks) -> tuple[Capability, ...]:
     """The secrets capability with a resolver for sealed, inline and ``vault-transit`` envelopes."""
@@ -34,6 +37,7 @@ def configure(settings: SecretsSettings, hooks: Hooks) -> tuple[Capability, ...]
         settings.vault_addr,
         settings.vault_token,
         vault_namespace=settings.vault_namespace,
+        allow_plaintext=settings.plaintext_secrets_allowed,
     )
     return (SecretsCapability(resolver),)
 

@@ -4,7 +4,8 @@ Envelopes (``secret_envelope`` of ``/v1/execute``) by ``algorithm``:
 
 * ``hpke-x25519-chacha20poly1305:v2`` (HPKE) or ``x25519-chacha20poly1305:v1``: sealed to the runner's X25519 key
   (:mod:`sealing`; needs the private key);
-* ``inline/base64`` or no algorithm: the reference's base64 of a JSON string map, not encrypted;
+* ``inline/base64`` or no algorithm: the reference's base64 of a JSON string map, not encrypted; refused
+  (``plaintext_refused``) unless plaintext is allowed (``RUNNER_ALLOW_PLAINTEXT_SECRETS``; never in production);
 * ``vault-transit:v1`` (any ``vault-transit*``): ``POST {VAULT_ADDR}/v1/{mount or "transit"}/decrypt/{key_path}``
   with ``X-Vault-Token`` (and ``X-Vault-Namespace`` when set) and ``{"ciphertext": ciphertext_b64}``; the answer's
   ``data.plaintext`` is base64 of the JSON map. Only when ``VAULT_ADDR`` is configured.
@@ -118,6 +119,8 @@ class SecretResolver:
         vault_addr: ``VAULT_ADDR``; ``vault-transit`` envelopes are refused when ``None``.
         vault_token: the Vault token sent as ``X-Vault-Token``.
         vault_namespace: sent as ``X-Vault-Namespace`` when set.
+        allow_plaintext: whether ``inline/base64`` envelopes (not encrypted) open; when not, one that carries
+            secrets is refused (an empty one still means "no secrets").
         cache_ttl: longest time an opened map is reused (never past its envelope's expiry).
         max_cache_entries: the cache drops its oldest entries past this many.
         vault_timeout: per decrypt call, cut further by the invocation deadline.
@@ -131,6 +134,7 @@ class SecretResolver:
         vault_token: str | None = None,
         *,
         vault_namespace: str | None = None,
+        allow_plaintext: bool = True,
         cache_ttl: float = DEFAULT_CACHE_TTL,
         max_cache_entries: int = DEFAULT_MAX_CACHE_ENTRIES,
         vault_timeout: float = DEFAULT_VAULT_TIMEOUT,
@@ -140,6 +144,7 @@ class SecretResolver:
         self._vault_addr = vault_addr.rstrip("/") if vault_addr else None
         self._vault_token = vault_token
         self._vault_namespace = vault_namespace
+        self._allow_plaintext = allow_plaintext
         self._cache_ttl = cache_ttl
         self._vault_timeout = vault_timeout
         self._wall_clock = wall_clock
@@ -197,6 +202,8 @@ class SecretResolver:
             return {}  # the reference sends an empty envelope for an install without secrets
         if isinstance(algorithm, str) and algorithm.strip().lower().startswith(_VAULT_PREFIX):
             return await self._open_vault(scope, envelope)
+        if not self._allow_plaintext and envelope.get("algorithm", sealing.INLINE_ALGORITHM) == sealing.INLINE_ALGORITHM:
+            raise SecretEnvelopeError("plaintext_refused", "inline/base64 secret envelopes are not accepted here")
         try:
             return sealing.open_envelope(
                 envelope,
