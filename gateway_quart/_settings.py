@@ -320,7 +320,7 @@ class Settings:
                 mode_setting="GATEWAY_ENV",
                 bind=self.bind,
                 bind_setting="GATEWAY_BIND",
-                token_setting="RUNNER_SERVICE_TOKEN",
+                token_setting="RUNNER_SERVICE_TOKEN",  # noqa: S106 (a variable name)
                 has_token=self.runner_service_token is not None,
                 production=self._production_requirements(),
             )

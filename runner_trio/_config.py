@@ -16,15 +16,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from servicekit import DEVELOPMENT, PRODUCTION, InvalidSetting, Mode, Requirement, SettingsTable, enforce_mode, host_port
+from servicekit import (
+    DEVELOPMENT,
+    PRODUCTION,
+    InvalidSetting,
+    Mode,
+    Requirement,
+    SettingsTable,
+    enforce_mode,
+    host_port,
+)
 from servicekit import Setting as _Setting
 from servicekit import boolean as _bool
 from servicekit import comma_list as _csv
 from servicekit import http_url as _url
 from servicekit import integer as _int
+from servicekit import mode as _mode
 from servicekit import optional_path as _optional_path
 from servicekit import optional_text as _optional_text
-from servicekit import mode as _mode
 from servicekit import path as _path
 from servicekit import secret as _secret
 from servicekit import text as _text
@@ -235,7 +244,7 @@ class Settings:
                 mode_setting="RUNNER_ENV",
                 bind=self.bind,
                 bind_setting="RUNNER_BIND",
-                token_setting="RUNNER_SERVICE_TOKEN",
+                token_setting="RUNNER_SERVICE_TOKEN",  # noqa: S106 (a variable name)
                 has_token=self.service_token is not None,
                 production=self._production_requirements(),
             )

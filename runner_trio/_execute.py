@@ -16,7 +16,8 @@ from typing import Any, Final
 
 import trio
 
-from bundles import ALWAYS_GRANTED
+from bundles import ALWAYS_GRANTED, ManifestError
+from cache import CacheError
 
 from ._config import MIB
 from ._errors import (
@@ -110,7 +111,7 @@ async def _run(
         # is shared and goes on for the others (see BundleService.load).
         try:
             with trio.move_on_at(deadline) as loading:
-                component = await _load(runtime, ctx, stack)
+                component, asked = await _load(runtime, ctx, stack)
         finally:
             timing.load = trio.current_time() - started
         if loading.cancelled_caught:
@@ -132,23 +133,49 @@ async def _run(
         runtime.metrics.inflight.inc()
         stack.callback(runtime.metrics.inflight.dec)
         try:
-            return await _guest(runtime, request, component, emit, deadline=deadline, timeout_s=timeout_s)
+            grants = _grants(request.providers, asked, emit)
+            return await _guest(runtime, request, component, grants, emit, deadline=deadline, timeout_s=timeout_s)
         finally:
             timing.guest = trio.current_time() - running
 
 
-async def _load(runtime: Runtime, ctx: RequestContext, stack: AsyncExitStack) -> Any:
-    """The compiled component, with the bundle's cache entry pinned on ``stack`` until the invocation ends."""
+async def _load(runtime: Runtime, ctx: RequestContext, stack: AsyncExitStack) -> tuple[Any, frozenset[str]]:
+    """The compiled component and the capabilities its manifest asks for, with the bundle's cache entry pinned
+    on ``stack`` until the invocation ends."""
     key_context = _key_context(runtime, ctx.tenant_id, ctx.extension_id)
     component = await _compiled(runtime.bundles.load(ctx.content_hash, key_context=key_context))
     entry = await stack.enter_async_context(runtime.bundles.entry(ctx.content_hash, key_context=key_context))
     if component is None:
         component = await _compiled(runtime.bundles.component(entry))
-    return component
+    try:
+        manifest = await runtime.bundles.manifest(entry)
+    except (ManifestError, CacheError) as exc:  # verified at fetch: only a damaged cache gets here
+        raise BundleUnavailable(f"invalid_manifest: {exc}") from exc
+    return component, frozenset(manifest.capabilities)
+
+
+def _grants(providers: frozenset[str], asked: frozenset[str], emit: EventSink) -> frozenset[str]:
+    """What the guest gets: the caller's ``providers`` that the bundle's manifest asks for, plus the always-granted.
+
+    The manifest is signed with the bundle, the providers list is only what the caller says: a provider the
+    manifest does not ask for is refused, and the refusal is told to the extension's debug stream.
+    """
+    refused = providers - asked - ALWAYS_GRANTED
+    if refused:
+        emit("warn", "log", "runner: providers not granted (the bundle's manifest does not ask for them): "
+                            + ", ".join(sorted(refused)))
+    return (providers & asked) | ALWAYS_GRANTED
 
 
 async def _guest(
-    runtime: Runtime, request: ExecuteRequest, component: Any, emit: EventSink, *, deadline: float, timeout_s: float
+    runtime: Runtime,
+    request: ExecuteRequest,
+    component: Any,
+    grants: frozenset[str],
+    emit: EventSink,
+    *,
+    deadline: float,
+    timeout_s: float,
 ) -> ExecuteResult:
     settings = runtime.settings
     ctx = request.context
@@ -163,7 +190,7 @@ async def _guest(
             content_hash=f"sha256:{ctx.content_hash}",
             config=dict(ctx.config),
         ),
-        grants=frozenset(request.providers) | ALWAYS_GRANTED,
+        grants=grants,
         user=_user(request),
         events=emit,
     )

@@ -25,6 +25,7 @@ from ._docs import render_settings_doc, resolve_table, table_refs
 from ._errors import InvalidSetting, ServiceKitError
 from ._json_errors import json_errors
 from ._logtext import DEFAULT_MAX_LOG_TEXT, one_line
+from ._mode import DEVELOPMENT, MODES, PRODUCTION, Mode, Requirement, enforce_mode, is_loopback_bind, mode
 from ._parsers import (
     boolean,
     comma_list,
@@ -37,7 +38,6 @@ from ._parsers import (
     secret,
     text,
 )
-from ._mode import DEVELOPMENT, MODES, PRODUCTION, Mode, Requirement, enforce_mode, is_loopback_bind, mode
 from ._serve import DEFAULT_SIGNALS, DRAIN_LINGER_S, DRAIN_RETRY_AFTER_S, DRAINING, serve_app
 from ._settings import REQUIRED, Setting, SettingsTable
 

@@ -63,7 +63,7 @@ def test_production_refuses_each_missing_piece(
     assert info.value.setting == named
     assert str(info.value).startswith(f"{named}: ")
     # create_app() with no settings reads the same environment and stops the same way.
-    for name in list(production(tmp_path)) + ["RUNNER_BIND", "RUNNER_ALLOW_PLAINTEXT_SECRETS"]:
+    for name in [*production(tmp_path), "RUNNER_BIND", "RUNNER_ALLOW_PLAINTEXT_SECRETS"]:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

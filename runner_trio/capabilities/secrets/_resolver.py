@@ -202,7 +202,8 @@ class SecretResolver:
             return {}  # the reference sends an empty envelope for an install without secrets
         if isinstance(algorithm, str) and algorithm.strip().lower().startswith(_VAULT_PREFIX):
             return await self._open_vault(scope, envelope)
-        if not self._allow_plaintext and envelope.get("algorithm", sealing.INLINE_ALGORITHM) == sealing.INLINE_ALGORITHM:
+        inline = envelope.get("algorithm", sealing.INLINE_ALGORITHM) == sealing.INLINE_ALGORITHM
+        if inline and not self._allow_plaintext:
             raise SecretEnvelopeError("plaintext_refused", "inline/base64 secret envelopes are not accepted here")
         try:
             return sealing.open_envelope(
