@@ -5,7 +5,8 @@ What it holds, and nothing else:
 - ``/v1/execute`` as typed values (:class:`ExecuteRequest`, :class:`ExecuteResult`) and their JSON codec;
 - the codes on the wire (:class:`ErrorCode`, :class:`FailureKind`) and the invocation outcomes (:class:`Outcome`);
 - the id grammar and the content-hash grammar (the latter owned by :mod:`bundles`, re-exported);
-- the debug-stream layout: the Redis key, the entry fields, the JSON event a tail sends.
+- the debug-stream layout: the Redis key, the entry fields, the JSON event a tail sends;
+- signed ``/ext-ui`` URLs (:class:`UiUrlSigner`): the token the gateway issues and the runner verifies.
 
 It imports no service package (``runner_trio``, ``gateway_quart``, ``extctl``), no quart and no wasmtime::
 
@@ -45,6 +46,7 @@ from ._grammar import (
     parse_content_hash,
     parse_prefixed_content_hash,
 )
+from ._ui_token import UI_TOKEN_SEGMENT, UiUrlSigner, signed_ui_path, split_ui_token
 
 __all__ = [
     "CONTENT_HASH_PREFIX",
@@ -58,6 +60,7 @@ __all__ = [
     "MAX_ID_LENGTH",
     "SAFE_ID_PATTERN",
     "STREAMS",
+    "UI_TOKEN_SEGMENT",
     "BodyTooLarge",
     "ContentHashError",
     "ContractError",
@@ -74,6 +77,7 @@ __all__ = [
     "Outcome",
     "RequestContext",
     "Stream",
+    "UiUrlSigner",
     "UnknownCapabilities",
     "UserInfo",
     "decode_execute_request",
@@ -90,6 +94,8 @@ __all__ = [
     "parse_content_hash",
     "parse_prefixed_content_hash",
     "parse_stream_key",
+    "signed_ui_path",
     "split_error",
+    "split_ui_token",
     "stream_key",
 ]

@@ -56,6 +56,11 @@ def test_public_names_are_pinned() -> None:
             "parse_stream_key",
             "split_error",
             "stream_key",
+            # signed /ext-ui URLs
+            "UI_TOKEN_SEGMENT",
+            "UiUrlSigner",
+            "signed_ui_path",
+            "split_ui_token",
         ]
     )
     assert len(set(contract.__all__)) == len(contract.__all__)
