@@ -24,7 +24,7 @@ from itsdangerous import BadSignature, Signer
 
 __all__ = ["UI_TOKEN_SEGMENT", "UiUrlSigner", "signed_ui_path", "split_ui_token"]
 
-UI_TOKEN_SEGMENT: Final = "~t"
+UI_TOKEN_SEGMENT: Final = "~t"  # noqa: S105 (a path segment, not a secret)
 """The path segment after the hash that says "the next segment is a token"."""
 _SALT: Final = b"alga-ext-ui-url:v1"
 _MAX_TOKEN_LENGTH: Final = 1024

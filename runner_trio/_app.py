@@ -73,7 +73,9 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
 def _register_ui(app: QuartTrio, runtime: Runtime) -> None:
     settings = runtime.settings
     validator = None
-    if settings.ui_strict_validation:
+    # Only isolated origins ask the gateway (which hash an install serves); /ext-ui/{ext}/{hash}/ trusts the
+    # gateway's signature on the URL instead.
+    if settings.ui_strict_validation and settings.ui_origin_template is not None:
         validator = InstallValidator(settings.registry_base_url, settings.service_token)
     if "runner_ui" not in app.blueprints:
         app.register_blueprint(create_ui_blueprint(bundles=runtime.bundles, settings=settings, validator=validator))

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_CSP",
     "IMMUTABLE_CACHE_CONTROL",
     "REVALIDATE_CACHE_CONTROL",
+    "SHARED_ORIGIN_SANDBOX",
     "UiOriginTemplate",
     "UnsafePath",
     "build_csp",
@@ -35,6 +36,10 @@ DEFAULT_CSP: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'"
 )
+SHARED_ORIGIN_SANDBOX: Final = "sandbox allow-scripts allow-forms allow-popups"
+"""The CSP directive on every HTML answer of the shared origin: a page opened top-level (not in the host page's
+sandboxed frame) still gets an opaque origin, so its script never runs as the origin all extensions share. No
+``allow-same-origin``, ever; inside the frame the iframe's own sandbox narrows it further."""
 DEFAULT_CONTENT_TYPE: Final = "application/octet-stream"
 MAX_PATH_LENGTH: Final = 1024
 
@@ -117,11 +122,13 @@ def content_type_for(path: str) -> str:
     return guessed or DEFAULT_CONTENT_TYPE
 
 
-def build_csp(*, override: str | None = None, frame_ancestors: str | None = None) -> str:
-    """The Content-Security-Policy for HTML answers."""
+def build_csp(*, override: str | None = None, frame_ancestors: str | None = None, sandbox: str | None = None) -> str:
+    """The Content-Security-Policy for HTML answers; ``sandbox`` (a whole directive) is added whatever the override."""
     policy = (override or DEFAULT_CSP).strip().rstrip(";")
     if frame_ancestors:
         policy += f"; frame-ancestors {frame_ancestors.strip()}"
+    if sandbox:
+        policy += f"; {sandbox}"
     return policy
 
 

@@ -1,15 +1,17 @@
-"""``GET /ext-ui/{extensionId}/{contentHash}/{path...}``: a bundle's ``ui/`` files, served from the verified cache.
+"""``GET /ext-ui/{extensionId}/{contentHash}/~t/{token}/{path...}``: a bundle's ``ui/`` files, served from the
+verified cache to the holders of a URL the gateway signed.
 
 What a request goes through, in order:
 
 1. the raw (still percent-encoded) target is split here, not by the router, because Quart decodes ``%2F`` and
    ``%2e`` before routing; the extension id and the hash must be well formed (else 404) and the path must pass
    :func:`safe_relative_path` (else 400), so nothing encoded can name a file outside ``ui/``;
-2. strict mode (``EXT_STATIC_STRICT_VALIDATION``, on by default): (``?tenant=``, extension, hash) must be an
-   active install, asked of the gateway through :class:`InstallValidator`; any doubt (a mismatch, the gateway
-   down) answers 404. The page's assets come without ``?tenant=`` (relative URLs drop the query): they are
-   served when this runner confirmed (extension, hash) for some tenant within the validator's TTL, which the
-   page request itself just did;
+2. the signed URL (``EXT_UI_SIGNING_KEY`` set): the token after ``~t/`` must be one the gateway issued for this
+   (extension, hash), unexpired (:class:`contract.UiUrlSigner`); it names the tenant, checked here with no call
+   to the gateway. A missing, expired or foreign token is the same 404, body and headers, as a hash that does
+   not exist, so the route tells nobody which installs exist. Without a key, strict mode
+   (``EXT_STATIC_STRICT_VALIDATION``, on by default) serves nothing here, and with strict mode off (development
+   only) any published bundle is served to anyone;
 3. the bundle's cache entry is pinned (fetched once, hash- and signature-checked by ``BundleService``); a
    bundle that fails the signature policy is never served;
 4. the path is looked up in the entry's index only (never on the disk by name), with the SPA fallback to
@@ -17,7 +19,9 @@ What a request goes through, in order:
    open descriptor then keeps those bytes readable even if the entry is evicted mid-stream.
 
 Answers carry a strong ETag (the file's sha256), ``Cache-Control: immutable`` (a content hash never changes),
-``nosniff``, a CSP on HTML, and honour ``If-None-Match`` (304), ``HEAD`` and single ``Range`` requests.
+``nosniff``, a CSP on HTML (with ``sandbox`` and no ``allow-same-origin``: a page opened top-level on the shared
+origin runs in an opaque origin), and honour ``If-None-Match`` (304), ``HEAD`` and single ``Range`` requests.
+Isolated origins (``EXT_UI_ORIGIN_TEMPLATE``) are dispatched by host instead; see :func:`create_ui_blueprint`.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from werkzeug.http import parse_if_range_header, quote_etag
 
 from bundles import ArchiveError, IntegrityError, ManifestError, ObjectNotFound, SignatureError
 from cache import CacheCorrupted, CacheError, FileInfo
-from contract import SAFE_ID_PATTERN, ContentHashError, parse_prefixed_content_hash
+from contract import SAFE_ID_PATTERN, ContentHashError, UiUrlSigner, parse_prefixed_content_hash, split_ui_token
 
 from ._bundles import UI_DIR, BundleService
 from ._config import Settings
@@ -44,6 +48,7 @@ from ._errors import BundleUnavailable
 from ._ui_paths import (
     IMMUTABLE_CACHE_CONTROL,
     REVALIDATE_CACHE_CONTROL,
+    SHARED_ORIGIN_SANDBOX,
     ByteRange,
     UnsafePath,
     build_csp,
@@ -86,19 +91,24 @@ def create_ui_blueprint(
 
     Args:
         bundles: where verified, pinned cache entries come from.
-        settings: ``ui_strict_validation``, ``ui_frame_ancestors``, ``ui_content_security_policy``,
-            ``ui_origin_template``.
-        validator: the install check of strict mode; ``None`` with strict mode on refuses every request. It
-            also maps an isolated origin to its install's hash, so without it isolated origins serve nothing.
-            The blueprint closes it when the app stops serving.
+        settings: ``ui_signing_key``, ``ui_strict_validation``, ``ui_frame_ancestors``,
+            ``ui_content_security_policy``, ``ui_origin_template``.
+        validator: maps an isolated origin to its install's hash (asked of the gateway), so without it isolated
+            origins serve nothing; the path route never asks it. The blueprint closes it when the app stops
+            serving.
         max_asset_bytes: largest file served (413 above).
         chunk_bytes: streaming chunk size.
     """
     blueprint = Blueprint(BLUEPRINT_NAME, __name__)
-    csp = build_csp(override=settings.ui_content_security_policy, frame_ancestors=settings.ui_frame_ancestors)
+    isolated_csp = build_csp(override=settings.ui_content_security_policy,
+                             frame_ancestors=settings.ui_frame_ancestors)
+    shared_csp = build_csp(override=settings.ui_content_security_policy, frame_ancestors=settings.ui_frame_ancestors,
+                           sandbox=SHARED_ORIGIN_SANDBOX)
+    signer = UiUrlSigner(settings.ui_signing_key) if settings.ui_signing_key else None
     strict = settings.ui_strict_validation
-    if strict and validator is None:
-        log.warning("EXT_STATIC_STRICT_VALIDATION is on without an install validator: ext-ui serves nothing")
+    if signer is None and strict:
+        log.warning("EXT_UI_SIGNING_KEY is unset and EXT_STATIC_STRICT_VALIDATION is on: /ext-ui/{ext}/{hash}/ "
+                    "serves nothing (set the gateway's key here too)")
     template = settings.ui_origin_template
     if template is not None and validator is None:
         log.warning("EXT_UI_ORIGIN_TEMPLATE needs EXT_STATIC_STRICT_VALIDATION and REGISTRY_BASE_URL (the gateway "
@@ -119,21 +129,30 @@ def create_ui_blueprint(
         if target is None:
             return _error(404, "not_found")
         extension, hex_digest, raw_rest = target
+        token, raw_rest, slash = split_ui_token(raw_rest)
+        tenant = None
+        if signer is not None:
+            tenant = signer.verify(token, extension=extension, hex_digest=hex_digest) if token else None
+            if tenant is None:
+                return _error(404, "not_found")  # the very answer of a hash that does not exist
+        elif strict:
+            return _error(404, "not_found")
+        if not slash:
+            # ".../~t/{token}" without its slash: relative URLs in index.html would lose the token.
+            raw_path = (request.scope.get("raw_path") or request.path.encode("utf-8")).decode("latin-1")
+            query = request.query_string.decode("latin-1")
+            response = Response(b"", status=308)
+            response.headers["location"] = f"{raw_path}/" + (f"?{query}" if query else "")
+            return response
         try:
             clean = safe_relative_path(raw_rest)
         except UnsafePath as exc:
             return _error(400, "invalid_path", str(exc))
-        tenant = request.args.get("tenant") or None
-        if tenant is not None and not _ID_RE.fullmatch(tenant):
-            return _error(404, "not_found")
-        if strict and not await _install_is_active(validator, tenant, extension, hex_digest):
-            return _error(404, "not_found")
-        # A tenant-scoped store key needs the tenant only to fetch: an asset request without ?tenant= is served
-        # from the entry its page request filled, and is a 404 if there is none.
+        # A tenant-scoped store key needs the tenant, which only a signed URL names: without one it is a 404.
         values = {"tenant": tenant, "extension": extension}
         key_context = {name: value for name in bundles.layout_fields if (value := values.get(name)) is not None}
         try:
-            return await _serve(bundles, hex_digest, key_context, clean, csp, max_asset_bytes, chunk_bytes,
+            return await _serve(bundles, hex_digest, key_context, clean, shared_csp, max_asset_bytes, chunk_bytes,
                                 SHARED_ORIGIN_CORS)
         except BundleUnavailable as exc:
             return _bundle_failure(hex_digest, exc)
@@ -170,20 +189,12 @@ def create_ui_blueprint(
             values = {"tenant": tenant, "extension": extension}
             key_context = {name: values[name] for name in bundles.layout_fields if name in values}
             try:
-                return await _serve(bundles, hex_digest, key_context, clean, csp, max_asset_bytes, chunk_bytes,
-                                    {"cache-control": REVALIDATE_CACHE_CONTROL})
+                return await _serve(bundles, hex_digest, key_context, clean, isolated_csp, max_asset_bytes,
+                                    chunk_bytes, {"cache-control": REVALIDATE_CACHE_CONTROL})
             except BundleUnavailable as exc:
                 return _bundle_failure(hex_digest, exc)
 
     return blueprint
-
-
-async def _install_is_active(
-    validator: InstallValidator | None, tenant: str | None, extension: str, hex_digest: str
-) -> bool:
-    if validator is None:
-        return False
-    return await validator.is_active(tenant, extension, hex_digest)
 
 
 def _raw_target() -> tuple[str, str, str] | None:

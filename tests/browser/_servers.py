@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
 SERVICE_TOKEN = "service-token-0123456789"
+UI_KEY = "ui-signing-key-0123456789"
+"""EXT_UI_SIGNING_KEY of the gateway and the real runner (as scripts/dev_stack.py sets one key on both)."""
 
 
 class UnusedCompiler:
@@ -204,7 +206,7 @@ async def start_gateway(
         runner_service_token=SERVICE_TOKEN,
         runner_public_base=runner_public_base or runner_url,
         timeout_ms=5000,
-        **overrides,
+        **{"ui_signing_key": UI_KEY, **overrides},
     )
     app = create_app(settings)
     server = await start_server(nursery, app)
@@ -252,6 +254,7 @@ async def start_real_runner(
         cache_root=cache_root,
         service_token=SERVICE_TOKEN,
         ui_strict_validation=True,
+        ui_signing_key=UI_KEY,
         registry_base_url=gateway_url,
         ui_frame_ancestors=gateway_url,
         drain_timeout_s=1,

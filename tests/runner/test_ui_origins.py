@@ -12,13 +12,14 @@ from typing import Final
 import httpx
 import pytest
 
+from contract import UiUrlSigner, signed_ui_path
 from gateway_quart import Settings as GatewaySettings
 from gateway_quart import SettingsError
 from gateway_quart._settings import UiOriginTemplate as GatewayTemplate
 from runner_trio import ConfigError, Settings
 from runner_trio._ui_paths import DEFAULT_CSP, UiOriginTemplate
 from runner_trio._ui_route import InstallValidator
-from tests.browser._servers import SERVICE_TOKEN, UiRunner, start_gateway, write_tree
+from tests.browser._servers import SERVICE_TOKEN, UI_KEY, UiRunner, start_gateway, write_tree
 
 # The fixtures of test_ui_route (servers, make_runner, published), imported so that pytest finds them here.
 from .test_ui_route import FILES, INDEX, RunnerFactory, Servers, get, make_runner, published, servers, ui  # noqa: F401
@@ -89,7 +90,7 @@ async def _isolated_stack(
     servers.started.append(gateway.server)
     validator = InstallValidator(gateway.url, SERVICE_TOKEN, ttl_s=10, clock=lambda: ttl[0])
     runner = await make_runner(store_dir=store_dir, validator=validator, ui_strict_validation=True,
-                               ui_origin_template=UiOriginTemplate.parse(TEMPLATE))
+                               ui_origin_template=UiOriginTemplate.parse(TEMPLATE), ui_signing_key=UI_KEY)
     installed = await runner.publish(write_tree(tmp_path / "a", FILES))
     other = await runner.publish(write_tree(tmp_path / "b", {**FILES, "ui/app.js": "console.log(2);"}))
     await gateway.tenant_with_token("acme")
@@ -137,8 +138,9 @@ async def test_an_install_origin_serves_that_install_at_every_path(
                   "ui-ext--nobody.ext-ui.localhost"):
         resp = await on_host(runner, other, "/")
         assert (resp.status_code, resp.json()) == (404, {"code": "not_found"}), other
-    # The runner's own origin keeps the path route (and 404s for "/").
-    assert (await get(runner, ui(installed, "index.html", tenant="acme"))).text == INDEX
+    # The runner's own origin keeps the (signed) path route (and 404s for "/").
+    token = UiUrlSigner(UI_KEY).issue(tenant="acme", extension="ui-ext", hex_digest=installed, ttl_s=60)
+    assert (await get(runner, signed_ui_path("ui-ext", installed, token))).text == INDEX
     assert (await on_host(runner, "127.0.0.1", "/")).status_code == 404
 
     # One gateway question per install and TTL, shared by the page and its assets.

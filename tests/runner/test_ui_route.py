@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import socket
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,15 +19,14 @@ from quart_trio import QuartTrio
 
 import bundles
 from bundles.store import BundleLayout
+from contract import UiUrlSigner, signed_ui_path
 from runner_trio import Settings
-from runner_trio._ui_paths import DEFAULT_CSP
+from runner_trio._ui_paths import DEFAULT_CSP, SHARED_ORIGIN_SANDBOX
 from runner_trio._ui_route import InstallValidator, create_ui_blueprint
 from tests.browser._servers import (
-    SERVICE_TOKEN,
-    Gateway,
+    UI_KEY,
     UiRunner,
     publish_tree,
-    start_gateway,
     start_ui_runner,
     write_tree,
 )
@@ -48,6 +46,8 @@ FILES: dict[str, bytes | str] = {
     "ui/docs/index.html": "<!doctype html><title>docs</title>",
     "ui/assets/a.txt": "plain",
 }
+SHARED_CSP = f"{DEFAULT_CSP}; {SHARED_ORIGIN_SANDBOX}"
+"""The shared origin's HTML always carries the sandbox: opened top-level, a UI page gets an opaque origin."""
 SECRET_MARKERS = (b"com.example.ui", b"\x00asm", b"root:", b'"state"')
 
 RunnerFactory = Callable[..., Awaitable[UiRunner]]
@@ -150,7 +150,7 @@ async def test_files_are_served_with_types_etag_and_immutable_caching(published:
         assert resp.headers["x-content-type-options"] == "nosniff"
         assert resp.headers["accept-ranges"] == "bytes"
         if name == "index.html":
-            assert resp.headers["content-security-policy"] == DEFAULT_CSP
+            assert resp.headers["content-security-policy"] == SHARED_CSP
         else:
             assert "content-security-policy" not in resp.headers
 
@@ -159,13 +159,17 @@ async def test_csp_settings(make_runner: RunnerFactory, tmp_path: Path) -> None:
     runner = await make_runner(ui_frame_ancestors="https://app.example.test")
     hex_digest = await runner.publish(write_tree(tmp_path / "t", FILES))
     resp = await get(runner, ui(hex_digest, "index.html"))
-    assert resp.headers["content-security-policy"] == f"{DEFAULT_CSP}; frame-ancestors https://app.example.test"
+    assert resp.headers["content-security-policy"] == (
+        f"{DEFAULT_CSP}; frame-ancestors https://app.example.test; {SHARED_ORIGIN_SANDBOX}"
+    )
 
     runner = await make_runner(ui_content_security_policy="default-src 'none';",
                                ui_frame_ancestors="'self' https://x.test")
     hex_digest = await runner.publish(write_tree(tmp_path / "t", FILES))
     resp = await get(runner, ui(hex_digest, "docs/"))
-    assert resp.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'self' https://x.test"
+    assert resp.headers["content-security-policy"] == (
+        f"default-src 'none'; frame-ancestors 'self' https://x.test; {SHARED_ORIGIN_SANDBOX}"
+    )
 
 
 async def test_if_none_match_answers_304(published: tuple[UiRunner, str]) -> None:
@@ -191,7 +195,7 @@ async def test_head_sends_headers_only(published: tuple[UiRunner, str]) -> None:
     assert resp.headers["content-length"] == str(len(BIG))
     assert resp.headers["etag"] == f'"sha256-{hashlib.sha256(BIG).hexdigest()}"'
     resp = await get(runner, ui(hex_digest, "index.html"), method="HEAD")
-    assert resp.headers["content-security-policy"] == DEFAULT_CSP
+    assert resp.headers["content-security-policy"] == SHARED_CSP
     assert (await get(runner, ui(hex_digest, "missing.js"), method="HEAD")).status_code == 404
 
 
@@ -415,15 +419,21 @@ async def test_signature_policy_applies_to_ui(make_runner: RunnerFactory, tmp_pa
 
 async def test_tenant_scoped_store_keys(make_runner: RunnerFactory, tmp_path: Path) -> None:
     layout = BundleLayout("tenants/{tenant}/extensions/{extension}/sha256/{hex}")
-    runner = await make_runner(layout=layout)
+    runner = await make_runner(layout=layout, ui_signing_key=UI_KEY)
     tree = write_tree(tmp_path / "t", FILES)
     hex_digest = await publish_tree(runner.store_dir, tree, layout=layout,
                                     key_context={"tenant": "acme", "extension": "ui-ext"})
-    # The page names its tenant; its assets (no ?tenant=) are served from the entry that request filled.
-    assert (await get(runner, ui(hex_digest, "app.js"))).status_code == 404
-    assert (await get(runner, ui(hex_digest, "index.html", tenant="globex"))).status_code == 404  # not its key
-    assert (await get(runner, ui(hex_digest, "index.html", tenant="acme"))).status_code == 200
-    assert (await get(runner, ui(hex_digest, "app.js"))).status_code == 200
+    # The signed URL names the tenant, which the store key needs; a ?tenant= query names nothing.
+    signer = UiUrlSigner(UI_KEY)
+
+    def signed(tenant: str, path: str) -> str:
+        token = signer.issue(tenant=tenant, extension="ui-ext", hex_digest=hex_digest, ttl_s=60)
+        return signed_ui_path("ui-ext", hex_digest, token, path)
+
+    assert (await get(runner, ui(hex_digest, "index.html", tenant="acme"))).status_code == 404
+    assert (await get(runner, signed("globex", "index.html"))).status_code == 404  # not its key
+    assert (await get(runner, signed("acme", "index.html"))).status_code == 200
+    assert (await get(runner, signed("acme", "app.js"))).status_code == 200
     assert runner.disk.statistics().entries == 1
 
 
@@ -470,103 +480,7 @@ async def test_a_started_body_survives_eviction(published: tuple[UiRunner, str])
     assert body == BIG
 
 
-# -- strict mode -----------------------------------------------------------------------------------------------------
-
-
-async def _strict_stack(
-    make_runner: RunnerFactory, tmp_path: Path, servers: Servers, now: list[float]
-) -> tuple[UiRunner, Gateway, str, str]:
-    store_dir = tmp_path / "shared-store"
-    store_dir.mkdir()
-    gateway = await start_gateway(servers.nursery, tmp_path / "gw", store_dir=store_dir,
-                                  runner_url="http://127.0.0.1:9")
-    servers.started.append(gateway.server)
-    validator = InstallValidator(gateway.url, SERVICE_TOKEN, ttl_s=10, clock=lambda: now[0])
-    runner = await make_runner(store_dir=store_dir, validator=validator, ui_strict_validation=True)
-    installed = await runner.publish(write_tree(tmp_path / "a", FILES))
-    not_installed = await runner.publish(write_tree(tmp_path / "b", {**FILES, "ui/app.js": "console.log(2);"}))
-    await gateway.tenant_with_token("acme")
-    await gateway.tenant_with_token("globex")
-    await gateway.register_and_install(installed, "ui-ext", "acme")
-    return runner, gateway, installed, not_installed
-
-
-async def test_strict_mode_serves_only_active_installs(
-    make_runner: RunnerFactory, tmp_path: Path, servers: Servers
-) -> None:
-    now = [0.0]
-    runner, gateway, installed, not_installed = await _strict_stack(make_runner, tmp_path, servers, now)
-    validator = runner.validator
-    assert validator is not None
-    try:
-        # A page's own assets come without ?tenant=: any tenant's active install of (extension, hash) vouches
-        # for them, asked of the gateway, so a replica that never saw the page request serves them too.
-        calls = validator.calls
-        assert (await get(runner, ui(installed, "app.js"))).status_code == 200
-        assert validator.calls == calls + 1
-        assert (await get(runner, ui(installed, "index.html", tenant="acme"))).status_code == 200
-        for target in (
-            ui(not_installed, "app.js"),  # ... but only for that (extension, hash)
-            ui(installed, "app.js", ext="other-ext"),
-            ui(installed, "index.html", tenant="globex"),  # another tenant
-            ui(installed, "index.html", tenant="nobody"),
-            ui(installed, "index.html", ext="other-ext", tenant="acme"),  # another extension
-            ui(not_installed, "index.html", tenant="acme"),  # a published hash that is not the install's
-            ui(installed, "index.html", tenant="bad tenant!"),
-        ):
-            resp = await get(runner, target)
-            assert (resp.status_code, resp.json()) == (404, {"code": "not_found"}), target
-        # Answers are cached for the TTL, both ways.
-        calls = validator.calls
-        for _ in range(3):
-            assert (await get(runner, ui(installed, "app.js", tenant="acme"))).status_code == 200
-            assert (await get(runner, ui(installed, "app.js", tenant="globex"))).status_code == 404
-        assert validator.calls == calls
-        # An uninstall takes effect once the cached answer expires.
-        await gateway.uninstall("acme", "ui-ext")
-        assert (await get(runner, ui(installed, "app.js", tenant="acme"))).status_code == 200
-        now[0] += 11
-        assert (await get(runner, ui(installed, "app.js", tenant="acme"))).status_code == 404
-        assert (await get(runner, ui(installed, "app.js"))).status_code == 404
-    finally:
-        await gateway.client.aclose()
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def test_strict_mode_fails_closed(make_runner: RunnerFactory, tmp_path: Path) -> None:
-    # The gateway is unreachable: 404, and the failure is not cached (the next request asks again).
-    validator = InstallValidator(f"http://127.0.0.1:{_closed_port()}", SERVICE_TOKEN, timeout_s=1)
-    runner = await make_runner(validator=validator, ui_strict_validation=True)
-    hex_digest = await runner.publish(write_tree(tmp_path / "t", FILES))
-    for expected_failures in (1, 2):
-        resp = await get(runner, ui(hex_digest, "index.html", tenant="acme"))
-        assert (resp.status_code, resp.json()) == (404, {"code": "not_found"})
-        assert validator.failures == expected_failures
-    # Strict mode without a validator, or a validator without a gateway URL: nothing is served.
-    for validator_or_none in (None, InstallValidator(None, SERVICE_TOKEN)):
-        runner = await make_runner(validator=validator_or_none, ui_strict_validation=True, store_dir=runner.store_dir)
-        resp = await get(runner, ui(hex_digest, "index.html", tenant="acme"))
-        assert resp.status_code == 404
-
-
-async def test_strict_mode_with_a_wrong_service_token(
-    make_runner: RunnerFactory, tmp_path: Path, servers: Servers
-) -> None:
-    now = [0.0]
-    runner, gateway, installed, _ = await _strict_stack(make_runner, tmp_path, servers, now)
-    try:
-        impostor = InstallValidator(gateway.url, "not-the-service-token")
-        strict_runner = await make_runner(store_dir=runner.store_dir, validator=impostor, ui_strict_validation=True)
-        resp = await get(strict_runner, ui(installed, "index.html", tenant="acme"))
-        assert resp.status_code == 404
-        assert impostor.failures == 1
-    finally:
-        await gateway.client.aclose()
+# -- strict mode (the signed URLs themselves: test_ui_signed_urls.py) -----------------------------------------------
 
 
 async def test_strict_mode_off_serves_any_published_bundle(published: tuple[UiRunner, str]) -> None:
