@@ -8,7 +8,9 @@ The page embeds the caller's tenant's active install of an extension in a sandbo
   allow-popups``: the frame is same-origin only with itself, so origin checks work both ways and the reference
   iframe SDK's protocol (no channel id, ``?parentOrigin=``) is spoken as is;
 - **shared** (no template): every UI under the runner's one public origin (``RUNNER_PUBLIC_BASE``), framed with
-  ``allow-scripts`` only (an opaque origin), where only messages carrying the embedding's channel id count.
+  ``allow-scripts`` only (an opaque origin), where only messages carrying the embedding's channel id count. The
+  frame URL is signed (:func:`ui_token`: ``/ext-ui/{ext}/{hash}/~t/{token}/index.html``), so a runner serves it
+  to this tenant's page only, and for ``GATEWAY_UI_URL_TTL_S``.
 
 Either way the frame talks to the page only through the postMessage bridge (``static/ext-bridge.js``). The page
 carries no inline script: what its module needs arrives in a JSON data block, so its CSP can forbid inline
@@ -31,13 +33,15 @@ from typing import Any, Final
 
 from quart import Blueprint, Response, request
 
+from contract import UiUrlSigner
+
 from ._auth import PERMISSION_READ, authenticate
 from ._errors import NotFound
 from ._state import state
 from ._validation import ID_PATTERN
 
 __all__ = ["API_PROXY_PREFIX", "DARK_THEME_TOKENS", "DEFAULT_THEME_TOKENS", "ISOLATED_SANDBOX", "STATIC_DIR",
-           "blueprint"]
+           "blueprint", "ui_token"]
 
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 API_PROXY_PREFIX: Final = "/api/ext"
@@ -156,6 +160,9 @@ async def host_page(ext_id: str) -> Response:
         "entry": manifest.ui.entry.removeprefix("ui/") if manifest.ui.entry.startswith("ui/") else "index.html",
         "apiBase": f"{API_PROXY_PREFIX}/{install.extension_id}",
         "uiMode": "isolated" if ui_origin else "shared",
+        # The shared origin's frame URL carries the gateway's signature (None without EXT_UI_SIGNING_KEY).
+        "uiToken": None if ui_origin else ui_token(install.tenant_id, install.extension_id,
+                                                  install.version.content_hash),
         "uiOrigin": ui_origin,
         "sandbox": ISOLATED_SANDBOX if ui_origin else "allow-scripts",
         "navigationPath": _navigation_path(request.args.get("path")),
@@ -181,6 +188,16 @@ async def host_page(ext_id: str) -> Response:
     response.headers["x-frame-options"] = "DENY"
     response.headers["referrer-policy"] = "no-referrer"
     return response
+
+
+def ui_token(tenant: str, extension: str, hex_digest: str) -> str | None:
+    """A token for ``/ext-ui/{extension}/sha256:{hex}/~t/{token}/``: ``tenant`` may load that UI for
+    ``GATEWAY_UI_URL_TTL_S``; None when ``EXT_UI_SIGNING_KEY`` is unset."""
+    settings = state().settings
+    if settings.ui_signing_key is None:
+        return None
+    return UiUrlSigner(settings.ui_signing_key).issue(tenant=tenant, extension=extension, hex_digest=hex_digest,
+                                                      ttl_s=settings.ui_url_ttl_s)
 
 
 @blueprint.get("/static/<name>")

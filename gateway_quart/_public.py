@@ -9,10 +9,12 @@ from typing import Final
 from quart import Blueprint, Response, request
 
 import bundles
+from contract import UI_TOKEN_SEGMENT
 
 from ._auth import SESSION_COOKIE, authenticate, bearer_token, principal_for_token
 from ._bodies import SessionCreate
 from ._errors import ApiError, InvalidRequest, NotFound, RegistryError, Unauthorized
+from ._host_page import ui_token
 from ._openapi import openapi_document
 from ._rules import parse_body
 from ._state import state
@@ -49,7 +51,7 @@ async def logout() -> Response:
 @blueprint.route("/ext-ui/<ext_id>/<content_hash>/", methods=UI_METHODS, defaults={"rest": ""})
 @blueprint.route("/ext-ui/<ext_id>/<content_hash>/<path:rest>", methods=UI_METHODS)
 async def ext_ui_gate(ext_id: str, content_hash: str, rest: str) -> Response:
-    """308 to the runner's ``/ext-ui`` for an active install of the caller's tenant at that hash; else 404."""
+    """308 to the runner's signed ``/ext-ui`` URL of the caller's tenant's active install at that hash; else 404."""
     st = state()
     principal = await authenticate(st.registry, st.signer, request.headers, request.cookies)
     try:
@@ -66,11 +68,13 @@ async def ext_ui_gate(ext_id: str, content_hash: str, rest: str) -> Response:
     raw = (request.scope.get("raw_path") or request.path.encode("utf-8")).decode("latin-1")
     parts = raw.split("/", 4)  # ["", "ext-ui", "<ext>", "<hash>", "<rest>"]
     tail = parts[4] if len(parts) > 4 else ""
-    query = [(k, v) for k, v in request.args.items(multi=True) if k != "tenant"]
-    query.append(("tenant", principal.tenant_id))
+    # The runner learns the tenant from the signed URL only (no ?tenant=: that was an install oracle).
+    token = ui_token(principal.tenant_id, install.extension_id, hex_hash)
+    signed = f"{UI_TOKEN_SEGMENT}/{token}/" if token is not None else ""
+    query = urllib.parse.urlencode([(k, v) for k, v in request.args.items(multi=True) if k != "tenant"])
     location = (
-        f"{st.settings.public_runner_base}/ext-ui/{urllib.parse.quote(ext_id, safe='')}/sha256:{hex_hash}/{tail}"
-        f"?{urllib.parse.urlencode(query)}"
+        f"{st.settings.public_runner_base}/ext-ui/{urllib.parse.quote(ext_id, safe='')}/sha256:{hex_hash}/"
+        f"{signed}{tail}" + (f"?{query}" if query else "")
     )
     response = Response(b"", status=308)
     response.headers["location"] = location

@@ -61,6 +61,7 @@ const API_METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 const BODYLESS_METHODS = new Set(['GET']);
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const HASH_RE = /^sha256:[0-9a-f]{64}$/;
+const TOKEN_RE = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
 const CONTENT_TYPE_RE = /^[\w.+-]+\/[\w.+-]+(?:; ?charset=[\w-]+)?$/i;
 const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 const TOKEN_NAME_RE = /^--[A-Za-z0-9-]{1,64}$/;
@@ -93,19 +94,21 @@ export function isNavigationPath(path) {
 }
 
 /**
- * The URL of an extension's UI on the runner:
- * `${runnerBase}/ext-ui/{ext}/{hash}/{entry}?path=…&tenant=…&extensionId=…#alga-channel=…&alga-parent=…`.
+ * The URL of an extension's UI on the runner, signed by the gateway (`token`, see docs/ui.md):
+ * `${runnerBase}/ext-ui/{ext}/{hash}/~t/{token}/{entry}?path=…&extensionId=…#alga-channel=…&alga-parent=…`.
+ * The token is a path segment so that the page's relative asset URLs carry it too.
  */
 export function buildExtUiSrc(extensionId, contentHash, path, options = {}) {
-  const { runnerBase, tenant, entry = 'index.html', channel, parentOrigin } = options;
+  const { runnerBase, token, entry = 'index.html', channel, parentOrigin } = options;
   if (!ID_RE.test(extensionId)) throw new TypeError(`invalid extension id ${JSON.stringify(extensionId)}`);
   if (!HASH_RE.test(contentHash)) throw new TypeError('contentHash must be sha256:<64 lower-case hex>');
+  if (token != null && !TOKEN_RE.test(token)) throw new TypeError('token must be one URL path segment');
   const base = new URL(runnerBase);
   if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError('runnerBase must be http(s)');
   const file = String(entry).split('/').filter(Boolean).map(encodeURIComponent).join('/');
-  const url = new URL(`${base.href.replace(/\/+$/, '')}/ext-ui/${extensionId}/${contentHash}/${file}`);
+  const signed = token != null ? `~t/${token}/` : '';
+  const url = new URL(`${base.href.replace(/\/+$/, '')}/ext-ui/${extensionId}/${contentHash}/${signed}${file}`);
   url.searchParams.set('path', isNavigationPath(path) ? path : '/');
-  if (tenant) url.searchParams.set('tenant', tenant);
   url.searchParams.set('extensionId', extensionId);
   const fragment = new URLSearchParams();
   if (channel) fragment.set(CHANNEL_PARAM, channel);

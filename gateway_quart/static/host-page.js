@@ -75,7 +75,7 @@ iframe.src = isolated
   })
   : buildExtUiSrc(config.extensionId, config.contentHash, config.navigationPath, {
     runnerBase: config.runnerBase,
-    tenant: config.tenantId,
+    token: config.uiToken,
     entry: config.entry,
     channel,
     parentOrigin: window.location.origin,

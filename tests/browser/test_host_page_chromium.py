@@ -204,8 +204,10 @@ async def test_host_page_embeds_the_sample_ui(stack: Stack) -> None:
 
     assert out["sandbox"] == "allow-scripts"
     assert out["origin_in_frame"] == "null"  # opaque: no access to the runner's or the gateway's origin
-    assert out["src"].startswith(f"{stack.runner.url}/ext-ui/kitchen-sink/sha256:{stack.hex}/index.html?")
-    assert "tenant=acme" in out["src"]
+    # The gateway's signed URL: the token rides in the path, no ?tenant= (docs/ui.md).
+    assert out["src"].startswith(f"{stack.runner.url}/ext-ui/kitchen-sink/sha256:{stack.hex}/~t/")
+    assert "/index.html?" in out["src"]
+    assert "tenant=" not in out["src"]
     assert "#alga-channel=" in out["src"]
 
     assert out["tenant"] == "acme"
@@ -253,8 +255,9 @@ def _bridge_unit_checks(page: Any, context: Any, target: Target) -> Any:
             clamp: [m.clampHeight(5), m.clampHeight(250.4), m.clampHeight(99999), m.clampHeight('300'),
                     m.clampHeight(NaN), m.clampHeight(Infinity)],
             src: m.buildExtUiSrc('kitchen-sink', hash, '/a b', {runnerBase: 'https://runner.test/base/',
-                                 tenant: 'acme', channel: 'c1', parentOrigin: 'https://gw.test/x'}),
+                                 token: 'WyJh.sig-_1', channel: 'c1', parentOrigin: 'https://gw.test/x'}),
             badIds: [throws(() => m.buildExtUiSrc('../x', hash, '/', {runnerBase: 'https://r.test'})),
+                     throws(() => m.buildExtUiSrc('x', hash, '/', {runnerBase: 'https://r.test', token: '../a'})),
                      throws(() => m.buildExtUiSrc('x', 'sha256:zz', '/', {runnerBase: 'https://r.test'})),
                      throws(() => m.buildExtUiSrc('x', hash, '/', {runnerBase: 'javascript:alert(1)'}))],
             refused: [
@@ -290,10 +293,10 @@ async def test_bridge_rules_in_chromium(stack: Stack) -> None:
     assert out["clamp"] == [100, 250, 4000, None, None, None]
     hash_ = "sha256:" + "ab" * 32
     assert out["src"] == (
-        f"https://runner.test/base/ext-ui/kitchen-sink/{hash_}/index.html?path=%2Fa+b&tenant=acme"
+        f"https://runner.test/base/ext-ui/kitchen-sink/{hash_}/~t/WyJh.sig-_1/index.html?path=%2Fa+b"
         "&extensionId=kitchen-sink#alga-channel=c1&alga-parent=https%3A%2F%2Fgw.test"
     )
-    assert out["badIds"] == [True, True, True]
+    assert out["badIds"] == [True, True, True, True]
     assert out["refused"] == [True] * 15
     origin = stack.gateway.url
     assert out["ok"] == [

@@ -18,6 +18,8 @@ from ._helpers import FakeRunner, Server, manifest, publish, start_runner, start
 
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
 SERVICE_TOKEN = "service-token-0123456789"
+UI_KEY = "ui-signing-key-0123456789"
+"""EXT_UI_SIGNING_KEY of the test gateways (a runner verifies their /ext-ui URLs with it)."""
 
 
 @dataclass
@@ -108,6 +110,7 @@ async def make_gateway(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[G
             runner_service_token=SERVICE_TOKEN,
             runner_secrets_public_key=public_key,
             runner_public_base="https://runner.example.test",
+            ui_signing_key=UI_KEY,
             timeout_ms=5000,
         )
         settings = replace(settings, **overrides)

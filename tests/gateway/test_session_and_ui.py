@@ -7,7 +7,9 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from .conftest import SERVICE_TOKEN, Gateway, GatewayFactory, Tenant
+from contract import UiUrlSigner
+
+from .conftest import SERVICE_TOKEN, UI_KEY, Gateway, GatewayFactory, Tenant
 
 
 @asynccontextmanager
@@ -83,19 +85,36 @@ async def test_cors_preflight(make_gateway: GatewayFactory) -> None:
     assert (resp.status_code, resp.json()["error"]) == (403, "origin_not_allowed")
 
 
-async def test_ext_ui_gate_redirects_to_the_runner(installed: tuple[Gateway, Tenant]) -> None:
+async def test_ext_ui_gate_redirects_to_a_signed_runner_url(installed: tuple[Gateway, Tenant]) -> None:
     gateway, tenant = installed
     content_hash = gateway.bundles["v1"]
+    hex_digest = content_hash.removeprefix("sha256:")
     resp = await gateway.client.get(f"/ext-ui/echo/{content_hash}/assets/app.js?path=/x&tenant=evil",
                                     headers=tenant.auth)
     assert resp.status_code == 308
-    assert resp.headers["location"] == (
-        f"https://runner.example.test/ext-ui/echo/{content_hash}/assets/app.js?path=%2Fx&tenant=acme"
-    )
+    prefix = f"https://runner.example.test/ext-ui/echo/{content_hash}/~t/"
+    location = resp.headers["location"]
+    assert location.startswith(prefix)
+    token, _, rest = location.removeprefix(prefix).partition("/")
+    assert rest == "assets/app.js?path=%2Fx"  # no ?tenant=: the runner learns the tenant from the token only
+    # The token is what a runner with the same key verifies, for the caller's tenant and this (extension, hash).
+    assert UiUrlSigner(UI_KEY).verify(token, extension="echo", hex_digest=hex_digest) == "acme"
+    assert UiUrlSigner(UI_KEY).verify(token, extension="other", hex_digest=hex_digest) is None
     resp = await gateway.client.get(f"/ext-ui/echo/{content_hash}/", headers=tenant.auth)
-    assert resp.headers["location"] == f"https://runner.example.test/ext-ui/echo/{content_hash}/?tenant=acme"
+    assert resp.headers["location"].startswith(prefix)
+    assert resp.headers["location"].endswith("/")
     async with _login(gateway, tenant.token) as browser:
         assert (await browser.get(f"/ext-ui/echo/{content_hash}/index.html")).status_code == 308
+
+
+async def test_ext_ui_gate_without_a_key_names_no_tenant(
+    make_gateway: GatewayFactory, installed: tuple[Gateway, Tenant]
+) -> None:
+    gateway, tenant = installed
+    unsigned = await make_gateway(ui_signing_key=None, registry_database=gateway.settings.registry_database)
+    content_hash = gateway.bundles["v1"]
+    resp = await unsigned.client.get(f"/ext-ui/echo/{content_hash}/index.html?tenant=evil", headers=tenant.auth)
+    assert resp.headers["location"] == f"https://runner.example.test/ext-ui/echo/{content_hash}/index.html"
 
 
 async def test_ext_ui_gate_refusals(installed: tuple[Gateway, Tenant]) -> None:
