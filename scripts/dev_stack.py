@@ -44,6 +44,9 @@ def dev_state() -> dict[str, str]:
     path = DEV / "dev.json"
     if path.exists():
         state: dict[str, str] = json.loads(path.read_text())
+        if "ui_signing_key" not in state:  # a dev.json written before signed /ext-ui URLs
+            state["ui_signing_key"] = secrets.token_urlsafe(32)
+            path.write_text(json.dumps(state, indent=2))
         return state
     keys = DEV / "keys"
     keys.mkdir(exist_ok=True)
@@ -52,6 +55,7 @@ def dev_state() -> dict[str, str]:
     state = {
         "service_token": secrets.token_urlsafe(24),
         "admin_token": secrets.token_urlsafe(24),
+        "ui_signing_key": secrets.token_urlsafe(32),
         "secrets_private": (keys / "secrets.key").read_text().strip(),
         "secrets_public": (keys / "secrets.key.pub").read_text().strip(),
     }
@@ -103,6 +107,7 @@ def main() -> None:
         "RUNNER_SECRETS_PRIVATE_KEY": state["secrets_private"],
         "REGISTRY_BASE_URL": gateway_url,
         "EXT_UI_FRAME_ANCESTORS": gateway_url,
+        "EXT_UI_SIGNING_KEY": state["ui_signing_key"],  # the gateway's: it signs the /ext-ui URLs this verifies
         "EXT_EGRESS_ALLOWLIST": "httpbin.org",
     }
     gateway_env = {
@@ -116,6 +121,7 @@ def main() -> None:
         "BUNDLE_STORE_BASE": store,
         "GATEWAY_ADMIN_TOKEN": state["admin_token"],
         "DEV_TENANT_ID": TENANT,
+        "EXT_UI_SIGNING_KEY": state["ui_signing_key"],
     }
     procs = [
         subprocess.Popen([PY, "-m", "runner_trio"], env=runner_env),

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import httpx
 
+from contract import UiUrlSigner
 from gateway_quart._host_page import DEFAULT_THEME_TOKENS, STATIC_DIR
 
-from ._servers import ROOT, publish_tree, write_tree
+from ._servers import ROOT, UI_KEY, publish_tree, write_tree
 from .conftest import IsolatedStack, Stack
 
 
@@ -71,6 +72,8 @@ async def test_host_page_for_an_installed_extension(stack: Stack) -> None:
     assert config["entry"] == "index.html"
     assert config["apiBase"] == "/api/ext/kitchen-sink"
     assert config["navigationPath"] == "/reports/7"
+    # The shared-origin frame URL is signed for this tenant, extension and hash (the runner checks it).
+    assert UiUrlSigner(UI_KEY).verify(config["uiToken"], extension="kitchen-sink", hex_digest=stack.hex) == "acme"
     assert config["themes"]["light"] == dict(DEFAULT_THEME_TOKENS)
     assert set(config["session"]) == {"tenant_id", "user_id", "user_name", "user_type", "extension_id", "install_id"}
     assert not re.search(r"agt_|alga_session", resp.text)  # no credential in the page
@@ -157,6 +160,7 @@ async def test_host_page_in_isolated_origin_mode(isolated_stack: IsolatedStack) 
     assert parser.config is not None
     config = json.loads(parser.config)
     assert (config["uiMode"], config["uiOrigin"]) == ("isolated", origin)
+    assert config["uiToken"] is None  # an origin of its own is not the signed path route
     assert config["sandbox"] == "allow-scripts allow-same-origin allow-forms allow-popups"
     assert config["apiBase"] == "/api/ext/ref-ui"
     # The runner serves that origin's index (Host header: httpx need not resolve *.localhost).
