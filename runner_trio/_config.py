@@ -161,7 +161,8 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
     _Setting("EXT_UI_ORIGIN_TEMPLATE", "ui_origin_template", UiOriginTemplate.parse, None,
              "one origin per install for UIs, e.g. https://{extension}--{tenant}.ext-ui.example (docs/ui.md)"),
     _Setting("EXT_STATIC_STRICT_VALIDATION", "ui_strict_validation", _bool, True,
-             "serve ext-ui only for active installs (asked of the gateway)"),
+             "without EXT_UI_SIGNING_KEY, /ext-ui serves nothing (off: anything, development only); isolated "
+             "origins ask the gateway which hash an install serves"),
     _Setting("REGISTRY_BASE_URL", "registry_base_url", _url, None, "gateway URL for install validation"),
 )
 

@@ -500,28 +500,27 @@ async def test_the_validator_sends_the_service_token() -> None:
 
     def handler(req: httpx.Request) -> httpx.Response:
         seen.append(req)
-        return httpx.Response(200, json={"valid": True})
+        return httpx.Response(200, json={"valid": True, "content_hash": "sha256:" + "a" * 64})
 
     validator = InstallValidator("http://gw.test/", "tok-123", transport=httpx.MockTransport(handler))
     try:
-        assert await validator.is_active("acme", "ui-ext", "a" * 64)
-        assert await validator.is_active("acme", "ui-ext", "a" * 64)
+        assert await validator.active_hash("acme", "ui-ext") == "a" * 64
+        assert await validator.active_hash("acme", "ui-ext") == "a" * 64
     finally:
         await validator.aclose()
     assert len(seen) == 1
     assert seen[0].headers["authorization"] == "Bearer tok-123"
-    assert str(seen[0].url) == (
-        "http://gw.test/api/installs/validate?extension=ui-ext&hash=sha256%3A" + "a" * 64 + "&tenant=acme"
-    )
+    assert str(seen[0].url) == "http://gw.test/api/installs/validate?extension=ui-ext&tenant=acme"
 
 
 async def test_the_validator_ignores_malformed_answers() -> None:
     answers = iter([httpx.Response(200, text="not json"), httpx.Response(200, json={"valid": "yes"}),
-                    httpx.Response(503, json={"valid": True}), httpx.Response(200, json={"valid": False})])
+                    httpx.Response(503, json={"valid": True}), httpx.Response(200, json={"valid": True}),
+                    httpx.Response(200, json={"valid": False})])
     validator = InstallValidator("http://gw.test", "t", transport=httpx.MockTransport(lambda _: next(answers)))
     try:
-        results = [await validator.is_active("acme", "e", "b" * 64) for _ in range(5)]
+        results = [await validator.active_hash("acme", "e") for _ in range(6)]
     finally:
         await validator.aclose()
-    assert results == [False] * 5
-    assert (validator.failures, validator.calls) == (3, 4)  # the last "no" was cached
+    assert results == [None] * 6
+    assert (validator.failures, validator.calls) == (4, 5)  # the last "none" was cached
