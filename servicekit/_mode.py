@@ -102,7 +102,9 @@ def enforce_mode(
     """
     if not has_token and not is_loopback_bind(bind):
         raise InvalidSetting(
-            token_setting, f"must be set when {bind_setting}={bind} listens beyond loopback (in every {mode_setting})"
+            token_setting,
+            f"must be set when {bind_setting}={bind} listens beyond loopback (in development too: anyone on the "
+            "network could call the service)",
         )
     if current != PRODUCTION:
         return
