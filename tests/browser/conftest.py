@@ -1,5 +1,6 @@
-"""The whole UI path on real servers: the runner's ``/ext-ui`` (strict mode, asking the gateway), the gateway with
-its host page, the js-kitchen-sink sample's bundle, and a server on a third origin playing a hostile page."""
+"""The whole UI path on real servers: the runner's ``/ext-ui`` (strict mode, serving the URLs the gateway signs),
+the gateway with its host page, the js-kitchen-sink sample's bundle, and a server on a third origin playing a hostile
+page."""
 
 from __future__ import annotations
 
