@@ -21,6 +21,7 @@ from bundles import ALWAYS_GRANTED
 from ._config import MIB
 from ._errors import (
     BodyTooLarge,
+    BodyTooLargeForMemory,
     BundleUnavailable,
     ExecuteFailed,
     Overloaded,
@@ -39,6 +40,9 @@ log = logging.getLogger("runner_trio.execute")
 # Outcome label of each failure, for runner_invocations_total{outcome}.
 _OUTCOME_OF_KIND: Final = {"timeout": "timeout", "memory_limit": "memory", "trap": "trap", "link": "trap"}
 _RESPONSE_HEADER_LIMIT: Final = 256
+BODY_MEMORY_THRESHOLD: Final = 64 * 1024
+"""A guest that hits its memory cap with a request body at least this large is answered
+``body_too_large_for_memory`` (413, naming ``limits.memory_mb``) instead of ``execute_failed: memory_limit``."""
 
 
 @dataclass
@@ -189,6 +193,11 @@ async def _guest(
             memory_bytes=memory_mb * MIB,
         )
     except GuestError as exc:
+        body_bytes = len(request.http.body or b"")
+        if exc.kind == "memory_limit" and body_bytes >= BODY_MEMORY_THRESHOLD:
+            # The cap hit is the runner's own observation (never the guest's words); with a body this size,
+            # the body is the likely reason, and the caller can act on limits.memory_mb.
+            raise BodyTooLargeForMemory(body_bytes, memory_mb) from exc
         raise ExecuteFailed(exc.kind, str(exc)) from exc
     body = response.body
     if body is not None and len(body) > settings.max_response_body_bytes:
@@ -252,6 +261,8 @@ def _outcome_of(exc: RunnerError) -> str:
         return "bundle_error"
     if isinstance(exc, SecretDecryptFailed):
         return "denied"
+    if isinstance(exc, BodyTooLargeForMemory):
+        return "memory"
     if isinstance(exc, BodyTooLarge):
         return "bad_request"
     return "bad_request" if exc.status_code < 500 else "trap"

@@ -108,7 +108,7 @@ class Runtime:
         except ValueError as exc:
             raise ConfigError("RUNNER_IDEMPOTENCY_URL", str(exc)) from None
 
-        engine = WasmEngine(EngineConfig())
+        engine = WasmEngine(EngineConfig(observe_memory=settings.observe_memory))
         disk = DiskCache(
             settings.resolved_cache_root,
             max_bytes=settings.cache_max_bytes,

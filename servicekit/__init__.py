@@ -12,6 +12,8 @@
   explained in ``_connections.py``), ``Connection: close`` on early error answers.
 - :func:`json_errors`: JSON (never HTML) for unknown routes, wrong methods, every HTTP error and unexpected
   exceptions (a 500 with a request id, logged with its traceback).
+- :func:`configure_logging`: the log as ``text`` (control characters escaped, context fields appended) or
+  ``json`` (one object a line, python-json-logger), chosen by a ``*_LOG_FORMAT`` setting (:func:`log_format`).
 - :func:`render_settings_doc` (and ``python -m servicekit docs/configuration.md``): the settings tables of
   the documentation generated from the code.
 
@@ -22,6 +24,15 @@ from ._connections import harden_connections
 from ._docs import render_settings_doc, resolve_table, table_refs
 from ._errors import InvalidSetting, ServiceKitError
 from ._json_errors import json_errors
+from ._logging import (
+    CONTEXT_FIELDS,
+    LOG_FORMATS,
+    JsonLogFormatter,
+    TextLogFormatter,
+    configure_logging,
+    log_format,
+    log_formatter,
+)
 from ._logtext import DEFAULT_MAX_LOG_TEXT, one_line
 from ._parsers import (
     boolean,
@@ -38,23 +49,30 @@ from ._serve import DEFAULT_SIGNALS, DRAIN_LINGER_S, DRAIN_RETRY_AFTER_S, DRAINI
 from ._settings import REQUIRED, Setting, SettingsTable
 
 __all__ = [
+    "CONTEXT_FIELDS",
     "DEFAULT_MAX_LOG_TEXT",
     "DEFAULT_SIGNALS",
     "DRAINING",
     "DRAIN_LINGER_S",
     "DRAIN_RETRY_AFTER_S",
+    "LOG_FORMATS",
     "REQUIRED",
     "InvalidSetting",
+    "JsonLogFormatter",
     "ServiceKitError",
     "Setting",
     "SettingsTable",
+    "TextLogFormatter",
     "boolean",
     "comma_list",
+    "configure_logging",
     "harden_connections",
     "host_port",
     "http_url",
     "integer",
     "json_errors",
+    "log_format",
+    "log_formatter",
     "one_line",
     "optional_path",
     "optional_text",

@@ -20,11 +20,12 @@ import wasmtime
 from wasmtime.component import Component, Linker
 
 from ._callstate import CallState, bind_call, in_trio_thread, install_epoch_callback
-from ._classify import classify_failure, summarize
+from ._classify import FailureSignals, classify_failure, summarize
 from ._engine import WasmEngine
 from ._errors import GuestError, TickerError
 from ._host import take_host_exception
 from ._invocation import Invocation
+from ._memory import WASM_PAGE, MemoryWatch, watch_memory
 from ._output import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES, OutputCapture
 from ._values import GuestRequest, GuestResponse, build_execute_request, parse_execute_response
 from ._wasi import new_wasi_config
@@ -105,20 +106,23 @@ class _GuestCall:
             max_line_bytes=limits.max_line_bytes,
         )
         state = CallState(invocation, trio_thread=trio_thread)
-        with bind_call(state):
+        with bind_call(state), watch_memory(limits.memory_bytes) as watch:
             take_host_exception()  # nothing left over from an earlier call on this thread
             store = wasmtime.Store(self._engine.wasmtime)
             try:
-                return self._run(store, state, capture)
+                return self._run(store, state, capture, watch)
             finally:
                 # Drops the instance, its WASI context and the output callbacks; a poisoned instance with it.
                 store.close()
                 capture.close()
 
-    def _run(self, store: wasmtime.Store, state: CallState, capture: OutputCapture) -> _Outcome:
+    def _run(self, store: wasmtime.Store, state: CallState, capture: OutputCapture, watch: MemoryWatch) -> _Outcome:
         limits = self._limits
+        observed = self._engine.config.observe_memory
         store.set_limits(
-            memory_size=limits.memory_bytes,
+            # When the engine observes memory its creator enforces the cap (and records a refusal); the
+            # Store's limit, one page above, is only a backstop.
+            memory_size=limits.memory_bytes + WASM_PAGE if observed else limits.memory_bytes,
             table_elements=limits.max_table_elements,
             instances=limits.max_instances,
             tables=limits.max_tables,
@@ -129,7 +133,7 @@ class _GuestCall:
         try:
             instance = self._linker.instantiate(store, self._component)
         except wasmtime.WasmtimeError as exc:
-            return self._failed(exc, "instantiate", state, capture)
+            return self._failed(exc, "instantiate", state, capture, watch)
         handler = instance.get_func(store, HANDLER_EXPORT)
         if handler is None:
             return _Outcome(error=GuestError("link", f"the component does not export `{HANDLER_EXPORT}`"))
@@ -137,7 +141,7 @@ class _GuestCall:
         try:
             result = handler(store, argument)
         except wasmtime.WasmtimeError as exc:
-            return self._failed(exc, "call", state, capture)
+            return self._failed(exc, "call", state, capture, watch)
         except (TypeError, ValueError, AttributeError) as exc:
             # Only the conversion of our argument or of its result raises these here: the export's type is
             # not `func(execute-request) -> execute-response`.
@@ -149,18 +153,21 @@ class _GuestCall:
         try:
             handler.post_return(store)
         except wasmtime.WasmtimeError as exc:
-            return self._failed(exc, "call", state, capture)
+            return self._failed(exc, "call", state, capture, watch)
         return _Outcome(response=response)
 
     @staticmethod
-    def _failed(exc: wasmtime.WasmtimeError, phase: str, state: CallState, capture: OutputCapture) -> _Outcome:
+    def _failed(
+        exc: wasmtime.WasmtimeError, phase: str, state: CallState, capture: OutputCapture, watch: MemoryWatch
+    ) -> _Outcome:
         host_exception = take_host_exception()
         if state.interrupted or isinstance(host_exception, trio.Cancelled):
             return _Outcome(interrupted=True)
         if host_exception is not None:
             return _Outcome(host_exception=host_exception)
         tail = capture.stderr_tail
-        kind, message = classify_failure(exc, phase=phase, stderr_tail=tail)
+        signals = FailureSignals(interrupted=state.interrupted, memory_refused=watch.refused)
+        kind, message = classify_failure(exc, phase=phase, signals=signals)
         return _Outcome(error=GuestError(kind, message, detail=str(exc), stderr_tail=tail))
 
 

@@ -61,15 +61,21 @@ async def test_outer_cancellation_stops_the_guest_and_frees_its_thread(
 
 
 async def test_memory_growth_past_the_cap_is_a_memory_limit_and_the_component_stays_usable(
-    ticking: WasmEngine, linker: Linker, guests: dict[str, Component], make_invocation: Callable[..., Invocation]
+    observing: WasmEngine,
+    observing_linker: Linker,
+    observing_guests: dict[str, Component],
+    make_invocation: Callable[..., Invocation],
 ) -> None:
     cap = 8 * 1024 * 1024
+    grow = observing_guests["grow"]
     with pytest.raises(GuestError) as info:
-        await invoke(ticking, linker, guests["grow"], GET, make_invocation(), timeout=5, memory_bytes=cap)
+        await invoke(observing, observing_linker, grow, GET, make_invocation(), timeout=5, memory_bytes=cap)
     assert info.value.kind == "memory_limit"
     assert "memory allocation of" in info.value.stderr_tail
     within = GuestRequest("GET", "/", body=struct.pack("<I", 2))  # grow 2 MiB, then answer
-    response = await invoke(ticking, linker, guests["grow"], within, make_invocation(), timeout=5, memory_bytes=cap)
+    response = await invoke(
+        observing, observing_linker, grow, within, make_invocation(), timeout=5, memory_bytes=cap
+    )
     assert response.status == 200
     assert response.body == struct.pack("<I", 1 + 2 * 16)
 
