@@ -25,7 +25,7 @@ from ._engine import WasmEngine
 from ._errors import GuestError, TickerError
 from ._host import take_host_exception
 from ._invocation import Invocation
-from ._memory import WASM_PAGE, MemoryWatch, watch_memory
+from ._memory import MemoryWatch, watch_memory
 from ._output import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES, OutputCapture
 from ._values import GuestRequest, GuestResponse, build_execute_request, parse_execute_response
 from ._wasi import new_wasi_config
@@ -49,6 +49,9 @@ DEFAULT_MAX_INSTANCES: Final = 64
 DEFAULT_MAX_TABLES: Final = 64
 DEFAULT_MAX_TABLE_ELEMENTS: Final = 1_000_000
 """Elements of each table (a JavaScript engine's function table holds tens of thousands)."""
+
+
+_NO_LIMIT: Final = -1  # wasmtime-py's "unlimited" for Store.set_limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +123,9 @@ class _GuestCall:
         limits = self._limits
         observed = self._engine.config.observe_memory
         store.set_limits(
-            # When the engine observes memory its creator enforces the cap (and records a refusal); the
-            # Store's limit, one page above, is only a backstop.
-            memory_size=limits.memory_bytes + WASM_PAGE if observed else limits.memory_bytes,
+            # When the engine observes memory its creator enforces the cap (and records a refusal): the
+            # Store must not refuse first (it does so silently), so it gets no memory limit of its own.
+            memory_size=_NO_LIMIT if observed else limits.memory_bytes,
             table_elements=limits.max_table_elements,
             instances=limits.max_instances,
             tables=limits.max_tables,

@@ -6,7 +6,7 @@ a structured signal instead of the guest's stderr, the engine installs a host me
 (``wasmtime_config_host_memory_creator_set``): every linear memory is an anonymous mapping reserved here,
 and the creator enforces the cap of the guest call running on this thread (``CallState.memory_cap``). A
 refused creation or growth sets ``CallState.memory_refused`` before wasmtime hands -1 (or the instantiation
-error) to the guest. The Store's own limit is kept one wasm page above the cap as a backstop.
+error) to the guest. The Store then gets no memory limit of its own (it would refuse first, silently).
 
 Cost: wasmtime cannot map a module's data segments copy-on-write into memories it does not own, so they
 are copied at each instantiation (measured: a componentize-py guest's instantiate + call 1.7 -> 5.8 ms).
