@@ -58,6 +58,10 @@ class TextLogFormatter(logging.Formatter):
                   if (value := getattr(record, name, None)) is not None]
         return f"{line} [{' '.join(fields)}]" if fields else line
 
+    def format(self, record: logging.LogRecord) -> str:
+        # logging joins the message and the (escaped) traceback with a newline: keep the record on one line.
+        return super().format(record).replace("\n", "\\n")
+
     def formatException(self, ei: Any) -> str:
         return one_line(super().formatException(ei), limit=65536)
 
