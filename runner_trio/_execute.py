@@ -18,7 +18,7 @@ import trio
 
 from bundles import ALWAYS_GRANTED
 
-from ._config import MIB
+from ._config import MIB, Settings
 from ._errors import (
     BodyTooLarge,
     BodyTooLargeForMemory,
@@ -123,7 +123,8 @@ async def _run(
         queued = trio.current_time()
         try:
             await stack.enter_async_context(
-                runtime.admission.slot(ctx.tenant_id, ctx.extension_id, deadline=deadline)
+                runtime.admission.slot(ctx.tenant_id, ctx.extension_id, deadline=deadline,
+                                       memory_mb=_memory_mb(settings, request))
             )
         except Overloaded:
             if trio.current_time() >= deadline:
@@ -156,7 +157,7 @@ async def _guest(
 ) -> ExecuteResult:
     settings = runtime.settings
     ctx = request.context
-    memory_mb = min(request.limits.memory_mb or settings.default_memory_mb, settings.max_memory_mb)
+    memory_mb = _memory_mb(settings, request)
     invocation = Invocation(
         context=InvocationContext(
             tenant_id=ctx.tenant_id,
@@ -191,6 +192,7 @@ async def _guest(
             invocation,
             timeout=left,
             memory_bytes=memory_mb * MIB,
+            limiter=runtime.guest_threads,
         )
     except GuestError as exc:
         body_bytes = len(request.http.body or b"")
@@ -203,6 +205,11 @@ async def _guest(
     if body is not None and len(body) > settings.max_response_body_bytes:
         raise ExecuteFailed("response", f"response body exceeds {settings.max_response_body_bytes} bytes")
     return ExecuteResult(status=response.status, headers=_headers(response.headers), body=body)
+
+
+def _memory_mb(settings: Settings, request: ExecuteRequest) -> int:
+    """The invocation's memory cap: what it asks for, else the default, never past the maximum."""
+    return min(request.limits.memory_mb or settings.default_memory_mb, settings.max_memory_mb)
 
 
 async def _compiled(work: Awaitable[Any]) -> Any:

@@ -195,6 +195,7 @@ async def invoke(
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     max_output_lines: int = DEFAULT_MAX_OUTPUT_LINES,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    limiter: trio.CapacityLimiter | None = None,
 ) -> GuestResponse:
     """Call the guest's ``handler`` once, in a fresh Store, within ``timeout`` seconds.
 
@@ -210,6 +211,8 @@ async def invoke(
         max_output_bytes, max_output_lines: stdout plus stderr forwarded as events; the rest is dropped,
             counted (``output_bytes_dropped``) and reported by one final event.
         max_line_bytes: longer output lines are cut into several events.
+        limiter: the thread limiter the guest's worker thread is taken from (the runner's own, apart from
+            trio's default one used for DNS and disk); None uses trio's default.
 
     Returns:
         The guest's response.
@@ -253,7 +256,7 @@ async def invoke(
     call = _GuestCall(engine, linker, component, request, bound, limits)
     outcome: _Outcome | None = None
     with trio.move_on_at(bound.deadline) as scope:
-        outcome = await trio.to_thread.run_sync(call.run, abandon_on_cancel=False)
+        outcome = await trio.to_thread.run_sync(call.run, abandon_on_cancel=False, limiter=limiter)
         if outcome.interrupted:
             # The guest stopped because this task is being cancelled: let trio deliver that cancellation
             # (absorbed by this scope when it is our deadline, propagated when it comes from outside).

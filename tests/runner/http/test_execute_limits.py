@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from typing import Any
 
-from tests.runner.http.conftest import RunnerHandle, decode_body
+import trio
+
+from runner_trio import Settings
+from tests.runner.http.conftest import RunnerHandle, Shared, decode_body, start_runner
 
 HEADERS = {"x-alga-tenant": "tenant-a", "x-alga-extension": "ext-1", "content-type": "application/json"}
 
@@ -61,3 +65,40 @@ async def test_a_1_5_mb_body_to_the_js_echo_guest_is_a_clear_413(observing: Runn
                                   limits={"memory_mb": 512})
     assert bigger["status"] == 200  # the same body fits once the caller raises limits.memory_mb
     assert json.loads(decode_body(bigger))
+
+
+async def test_the_memory_budget_holds_a_guest_back_then_refuses_it_as_overloaded(
+    nursery: trio.Nursery, runner_settings: Callable[..., Settings], shared: Shared
+) -> None:
+    handle = await start_runner(
+        nursery,
+        runner_settings(max_concurrency=4, max_memory_mb=64, default_memory_mb=32, memory_budget_mb=96,
+                        queue_timeout_ms=300),
+        shared,
+    )
+    try:
+        spin = await handle.publish_wat("spin")
+        echo = await handle.publish_wat("echo")
+        assert (await handle.execute(echo, body=b"warm"))["status"] == 200
+        results: dict[str, dict[str, Any]] = {}
+
+        async def call(name: str, digest: str, limits: dict[str, int]) -> None:
+            results[name] = await handle.execute(digest, body=b"x", limits=limits)
+
+        async with trio.open_nursery() as inner:
+            inner.start_soon(call, "spin", spin, {"timeout_ms": 1500, "memory_mb": 64})
+            await trio.sleep(0.2)  # the spinning guest holds 64 of the 96 MB
+            # 32 MB fits beside it and runs at once; 64 MB more would exceed the budget: it waits in the
+            # queue and, the spinning guest outlasting the queue timeout, is refused as overloaded.
+            inner.start_soon(call, "fits", echo, {"memory_mb": 32})
+            inner.start_soon(call, "exceeds", echo, {"memory_mb": 64})
+        assert results["spin"]["error"] == "execute_failed: timeout"
+        assert results["fits"]["status"] == 200
+        assert results["exceeds"]["status"] == 429
+        assert results["exceeds"]["error"].startswith("overloaded: ")
+        assert "memory budget" in results["exceeds"]["error"]
+        # Once the budget is free again the same request runs.
+        assert (await handle.execute(echo, body=b"x", limits={"memory_mb": 64}))["status"] == 200
+    finally:
+        await handle.client.aclose()
+        handle.shutdown.set()
