@@ -50,6 +50,12 @@ class MemoryBudget:
     def fits(self, amount: int) -> bool:
         return self.used + amount <= self.total
 
+    def acquire_nowait(self, amount: int) -> None:
+        """Take ``amount`` now. Raises ``trio.WouldBlock`` when it does not fit."""
+        if not self.fits(amount):
+            raise trio.WouldBlock
+        self.used += amount
+
     async def acquire(self, amount: int) -> None:
         if amount > self.total:
             raise ValueError(f"{amount} MB can never fit a budget of {self.total} MB")
@@ -145,10 +151,13 @@ class Admission:
                                 raise Overloaded(reason) from None
                         stack.callback(limiter.release)
                     if memory_mb:
-                        with trio.move_on_at(give_up) as waited:
-                            await self._memory.acquire(memory_mb)
-                        if waited.cancelled_caught:
-                            raise Overloaded(f"{reason} (memory budget)") from None
+                        try:
+                            self._memory.acquire_nowait(memory_mb)
+                        except trio.WouldBlock:
+                            with trio.move_on_at(give_up) as waited:
+                                await self._memory.acquire(memory_mb)
+                            if waited.cancelled_caught:
+                                raise Overloaded(f"{reason} (memory budget)") from None
                         stack.callback(self._memory.release, memory_mb)
                 finally:
                     self._waiting -= 1

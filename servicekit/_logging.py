@@ -82,7 +82,7 @@ class JsonLogFormatter(JsonFormatter):
         super().__init__(
             list(_JSON_FIELDS),
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            json_ensure_ascii=False,
+            json_ensure_ascii=True,  # pure ASCII lines: nothing (a lone surrogate, U+2028) can break a reader
         )
 
 
