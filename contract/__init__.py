@@ -11,11 +11,22 @@ What it holds, and nothing else:
 It imports no service package (``runner_trio``, ``gateway_quart``, ``extctl``), no quart and no wasmtime::
 
     payload = encode_execute_request(request)                          # the gateway
-    request = decode_execute_request(doc, max_body_bytes=cap)          # the runner
+    request = decode_execute_json(raw, max_body_bytes=cap)             # the runner (orjson, size and depth
+                                                                       # limits, then the typed request)
     if decode_execute_result(answer).timed_out: ...                    # the gateway again
 """
 
-from ._codec import decode_execute_request, decode_execute_result, encode_execute_request, encode_execute_result
+from ._codec import (
+    MAX_GUEST_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    decode_execute_json,
+    decode_execute_request,
+    decode_execute_result,
+    encode_execute_request,
+    encode_execute_result,
+    execute_document_bytes,
+    load_json,
+)
 from ._codes import ERROR_SEPARATOR, ErrorCode, FailureKind, Outcome, format_error, split_error
 from ._debug_stream import (
     CONTEXT_FIELDS,
@@ -57,7 +68,9 @@ __all__ = [
     "JSON_NAMES",
     "KEY_SEPARATOR",
     "LEVELS",
+    "MAX_GUEST_BODY_BYTES",
     "MAX_ID_LENGTH",
+    "MAX_JSON_DEPTH",
     "SAFE_ID_PATTERN",
     "STREAMS",
     "UI_TOKEN_SEGMENT",
@@ -80,17 +93,20 @@ __all__ = [
     "UiUrlSigner",
     "UnknownCapabilities",
     "UserInfo",
+    "decode_execute_json",
     "decode_execute_request",
     "decode_execute_result",
     "encode_execute_request",
     "encode_execute_result",
     "entry_fields",
     "entry_to_event",
+    "execute_document_bytes",
     "format_content_hash",
     "format_error",
     "is_id",
     "is_safe_id",
     "is_stream_key_part",
+    "load_json",
     "parse_content_hash",
     "parse_prefixed_content_hash",
     "parse_stream_key",

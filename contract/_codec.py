@@ -23,6 +23,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+import orjson
+
 from bundles import KNOWN_CAPABILITIES
 
 from ._errors import BodyTooLarge, InvalidBase64, InvalidField, UnknownCapabilities
@@ -30,13 +32,61 @@ from ._execute import ExecuteRequest, ExecuteResult, HttpRequest, Limits, Reques
 from ._grammar import ContentHashError, format_content_hash, is_id, parse_content_hash
 
 __all__ = [
+    "MAX_GUEST_BODY_BYTES",
+    "MAX_JSON_DEPTH",
+    "decode_execute_json",
     "decode_execute_request",
     "decode_execute_result",
     "encode_execute_request",
     "encode_execute_result",
+    "execute_document_bytes",
+    "load_json",
 ]
 
 _METHOD: Final = re.compile(r"[A-Z]{1,16}")
+
+MAX_GUEST_BODY_BYTES: Final = 2 * 1024 * 1024
+"""The largest request body a runner passes to a guest (its default cap), and so the gateway's default cap."""
+MAX_JSON_DEPTH: Final = 1024
+"""Nesting orjson accepts; a deeper document is refused by orjson itself (``depth limit exceeded``)."""
+ENVELOPE_OVERHEAD_BYTES: Final = 256 * 1024
+"""What an execute document may hold beside its base64 body (context, headers, user, secret envelope)."""
+
+
+def execute_document_bytes(max_body_bytes: int) -> int:
+    """The largest ``/v1/execute`` document for a body cap: the body in base64 plus the envelope."""
+    return max_body_bytes * 4 // 3 + 4 + ENVELOPE_OVERHEAD_BYTES
+
+
+def load_json(raw: bytes | bytearray | memoryview | str, *, max_bytes: int) -> Any:
+    """Parse one JSON document with explicit limits: at most ``max_bytes``, at most :data:`MAX_JSON_DEPTH`
+    levels deep (orjson's own limit), UTF-8 only.
+
+    Raises:
+        BodyTooLarge: the document is longer than ``max_bytes``.
+        InvalidField: (``$``) not JSON, not UTF-8, or nested too deep.
+    """
+    if len(raw) > max_bytes:
+        raise BodyTooLarge(f"request document exceeds {max_bytes} bytes")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):
+            raise InvalidField("$", f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+        raise InvalidField("$", f"body is not JSON: {exc}") from None
+
+
+def decode_execute_json(
+    raw: bytes | bytearray | memoryview | str, *, max_body_bytes: int, max_document_bytes: int | None = None
+) -> ExecuteRequest:
+    """:func:`load_json` then :func:`decode_execute_request`: raw ``/v1/execute`` bytes to a typed request.
+
+    Raises:
+        ContractError: ``InvalidField`` (``$`` for the document itself), ``UnknownCapabilities`` or
+            ``BodyTooLarge`` (the document, or the decoded body); never another exception.
+    """
+    limit = max_document_bytes if max_document_bytes is not None else execute_document_bytes(max_body_bytes)
+    return decode_execute_request(load_json(raw, max_bytes=limit), max_body_bytes=max_body_bytes)
 
 
 # -- decoding helpers: each names the dotted path of what it refuses -------------------------------------------

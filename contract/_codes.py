@@ -30,6 +30,10 @@ class ErrorCode(StrEnum):
     SECRET_DECRYPT_FAILED = "secret_decrypt_failed"  # noqa: S105 - an error code, not a secret
     OVERLOADED = "overloaded"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    """The request body exceeds the runner's cap (``RUNNER_MAX_REQUEST_BODY_BYTES``, the detail names it; 413)."""
+    BODY_TOO_LARGE_FOR_MEMORY = "body_too_large_for_memory"
+    """The guest ran out of memory while handling a large request body; the detail names ``limits.memory_mb``
+    (413). Only answered when the runner observes memory (``RUNNER_OBSERVE_MEMORY``)."""
     EXECUTE_FAILED = "execute_failed"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     """The key was already used for a different request within its TTL (409)."""

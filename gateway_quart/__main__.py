@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import trio
 
 import bundles
+from servicekit import configure_logging
 
 from ._app import serve
 from ._errors import GatewayError, SettingsError
@@ -15,12 +15,12 @@ from ._settings import Settings
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"gateway: invalid setting {exc.message}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_format)
     try:
         trio.run(serve, settings)
     except (GatewayError, bundles.BundleError) as exc:

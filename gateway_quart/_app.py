@@ -25,7 +25,7 @@ from ._runner_client import RunnerClient
 from ._settings import Settings
 from ._state import STATE_KEY, GatewayState, ManifestCache
 from ._views import json_response
-from .debug import DebugCredentials, create_debug_blueprint
+from .debug import DEFAULT_REAUTHORIZE_S, DebugCredentials, create_debug_blueprint
 from .registry import CachedRegistry, Registry, SqliteRegistry
 
 __all__ = ["create_app", "serve"]
@@ -145,12 +145,23 @@ def create_app(
             return await principal_for_token(st.registry, credentials.token)
         return await authenticate(st.registry, signer, credentials.headers, credentials.cookies)
 
+    async def _debug_recheck(credentials: DebugCredentials) -> Principal:
+        # An open tail's credential, read past the auth cache: a token revoked on any gateway closes the tail
+        # within one period (the cache TTL) of the revocation.
+        st: GatewayState = app.extensions[STATE_KEY]
+        live = st.registry.inner if isinstance(st.registry, CachedRegistry) else st.registry
+        if credentials.token is not None:
+            return await principal_for_token(live, credentials.token)
+        return await authenticate(live, signer, credentials.headers, credentials.cookies)
+
     app.register_blueprint(
         create_debug_blueprint(
             redis_url=settings.debug_redis_url,
             stream_prefix=settings.debug_stream_prefix,
             authorize=_debug_caller,
             allowed_origins=settings.allowed_origins,
+            reauthorize=_debug_recheck,
+            reauthorize_every=settings.auth_cache_ttl_s or DEFAULT_REAUTHORIZE_S,
         )
     )
     return app

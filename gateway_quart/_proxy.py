@@ -30,7 +30,7 @@ from quart import Blueprint, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 import bundles
-from contract import ErrorCode, ExecuteRequest, HttpRequest, Limits, RequestContext, UserInfo
+from contract import ErrorCode, ExecuteRequest, HttpRequest, Limits, RequestContext, UserInfo, split_error
 
 from ._auth import PERMISSION_READ, PERMISSION_WRITE, Principal, authenticate, check_origin
 from ._errors import ApiError, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, RateLimited
@@ -321,7 +321,12 @@ def _client_response(answer: RunnerResult, method: str) -> Response:
         if result.timed_out:
             raise ApiError("gateway_timeout", "the extension did not answer in time", status=504, headers=timing)
         if result.status == 413:
-            raise PayloadTooLarge(state().settings.max_body_bytes)
+            # The runner's own words: its real cap (payload_too_large), or the guest's memory cap
+            # (body_too_large_for_memory, naming limits.memory_mb). Neither carries an address.
+            code, detail = split_error(result.error)
+            if code is ErrorCode.BODY_TOO_LARGE_FOR_MEMORY:
+                raise ApiError(code.value, detail, status=413)
+            raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE.value, detail or "request body too large", status=413)
         raise ApiError("bad_gateway", status=502, headers=timing)
     body = b"" if method == "HEAD" else (result.body or b"")
     response = Response(body, status=result.status)

@@ -192,7 +192,8 @@ class RunnerClient:
                         break
         if deadline.cancelled_caught:
             raise UpstreamError("gateway_timeout", "the extension did not answer in time", status=504)
-        raise UpstreamError("bad_gateway", f"runner failure: {last_reason}", status=502)
+        # The reason (which names the runner's address) goes to the log above, never to the client.
+        raise UpstreamError("bad_gateway", "no runner could serve the request", status=502)
 
     def _left_ms(self, request: ExecuteRequest, started: float, *, after_s: float = 0.0) -> int:
         """What is left of the call's deadline (``limits.timeout_ms``, at most the client's) ``after_s`` from now."""

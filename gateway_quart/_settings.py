@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
-from contract import SAFE_ID_PATTERN
+from contract import MAX_GUEST_BODY_BYTES, SAFE_ID_PATTERN
 from servicekit import (
     DEVELOPMENT,
     REQUIRED,
@@ -31,6 +31,7 @@ from servicekit import (
     enforce_mode,
     host_port,
     integer,
+    log_format,
     mode,
     optional_text,
     text,
@@ -42,7 +43,9 @@ DEFAULT_BIND: Final = "127.0.0.1:8000"
 DEFAULT_TIMEOUT_MS: Final = 30_000
 MAX_TIMEOUT_MS: Final = 600_000
 DEFAULT_REGISTRY_DATABASE: Final = "./var/registry.sqlite3"
-DEFAULT_MAX_BODY_BYTES: Final = 10 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES: Final = MAX_GUEST_BODY_BYTES
+"""The runner's own request-body cap (``RUNNER_MAX_REQUEST_BODY_BYTES``' default): a larger body would only be
+refused one hop later, under another number."""
 MAX_BODY_BYTES: Final = 1024 * 1024 * 1024
 DEFAULT_RATE_LIMIT_RPS: Final = 50.0
 DEFAULT_RATE_LIMIT_BURST: Final = 100
@@ -237,11 +240,13 @@ TABLE: Final = SettingsTable(
         Setting("GATEWAY_RATE_LIMIT_BURST", "rate_limit_burst", integer(1, MAX_RATE_LIMIT_BURST),
                 DEFAULT_RATE_LIMIT_BURST, "token-bucket size"),
         Setting("GATEWAY_MAX_BODY_BYTES", "max_body_bytes", integer(1, MAX_BODY_BYTES), DEFAULT_MAX_BODY_BYTES,
-                "request body cap of /api/ext"),
+                "request body cap of /api/ext; defaults to the runner's (RUNNER_MAX_REQUEST_BODY_BYTES, 2 MiB)"),
         Setting("GATEWAY_RUNNER_ATTEMPTS", "runner_attempts", integer(1, MAX_RUNNER_ATTEMPTS),
                 DEFAULT_RUNNER_ATTEMPTS, "attempts per runner call, retries included"),
         Setting("GATEWAY_AUTH_CACHE_TTL_S", "auth_cache_ttl_s", _auth_cache_ttl, DEFAULT_AUTH_CACHE_TTL_S,
                 "seconds a token's user and a tenant's install are reused from memory (0 disables; see below)"),
+        Setting("GATEWAY_LOG_FORMAT", "log_format", log_format, "text",
+                "text, or json: one JSON object per line"),
         Setting("GATEWAY_DRAIN_TIMEOUT_S", "drain_timeout_s", integer(0), DEFAULT_DRAIN_TIMEOUT_S,
                 "on SIGTERM, how long in-flight requests may finish"),
         Setting("DEBUG_STREAM_REDIS_URL", "debug_redis_url", optional_text, None,
@@ -296,6 +301,7 @@ class Settings:
     debug_redis_url: str | None = None
     debug_stream_prefix: str = DEFAULT_DEBUG_STREAM_PREFIX
     drain_timeout_s: int = DEFAULT_DRAIN_TIMEOUT_S
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -15,6 +15,7 @@ from ._app import create_app, serve
 from ._config import Settings
 from ._errors import (
     BodyTooLarge,
+    BodyTooLargeForMemory,
     BundleUnavailable,
     ConfigError,
     ExecuteFailed,
@@ -27,10 +28,11 @@ from ._errors import (
 )
 from ._execute import execute
 from ._runtime import Runtime
-from ._wire import parse_execute_request
+from ._wire import parse_execute_json, parse_execute_request
 
 __all__ = [
     "BodyTooLarge",
+    "BodyTooLargeForMemory",
     "BundleUnavailable",
     "ConfigError",
     "ExecuteFailed",
@@ -44,6 +46,7 @@ __all__ = [
     "UnknownCapabilities",
     "create_app",
     "execute",
+    "parse_execute_json",
     "parse_execute_request",
     "serve",
 ]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import trio
+
+from servicekit import configure_logging
 
 from ._app import serve
 from ._config import Settings
@@ -13,12 +14,12 @@ from ._errors import ConfigError
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         print(f"runner: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_format)
     try:
         trio.run(serve, settings)
     except ConfigError as exc:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+import contract
 from servicekit import (
     DEVELOPMENT,
     PRODUCTION,
@@ -25,6 +26,7 @@ from servicekit import (
     SettingsTable,
     enforce_mode,
     host_port,
+    log_format,
 )
 from servicekit import Setting as _Setting
 from servicekit import boolean as _bool
@@ -46,7 +48,7 @@ __all__ = ["Settings"]
 MIB: Final = 1024 * 1024
 # wasmtime-py moves list<u8> one value per byte and caps the values one host call may allocate: bodies past
 # ~3 MiB fail inside wasmtime whatever the conversion. A clear 413 below that beats a trap above it.
-MAX_GUEST_BODY_BYTES: Final = 2 * MIB
+MAX_GUEST_BODY_BYTES: Final = contract.MAX_GUEST_BODY_BYTES  # 2 MiB; the gateway's default cap too
 
 # Namespaces the runner owns: an unknown variable under one of these is a mistake worth stopping for.
 _OWNED_PREFIXES: Final = ("RUNNER_", "EXT_CACHE_", "EXT_EGRESS_", "EXT_UI_", "EXT_STATIC_")
@@ -98,6 +100,13 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
     _Setting("RUNNER_MAX_TIMEOUT_MS", "max_timeout_ms", _int(1), 60_000, "largest deadline an invocation gets"),
     _Setting("RUNNER_DEFAULT_MEMORY_MB", "default_memory_mb", _int(16), 128, "memory cap per linear memory"),
     _Setting("RUNNER_MAX_MEMORY_MB", "max_memory_mb", _int(16), 1024, "largest memory cap an invocation gets"),
+    _Setting("RUNNER_MEMORY_BUDGET_MB", "memory_budget_mb", _int(16), 2048,
+             "sum of the memory caps of invocations running at once; past it an invocation waits in the queue"),
+    _Setting("RUNNER_OBSERVE_MEMORY", "observe_memory", _bool, False,
+             "allocate guest memories in the runner, so a cap hit mid-call is memory_limit, not trap "
+             "(costs instantiation time: docs/runner.md)"),
+    _Setting("RUNNER_LOG_FORMAT", "log_format", log_format, "text",
+             "text, or json: one JSON object per line (guest lines carry tenant, extension, request id)"),
     _Setting("RUNNER_MAX_REQUEST_BODY_BYTES", "max_request_body_bytes", _int(0, MAX_GUEST_BODY_BYTES), 2 * MIB,
              "largest request body passed to a guest (at most 2 MiB: see docs/runner.md)"),
     _Setting("RUNNER_MAX_RESPONSE_BODY_BYTES", "max_response_body_bytes", _int(0), 2 * MIB,
@@ -195,6 +204,9 @@ class Settings:
     max_timeout_ms: int = 60_000
     default_memory_mb: int = 128
     max_memory_mb: int = 1024
+    memory_budget_mb: int = 2048
+    observe_memory: bool = False
+    log_format: str = "text"
     max_request_body_bytes: int = 2 * MIB
     max_response_body_bytes: int = 2 * MIB
     max_bundle_bytes: int = 256 * MIB
@@ -239,6 +251,8 @@ class Settings:
             raise ConfigError("RUNNER_DEFAULT_TIMEOUT_MS", "must not exceed RUNNER_MAX_TIMEOUT_MS")
         if self.default_memory_mb > self.max_memory_mb:
             raise ConfigError("RUNNER_DEFAULT_MEMORY_MB", "must not exceed RUNNER_MAX_MEMORY_MB")
+        if self.memory_budget_mb < self.max_memory_mb:
+            raise ConfigError("RUNNER_MEMORY_BUDGET_MB", "must be at least RUNNER_MAX_MEMORY_MB")
         try:
             enforce_mode(
                 self.env,

@@ -11,6 +11,7 @@ The tree::
     ├── SecretDecryptFailed           the secret envelope cannot be opened             status 500
     ├── Overloaded                    no slot within the queue bounds                  status 429
     ├── BodyTooLarge                  request or response body over its cap            status 413 / 500
+    │   └── BodyTooLargeForMemory     the guest ran out of memory holding the request body  status 413
     └── ExecuteFailed                 the guest failed: kind timeout (504), memory_limit, trap, link (500)
 
 Codes follow the reference runner's contract: ``error`` is ``"<code>"`` or ``"<code>: <detail>"``.
@@ -22,6 +23,7 @@ from typing import ClassVar
 
 __all__ = [
     "BodyTooLarge",
+    "BodyTooLargeForMemory",
     "BundleUnavailable",
     "ConfigError",
     "ExecuteFailed",
@@ -101,6 +103,20 @@ class Overloaded(RunnerError):
 class BodyTooLarge(RunnerError):
     status = 413
     code = "payload_too_large"
+
+
+class BodyTooLargeForMemory(BodyTooLarge):
+    """The guest hit its memory cap (observed by the runner) while handling a request with a large body."""
+
+    code = "body_too_large_for_memory"
+
+    def __init__(self, body_bytes: int, memory_mb: int) -> None:
+        super().__init__(
+            f"the request body ({body_bytes} bytes) does not fit the guest's memory: limits.memory_mb is "
+            f"{memory_mb}; raise limits.memory_mb or send a smaller body"
+        )
+        self.body_bytes = body_bytes
+        self.memory_mb = memory_mb
 
 
 class ExecuteFailed(RunnerError):

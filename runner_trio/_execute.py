@@ -19,9 +19,10 @@ import trio
 from bundles import ALWAYS_GRANTED, ManifestError
 from cache import CacheError
 
-from ._config import MIB
+from ._config import MIB, Settings
 from ._errors import (
     BodyTooLarge,
+    BodyTooLargeForMemory,
     BundleUnavailable,
     ExecuteFailed,
     Overloaded,
@@ -40,6 +41,9 @@ log = logging.getLogger("runner_trio.execute")
 # Outcome label of each failure, for runner_invocations_total{outcome}.
 _OUTCOME_OF_KIND: Final = {"timeout": "timeout", "memory_limit": "memory", "trap": "trap", "link": "trap"}
 _RESPONSE_HEADER_LIMIT: Final = 256
+BODY_MEMORY_THRESHOLD: Final = 64 * 1024
+"""A guest that hits its memory cap with a request body at least this large is answered
+``body_too_large_for_memory`` (413, naming ``limits.memory_mb``) instead of ``execute_failed: memory_limit``."""
 
 
 @dataclass
@@ -120,7 +124,8 @@ async def _run(
         queued = trio.current_time()
         try:
             await stack.enter_async_context(
-                runtime.admission.slot(ctx.tenant_id, ctx.extension_id, deadline=deadline)
+                runtime.admission.slot(ctx.tenant_id, ctx.extension_id, deadline=deadline,
+                                       memory_mb=_memory_mb(settings, request))
             )
         except Overloaded:
             if trio.current_time() >= deadline:
@@ -179,7 +184,7 @@ async def _guest(
 ) -> ExecuteResult:
     settings = runtime.settings
     ctx = request.context
-    memory_mb = min(request.limits.memory_mb or settings.default_memory_mb, settings.max_memory_mb)
+    memory_mb = _memory_mb(settings, request)
     invocation = Invocation(
         context=InvocationContext(
             tenant_id=ctx.tenant_id,
@@ -214,13 +219,24 @@ async def _guest(
             invocation,
             timeout=left,
             memory_bytes=memory_mb * MIB,
+            limiter=runtime.guest_threads,
         )
     except GuestError as exc:
+        body_bytes = len(request.http.body or b"")
+        if exc.kind == "memory_limit" and body_bytes >= BODY_MEMORY_THRESHOLD:
+            # The cap hit is the runner's own observation (never the guest's words); with a body this size,
+            # the body is the likely reason, and the caller can act on limits.memory_mb.
+            raise BodyTooLargeForMemory(body_bytes, memory_mb) from exc
         raise ExecuteFailed(exc.kind, str(exc)) from exc
     body = response.body
     if body is not None and len(body) > settings.max_response_body_bytes:
         raise ExecuteFailed("response", f"response body exceeds {settings.max_response_body_bytes} bytes")
     return ExecuteResult(status=response.status, headers=_headers(response.headers), body=body)
+
+
+def _memory_mb(settings: Settings, request: ExecuteRequest) -> int:
+    """The invocation's memory cap: what it asks for, else the default, never past the maximum."""
+    return min(request.limits.memory_mb or settings.default_memory_mb, settings.max_memory_mb)
 
 
 async def _compiled(work: Awaitable[Any]) -> Any:
@@ -279,6 +295,8 @@ def _outcome_of(exc: RunnerError) -> str:
         return "bundle_error"
     if isinstance(exc, SecretDecryptFailed):
         return "denied"
+    if isinstance(exc, BodyTooLargeForMemory):
+        return "memory"
     if isinstance(exc, BodyTooLarge):
         return "bad_request"
     return "bad_request" if exc.status_code < 500 else "trap"

@@ -21,9 +21,11 @@ from quart import Blueprint, Response, current_app, request
 
 from contract import (
     ContentHashError,
+    ContractError,
     ErrorCode,
     encode_execute_result,
     format_content_hash,
+    load_json,
     parse_content_hash,
 )
 
@@ -31,7 +33,7 @@ from ._errors import BodyTooLarge, RequestInvalid, RunnerError, UnknownCapabilit
 from ._execute import Timing, execute, remember_result
 from ._metrics import CONTENT_TYPE
 from ._runtime import Runtime
-from ._wire import ExecuteRequest, ExecuteResult, parse_execute_request
+from ._wire import ExecuteRequest, ExecuteResult, parse_execute_json
 from .idempotency import IdempotencyError, StoreUnavailable, request_fingerprint
 
 __all__ = ["api"]
@@ -41,6 +43,7 @@ api = Blueprint("runner_api", __name__)
 log = logging.getLogger("runner_trio.routes")
 
 _REQUEST_ID_MAX: Final = 128
+_WARMUP_MAX_BYTES: Final = 4096
 
 
 def runtime() -> Runtime:
@@ -92,11 +95,7 @@ async def execute_route() -> Response:
         return _json(encode_execute_result(result))
     raw = await request.get_data(cache=False)
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _json({"error": ErrorCode.INVALID_REQUEST, "field": "$", "message": f"body is not JSON: {exc}"}, 400)
-    try:
-        parsed = parse_execute_request(doc, max_body_bytes=rt.settings.max_request_body_bytes)
+        parsed = parse_execute_json(raw, max_body_bytes=rt.settings.max_request_body_bytes)
     except RequestInvalid as exc:
         return _json({"error": ErrorCode.INVALID_REQUEST, "field": exc.field, "message": exc.message}, 400)
     except (UnknownCapabilities, BodyTooLarge) as exc:
@@ -148,11 +147,11 @@ async def _run_keyed(rt: Runtime, parsed: ExecuteRequest, key: str, timing: Timi
 async def warmup_route() -> Response:
     rt = runtime()
     try:
-        doc = json.loads(await request.get_data(cache=False))
+        doc = load_json(await request.get_data(cache=False), max_bytes=_WARMUP_MAX_BYTES)
         content_hash = doc["content_hash"]
         if not isinstance(content_hash, str):
             raise TypeError
-    except (ValueError, KeyError, TypeError):
+    except (ContractError, KeyError, TypeError):
         return _json({"error": ErrorCode.INVALID_REQUEST, "field": "content_hash", "message": "is required"}, 400)
     try:
         hex_digest = parse_content_hash(content_hash)

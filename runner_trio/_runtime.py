@@ -67,6 +67,9 @@ class Runtime:
     idempotency: IdempotencyCache[ExecuteResult]
     capabilities: tuple[Capability, ...]
     events: DebugEventPublisher
+    guest_threads: trio.CapacityLimiter | None = None
+    """The worker threads guests run on: ``RUNNER_MAX_CONCURRENCY`` of them, apart from trio's default limiter
+    (DNS, disk), so guests never take the threads those need, nor the other way round."""
     _closers: list[Any] = field(default_factory=list)
 
     @classmethod
@@ -108,7 +111,7 @@ class Runtime:
         except ValueError as exc:
             raise ConfigError("RUNNER_IDEMPOTENCY_URL", str(exc)) from None
 
-        engine = WasmEngine(EngineConfig())
+        engine = WasmEngine(EngineConfig(observe_memory=settings.observe_memory))
         disk = DiskCache(
             settings.resolved_cache_root,
             max_bytes=settings.cache_max_bytes,
@@ -161,7 +164,9 @@ class Runtime:
                 max_per_extension=settings.max_concurrency_per_extension,
                 max_queue=settings.max_queue,
                 queue_timeout=settings.queue_timeout_ms / 1000,
+                memory_budget_mb=settings.memory_budget_mb,
             ),
+            guest_threads=trio.CapacityLimiter(settings.max_concurrency),
             idempotency=IdempotencyCache(
                 ttl=settings.idempotency_ttl_s,
                 max_entries=settings.idempotency_max_entries,

@@ -14,6 +14,26 @@ from contract import ExecuteRequest, ExecuteResult, HttpRequest, Limits, Request
 
 from ._errors import BodyTooLarge, RequestInvalid, UnknownCapabilities
 
+
+def parse_execute_json(raw: bytes | str, *, max_body_bytes: int) -> ExecuteRequest:
+    """Raw ``/v1/execute`` bytes to a typed request (orjson with size and depth limits, see
+    :func:`contract.decode_execute_json`): every refusal is one of the errors below, never another exception.
+
+    Raises:
+        RequestInvalid: not JSON, nested deeper than ``contract.MAX_JSON_DEPTH``, or a field is missing or has
+            the wrong type (``.field`` names it; ``$`` for the document).
+        UnknownCapabilities: ``providers`` names capabilities that do not exist.
+        BodyTooLarge: the document or the decoded request body is over its cap.
+    """
+    try:
+        return contract.decode_execute_json(raw, max_body_bytes=max_body_bytes)
+    except contract.InvalidField as exc:
+        raise RequestInvalid(exc.field, exc.message) from None
+    except contract.UnknownCapabilities as exc:
+        raise UnknownCapabilities(", ".join(exc.names)) from None
+    except contract.BodyTooLarge as exc:
+        raise BodyTooLarge(exc.message) from None
+
 __all__ = [
     "ExecuteRequest",
     "ExecuteResult",
@@ -21,6 +41,7 @@ __all__ = [
     "Limits",
     "RequestContext",
     "UserInfo",
+    "parse_execute_json",
     "parse_execute_request",
 ]
 

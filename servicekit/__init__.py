@@ -14,6 +14,8 @@
   exceptions (a 500 with a request id, logged with its traceback).
 - the deployment mode (:func:`mode`, :func:`enforce_mode`, :class:`Requirement`): ``development`` or
   ``production``; a non-loopback bind needs a token in both, production refuses each unmet requirement.
+- :func:`configure_logging`: the log as ``text`` (control characters escaped, context fields appended) or
+  ``json`` (one object a line, python-json-logger), chosen by a ``*_LOG_FORMAT`` setting (:func:`log_format`).
 - :func:`render_settings_doc` (and ``python -m servicekit docs/configuration.md``): the settings tables of
   the documentation generated from the code.
 
@@ -24,6 +26,15 @@ from ._connections import harden_connections
 from ._docs import render_settings_doc, resolve_table, table_refs
 from ._errors import InvalidSetting, ServiceKitError
 from ._json_errors import json_errors
+from ._logging import (
+    CONTEXT_FIELDS,
+    LOG_FORMATS,
+    JsonLogFormatter,
+    TextLogFormatter,
+    configure_logging,
+    log_format,
+    log_formatter,
+)
 from ._logtext import DEFAULT_MAX_LOG_TEXT, one_line
 from ._mode import DEVELOPMENT, MODES, PRODUCTION, Mode, Requirement, enforce_mode, is_loopback_bind, mode
 from ._parsers import (
@@ -42,23 +53,28 @@ from ._serve import DEFAULT_SIGNALS, DRAIN_LINGER_S, DRAIN_RETRY_AFTER_S, DRAINI
 from ._settings import REQUIRED, Setting, SettingsTable
 
 __all__ = [
+    "CONTEXT_FIELDS",
     "DEFAULT_MAX_LOG_TEXT",
     "DEFAULT_SIGNALS",
     "DEVELOPMENT",
     "DRAINING",
     "DRAIN_LINGER_S",
     "DRAIN_RETRY_AFTER_S",
+    "LOG_FORMATS",
     "MODES",
     "PRODUCTION",
     "REQUIRED",
     "InvalidSetting",
+    "JsonLogFormatter",
     "Mode",
     "Requirement",
     "ServiceKitError",
     "Setting",
     "SettingsTable",
+    "TextLogFormatter",
     "boolean",
     "comma_list",
+    "configure_logging",
     "enforce_mode",
     "harden_connections",
     "host_port",
@@ -66,6 +82,8 @@ __all__ = [
     "integer",
     "is_loopback_bind",
     "json_errors",
+    "log_format",
+    "log_formatter",
     "mode",
     "one_line",
     "optional_path",

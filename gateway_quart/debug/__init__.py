@@ -11,6 +11,7 @@ Errors are the gateway's own (``Unauthorized``, ``Forbidden``, ``InvalidRequest`
 
 from ._blueprint import (
     DEFAULT_MAX_TAILS,
+    DEFAULT_REAUTHORIZE_S,
     DEFAULT_STREAM_PREFIX,
     PERMISSION,
     STREAM_PATH,
@@ -36,6 +37,7 @@ __all__ = [
     "DEFAULT_HEARTBEAT",
     "DEFAULT_LAST_N",
     "DEFAULT_MAX_TAILS",
+    "DEFAULT_REAUTHORIZE_S",
     "DEFAULT_STREAM_PREFIX",
     "LEVELS",
     "MAX_LAST_N",

@@ -26,6 +26,13 @@ refused with 4403 ``origin_not_allowed`` (cross-site WebSocket hijacking).
 Refusals on the WebSocket: the handshake is accepted, then closed with code ``4000 + HTTP status`` (4400,
 4401, 4403, 4503) and the error code as the reason, so that browser scripts can read why (a rejected handshake
 shows them nothing).
+
+An open tail is only as good as its credential: every ``reauthorize_every`` seconds the credential the tail
+was opened with is checked again through ``reauthorize`` (the gateway passes one that reads its registry
+without the auth cache, and the auth cache TTL as the period), and a tail whose token was revoked or
+expired, whose session ended or whose caller lost ``extension:read`` or changed tenant is closed: the
+WebSocket with 4401 ``credentials_revoked``, the SSE stream with an ``error`` event of that code (checked as
+items go out, so within a heartbeat of the period).
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ from ._tail import (
 
 __all__ = [
     "DEFAULT_MAX_TAILS",
+    "DEFAULT_REAUTHORIZE_S",
     "DEFAULT_STREAM_PREFIX",
     "PERMISSION",
     "STREAM_PATH",
@@ -70,6 +78,9 @@ __all__ = [
 ]
 
 STREAM_PATH: Final = "/api/ext-debug/stream"
+DEFAULT_REAUTHORIZE_S: Final = 5.0
+"""Seconds between checks of an open tail's credentials (the gateway passes its auth cache TTL)."""
+REVOKED: Final = "credentials_revoked"
 CONSOLE_PATH: Final = "/msp/extensions/<extension_id>/debug"
 ASSET_PATH: Final = "/ext-debug/assets/<name>"
 PERMISSION: Final = "extension:read"
@@ -121,6 +132,8 @@ class _Admission:
     key: str
     filters: TailFilters
     last_n: int
+    credentials: DebugCredentials
+    tenant_id: str
 
 
 @final
@@ -197,6 +210,8 @@ def create_debug_blueprint(
     block_ms: int = DEFAULT_BLOCK_MS,
     buffer_size: int = DEFAULT_BUFFER_SIZE,
     name: str = "ext_debug",
+    reauthorize: Authorize | None = None,
+    reauthorize_every: float = DEFAULT_REAUTHORIZE_S,
 ) -> Blueprint:
     """The debug tail's routes (see the module docstring), ready for ``app.register_blueprint``.
 
@@ -212,9 +227,14 @@ def create_debug_blueprint(
         block_ms: longest single ``XREAD BLOCK``.
         buffer_size: events held per slow client before dropping.
         name: the blueprint name.
+        reauthorize: checks an open tail's credentials again (default: ``authorize``); a refusal closes it.
+        reauthorize_every: seconds between those checks.
     """
     if max_tails <= 0:
         raise ValueError("max_tails must be positive")
+    if not reauthorize_every > 0:
+        raise ValueError("reauthorize_every must be positive")
+    recheck = reauthorize if reauthorize is not None else authorize
     if not 0 <= last_n <= MAX_LAST_N:
         raise ValueError(f"last_n must be within 0..{MAX_LAST_N}")
     blueprint = Blueprint(name, __name__)
@@ -225,20 +245,34 @@ def create_debug_blueprint(
     limiter = trio.CapacityLimiter(2 * max_tails)
     page_template, assets = _load_assets()
 
-    async def authorized(conn: BaseRequestWebsocket, *, cookie_needs_origin: bool) -> DebugCaller:
+    async def authorized(
+        conn: BaseRequestWebsocket, *, cookie_needs_origin: bool
+    ) -> tuple[DebugCaller, DebugCredentials]:
         credentials = _credentials(conn)
         if credentials.token is None and cookie_needs_origin and not _same_origin(conn, origins):
             raise Forbidden("origin_not_allowed", "a session-authenticated tail must come from the gateway's pages")
         caller = await authorize(credentials)
+        _check_caller(caller)
+        return caller, credentials
+
+    def _check_caller(caller: DebugCaller) -> None:
         if PERMISSION not in caller.permissions:
             raise Forbidden("forbidden", f"missing permission {PERMISSION}", extra={"permission": PERMISSION})
         # No ":" in either part of the key: it would let one tenant's tail read another tenant's stream.
         if not is_stream_key_part(caller.tenant_id):
             raise Forbidden("tenant_not_streamable", "this tenant id cannot name a debug stream")
-        return caller
+
+    async def still_authorized(admission: _Admission) -> bool:
+        """Whether the tail's credentials still name the same tenant with ``extension:read``."""
+        try:
+            caller = await recheck(admission.credentials)
+            _check_caller(caller)
+        except ApiError:
+            return False
+        return caller.tenant_id.lower() == admission.tenant_id.lower()
 
     async def admit(conn: BaseRequestWebsocket, *, is_websocket: bool) -> _Admission:
-        caller = await authorized(conn, cookie_needs_origin=is_websocket)
+        caller, credentials = await authorized(conn, cookie_needs_origin=is_websocket)
         args = conn.args
         extension_id = (args.get("extensionId") or "").strip()
         if not extension_id:
@@ -266,7 +300,8 @@ def create_debug_blueprint(
         if redis_url is None:
             raise ApiError("debug_stream_unavailable", "debug events are not enabled", status=503)
         slots.check()
-        return _Admission(stream_key(stream_prefix, caller.tenant_id, extension_id), filters, count)
+        key = stream_key(stream_prefix, caller.tenant_id, extension_id)
+        return _Admission(key, filters, count, credentials, caller.tenant_id)
 
     def subscribe(admission: _Admission, *, after_id: str | None = None) -> TailSubscription:
         assert redis_url is not None  # admit() refused otherwise
@@ -297,6 +332,7 @@ def create_debug_blueprint(
                 # Nothing is expected from the client, but its messages must be read: Quart's inbound queue
                 # is bounded and a full one would stall the handling of the client's close.
                 nursery.start_soon(_discard_incoming)
+                nursery.start_soon(watch_credentials, admission, nursery.cancel_scope)
                 async with subscribe(admission) as events:
                     async for item in events:
                         await websocket.send(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
@@ -304,6 +340,14 @@ def create_debug_blueprint(
                 nursery.cancel_scope.cancel()
         finally:
             slots.release()
+
+    async def watch_credentials(admission: _Admission, scope: trio.CancelScope) -> None:
+        while True:
+            await trio.sleep(reauthorize_every)
+            if not await still_authorized(admission):
+                await websocket.close(4401, REVOKED)
+                scope.cancel()
+                return
 
     @blueprint.get(STREAM_PATH)
     async def stream_sse() -> Response:
@@ -322,9 +366,15 @@ def create_debug_blueprint(
                 yield _sse_frame({"type": "error", "code": exc.code})
                 return
             events = subscribe(admission, after_id=after_id)
+            next_check = trio.current_time() + reauthorize_every
             try:
                 yield f"retry: {SSE_RETRY_MS}\n\n".encode()
                 async for item in events:
+                    if trio.current_time() >= next_check:
+                        if not await still_authorized(admission):
+                            yield _sse_frame({"type": "error", "code": REVOKED})
+                            return
+                        next_check = trio.current_time() + reauthorize_every
                     yield _sse_frame(item)
             finally:
                 await events.aclose()

@@ -1,8 +1,9 @@
 """``alga:extension/logging``: guest log lines become debug events and stdlib log records.
 
 Always granted (``cap:log.emit``). Each ``log-*`` call emits one event with stream ``log`` and level
-``info``/``warn``/``error`` to the invocation's sink, and one record on the ``runner_trio.guest`` logger carrying
-tenant, extension and request ids. Past ``max_events`` calls per invocation further lines are only counted
+``info``/``warn``/``error`` to the invocation's sink, and one record on the ``runner_trio.guest`` logger
+carrying ``source="guest"`` and tenant, extension and request ids (fields in the JSON log, appended to the
+line in the text log). Past ``max_events`` calls per invocation further lines are only counted
 (``log_events_dropped``): a guest looping over ``log-info`` must not flood the debug stream.
 """
 
@@ -81,6 +82,7 @@ class LoggingCapability(CapabilityBase):
                 "guest: %s",
                 one_line(message),  # a guest cannot start a line of its own in the runner's log
                 extra={
+                    "source": "guest",
                     "tenant_id": context.tenant_id,
                     "extension_id": context.extension_id,
                     "request_id": context.request_id,

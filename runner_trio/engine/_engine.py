@@ -18,6 +18,7 @@ import wasmtime
 from wasmtime.component import Component
 
 from ._errors import ArtifactError, ComponentError, EngineConfigError, TickerError
+from ._memory import install_memory_creator
 
 __all__ = [
     "COMPONENT_HEADER",
@@ -52,11 +53,14 @@ class EngineConfig:
         cranelift_opt_level: ``none``, ``speed`` or ``speed_and_size``.
         max_wasm_stack: bytes of native stack a guest may use; None keeps wasmtime's default.
         parallel_compilation: compile functions on several threads.
+        observe_memory: allocate guest memories through the runner's memory creator (``_memory.py``), so
+            that a memory cap hit is observed by the host (``memory_limit``) rather than only by the guest.
     """
 
     cranelift_opt_level: str = DEFAULT_OPT_LEVEL
     max_wasm_stack: int | None = None
     parallel_compilation: bool = True
+    observe_memory: bool = False
 
     def validate(self) -> None:
         """Reject settings before wasmtime sees them: an invalid engine configuration aborts the process.
@@ -77,6 +81,8 @@ class EngineConfig:
             )
         if not isinstance(self.parallel_compilation, bool):
             raise EngineConfigError("parallel_compilation must be a bool")
+        if not isinstance(self.observe_memory, bool):
+            raise EngineConfigError("observe_memory must be a bool")
 
     def to_wasmtime(self) -> wasmtime.Config:
         """A fresh ``wasmtime.Config`` (validated first)."""
@@ -87,6 +93,8 @@ class EngineConfig:
         config.parallel_compilation = self.parallel_compilation
         if self.max_wasm_stack is not None:
             config.max_wasm_stack = self.max_wasm_stack
+        if self.observe_memory:
+            install_memory_creator(config)
         return config
 
 

@@ -20,11 +20,12 @@ import wasmtime
 from wasmtime.component import Component, Linker
 
 from ._callstate import CallState, bind_call, in_trio_thread, install_epoch_callback
-from ._classify import classify_failure, summarize
+from ._classify import FailureSignals, classify_failure, summarize
 from ._engine import WasmEngine
 from ._errors import GuestError, TickerError
 from ._host import take_host_exception
 from ._invocation import Invocation
+from ._memory import MemoryWatch, watch_memory
 from ._output import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES, OutputCapture
 from ._values import GuestRequest, GuestResponse, build_execute_request, parse_execute_response
 from ._wasi import new_wasi_config
@@ -48,6 +49,9 @@ DEFAULT_MAX_INSTANCES: Final = 64
 DEFAULT_MAX_TABLES: Final = 64
 DEFAULT_MAX_TABLE_ELEMENTS: Final = 1_000_000
 """Elements of each table (a JavaScript engine's function table holds tens of thousands)."""
+
+
+_NO_LIMIT: Final = -1  # wasmtime-py's "unlimited" for Store.set_limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,20 +109,23 @@ class _GuestCall:
             max_line_bytes=limits.max_line_bytes,
         )
         state = CallState(invocation, trio_thread=trio_thread)
-        with bind_call(state):
+        with bind_call(state), watch_memory(limits.memory_bytes) as watch:
             take_host_exception()  # nothing left over from an earlier call on this thread
             store = wasmtime.Store(self._engine.wasmtime)
             try:
-                return self._run(store, state, capture)
+                return self._run(store, state, capture, watch)
             finally:
                 # Drops the instance, its WASI context and the output callbacks; a poisoned instance with it.
                 store.close()
                 capture.close()
 
-    def _run(self, store: wasmtime.Store, state: CallState, capture: OutputCapture) -> _Outcome:
+    def _run(self, store: wasmtime.Store, state: CallState, capture: OutputCapture, watch: MemoryWatch) -> _Outcome:
         limits = self._limits
+        observed = self._engine.config.observe_memory
         store.set_limits(
-            memory_size=limits.memory_bytes,
+            # When the engine observes memory its creator enforces the cap (and records a refusal): the
+            # Store must not refuse first (it does so silently), so it gets no memory limit of its own.
+            memory_size=_NO_LIMIT if observed else limits.memory_bytes,
             table_elements=limits.max_table_elements,
             instances=limits.max_instances,
             tables=limits.max_tables,
@@ -129,7 +136,7 @@ class _GuestCall:
         try:
             instance = self._linker.instantiate(store, self._component)
         except wasmtime.WasmtimeError as exc:
-            return self._failed(exc, "instantiate", state, capture)
+            return self._failed(exc, "instantiate", state, capture, watch)
         handler = instance.get_func(store, HANDLER_EXPORT)
         if handler is None:
             return _Outcome(error=GuestError("link", f"the component does not export `{HANDLER_EXPORT}`"))
@@ -137,7 +144,7 @@ class _GuestCall:
         try:
             result = handler(store, argument)
         except wasmtime.WasmtimeError as exc:
-            return self._failed(exc, "call", state, capture)
+            return self._failed(exc, "call", state, capture, watch)
         except (TypeError, ValueError, AttributeError) as exc:
             # Only the conversion of our argument or of its result raises these here: the export's type is
             # not `func(execute-request) -> execute-response`.
@@ -149,18 +156,21 @@ class _GuestCall:
         try:
             handler.post_return(store)
         except wasmtime.WasmtimeError as exc:
-            return self._failed(exc, "call", state, capture)
+            return self._failed(exc, "call", state, capture, watch)
         return _Outcome(response=response)
 
     @staticmethod
-    def _failed(exc: wasmtime.WasmtimeError, phase: str, state: CallState, capture: OutputCapture) -> _Outcome:
+    def _failed(
+        exc: wasmtime.WasmtimeError, phase: str, state: CallState, capture: OutputCapture, watch: MemoryWatch
+    ) -> _Outcome:
         host_exception = take_host_exception()
         if state.interrupted or isinstance(host_exception, trio.Cancelled):
             return _Outcome(interrupted=True)
         if host_exception is not None:
             return _Outcome(host_exception=host_exception)
         tail = capture.stderr_tail
-        kind, message = classify_failure(exc, phase=phase, stderr_tail=tail)
+        signals = FailureSignals(interrupted=state.interrupted, memory_refused=watch.refused)
+        kind, message = classify_failure(exc, phase=phase, signals=signals)
         return _Outcome(error=GuestError(kind, message, detail=str(exc), stderr_tail=tail))
 
 
@@ -185,6 +195,7 @@ async def invoke(
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     max_output_lines: int = DEFAULT_MAX_OUTPUT_LINES,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    limiter: trio.CapacityLimiter | None = None,
 ) -> GuestResponse:
     """Call the guest's ``handler`` once, in a fresh Store, within ``timeout`` seconds.
 
@@ -200,6 +211,8 @@ async def invoke(
         max_output_bytes, max_output_lines: stdout plus stderr forwarded as events; the rest is dropped,
             counted (``output_bytes_dropped``) and reported by one final event.
         max_line_bytes: longer output lines are cut into several events.
+        limiter: the thread limiter the guest's worker thread is taken from (the runner's own, apart from
+            trio's default one used for DNS and disk); None uses trio's default.
 
     Returns:
         The guest's response.
@@ -243,7 +256,7 @@ async def invoke(
     call = _GuestCall(engine, linker, component, request, bound, limits)
     outcome: _Outcome | None = None
     with trio.move_on_at(bound.deadline) as scope:
-        outcome = await trio.to_thread.run_sync(call.run, abandon_on_cancel=False)
+        outcome = await trio.to_thread.run_sync(call.run, abandon_on_cancel=False, limiter=limiter)
         if outcome.interrupted:
             # The guest stopped because this task is being cancelled: let trio deliver that cancellation
             # (absorbed by this scope when it is our deadline, propagated when it comes from outside).

@@ -15,7 +15,7 @@ def test_defaults() -> None:
     assert settings == Settings(runner_base_urls=("http://127.0.0.1:8001",))
     assert settings.bind == "127.0.0.1:8000"
     assert settings.timeout_ms == 30_000
-    assert settings.max_body_bytes == 10 * 1024 * 1024
+    assert settings.max_body_bytes == 2 * 1024 * 1024  # the runner's cap
     assert settings.registry_database == "./var/registry.sqlite3"
     assert settings.public_runner_base == "http://127.0.0.1:8001"
 

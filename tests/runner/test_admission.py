@@ -89,3 +89,39 @@ async def test_the_callers_deadline_cuts_the_queue_wait(autojump_clock: trio.tes
         assert trio.current_time() - start == pytest.approx(0.5 + 10.0)
         release.set()
     assert admission.statistics().waiting == 0
+
+
+async def _hold_memory(admission: Admission, tenant: str, mb: int, release: trio.Event, log: list[str]) -> None:
+    async with admission.slot(tenant, "e", memory_mb=mb):
+        log.append(f"in {tenant}")
+        await release.wait()
+    log.append(f"out {tenant}")
+
+
+async def test_memory_budget_queues_an_invocation_that_would_exceed_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    admission = Admission(max_concurrency=10, max_per_tenant=10, max_per_extension=10, queue_timeout=5.0,
+                          memory_budget_mb=256)
+    first, second = trio.Event(), trio.Event()
+    log: list[str] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_hold_memory, admission, "t1", 128, first, log)
+        nursery.start_soon(_hold_memory, admission, "t2", 128, second, log)
+        await trio.sleep(0.1)
+        assert admission.statistics().memory_mb == 256
+        nursery.start_soon(_hold_memory, admission, "t3", 64, second, log)  # does not fit: waits
+        await trio.sleep(1.0)
+        assert "in t3" not in log
+        assert admission.statistics().waiting == 1
+        first.set()  # t1's 128 MB come back: t3 runs
+        await trio.sleep(0.1)
+        assert "in t3" in log
+        assert admission.statistics().memory_mb == 128 + 64
+        start = trio.current_time()
+        with pytest.raises(Overloaded, match="memory budget"):
+            async with admission.slot("t4", "e", memory_mb=128):  # 192 + 128 > 256 until the queue timeout
+                pass
+        assert trio.current_time() - start == pytest.approx(5.0)
+        second.set()
+    assert admission.statistics().memory_mb == 0

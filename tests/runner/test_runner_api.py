@@ -10,6 +10,7 @@ def test_public_names_are_pinned() -> None:
         "BodyTooLarge", "BundleUnavailable", "ConfigError", "ExecuteFailed", "MissingRoutingHeaders", "Overloaded",
         "RequestInvalid", "RunnerError", "Runtime", "SecretDecryptFailed", "Settings", "UnknownCapabilities",
         "create_app", "execute", "parse_execute_request", "serve",
+        "BodyTooLargeForMemory", "parse_execute_json",
     }
     assert len(runner_trio.__all__) == len(set(runner_trio.__all__))
     for name in runner_trio.__all__:

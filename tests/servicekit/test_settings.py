@@ -146,6 +146,8 @@ def test_markdown_rows_and_defaults_agree_with_the_class() -> None:
 
 def test_exported_names() -> None:
     assert set(servicekit.__all__) == {
+        "CONTEXT_FIELDS", "LOG_FORMATS", "JsonLogFormatter", "TextLogFormatter", "configure_logging",
+        "log_format", "log_formatter",
         "DEFAULT_MAX_LOG_TEXT", "DEFAULT_SIGNALS", "DRAINING", "DRAIN_LINGER_S", "DRAIN_RETRY_AFTER_S",
         "REQUIRED", "InvalidSetting", "ServiceKitError", "Setting", "SettingsTable", "boolean",
         "comma_list", "harden_connections", "host_port", "http_url", "integer", "json_errors", "one_line",

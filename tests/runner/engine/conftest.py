@@ -9,7 +9,7 @@ import trio
 from wasmtime.component import Component, Linker
 
 from runner_trio.capabilities import world_linker as build_linker
-from runner_trio.engine import Invocation, InvocationContext, WasmEngine
+from runner_trio.engine import EngineConfig, Invocation, InvocationContext, WasmEngine
 from tests.guests.wat import load_wat, wat_names
 
 
@@ -27,6 +27,29 @@ def linker(engine: WasmEngine) -> Linker:
 def guests(engine: WasmEngine) -> dict[str, Component]:
     """Every WAT guest, compiled once."""
     return {name: engine.compile(load_wat(name)) for name in wat_names()}
+
+
+@pytest.fixture(scope="session")
+def observing_engine() -> WasmEngine:
+    """An engine whose memories the runner allocates (a memory cap hit is observed by the host)."""
+    return WasmEngine(EngineConfig(observe_memory=True))
+
+
+@pytest.fixture(scope="session")
+def observing_linker(observing_engine: WasmEngine) -> Linker:
+    return build_linker(observing_engine)
+
+
+@pytest.fixture(scope="session")
+def observing_guests(observing_engine: WasmEngine) -> dict[str, Component]:
+    return {name: observing_engine.compile(load_wat(name)) for name in ("grow", "spoof", "echo")}
+
+
+@pytest.fixture
+async def observing(observing_engine: WasmEngine, nursery: trio.Nursery) -> WasmEngine:
+    """The observing engine with its epoch ticker running."""
+    await nursery.start(observing_engine.run_ticker)
+    return observing_engine
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 import trio
+import trio.testing
 import wasmtime
 from wasmtime.component import Component, Linker
 
@@ -61,15 +62,21 @@ async def test_outer_cancellation_stops_the_guest_and_frees_its_thread(
 
 
 async def test_memory_growth_past_the_cap_is_a_memory_limit_and_the_component_stays_usable(
-    ticking: WasmEngine, linker: Linker, guests: dict[str, Component], make_invocation: Callable[..., Invocation]
+    observing: WasmEngine,
+    observing_linker: Linker,
+    observing_guests: dict[str, Component],
+    make_invocation: Callable[..., Invocation],
 ) -> None:
     cap = 8 * 1024 * 1024
+    grow = observing_guests["grow"]
     with pytest.raises(GuestError) as info:
-        await invoke(ticking, linker, guests["grow"], GET, make_invocation(), timeout=5, memory_bytes=cap)
+        await invoke(observing, observing_linker, grow, GET, make_invocation(), timeout=5, memory_bytes=cap)
     assert info.value.kind == "memory_limit"
     assert "memory allocation of" in info.value.stderr_tail
     within = GuestRequest("GET", "/", body=struct.pack("<I", 2))  # grow 2 MiB, then answer
-    response = await invoke(ticking, linker, guests["grow"], within, make_invocation(), timeout=5, memory_bytes=cap)
+    response = await invoke(
+        observing, observing_linker, grow, within, make_invocation(), timeout=5, memory_bytes=cap
+    )
     assert response.status == 200
     assert response.body == struct.pack("<I", 1 + 2 * 16)
 
@@ -139,3 +146,25 @@ async def test_invalid_limits_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match="positive"):
         await invoke(ticking, linker, guests["echo"], GET, make_invocation(), **limits)  # type: ignore[arg-type]
+
+
+async def test_guests_run_on_the_limiter_given_not_trios_default(
+    ticking: WasmEngine, linker: Linker, guests: dict[str, Component], make_invocation: Callable[..., Invocation]
+) -> None:
+    guest_threads = trio.CapacityLimiter(2)
+    default = trio.to_thread.current_default_thread_limiter()
+    before = default.statistics().borrowed_tokens
+    seen: dict[str, int] = {}
+
+    async def spin() -> None:
+        with pytest.raises(GuestError):
+            await invoke(ticking, linker, guests["spin"], GET, make_invocation(), timeout=0.3,
+                         limiter=guest_threads)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(spin)
+        nursery.start_soon(spin)
+        await trio.testing.wait_all_tasks_blocked()
+        seen = {"guest": guest_threads.statistics().borrowed_tokens, "default": default.statistics().borrowed_tokens}
+    assert seen == {"guest": 2, "default": before}
+    assert guest_threads.statistics().borrowed_tokens == 0

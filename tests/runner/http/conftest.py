@@ -161,3 +161,15 @@ async def runner(nursery: trio.Nursery, runner_settings: Callable[..., Settings]
     finally:
         await handle.client.aclose()
         handle.shutdown.set()
+
+
+@pytest.fixture
+async def observing(nursery: trio.Nursery, runner_settings: Callable[..., Settings],
+                    shared: Shared) -> AsyncIterator[RunnerHandle]:
+    """A runner with ``RUNNER_OBSERVE_MEMORY``: it sees a guest hit its memory cap (else a plain trap)."""
+    handle = await start_runner(nursery, runner_settings(observe_memory=True), shared)
+    try:
+        yield handle
+    finally:
+        await handle.client.aclose()
+        handle.shutdown.set()

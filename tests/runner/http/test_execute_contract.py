@@ -157,7 +157,9 @@ async def test_sleeping_guest_stops_at_its_deadline(runner: RunnerHandle) -> Non
     assert elapsed < 0.2 + DEADLINE_SLACK_S  # not the 15 s asked for
 
 
-async def test_memory_limit_then_next_request_works(runner: RunnerHandle) -> None:
+async def test_memory_limit_then_next_request_works(observing: RunnerHandle) -> None:
+    # The runner observes the cap being hit (RUNNER_OBSERVE_MEMORY); without that it is a plain trap.
+    runner = observing
     grow = await runner.publish_wat("grow")
     result = await runner.execute(grow, limits={"memory_mb": 16})
     assert result["status"] == 500
