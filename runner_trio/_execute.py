@@ -189,7 +189,7 @@ async def _guest(
             memory_bytes=memory_mb * MIB,
         )
     except GuestError as exc:
-        raise ExecuteFailed(exc.kind, str(exc)) from exc
+        raise ExecuteFailed(exc.kind, str(exc), subject=exc.subject) from exc
     body = response.body
     if body is not None and len(body) > settings.max_response_body_bytes:
         raise ExecuteFailed("response", f"response body exceeds {settings.max_response_body_bytes} bytes")

@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 HANDLER_EXPORT: Final = "handler"
+_MAX_SUBJECT_CHARS: Final = 256
 DEFAULT_MEMORY_BYTES: Final = 128 * 1024 * 1024
 """Cap of each linear memory of a guest."""
 DEFAULT_MAX_MEMORIES: Final = 16
@@ -129,7 +130,10 @@ class _GuestCall:
         try:
             instance = self._linker.instantiate(store, self._component)
         except wasmtime.WasmtimeError as exc:
-            return self._failed(exc, "instantiate", state, capture)
+            outcome = self._failed(exc, "instantiate", state, capture)
+            if outcome.error is not None and outcome.error.kind == "link":
+                outcome.error.subject = unresolved_import(self._engine, self._component, exc)
+            return outcome
         handler = instance.get_func(store, HANDLER_EXPORT)
         if handler is None:
             return _Outcome(error=GuestError("link", f"the component does not export `{HANDLER_EXPORT}`"))
@@ -162,6 +166,16 @@ class _GuestCall:
         tail = capture.stderr_tail
         kind, message = classify_failure(exc, phase=phase, stderr_tail=tail)
         return _Outcome(error=GuestError(kind, message, detail=str(exc), stderr_tail=tail))
+
+
+def unresolved_import(engine: WasmEngine, component: Component, exc: wasmtime.WasmtimeError) -> str:
+    """The import a failed link could not resolve: the one of the component's own import names (its type,
+    not the message's prose) that wasmtime's error quotes; "" when none is."""
+    text = str(exc)
+    for name in component.type.imports(engine.wasmtime):
+        if f"`{name}`" in text and len(name) <= _MAX_SUBJECT_CHARS:
+            return name
+    return ""
 
 
 def _positive(name: str, value: float) -> None:
