@@ -13,6 +13,7 @@ import logging
 import os
 import sqlite3
 import struct
+import time
 from collections.abc import Callable
 
 import pytest
@@ -162,4 +163,33 @@ async def test_host_calls_after_the_deadline_have_no_effect(
     ran = await run(runner, late, providers=STORAGE)
     assert (ran.status, ran.result["error"]) == (200, None)
     assert (await read_key(runner, "late")).body == b"1"
+    assert [r for r in caplog.records if "late host call" in r.getMessage()]
+
+
+async def test_host_calls_after_the_deadline_have_no_effect_on_a_busy_loop(
+    runner: RunnerHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A busy event loop (a loaded machine) notices the deadline late: neither trio's cancellation nor the epoch
+    # ticker (a trio task) reaches the guest until the loop is free again. The guest reads the clock until
+    # 100 ms past its deadline, then logs: that call comes after the deadline and must have no effect.
+    late = await publish_hostile(runner, "late-clock")
+    caplog.set_level(logging.INFO, logger="runner_trio.guest")
+    timeout_ms = 300
+    outcome: dict[str, Ran] = {}
+
+    async def attack() -> None:
+        outcome["late"] = await run(runner, late, body=struct.pack("<Q", (timeout_ms + 100) * 10**6),
+                                    timeout_ms=timeout_ms)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(attack)
+        await trio.sleep(timeout_ms / 1000 / 2)
+        time.sleep(timeout_ms / 1000 + 0.3)  # noqa: ASYNC251 - blocks the event loop on purpose
+    ran = outcome["late"]
+    assert ran.result == {"status": 504, "headers": {}, "body_b64": None, "error": "execute_failed: timeout"}
+    assert not [r for r in caplog.records if "late host call" in r.getMessage()], "the late log had no effect"
+
+    # Within the deadline the same call takes effect (the check above can see it).
+    ran = await run(runner, late, body=struct.pack("<Q", 0))
+    assert (ran.status, ran.result["error"]) == (200, None)
     assert [r for r in caplog.records if "late host call" in r.getMessage()]
