@@ -10,11 +10,12 @@ from typing import Any
 import trio
 
 from contract import ErrorCode, FailureKind, split_error
+from tests._redis import redis_server
 from tests.runner.http.conftest import RunnerHandle, bundle_dir, runner, runner_settings, shared, start_runner
 
 from .wat import load_hostile
 
-__all__ = ["Ran", "publish_hostile", "run", "runner", "runner_settings", "shared", "start_runner"]
+__all__ = ["Ran", "publish_hostile", "redis_server", "run", "runner", "runner_settings", "shared", "start_runner"]
 
 STORAGE: list[str] = ["cap:storage.kv"]
 HTTP: list[str] = ["cap:http.fetch"]

@@ -7,15 +7,22 @@ stderr, a WASI sleep past the deadline, and an import no runner defines.
 
 from __future__ import annotations
 
+import secrets
 import struct
+from collections.abc import Callable
 
 import pytest
+import trio
 
 from contract import ErrorCode, FailureKind
+from runner_trio import Settings
+from runner_trio.engine import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES
+from tests._redis import RedisServer
 from tests._timing import DEADLINE_SLACK_S
-from tests.runner.http.conftest import RunnerHandle
+from tests.runner.debug_events._helpers import entries
+from tests.runner.http.conftest import RunnerHandle, Shared
 
-from .conftest import Ran, publish_hostile, run
+from .conftest import Ran, publish_hostile, run, start_runner
 
 TIMEOUT_MS = 400
 """The deadline of the attacks that only a deadline stops (each would run forever, or for a minute)."""
@@ -119,6 +126,28 @@ async def test_huge_stdout_and_stderr_are_capped(runner: RunnerHandle) -> None:
     # Forever: the deadline ends it.
     assert_timed_out(await run(runner, flood, body=struct.pack("<I", 0), timeout_ms=TIMEOUT_MS))
     await assert_still_serving(runner)
+
+
+async def test_huge_output_reaches_the_debug_stream_capped(
+    nursery: trio.Nursery, runner_settings: Callable[..., Settings], shared: Shared, redis_server: RedisServer
+) -> None:
+    runner = await start_runner(nursery, runner_settings(debug_redis_url=redis_server.url), shared)
+    flood = await publish_hostile(runner, "flood")
+    tenant = f"tenant-flood-{secrets.token_hex(4)}"
+    ran = await run(runner, flood, body=struct.pack("<I", 4096), timeout_ms=LONG_TIMEOUT_MS, tenant=tenant)
+    assert (ran.status, ran.result["error"]) == (200, None), ran.result
+    key = f"ext-debug:{tenant}:ext-hostile"
+    messages: list[str] = []
+    with trio.fail_after(10):
+        while not any("truncated" in message for message in messages):
+            await trio.sleep(0.05)
+            messages = [fields["message"] for _, fields in await entries(redis_server.url, key)]
+    # 32 MiB written; what reaches the stream is bounded by the output cap (and the per-invocation event budget),
+    # and says it was cut.
+    assert len(messages) <= DEFAULT_MAX_OUTPUT_LINES + 2
+    assert sum(len(message) for message in messages) <= DEFAULT_MAX_OUTPUT_BYTES + 1024
+    await runner.client.aclose()
+    runner.shutdown.set()
 
 
 @pytest.mark.parametrize("use_poll", [False, True], ids=["pollable.block", "poll"])
