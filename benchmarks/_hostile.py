@@ -156,6 +156,28 @@ async def _echo_p99(client: httpx.AsyncClient, url: str, echo: str, calls: int) 
     return percentile(times, 99)
 
 
+async def _beside(client: httpx.AsyncClient, url: str, hashes: dict[str, str], attackers: list[Attack],
+                  calls: int) -> tuple[float, int]:
+    """The neighbour's p99 while each of ``attackers`` runs endlessly (its own tenant); attacks run meanwhile."""
+    done = 0
+
+    async def attacker(index: int, attack: Attack) -> None:
+        nonlocal done
+        doc = _doc(hashes[attack.guest], attack, f"bench-evil-{index}", f"bench-evil-{index}")
+        async with httpx.AsyncClient(timeout=60) as own:
+            while True:
+                await _call(own, url, doc)
+                done += 1
+
+    async with trio.open_nursery() as nursery:
+        for index, attack in enumerate(attackers):
+            nursery.start_soon(attacker, index, attack)
+        await trio.sleep(0.5)
+        beside = await _echo_p99(client, url, hashes["echo"], calls)
+        nursery.cancel_scope.cancel()
+    return beside, done
+
+
 async def _neighbour(ws: Workspace, client: httpx.AsyncClient, url: str, hashes: dict[str, str]) -> None:
     calls = pick(ws.quick, 100, 400)
     echo = hashes["echo"]
@@ -164,29 +186,23 @@ async def _neighbour(ws: Workspace, client: httpx.AsyncClient, url: str, hashes:
     # One attacker per kind of attack, fewer than RUNNER_MAX_CONCURRENCY (8): the neighbour measures sharing the
     # machine, not waiting for a free slot (a tenant-spread attack that fills every slot queues everyone).
     endless = [a for a in ATTACKS if a.name in NEIGHBOURS]
-    attacks_done = 0
-
-    async def attacker(index: int, attack: Attack) -> None:
-        nonlocal attacks_done
-        doc = _doc(hashes[attack.guest], attack, f"bench-evil-{index}", f"bench-evil-{index}")
-        async with httpx.AsyncClient(timeout=60) as own:
-            while True:
-                await _call(own, url, doc)
-                attacks_done += 1
-
-    async with trio.open_nursery() as nursery:
-        for index, attack in enumerate(endless):
-            nursery.start_soon(attacker, index, attack)
-        await trio.sleep(0.5)
-        beside = await _echo_p99(client, url, echo, calls)
-        nursery.cancel_scope.cancel()
+    beside, done = await _beside(client, url, hashes, endless, calls)
     ratio = beside / alone
-    log(f"neighbour: p99 alone {ms(alone)}, beside {len(endless)} attackers {ms(beside)} ({attacks_done} attacks)")
+    log(f"neighbour: p99 alone {ms(alone)}, beside {len(endless)} attackers {ms(beside)} ({done} attacks)")
     ws.report.add(Row(
         "hostile", f"well-behaved echo p99 ({calls} calls) beside {len(endless)} endless attackers "
-                   f"({attacks_done} attacks ran meanwhile) vs alone",
+                   f"({done} attacks ran meanwhile) vs alone",
         f"beside {ms(beside)}", f"alone {ms(alone)}", f"{ratio:.2f}×", f"≤ {NEIGHBOUR_AIM:g}×", ratio <= NEIGHBOUR_AIM,
     ))
+    # Informational: which attack costs the neighbour what, one at a time (not with --quick).
+    single_calls = 200
+    for attack in [] if ws.quick else endless:
+        beside, done = await _beside(client, url, hashes, [attack], single_calls)
+        ws.report.add(Row(
+            "hostile", f"well-behaved echo p99 ({single_calls} calls) beside one {attack.name} attacker "
+                       f"({done} attacks)",
+            f"beside {ms(beside)}", f"alone {ms(alone)}", f"{beside / alone:.2f}×",
+        ))
 
 
 async def run(ws: Workspace) -> None:
