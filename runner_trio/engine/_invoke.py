@@ -25,6 +25,7 @@ from ._engine import WasmEngine
 from ._errors import GuestError, TickerError
 from ._host import take_host_exception
 from ._invocation import Invocation
+from ._linker import unresolved_import
 from ._output import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES, OutputCapture
 from ._values import GuestRequest, GuestResponse, build_execute_request, parse_execute_response
 from ._wasi import new_wasi_config
@@ -40,7 +41,6 @@ __all__ = [
 ]
 
 HANDLER_EXPORT: Final = "handler"
-_MAX_SUBJECT_CHARS: Final = 256
 DEFAULT_MEMORY_BYTES: Final = 128 * 1024 * 1024
 """Cap of each linear memory of a guest."""
 DEFAULT_MAX_MEMORIES: Final = 16
@@ -166,16 +166,6 @@ class _GuestCall:
         tail = capture.stderr_tail
         kind, message = classify_failure(exc, phase=phase, stderr_tail=tail)
         return _Outcome(error=GuestError(kind, message, detail=str(exc), stderr_tail=tail))
-
-
-def unresolved_import(engine: WasmEngine, component: Component, exc: wasmtime.WasmtimeError) -> str:
-    """The import a failed link could not resolve: the one of the component's own import names (its type,
-    not the message's prose) that wasmtime's error quotes; "" when none is."""
-    text = str(exc)
-    for name in component.type.imports(engine.wasmtime):
-        if f"`{name}`" in text and len(name) <= _MAX_SUBJECT_CHARS:
-            return name
-    return ""
 
 
 def _positive(name: str, value: float) -> None:
