@@ -125,8 +125,9 @@ class ExecuteFailed(RunnerError):
     code = "execute_failed"
     KINDS: ClassVar[frozenset[str]] = frozenset({"timeout", "memory_limit", "trap", "link", "response"})
 
-    def __init__(self, kind: str, message: str = "") -> None:
-        super().__init__(kind)
+    def __init__(self, kind: str, message: str = "", *, subject: str = "") -> None:
+        # ``subject`` (the unresolved import of a link failure) follows the kind: ``execute_failed: link: <import>``.
+        super().__init__(f"{kind}: {subject}" if subject else kind)
         self.kind = kind
         self.message = message
 

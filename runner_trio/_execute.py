@@ -227,7 +227,7 @@ async def _guest(
             # The cap hit is the runner's own observation (never the guest's words); with a body this size,
             # the body is the likely reason, and the caller can act on limits.memory_mb.
             raise BodyTooLargeForMemory(body_bytes, memory_mb) from exc
-        raise ExecuteFailed(exc.kind, str(exc)) from exc
+        raise ExecuteFailed(exc.kind, str(exc), subject=exc.subject) from exc
     body = response.body
     if body is not None and len(body) > settings.max_response_body_bytes:
         raise ExecuteFailed("response", f"response body exceeds {settings.max_response_body_bytes} bytes")

@@ -74,9 +74,13 @@ class GuestError(EngineError):
             guest trapped or exited), ``link`` (imports or the ``handler`` export do not fit this runner).
         detail: wasmtime's full message (with the wasm backtrace), for logs.
         stderr_tail: the last bytes the guest wrote to stderr (a Python guest's traceback lands there).
+        subject: what the failure is about, when there is one thing: the import a ``link`` failure could not
+            resolve (one of the component's own import names, never free text).
     """
 
-    def __init__(self, kind: GuestErrorKind, message: str, *, detail: str = "", stderr_tail: str = "") -> None:
+    def __init__(
+        self, kind: GuestErrorKind, message: str, *, detail: str = "", stderr_tail: str = "", subject: str = ""
+    ) -> None:
         if kind not in GUEST_ERROR_KINDS:
             raise ValueError(f"unknown guest error kind {kind!r}")
         text = message if not stderr_tail else f"{message}\n--- guest stderr (tail) ---\n{stderr_tail}"
@@ -85,3 +89,4 @@ class GuestError(EngineError):
         self.code = kind
         self.detail = detail
         self.stderr_tail = stderr_tail
+        self.subject = subject

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, final
 
@@ -26,6 +27,7 @@ import trio
 from wasmtime import WasmtimeError
 from wasmtime.component import LinkerInstance, Record, Variant
 
+from ._callstate import current_call
 from ._invocation import Invocation, current_invocation
 
 __all__ = [
@@ -119,6 +121,11 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False) -> Callab
     ``invoke()`` and replaced by a ``WasmtimeError``, which traps the guest. A ``WasmtimeError`` raised on
     purpose (a deliberate trap) passes through unchanged.
 
+    A host call made once the invocation's deadline has passed (its ``thread_deadline``, read on this thread's
+    clock) has no effect: it traps the guest as interrupted, so the invocation times out, before ``fn`` runs.
+    Trio's cancellation and the epoch ticker reach the guest only when the event loop is free; a host call
+    that never waits on trio (logging, the clock) would otherwise act after the deadline on a busy loop.
+
     Args:
         fn: the implementation; it receives the current :class:`Invocation` first.
         with_store: also pass the wasmtime store context, as ``fn(invocation, store, *args)`` (needed to
@@ -130,6 +137,8 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False) -> Callab
     def wrapper(store: Any, *args: Any) -> Any:
         try:
             invocation = current_invocation()
+            if time.monotonic() >= invocation.thread_deadline:
+                raise _after_deadline()
             invocation.counters.add("host_calls")
             if with_store:
                 return fn(invocation, store, *args)
@@ -141,6 +150,14 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False) -> Callab
             raise WasmtimeError(f"host function {label} failed: {type(exc).__name__}") from None
 
     return wrapper
+
+
+def _after_deadline() -> WasmtimeError:
+    try:
+        state = current_call()
+    except LookupError:  # an invocation bound without a guest call: a plain trap
+        return WasmtimeError("host call after the invocation's deadline")
+    return state.interrupt("host call after the deadline")
 
 
 def call_backend(invocation: Invocation, afn: Callable[..., Awaitable[T]], *args: Any) -> T:

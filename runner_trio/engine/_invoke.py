@@ -25,6 +25,7 @@ from ._engine import WasmEngine
 from ._errors import GuestError, TickerError
 from ._host import take_host_exception
 from ._invocation import Invocation
+from ._linker import unresolved_import
 from ._memory import MemoryWatch, watch_memory
 from ._output import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES, OutputCapture
 from ._values import GuestRequest, GuestResponse, build_execute_request, parse_execute_response
@@ -136,7 +137,10 @@ class _GuestCall:
         try:
             instance = self._linker.instantiate(store, self._component)
         except wasmtime.WasmtimeError as exc:
-            return self._failed(exc, "instantiate", state, capture, watch)
+            outcome = self._failed(exc, "instantiate", state, capture, watch)
+            if outcome.error is not None and outcome.error.kind == "link":
+                outcome.error.subject = unresolved_import(self._engine, self._component, exc)
+            return outcome
         handler = instance.get_func(store, HANDLER_EXPORT)
         if handler is None:
             return _Outcome(error=GuestError("link", f"the component does not export `{HANDLER_EXPORT}`"))

@@ -11,16 +11,19 @@ functions with traps.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Final, Protocol
 
-from wasmtime.component import Linker
+import wasmtime
+from wasmtime.component import Component, Linker
 
 from ._engine import WasmEngine
 from ._errors import EngineError
 from ._host import LinkerInstanceBuilder
 from ._wasi import define_wasi_overrides
 
-__all__ = ["Capability", "build_linker"]
+__all__ = ["Capability", "build_linker", "unresolved_import"]
+
+_MAX_IMPORT_NAME_CHARS: Final = 256
 
 
 class Capability(Protocol):
@@ -67,3 +70,13 @@ def build_linker(engine: WasmEngine, capabilities: Iterable[Capability]) -> Link
             capability.link(root)
     linker.allow_shadowing = False
     return linker
+
+
+def unresolved_import(engine: WasmEngine, component: Component, exc: wasmtime.WasmtimeError) -> str:
+    """The import a failed link could not resolve: the one of the component's own import names (its type,
+    not the message's prose) that wasmtime's error quotes; "" when none is."""
+    text = str(exc)
+    for name in component.type.imports(engine.wasmtime):
+        if f"`{name}`" in text and len(name) <= _MAX_IMPORT_NAME_CHARS:
+            return name
+    return ""
