@@ -78,6 +78,7 @@ from ._output import (
     STREAM_LEVELS,
     OutputCapture,
 )
+from ._reflect import install_type_memo
 from ._values import (
     GuestRequest,
     GuestResponse,
@@ -157,3 +158,4 @@ __all__ = [
 
 _patches.install()
 install_fast_bytes()
+install_type_memo()

@@ -26,6 +26,7 @@ from ._errors import GuestError, TickerError
 from ._host import take_host_exception
 from ._invocation import Invocation
 from ._output import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES, OutputCapture
+from ._reflect import ExportFunction, export_function
 from ._values import GuestRequest, GuestResponse, build_execute_request, parse_execute_response
 from ._wasi import new_wasi_config
 
@@ -86,6 +87,7 @@ class _GuestCall:
         self._engine = engine
         self._linker = linker
         self._component = component
+        self._handler: ExportFunction = export_function(component, HANDLER_EXPORT)
         self._request = request
         self._invocation = invocation
         self._limits = limits
@@ -130,7 +132,7 @@ class _GuestCall:
             instance = self._linker.instantiate(store, self._component)
         except wasmtime.WasmtimeError as exc:
             return self._failed(exc, "instantiate", state, capture)
-        handler = instance.get_func(store, HANDLER_EXPORT)
+        handler = self._handler.get(instance, store)
         if handler is None:
             return _Outcome(error=GuestError("link", f"the component does not export `{HANDLER_EXPORT}`"))
         argument = build_execute_request(self._request, self._invocation.context)
