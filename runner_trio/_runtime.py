@@ -27,6 +27,7 @@ from ._metrics import RunnerMetrics
 from ._wire import ExecuteResult
 from .capabilities import (
     Capability,
+    CapabilityBase,
     CapabilityConfigError,
     Hooks,
     InvocationInputs,
@@ -68,6 +69,7 @@ class Runtime:
     capabilities: tuple[Capability, ...]
     events: DebugEventPublisher
     _closers: list[Any] = field(default_factory=list)
+    _preparers: tuple[Capability, ...] = ()
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:
@@ -173,6 +175,8 @@ class Runtime:
             events=events,
         )
         runtime._closers = [*capabilities, store, disk, records]
+        # Only the capabilities with per-invocation state are awaited per invocation (today: secrets).
+        runtime._preparers = tuple(c for c in capabilities if type(c).prepare is not CapabilityBase.prepare)
         return runtime
 
     async def prepare(self, invocation: Invocation, inputs: InvocationInputs) -> Invocation:
@@ -181,7 +185,7 @@ class Runtime:
         Raises:
             SecretEnvelopeError: the secret envelope cannot be opened.
         """
-        return await prepare_invocation(self.capabilities, invocation, inputs)
+        return await prepare_invocation(self._preparers, invocation, inputs)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Background work while serving: the epoch ticker, the debug event publisher, shared bundle loads."""
