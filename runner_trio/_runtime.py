@@ -176,7 +176,7 @@ class Runtime:
         )
         runtime._closers = [*capabilities, store, disk, records]
         # Only the capabilities with per-invocation state are awaited per invocation (today: secrets).
-        runtime._preparers = tuple(c for c in capabilities if type(c).prepare is not CapabilityBase.prepare)
+        runtime._preparers = tuple(c for c in capabilities if _has_prepare(c))
         return runtime
 
     async def prepare(self, invocation: Invocation, inputs: InvocationInputs) -> Invocation:
@@ -208,6 +208,12 @@ class Runtime:
                     await aclose()
                 except Exception:
                     log.exception("closing %r failed", closer)
+
+
+def _has_prepare(capability: Capability) -> bool:
+    """Whether ``capability`` has per-invocation state (its ``prepare`` is not the base's no-op)."""
+    base_prepare: object = CapabilityBase.prepare
+    return getattr(type(capability), "prepare", None) is not base_prepare
 
 
 def _cache_figures(artifacts: ArtifactCache[Any]) -> dict[str, float]:
