@@ -17,7 +17,7 @@ from typing import Any
 
 from wasmtime import _bindings
 
-_FUNC_PTR: Any = ctypes._CFuncPtr  # the base of every ctypes function pointer
+_FUNC_PTR: Any = ctypes.CFUNCTYPE(None).__base__  # _CFuncPtr, the base of every ctypes function pointer
 
 __all__ = ["counting_capi"]
 

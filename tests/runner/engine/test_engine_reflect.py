@@ -14,7 +14,7 @@ from wasmtime.component import Component, Linker
 
 from runner_trio.engine import GuestRequest, Invocation, WasmEngine, invoke
 
-_FUNC_PTR: Any = ctypes._CFuncPtr  # the base of every ctypes function pointer
+_FUNC_PTR: Any = ctypes.CFUNCTYPE(None).__base__  # _CFuncPtr, the base of every ctypes function pointer
 
 MAX_CALLS_PER_ECHO = 80
 """Calls into wasmtime's C API for one WAT echo invocation (~145 when every call re-read the types)."""
