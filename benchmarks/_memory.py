@@ -10,55 +10,17 @@ with admission limits raised so none queues; RSS is sampled while they run and t
 
 from __future__ import annotations
 
-import os
 import struct
-from pathlib import Path
 
 import httpx
 import trio
 
 from ._common import Row, Workspace, check_ok, execute_doc, execute_headers, log, wat_guest
-from ._procs import start_runner, warmup
+from ._procs import rss, start_runner, tree, warmup
 
 IN_FLIGHT = 8
 HOLD_MS = 1500
 MIB = 1024 * 1024
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry))
-    return found
-
-
-def tree(pid: int) -> list[int]:
-    """``pid`` and its descendants."""
-    pids = [pid]
-    for child in _children(pid):
-        pids.extend(tree(child))
-    return pids
-
-
-def rss(pids: list[int]) -> int:
-    """Summed ``VmRSS`` of ``pids`` in bytes (processes gone meanwhile count 0)."""
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-                    break
-        except OSError:
-            continue
-    return total
 
 
 async def _peak_while(pids: list[int], work: trio.Event) -> int:
