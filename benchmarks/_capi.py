@@ -10,6 +10,7 @@ re-takes the GIL, which is why their number matters under concurrency.
 from __future__ import annotations
 
 import ctypes
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from wasmtime import _bindings
 
 _FUNC_PTR: Any = ctypes.CFUNCTYPE(None).__base__  # _CFuncPtr, the base of every ctypes function pointer
 
-__all__ = ["counting_capi"]
+__all__ = ["counting_capi", "timing_capi"]
 
 
 def _counting(name: str, fn: Callable[..., Any], counts: Counter[str]) -> Callable[..., Any]:
@@ -43,6 +44,35 @@ def counting_capi() -> Iterator[Counter[str]]:
         setattr(_bindings, name, _counting(name[1:], fn, counts))
     try:
         yield counts
+    finally:
+        for name, fn in originals.items():
+            setattr(_bindings, name, fn)
+
+
+@contextmanager
+def timing_capi() -> Iterator[Counter[str]]:
+    """Seconds spent inside each C API function while the block runs (process-wide; for one thread's work)."""
+    originals = {
+        name: value
+        for name, value in vars(_bindings).items()
+        if name.startswith("_") and isinstance(value, _FUNC_PTR)
+    }
+    spent: Counter[str] = Counter()
+
+    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                spent[name] += time.perf_counter() - t0  # type: ignore[assignment]
+
+        return call
+
+    for name, fn in originals.items():
+        setattr(_bindings, name, timed(name[1:], fn))
+    try:
+        yield spent
     finally:
         for name, fn in originals.items():
             setattr(_bindings, name, fn)
