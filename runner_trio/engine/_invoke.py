@@ -10,6 +10,7 @@ checkpoint lets trio deliver the cancellation. Expiry of the invocation's own de
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -171,6 +172,41 @@ def _positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a positive finite number, not {value!r}")
 
 
+@functools.lru_cache(maxsize=64, typed=True)  # typed: True is not a valid 1
+def _limits(
+    memory_bytes: int,
+    max_memories: int,
+    max_instances: int,
+    max_tables: int,
+    max_table_elements: int,
+    max_output_bytes: int,
+    max_output_lines: int,
+    max_line_bytes: int,
+) -> _Limits:
+    """The checked limits (a runner uses a handful of combinations: checked once each)."""
+    if max_output_bytes < 0 or max_output_lines < 0:
+        raise ValueError("max_output_bytes and max_output_lines must not be negative")
+    for name, value in (
+        ("memory_bytes", memory_bytes),
+        ("max_memories", max_memories),
+        ("max_instances", max_instances),
+        ("max_tables", max_tables),
+        ("max_table_elements", max_table_elements),
+        ("max_line_bytes", max_line_bytes),
+    ):
+        _positive(name, value)
+    return _Limits(
+        memory_bytes=memory_bytes,
+        max_memories=max_memories,
+        max_instances=max_instances,
+        max_tables=max_tables,
+        max_table_elements=max_table_elements,
+        max_output_bytes=max_output_bytes,
+        max_output_lines=max_output_lines,
+        max_line_bytes=max_line_bytes,
+    )
+
+
 async def invoke(
     engine: WasmEngine,
     linker: Linker,
@@ -215,26 +251,15 @@ async def invoke(
     if not engine.ticking:
         raise TickerError("the engine's epoch ticker is not running (start engine.run_ticker())")
     _positive("timeout", timeout)
-    if max_output_bytes < 0 or max_output_lines < 0:
-        raise ValueError("max_output_bytes and max_output_lines must not be negative")
-    for name, value in (
-        ("memory_bytes", memory_bytes),
-        ("max_memories", max_memories),
-        ("max_instances", max_instances),
-        ("max_tables", max_tables),
-        ("max_table_elements", max_table_elements),
-        ("max_line_bytes", max_line_bytes),
-    ):
-        _positive(name, value)
-    limits = _Limits(
-        memory_bytes=memory_bytes,
-        max_memories=max_memories,
-        max_instances=max_instances,
-        max_tables=max_tables,
-        max_table_elements=max_table_elements,
-        max_output_bytes=max_output_bytes,
-        max_output_lines=max_output_lines,
-        max_line_bytes=max_line_bytes,
+    limits = _limits(
+        memory_bytes,
+        max_memories,
+        max_instances,
+        max_tables,
+        max_table_elements,
+        max_output_bytes,
+        max_output_lines,
+        max_line_bytes,
     )
     bound = dataclasses.replace(
         invocation,
