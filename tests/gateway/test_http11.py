@@ -127,3 +127,35 @@ async def test_nobody_listening_is_a_connect_failure() -> None:
         pool = Pool(idle_s=30, connect_timeout_s=5)
         with pytest.raises(ConnectFailed):
             await pool.request(Origin("127.0.0.1", port, "x"), b"POST", b"/", [], b"a", max_response_bytes=10)
+
+
+async def test_an_injected_httpx_transport_still_serves_the_hop() -> None:
+    """Tests (and https runners) use httpx: the same answer comes back through it."""
+    import base64
+    import json
+
+    import httpx
+
+    import contract
+    from gateway_quart import RunnerClient
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        envelope = {"status": 201, "headers": {"x-a": "b"}, "body_b64": base64.b64encode(b"made").decode(),
+                    "error": None}
+        return httpx.Response(200, json=envelope, headers={"server-timing": "guest;dur=1.0"})
+
+    client = RunnerClient(["http://runner.test"], service_token="tok", timeout_ms=5000, attempts=1,
+                          transport=httpx.MockTransport(handler))
+    doc = {"context": {"tenant_id": "t", "extension_id": "e", "content_hash": "sha256:" + "a" * 64},
+           "http": {"method": "GET", "path": "/x", "query": {}, "headers": {}}, "limits": {}, "providers": []}
+    answer = await client.execute(contract.decode_execute_request(doc, max_body_bytes=1024), idempotency_key="k",
+                                  retryable=False)
+    await client.aclose()
+    assert (answer.result.status, answer.result.body, answer.timing) == (201, b"made", "guest;dur=1.0")
+    assert seen[0].url == "http://runner.test/v1/execute"
+    assert seen[0].headers["authorization"] == "Bearer tok"
+    assert seen[0].headers["x-idempotency-key"] == "k"
+    assert json.loads(seen[0].content)["context"]["tenant_id"] == "t"
