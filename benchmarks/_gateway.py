@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from ._common import SERVICE_TOKEN, Row, Workspace, execute_doc, execute_headers, median, percentile, pick
+from ._hop import hop_rows
 from ._load import Target, one
 from ._procs import cpu_seconds, process_count, start_runner, start_service, warmup
 
@@ -113,3 +114,5 @@ async def run(ws: Workspace) -> None:
         "",
         "informational",
     ))
+    for row in await hop_rows(ws.quick):
+        ws.report.add(row)
