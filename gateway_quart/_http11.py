@@ -30,6 +30,7 @@ import h11
 import trio
 
 __all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_IDLE",
     "ConnectFailed",
     "HopResponse",
@@ -41,6 +42,9 @@ __all__ = [
 
 DEFAULT_MAX_IDLE: Final = 32
 """Idle kept-alive connections kept per runner; more are closed when they finish."""
+DEFAULT_MAX_CONNECTIONS: Final = 100
+"""Connections open at once per runner (httpx's default too); further requests wait for one, within their
+caller's deadline."""
 _READ_BYTES: Final = 65536
 
 
@@ -105,13 +109,23 @@ class Pool:
         idle_s: an idle connection older than this is closed instead of reused.
         connect_timeout_s: bound of one connection attempt.
         max_idle: idle connections kept per runner.
+        max_connections: connections open at once per runner.
     """
 
-    def __init__(self, *, idle_s: float, connect_timeout_s: float, max_idle: int = DEFAULT_MAX_IDLE) -> None:
+    def __init__(
+        self,
+        *,
+        idle_s: float,
+        connect_timeout_s: float,
+        max_idle: int = DEFAULT_MAX_IDLE,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
         self._idle_s = idle_s
         self._connect_timeout_s = connect_timeout_s
         self._max_idle = max_idle
+        self._max_connections = max_connections
         self._idle: dict[Origin, deque[_Connection]] = {}
+        self._busy: dict[Origin, trio.Semaphore] = {}
         self._closed = False
 
     async def request(
@@ -131,14 +145,18 @@ class Pool:
             TransportFailed: the connection broke or the answer was not HTTP/1.1.
             ResponseTooLarge: the answer's body exceeds ``max_response_bytes``.
         """
-        conn = self._take(origin) or await self._connect(origin)
-        try:
-            response = await self._exchange(conn, origin, method, target, headers, body, max_response_bytes)
-        except BaseException:
-            conn.close()
-            raise
-        self._give_back(origin, conn)
-        return response
+        busy = self._busy.get(origin)
+        if busy is None:
+            busy = self._busy[origin] = trio.Semaphore(self._max_connections)
+        async with busy:
+            conn = self._take(origin) or await self._connect(origin)
+            try:
+                response = await self._exchange(conn, origin, method, target, headers, body, max_response_bytes)
+            except BaseException:
+                conn.close()
+                raise
+            self._give_back(origin, conn)
+            return response
 
     async def aclose(self) -> None:
         self._closed = True

@@ -159,3 +159,20 @@ async def test_an_injected_httpx_transport_still_serves_the_hop() -> None:
     assert seen[0].headers["authorization"] == "Bearer tok"
     assert seen[0].headers["x-idempotency-key"] == "k"
     assert json.loads(seen[0].content)["context"]["tenant_id"] == "t"
+
+
+async def test_requests_past_the_connection_cap_wait_for_a_connection(start: Start) -> None:
+    server = RawServer(lambda n: ok(b"answer"))
+    origin = await start(server)
+    pool = Pool(idle_s=30, connect_timeout_s=5, max_connections=2)
+    answers: list[bytes] = []
+
+    async def call(i: int) -> None:
+        answers.append((await pool.request(origin, b"POST", b"/", [], b"%d" % i, max_response_bytes=64)).body)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(6):
+            nursery.start_soon(call, i)
+    await pool.aclose()
+    assert answers == [b"answer"] * 6
+    assert server.connections == 2
