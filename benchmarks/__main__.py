@@ -31,6 +31,7 @@ BENCHMARKS: Final = {
     "bodies": ("_bodies", "list<u8> round trips, fast path vs stock wasmtime-py conversion"),
     "http": ("_http", "/v1/execute throughput and latency vs a bare Quart-trio endpoint"),
     "gateway": ("_gateway", "p50 latency through the gateway minus direct to the runner"),
+    "memory": ("_memory", "RSS of an idle runner and per concurrent in-flight guest"),
     "scale": ("_scale", "throughput of 2 runner processes vs 1 on this machine"),
     "herd": ("_herd", "50 concurrent requests on an uncached hash: 1 fetch, 1 compile"),
     "cold": ("_cold", "first request after restart: precompiled artifact vs compile from bytes"),

@@ -22,10 +22,12 @@ from typing import Any
 import httpx
 
 from ._common import SERVICE_TOKEN, Row, Workspace, execute_doc, execute_headers, median, percentile, pick
+from ._hop import hop_rows
 from ._load import Target, one
-from ._procs import start_runner, start_service, warmup
+from ._procs import cpu_seconds, process_count, start_runner, start_service, warmup
 
-AIM_MS = 2.0
+AIM_MS = 1.5
+"""Issue 15's floor (the DESIGN aims at 1 ms)."""
 ADMIN_TOKEN = secrets.token_urlsafe(24)
 TENANT = "bench"
 EXTENSION = "hello"
@@ -82,10 +84,13 @@ async def run(ws: Workspace) -> None:
             for _ in range(10):  # warm both paths
                 await one(gw_client, through)
                 await one(rn_client, direct)
+            cpu_before = cpu_seconds(gateway.process.pid)
             for i in range(rounds):
                 pair = [("gateway", gw_client, through), ("direct", rn_client, direct)]
                 for name, client, target in pair if i % 2 == 0 else reversed(pair):
                     samples[name].append(await one(client, target))
+            gateway_cpu = (cpu_seconds(gateway.process.pid) - cpu_before) / rounds
+            procs = f"gateway {process_count(gateway)}, runner {process_count(runner)}"
     finally:
         if gateway is not None:
             await gateway.stop()
@@ -95,10 +100,19 @@ async def run(ws: Workspace) -> None:
     overhead = (median(gw) - median(rn)) * 1e3
     ws.report.add(Row(
         "gateway",
-        f"py-hello GET /hello one at a time, p50 (p99) of {rounds} each",
+        f"py-hello GET /hello one at a time, p50 (p99) of {rounds} each ({procs})",
         f"through gateway {median(gw) * 1e3:.2f} ms ({percentile(gw, 99) * 1e3:.2f})",
         f"direct to runner {median(rn) * 1e3:.2f} ms ({percentile(rn, 99) * 1e3:.2f})",
         f"+{overhead:.2f} ms p50",
         f"≤ {AIM_MS:g} ms",
         overhead <= AIM_MS,
     ))
+    ws.report.add(Row(
+        "gateway",
+        "gateway process CPU time per proxied call (user + system; steadier than latency on a loaded machine)",
+        f"{gateway_cpu * 1e3:.2f} ms CPU per call",
+        "",
+        "informational",
+    ))
+    for row in await hop_rows(ws.quick):
+        ws.report.add(row)

@@ -117,3 +117,52 @@ async def metric(client: httpx.AsyncClient, url: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise RuntimeError(f"{name} not found in {url}/metrics")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (``/proc/PID/stat``)."""
+    # The command name (field 2) may hold spaces: count the fields after its closing parenthesis.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    pids = [pid]
+    for child in _children(pid):
+        pids.extend(tree(child))
+    return pids
+
+
+def rss(pids: list[int]) -> int:
+    """Summed ``VmRSS`` of ``pids`` in bytes (processes gone meanwhile count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            continue
+    return total
+
+
+def process_count(service: Service) -> str:
+    """``"1 process"`` / ``"3 processes"``: the service's process tree (a runner may run worker processes)."""
+    count = len(tree(service.process.pid))
+    return f"{count} process{'es' if count > 1 else ''}"

@@ -6,7 +6,8 @@ Quart-trio app whose ``POST /v1/execute`` parses the JSON request and answers an
 the runner's, on the Hypercorn config of ``runner_trio.serve``): the reference side of the HTTP benchmark.
 
 Every service binds ``127.0.0.1:0``; the bound URL is written (atomically) to URL_FILE once it listens.
-SIGTERM or SIGINT stops it.
+SIGTERM or SIGINT stops it. With ``BENCH_PROFILE=PREFIX`` in the environment the service runs under cProfile
+and writes ``PREFIX.KIND.prof`` when it stops (for finding where a benchmark's time goes; never timed).
 """
 
 from __future__ import annotations
@@ -82,6 +83,19 @@ async def _serve_app(app: Any, config: Config, url_file: Path) -> None:
 
 
 def main() -> int:
+    profile_prefix = os.environ.get("BENCH_PROFILE")
+    if not profile_prefix:
+        return _main()
+    import cProfile
+
+    profiler = cProfile.Profile()
+    try:
+        return profiler.runcall(_main)
+    finally:
+        profiler.dump_stats(f"{profile_prefix}.{sys.argv[1]}.prof")
+
+
+def _main() -> int:
     kind, url_file = sys.argv[1], Path(sys.argv[2])
     # The logging `python -m runner_trio` and `python -m gateway_quart` set up.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -9,6 +9,9 @@ like one that refused a connection, and the call goes to the next one.
 
 The call has one deadline, ``limits.timeout_ms``: each retry sends the runner what is left of it (never the
 full budget again), and no retry starts with less than ``min_attempt_ms`` left.
+
+The hop itself is ``_http11.Pool`` (h11 on kept-alive trio streams) for ``http://`` runners; httpx serves
+``https://`` runners and injected test transports.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final, final
+from typing import Final, Protocol, final
+from urllib.parse import urlsplit
 
 import httpx
 import trio
@@ -35,6 +39,7 @@ from contract import (
 from servicekit import DRAINING
 
 from ._errors import UpstreamError
+from ._http11 import ConnectFailed, HopResponse, Origin, Pool, ResponseTooLarge, TransportFailed
 
 log = logging.getLogger("gateway_quart.runner")
 
@@ -62,6 +67,80 @@ class RunnerResult:
     retry_after: str | None = None
     timing: str | None = None
     """The runner's ``server-timing`` (``queue``, ``load``, ``guest`` in ms), when it sent one."""
+
+
+class _Hop(Protocol):
+    async def post(self, url: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> HopResponse:
+        """POST ``body`` to ``{url}/v1/execute``.
+
+        Raises:
+            ConnectFailed, TransportFailed, ResponseTooLarge: as :class:`_http11.Pool`.
+            trio.TooSlowError: the read timeout passed (httpx only; the lean hop leaves that to the caller).
+        """
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@final
+class _LeanHop:
+    """h11 on kept-alive trio streams (``http://`` runners)."""
+
+    def __init__(self, urls: Sequence[str], *, connect_timeout_s: float, max_response_bytes: int) -> None:
+        self._pool = Pool(idle_s=RUNNER_POOL_IDLE_S, connect_timeout_s=connect_timeout_s)
+        self._max_response_bytes = max_response_bytes
+        self._routes: dict[str, tuple[Origin, bytes]] = {}
+        for url in urls:
+            parts = urlsplit(url)
+            port = parts.port or 80
+            host = parts.hostname or ""
+            authority = parts.netloc.rsplit("@", 1)[-1]
+            target = f"{parts.path.rstrip('/')}/v1/execute".encode()
+            self._routes[url] = (Origin(host, port, authority), target)
+
+    async def post(self, url: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> HopResponse:
+        origin, target = self._routes[url]
+        return await self._pool.request(origin, b"POST", target, headers, body,
+                                        max_response_bytes=self._max_response_bytes)
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+
+@final
+class _HttpxHop:
+    """httpx, for ``https://`` runners and injected transports (tests)."""
+
+    def __init__(self, urls: Sequence[str], *, budget_s: float, connect_timeout_s: float, max_response_bytes: int,
+                 transport: httpx.AsyncBaseTransport | None) -> None:
+        # Parsed once: httpx's URL parser is pure Python and showed up in the per-call profile.
+        self._urls = {url: httpx.URL(f"{url}/v1/execute") for url in urls}
+        self._max_response_bytes = max_response_bytes
+        timeout = httpx.Timeout(budget_s, connect=min(connect_timeout_s, budget_s))
+        limits = httpx.Limits(keepalive_expiry=RUNNER_POOL_IDLE_S)
+        self._client = httpx.AsyncClient(timeout=timeout, transport=transport, limits=limits,
+                                         follow_redirects=False, trust_env=False)
+
+    async def post(self, url: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> HopResponse:
+        try:
+            async with self._client.stream("POST", self._urls[url], content=body, headers=headers) as resp:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.aiter_bytes():
+                    size += len(chunk)
+                    if size > self._max_response_bytes:
+                        raise ResponseTooLarge(f"runner response exceeds {self._max_response_bytes} bytes")
+                    chunks.append(chunk)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ConnectFailed(str(exc)) from exc
+        except httpx.TimeoutException as exc:
+            raise trio.TooSlowError from exc
+        except httpx.TransportError as exc:
+            raise TransportFailed(type(exc).__name__) from exc
+        return HopResponse(resp.status_code, dict(resp.headers), b"".join(chunks))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
 
 class _Retryable(Exception):
@@ -104,8 +183,6 @@ class RunnerClient:
         if not base_urls:
             raise ValueError("at least one runner URL is required")
         self._urls = tuple(url.rstrip("/") for url in base_urls)
-        # Parsed once: httpx's URL parser is pure Python and showed up in the per-call profile.
-        self._execute_urls = {url: httpx.URL(f"{url}/v1/execute") for url in self._urls}
         self._timeout_ms = timeout_ms
         self._attempts = max(1, attempts)
         self._cooldown_s = cooldown_s
@@ -116,20 +193,25 @@ class RunnerClient:
         self._min_attempt_ms = min_attempt_ms
         self._next = 0
         self._cooling: dict[str, float] = {}
-        headers = {"authorization": f"Bearer {service_token}"} if service_token else {}
-        timeout = httpx.Timeout(self._budget_s, connect=min(connect_timeout_s, self._budget_s))
+        self._headers: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json")]
+        if service_token:
+            self._headers.append((b"authorization", f"Bearer {service_token}".encode()))
         # Idle connections to runners are let go well before a runner would close them (servicekit's
         # KEEP_ALIVE_TIMEOUT_S, 75 s): never reuse a connection the runner is closing at that instant.
-        limits = httpx.Limits(keepalive_expiry=RUNNER_POOL_IDLE_S)
-        self._client = httpx.AsyncClient(headers=headers, timeout=timeout, transport=transport, limits=limits,
-                                         follow_redirects=False, trust_env=False)
+        connect_s = min(connect_timeout_s, self._budget_s)
+        self._hop: _Hop
+        if transport is None and all(url.startswith("http://") for url in self._urls):
+            self._hop = _LeanHop(self._urls, connect_timeout_s=connect_s, max_response_bytes=max_response_bytes)
+        else:
+            self._hop = _HttpxHop(self._urls, budget_s=self._budget_s, connect_timeout_s=connect_s,
+                                  max_response_bytes=max_response_bytes, transport=transport)
 
     @property
     def timeout_ms(self) -> int:
         return self._timeout_ms
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._hop.aclose()
 
     def _order(self) -> list[str]:
         """Runners to try, round robin from a moving start, cooling ones last."""
@@ -161,10 +243,15 @@ class RunnerClient:
         """
         ctx = request.context
         request_id = ctx.request_id or ""
-        headers = {"x-alga-tenant": ctx.tenant_id, "x-alga-extension": ctx.extension_id, "x-request-id": request_id}
-        payload = encode_execute_request(request)
+        headers = [
+            *self._headers,
+            (b"x-alga-tenant", ctx.tenant_id.encode()),
+            (b"x-alga-extension", ctx.extension_id.encode()),
+            (b"x-request-id", request_id.encode()),
+        ]
+        payload = _encode(request)
         if idempotency_key is not None:
-            headers["x-idempotency-key"] = idempotency_key
+            headers.append((b"x-idempotency-key", idempotency_key.encode()))
         order = self._order()
         last_reason = "no runner answered"
         started = trio.current_time()
@@ -181,7 +268,7 @@ class RunnerClient:
                     await trio.sleep(delay)
                     # The runner's deadline is what is left of the caller's, never a fresh timeout_ms.
                     left = replace(request.limits, timeout_ms=self._left_ms(request, started))
-                    payload = encode_execute_request(replace(request, limits=left))
+                    payload = _encode(replace(request, limits=left))
                 try:
                     return await self._post(url, payload, headers, attempt + 1)
                 except _Retryable as exc:
@@ -200,30 +287,32 @@ class RunnerClient:
         budget_ms = min(request.limits.timeout_ms or self._timeout_ms, self._timeout_ms)
         return int(budget_ms - (trio.current_time() + after_s - started) * 1000)
 
-    async def _post(self, url: str, payload: Mapping[str, Any], headers: dict[str, str], attempt: int) -> RunnerResult:
+    async def _post(self, url: str, payload: bytes, headers: list[tuple[bytes, bytes]], attempt: int) -> RunnerResult:
         try:
-            async with self._client.stream("POST", self._execute_urls[url], json=payload, headers=headers) as resp:
-                raw = await _read_capped(resp, self._max_response_bytes)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            resp = await self._hop.post(url, payload, headers)
+        except ConnectFailed as exc:
             self._cooling[url] = trio.current_time() + self._cooldown_s
             raise _Retryable(f"connect failed: {exc}", connected=False) from exc
-        except httpx.TimeoutException as exc:
+        except trio.TooSlowError as exc:
             raise UpstreamError("gateway_timeout", "the extension did not answer in time", status=504) from exc
-        except httpx.TransportError as exc:
-            raise _Retryable(f"transport error: {type(exc).__name__}", connected=True) from exc
-        if resp.status_code == 503 and _is_draining(raw):
+        except TransportFailed as exc:
+            raise _Retryable(f"transport error: {exc}", connected=True) from exc
+        except ResponseTooLarge as exc:
+            raise UpstreamError("bad_gateway", str(exc), status=502) from None
+        raw = resp.body
+        if resp.status == 503 and _is_draining(raw):
             self._cooling[url] = trio.current_time() + self._cooldown_s
             raise _Retryable("runner draining", connected=False)
         self._cooling.pop(url, None)
-        if resp.status_code in _RETRY_HTTP_STATUSES:
-            raise _Retryable(f"runner answered HTTP {resp.status_code}", connected=True)
+        if resp.status in _RETRY_HTTP_STATUSES:
+            raise _Retryable(f"runner answered HTTP {resp.status}", connected=True)
         timing = resp.headers.get("server-timing")
-        if resp.status_code == 429:
+        if resp.status == 429:
             overloaded = ExecuteResult.failure(429, ErrorCode.OVERLOADED)
             return RunnerResult(overloaded, url, attempt, resp.headers.get("retry-after"), timing)
-        if resp.status_code != 200:
-            log.error("runner %s answered HTTP %d (check RUNNER_SERVICE_TOKEN)", url, resp.status_code)
-            raise UpstreamError("bad_gateway", f"runner answered HTTP {resp.status_code}", status=502)
+        if resp.status != 200:
+            log.error("runner %s answered HTTP %d (check RUNNER_SERVICE_TOKEN)", url, resp.status)
+            raise UpstreamError("bad_gateway", f"runner answered HTTP {resp.status}", status=502)
         answer = replace(_parse_envelope(raw, url, attempt), timing=timing)
         result = answer.result
         if result.error is not None and result.status in _RETRY_ENVELOPE_STATUSES:
@@ -231,15 +320,8 @@ class RunnerClient:
         return answer
 
 
-async def _read_capped(resp: httpx.Response, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise UpstreamError("bad_gateway", f"runner response exceeds {limit} bytes", status=502)
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _encode(request: ExecuteRequest) -> bytes:
+    return json.dumps(encode_execute_request(request), separators=(",", ":")).encode()
 
 
 def _is_draining(raw: bytes) -> bool:

@@ -27,6 +27,7 @@ from ._metrics import RunnerMetrics
 from ._wire import ExecuteResult
 from .capabilities import (
     Capability,
+    CapabilityBase,
     CapabilityConfigError,
     Hooks,
     InvocationInputs,
@@ -71,6 +72,7 @@ class Runtime:
     """The worker threads guests run on: ``RUNNER_MAX_CONCURRENCY`` of them, apart from trio's default limiter
     (DNS, disk), so guests never take the threads those need, nor the other way round."""
     _closers: list[Any] = field(default_factory=list)
+    _preparers: tuple[Capability, ...] = ()
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:
@@ -178,6 +180,8 @@ class Runtime:
             events=events,
         )
         runtime._closers = [*capabilities, store, disk, records]
+        # Only the capabilities with per-invocation state are awaited per invocation (today: secrets).
+        runtime._preparers = tuple(c for c in capabilities if _has_prepare(c))
         return runtime
 
     async def prepare(self, invocation: Invocation, inputs: InvocationInputs) -> Invocation:
@@ -186,7 +190,7 @@ class Runtime:
         Raises:
             SecretEnvelopeError: the secret envelope cannot be opened.
         """
-        return await prepare_invocation(self.capabilities, invocation, inputs)
+        return await prepare_invocation(self._preparers, invocation, inputs)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Background work while serving: the epoch ticker, the debug event publisher, shared bundle loads."""
@@ -209,6 +213,12 @@ class Runtime:
                     await aclose()
                 except Exception:
                     log.exception("closing %r failed", closer)
+
+
+def _has_prepare(capability: Capability) -> bool:
+    """Whether ``capability`` has per-invocation state (its ``prepare`` is not the base's no-op)."""
+    base_prepare: object = CapabilityBase.prepare
+    return getattr(type(capability), "prepare", None) is not base_prepare
 
 
 def _cache_figures(artifacts: ArtifactCache[Any]) -> dict[str, float]:

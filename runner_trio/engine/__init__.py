@@ -13,8 +13,9 @@ WIT values (:func:`wit_record`, :class:`Ok` / :class:`Err`) and reach async back
 The engine imports nothing from ``runner_trio.capabilities``: capabilities build on this package.
 ``bind_call(CallState(invocation, trio_thread=False))`` drives a guest synchronously outside ``invoke()``.
 
-Importing this package applies two checked patches to wasmtime-py (see ``_patches.py``) and the ``list<u8>``
-fast path (see ``_values.py``).
+Importing this package applies two checked patches to wasmtime-py (see ``_patches.py``), the ``list<u8>``
+fast path (see ``_values.py``) and the memo of component type reflection, read once per compiled component
+instead of on every call (see ``_reflect.py``).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ from ._output import (
     STREAM_LEVELS,
     OutputCapture,
 )
+from ._reflect import install_type_memo
 from ._values import (
     GuestRequest,
     GuestResponse,
@@ -157,3 +159,4 @@ __all__ = [
 
 _patches.install()
 install_fast_bytes()
+install_type_memo()

@@ -10,6 +10,7 @@ checkpoint lets trio deliver the cancellation. Expiry of the invocation's own de
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from ._invocation import Invocation
 from ._linker import unresolved_import
 from ._memory import MemoryWatch, watch_memory
 from ._output import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_LINES, OutputCapture
+from ._reflect import ExportFunction, export_function
 from ._values import GuestRequest, GuestResponse, build_execute_request, parse_execute_response
 from ._wasi import new_wasi_config
 
@@ -91,6 +93,7 @@ class _GuestCall:
         self._engine = engine
         self._linker = linker
         self._component = component
+        self._handler: ExportFunction = export_function(component, HANDLER_EXPORT)
         self._request = request
         self._invocation = invocation
         self._limits = limits
@@ -141,7 +144,7 @@ class _GuestCall:
             if outcome.error is not None and outcome.error.kind == "link":
                 outcome.error.subject = unresolved_import(self._engine, self._component, exc)
             return outcome
-        handler = instance.get_func(store, HANDLER_EXPORT)
+        handler = self._handler.get(instance, store)
         if handler is None:
             return _Outcome(error=GuestError("link", f"the component does not export `{HANDLER_EXPORT}`"))
         argument = build_execute_request(self._request, self._invocation.context)
@@ -181,6 +184,41 @@ class _GuestCall:
 def _positive(name: str, value: float) -> None:
     if isinstance(value, bool) or not value > 0 or (isinstance(value, float) and not math.isfinite(value)):
         raise ValueError(f"{name} must be a positive finite number, not {value!r}")
+
+
+@functools.lru_cache(maxsize=64, typed=True)  # typed: True is not a valid 1
+def _limits(
+    memory_bytes: int,
+    max_memories: int,
+    max_instances: int,
+    max_tables: int,
+    max_table_elements: int,
+    max_output_bytes: int,
+    max_output_lines: int,
+    max_line_bytes: int,
+) -> _Limits:
+    """The checked limits (a runner uses a handful of combinations: checked once each)."""
+    if max_output_bytes < 0 or max_output_lines < 0:
+        raise ValueError("max_output_bytes and max_output_lines must not be negative")
+    for name, value in (
+        ("memory_bytes", memory_bytes),
+        ("max_memories", max_memories),
+        ("max_instances", max_instances),
+        ("max_tables", max_tables),
+        ("max_table_elements", max_table_elements),
+        ("max_line_bytes", max_line_bytes),
+    ):
+        _positive(name, value)
+    return _Limits(
+        memory_bytes=memory_bytes,
+        max_memories=max_memories,
+        max_instances=max_instances,
+        max_tables=max_tables,
+        max_table_elements=max_table_elements,
+        max_output_bytes=max_output_bytes,
+        max_output_lines=max_output_lines,
+        max_line_bytes=max_line_bytes,
+    )
 
 
 async def invoke(
@@ -230,26 +268,15 @@ async def invoke(
     if not engine.ticking:
         raise TickerError("the engine's epoch ticker is not running (start engine.run_ticker())")
     _positive("timeout", timeout)
-    if max_output_bytes < 0 or max_output_lines < 0:
-        raise ValueError("max_output_bytes and max_output_lines must not be negative")
-    for name, value in (
-        ("memory_bytes", memory_bytes),
-        ("max_memories", max_memories),
-        ("max_instances", max_instances),
-        ("max_tables", max_tables),
-        ("max_table_elements", max_table_elements),
-        ("max_line_bytes", max_line_bytes),
-    ):
-        _positive(name, value)
-    limits = _Limits(
-        memory_bytes=memory_bytes,
-        max_memories=max_memories,
-        max_instances=max_instances,
-        max_tables=max_tables,
-        max_table_elements=max_table_elements,
-        max_output_bytes=max_output_bytes,
-        max_output_lines=max_output_lines,
-        max_line_bytes=max_line_bytes,
+    limits = _limits(
+        memory_bytes,
+        max_memories,
+        max_instances,
+        max_tables,
+        max_table_elements,
+        max_output_bytes,
+        max_output_lines,
+        max_line_bytes,
     )
     bound = dataclasses.replace(
         invocation,
