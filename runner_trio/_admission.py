@@ -19,6 +19,7 @@ from typing import Final, TypeVar, final
 import trio
 
 from ._errors import Overloaded
+from ._shared_caps import SharedCaps
 
 __all__ = ["Admission", "AdmissionStatistics"]
 
@@ -51,7 +52,11 @@ class Admission:
         max_per_extension: int = DEFAULT_MAX_PER_EXTENSION,
         max_queue: int = DEFAULT_MAX_QUEUE,
         queue_timeout: float = DEFAULT_QUEUE_TIMEOUT,
+        shared: SharedCaps | None = None,
     ) -> None:
+        # ``shared``: the runner-wide tenant and extension caps of a multi-worker runner, taken after this
+        # process's own tenant and extension slots and before the global one (the same fixed order).
+        self._shared = shared
         self._global = trio.CapacityLimiter(max_concurrency)
         self._per_tenant = max_per_tenant
         self._per_extension = max_per_extension
@@ -95,6 +100,10 @@ class Admission:
                 self._waiting += 1
                 try:
                     for limiter in limiters:
+                        if limiter is self._global and self._shared is not None:
+                            await stack.enter_async_context(
+                                self._shared.hold(tenant, extension, give_up=give_up, reason=reason)
+                            )
                         try:
                             limiter.acquire_nowait()
                         except trio.WouldBlock:

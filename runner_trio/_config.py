@@ -58,6 +58,8 @@ def _default_var() -> Path:
 
 _SETTINGS: Final[tuple[_Setting, ...]] = (
     _Setting("RUNNER_BIND", "bind", _bind, "127.0.0.1:8080", "address the runner listens on"),
+    _Setting("RUNNER_WORKERS", "workers", _int(0, 256), 0,
+             "worker processes behind the one port; 0 = one per CPU, 1 = a single process (docs/runner.md)"),
     _Setting("RUNNER_VAR_DIR", "var_dir", _path, None, "base directory of the embedded defaults (default ./var)"),
     _Setting("BUNDLE_STORE_BASE", "bundle_store_base", _text, None,
              "file:///dir or s3://bucket/prefix (default file://<var>/bundles)"),
@@ -155,6 +157,7 @@ class Settings:
     """Every variable :meth:`from_env` reads, with its parser, default and doc."""
 
     bind: str = "127.0.0.1:8080"
+    workers: int = 0
     var_dir: Path = field(default_factory=_default_var)
     bundle_store_base: str | None = None
     bundle_key_template: str = "sha256/{hex}"
