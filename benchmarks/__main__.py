@@ -32,6 +32,7 @@ BENCHMARKS: Final = {
     "http": ("_http", "/v1/execute throughput and latency vs a bare Quart-trio endpoint"),
     "gateway": ("_gateway", "p50 latency through the gateway minus direct to the runner"),
     "scale": ("_scale", "throughput of 2 runner processes vs 1 on this machine"),
+    "workers": ("_workers", "a default runner (one worker per CPU, one port) vs RUNNER_WORKERS=1"),
     "herd": ("_herd", "50 concurrent requests on an uncached hash: 1 fetch, 1 compile"),
     "cold": ("_cold", "first request after restart: precompiled artifact vs compile from bytes"),
     "soak": ("_soak", "10,000 mixed calls through gateway + 2 runners: none lost, RSS and files (only when named)"),

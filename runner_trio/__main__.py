@@ -12,10 +12,9 @@ import sys
 
 import trio
 
-from ._app import serve
 from ._config import Settings
 from ._errors import ConfigError, WorkersFailed
-from ._workers import available_cpus, run_worker, supervise, worker_args
+from ._workers import run_worker, serve_workers, worker_args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,14 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"runner: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    workers = settings.workers or available_cpus()
     try:
         if role is not None:
             trio.run(run_worker, settings, *role)
-        elif workers > 1:
-            trio.run(lambda: supervise(settings, workers=workers))
         else:
-            trio.run(serve, settings)
+            trio.run(serve_workers, settings)
     except ConfigError as exc:
         print(f"runner: invalid configuration: {exc}", file=sys.stderr)
         return 2

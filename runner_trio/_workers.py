@@ -42,7 +42,7 @@ from prometheus_client.multiprocess import mark_process_dead
 from ._config import Settings
 from ._errors import WorkersFailed
 
-__all__ = ["WorkerRole", "available_cpus", "run_worker", "supervise", "worker_args"]
+__all__ = ["WorkerRole", "available_cpus", "run_worker", "serve_workers", "supervise", "worker_args"]
 
 log = logging.getLogger("runner_trio.workers")
 
@@ -118,6 +118,27 @@ async def _watch_parent(parent: int, shutdown: trio.Event) -> None:
         await trio.sleep(PARENT_CHECK_S)
     log.warning("runner worker: the supervisor (pid %d) is gone: draining", parent)
     shutdown.set()
+
+
+async def serve_workers(
+    settings: Settings,
+    *,
+    shutdown: trio.Event | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """What ``python -m runner_trio`` runs: ``RUNNER_WORKERS`` worker processes under this one as their
+    supervisor (:func:`supervise`), or, with one worker, this process serving alone (``serve``).
+
+    Raises:
+        WorkersFailed: a worker exited before it was ready during the first start.
+    """
+    workers = settings.workers or available_cpus()
+    if workers > 1:
+        await supervise(settings, workers=workers, shutdown=shutdown, task_status=task_status)
+    else:
+        from ._app import serve
+
+        await serve(settings, shutdown=shutdown, task_status=task_status)
 
 
 # -- the supervisor ---------------------------------------------------------------------------------------
