@@ -2,8 +2,9 @@
 
 KIND is ``runner`` (``runner_trio.serve_workers`` with ``Settings.from_env()``: exactly what
 ``python -m runner_trio`` runs, ``RUNNER_WORKERS`` processes), ``gateway`` (the gateway app with the
-Hypercorn config of ``python -m gateway_quart``) or ``bare`` (a Quart-trio app whose ``POST /v1/execute`` parses the JSON request and answers an envelope of the same shape as
-the runner's, on the Hypercorn config of ``runner_trio.serve``): the reference side of the HTTP benchmark.
+Hypercorn config of ``python -m gateway_quart``) or ``bare`` (a Quart-trio app whose ``POST /v1/execute``
+parses the JSON request and answers an envelope of the same shape as the runner's, on the Hypercorn config of
+``runner_trio.serve``): the reference side of the HTTP benchmark.
 
 Every service binds ``127.0.0.1:0``; the bound URL is written (atomically) to URL_FILE once it listens.
 SIGTERM or SIGINT stops it.
