@@ -8,8 +8,9 @@ descriptor closes, including when a worker is killed, so a crashed worker never 
 
 There is no "wait for any of these N locks" in the kernel: an invocation that finds every file taken polls,
 backing off from :data:`POLL_MIN_S` to :data:`POLL_MAX_S`, until a slot frees or it gives up (``Overloaded``,
-as a full in-process queue does). Waiters in different workers are therefore not served strictly first in,
-first out; within one worker the in-process limiters of ``_admission.py`` still queue in order first.
+as a full in-process queue does). A slot given back in the same worker wakes that worker's waiters at once.
+Waiters in different workers are therefore not served strictly first in, first out; within one worker the
+in-process limiters of ``_admission.py`` still queue in order first.
 The global cap (``RUNNER_MAX_CONCURRENCY``) stays per worker: it bounds the guest threads of one process.
 """
 
@@ -30,7 +31,7 @@ from ._errors import Overloaded
 __all__ = ["POLL_MAX_S", "POLL_MIN_S", "SharedCaps"]
 
 POLL_MIN_S: Final = 0.002
-POLL_MAX_S: Final = 0.025
+POLL_MAX_S: Final = 0.01
 
 
 @final
@@ -48,6 +49,8 @@ class SharedCaps:
         self._dir = directory
         self._per_tenant = max_per_tenant
         self._per_extension = max_per_extension
+        # key -> set when a slot of that key is given back in this process (then replaced by a fresh event).
+        self._released: dict[tuple[str, ...], trio.Event] = {}
 
     @asynccontextmanager
     async def hold(self, tenant: str, extension: str, *, give_up: float, reason: str) -> AsyncIterator[None]:
@@ -56,14 +59,21 @@ class SharedCaps:
         Raises:
             Overloaded: with ``reason``, when no slot came free before ``give_up`` (``trio.current_time()``).
         """
-        held: list[int] = []
+        held: list[tuple[tuple[str, ...], int]] = []
+        wanted: tuple[tuple[tuple[str, ...], int], ...] = (
+            (("tenant", tenant), self._per_tenant),
+            (("extension", tenant, extension), self._per_extension),
+        )
         try:
-            held.append(await self._take(("tenant", tenant), self._per_tenant, give_up, reason))
-            held.append(await self._take(("extension", tenant, extension), self._per_extension, give_up, reason))
+            for key, size in wanted:
+                held.append((key, await self._take(key, size, give_up, reason)))
             yield
         finally:
-            for fd in held:
+            for slot_key, fd in held:
                 os.close(fd)  # releases the flock
+                event = self._released.pop(slot_key, None)
+                if event is not None:
+                    event.set()
 
     def try_take(self, key: tuple[str, ...], size: int) -> int | None:
         """One free slot of ``key`` (its locked file descriptor: close it to give the slot back), or None."""
@@ -90,5 +100,9 @@ class SharedCaps:
             left = give_up - trio.current_time()
             if left <= 0:
                 raise Overloaded(reason)
-            await trio.sleep(min(delay, left))
+            released = self._released.get(key)
+            if released is None:
+                released = self._released[key] = trio.Event()
+            with trio.move_on_after(min(delay, left)):
+                await released.wait()
             delay = min(delay * 2, POLL_MAX_S)
