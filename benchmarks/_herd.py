@@ -67,8 +67,8 @@ async def run(ws: Workspace) -> None:
     others = sorted({s for s in statuses if s != "ok"})
     ws.report.add(Row(
         "herd",
-        f"{REQUESTS} concurrent /v1/execute on an uncached {SAMPLE} hash, default workers (all answered in {ms(wall)}; fastest "
-        f"{ms(min(latencies))})",
+        f"{REQUESTS} concurrent /v1/execute on an uncached {SAMPLE} hash, default workers (all answered in "
+        f"{ms(wall)}; fastest {ms(min(latencies))})",
         f"fetches {fetches:g}, compiles {compiles:g}",
         f"{good}/{REQUESTS} answered 200" + (f" (others: {', '.join(others)[:120]})" if others else ""),
         "PASS" if passed else "FAIL",
