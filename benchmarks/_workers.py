@@ -89,8 +89,8 @@ async def run(ws: Workspace) -> None:
         ("WAT echo, caps 64", {"RUNNER_MAX_CONCURRENCY_PER_TENANT": "64",
                                "RUNNER_MAX_CONCURRENCY_PER_EXTENSION": "64"}),
     ):
-        single = await start_runner(ws, RUNNER_WORKERS="1", **caps)
-        multi = await start_runner(ws, RUNNER_WORKERS="0", **caps)  # 0: the default, one per CPU
+        single = await start_runner(ws, ws.warm_cache, RUNNER_WORKERS="1", **caps)
+        multi = await start_runner(ws, ws.warm_cache, RUNNER_WORKERS="0", **caps)  # 0: the default, one per CPU
         try:
             async with httpx.AsyncClient() as client:
                 await warmup(client, single.url, digest)
