@@ -173,8 +173,9 @@ async def supervise(
     metrics_dir = _metrics_dir(run_dir)
     (run_dir / "caps").mkdir()
     bound = reservation.getsockname()[1]
-    url = f"http://{'[' + host + ']' if ':' in host else host}:{bound}"
-    env = {**os.environ, "RUNNER_BIND": f"{host}:{bound}", METRICS_ENV: str(metrics_dir)}
+    address = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
+    url = f"http://{address}"
+    env = {**os.environ, "RUNNER_BIND": address, METRICS_ENV: str(metrics_dir)}
     supervisor = _Supervisor(workers, run_dir, env, metrics_dir, settings.drain_timeout_s + STOP_MARGIN_S)
     try:
         async with trio.open_nursery() as nursery:
