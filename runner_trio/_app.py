@@ -6,7 +6,7 @@ import gc
 import json
 import logging
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import trio
 from quart import Response
@@ -109,6 +109,8 @@ async def serve(
     """
     settings = settings or Settings.from_env()
     app = create_app(settings, worker=worker)
+    if worker is not None:
+        task_status = cast("trio.TaskStatus[list[str]]", _ReadyWhenStarted(app, task_status))
     await serve_app(
         app,
         bind=settings.bind,
@@ -120,3 +122,20 @@ async def serve(
         announce=worker is None,
         task_status=task_status,
     )
+
+
+class _ReadyWhenStarted:
+    """A worker reports itself ready only when its app really started: Hypercorn goes on to listen after a
+    failed start-up (a bad trust bundle, say), and the supervisor must see that worker fail, not serve."""
+
+    def __init__(self, app: QuartTrio, task_status: trio.TaskStatus[list[str]]) -> None:
+        self._app = app
+        self._task_status = task_status
+
+    def started(self, value: list[str] | None = None) -> None:
+        if value is None:
+            raise TypeError("serve_app reports its addresses")
+        if "runner_runtime" in self._app.extensions:
+            self._task_status.started(value)
+        else:
+            log.error("runner worker: the app did not start: not ready")

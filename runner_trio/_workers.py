@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Final
+from typing import Final, NoReturn
 
 import trio
 from prometheus_client.multiprocess import mark_process_dead
@@ -193,6 +193,8 @@ async def supervise(
             log.info("runner: draining %d workers", workers)
             await supervisor.stop_all()
             nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        _raise_failed(group)
     finally:
         reservation.close()
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -210,9 +212,12 @@ class _Supervisor:
         self._stopping = False
 
     async def start_all(self, nursery: trio.Nursery, shutdown: trio.Event) -> None:
-        async with trio.open_nursery() as starting:
-            for worker in self.workers:
-                starting.start_soon(self._first_start, worker)
+        try:
+            async with trio.open_nursery() as starting:
+                for worker in self.workers:
+                    starting.start_soon(self._first_start, worker)
+        except BaseExceptionGroup as group:
+            _raise_failed(group)
         for worker in self.workers:
             nursery.start_soon(self._keep, worker, shutdown)
 
@@ -288,6 +293,17 @@ class _Supervisor:
                 log.warning("runner worker pid %d did not drain in time: killing it", process.pid)
                 process.kill()
                 await process.wait()
+
+
+def _raise_failed(group: BaseExceptionGroup[BaseException]) -> NoReturn:
+    """Raise the first ``WorkersFailed`` of ``group`` alone (callers meet no exception group), else ``group``."""
+    failed, _rest = group.split(WorkersFailed)
+    if failed is None:
+        raise group
+    first: BaseException = failed.exceptions[0]
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    raise first from None
 
 
 async def _watch_signals(shutdown: trio.Event) -> None:

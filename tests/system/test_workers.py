@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import struct
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from bundles.store import open_store
 from tests.cache.cache_testkit import assert_consistent
 from tests.guests.wat import load_wat
 from tests.runner.http.conftest import bundle_dir
-from tests.system._procs import Service, runner_env, start_service
+from tests.system._procs import Service, clean_env, runner_env, start_service
 
 pytestmark = pytest.mark.slow
 
@@ -226,3 +227,18 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+async def test_a_worker_that_cannot_start_stops_the_runner(tmp_path: Path) -> None:
+    env = runner_env(var_dir=tmp_path / "var", store_uri=(tmp_path / "store").resolve().as_uri(),
+                     cache_root=tmp_path / "cache", service_token=TOKEN, RUNNER_WORKERS="2",
+                     SIGNING_TRUST_BUNDLE=str(tmp_path / "missing.pem"))
+    with trio.fail_after(120):
+        done = await trio.run_process([sys.executable, "-m", "runner_trio"], env=clean_env(env), check=False,
+                                      capture_stdout=True, capture_stderr=True)
+    output = done.stderr.decode(errors="replace")
+    assert done.returncode == 2, output
+    assert "SIGNING_TRUST_BUNDLE" in output  # the worker's own reason
+    assert "runner: worker" in output
+    assert "exited before it was ready: not starting" in output
+    assert "listening on" not in output
