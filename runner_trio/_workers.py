@@ -73,15 +73,12 @@ class WorkerRole:
     """1..count; a replacement takes the index of the worker it replaces."""
     count: int
     run_dir: Path
-    """The runner instance's shared directory: ``caps/`` (shared admission caps), ``metrics/``."""
+    """The runner instance's shared directory: ``caps/`` (shared admission caps), ``metrics/`` (unless the
+    operator set ``PROMETHEUS_MULTIPROC_DIR``)."""
 
     @property
     def caps_dir(self) -> Path:
         return self.run_dir / "caps"
-
-    @property
-    def metrics_dir(self) -> Path:
-        return self.run_dir / "metrics"
 
 
 def worker_args(argv: Sequence[str]) -> tuple[WorkerRole, int] | None:
