@@ -33,6 +33,7 @@ BENCHMARKS: Final = {
     "gateway": ("_gateway", "p50 latency through the gateway minus direct to the runner"),
     "memory": ("_memory", "RSS of an idle runner and per concurrent in-flight guest"),
     "scale": ("_scale", "throughput of 2 runner processes vs 1 on this machine"),
+    "workers": ("_workers", "a default runner (one worker per CPU, one port) vs RUNNER_WORKERS=1"),
     "herd": ("_herd", "50 concurrent requests on an uncached hash: 1 fetch, 1 compile"),
     "cold": ("_cold", "first request after restart: precompiled artifact vs compile from bytes"),
     "hostile": ("_hostile", "each hostile guest's outcome and time past its deadline; a neighbour's p99 beside them"),

@@ -92,6 +92,9 @@ def runner_env(ws: Workspace, cache_root: Path, **settings: str) -> dict[str, st
         "EXT_CACHE_ROOT": str(cache_root),
         "RUNNER_SERVICE_TOKEN": SERVICE_TOKEN,
         "EXT_STATIC_STRICT_VALIDATION": "false",
+        # One process unless a benchmark asks for more (``workers`` compares 1 with the default, one per CPU):
+        # the other benchmarks' rows state one runner process on their side.
+        "RUNNER_WORKERS": "1",
     }
     env.update(settings)
     return env

@@ -1,9 +1,10 @@
 """Serve one service in this process and write its URL to a file: ``python -m benchmarks._serve KIND URL_FILE``.
 
-KIND is ``runner`` (``runner_trio.serve`` with ``Settings.from_env()``: exactly what ``python -m runner_trio``
-runs), ``gateway`` (the gateway app with the Hypercorn config of ``python -m gateway_quart``) or ``bare`` (a
-Quart-trio app whose ``POST /v1/execute`` parses the JSON request and answers an envelope of the same shape as
-the runner's, on the Hypercorn config of ``runner_trio.serve``): the reference side of the HTTP benchmark.
+KIND is ``runner`` (``runner_trio.serve_workers`` with ``Settings.from_env()``: exactly what
+``python -m runner_trio`` runs, ``RUNNER_WORKERS`` processes), ``gateway`` (the gateway app with the
+Hypercorn config of ``python -m gateway_quart``) or ``bare`` (a Quart-trio app whose ``POST /v1/execute``
+parses the JSON request and answers an envelope of the same shape as the runner's, on the Hypercorn config of
+``runner_trio.serve``): the reference side of the HTTP benchmark.
 
 Every service binds ``127.0.0.1:0``; the bound URL is written (atomically) to URL_FILE once it listens.
 SIGTERM or SIGINT stops it. With ``BENCH_PROFILE=PREFIX`` in the environment the service runs under cProfile
@@ -65,11 +66,11 @@ def bare_app() -> QuartTrio:
 
 
 async def _serve_runner(url_file: Path) -> None:
-    from runner_trio import Settings, serve
+    from runner_trio import Settings, serve_workers
 
     settings = Settings.from_env()
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(lambda task_status: serve(settings, task_status=task_status))
+        binds = await nursery.start(lambda task_status: serve_workers(settings, task_status=task_status))
         _write_url(url_file, binds)
 
 

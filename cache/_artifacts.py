@@ -31,7 +31,8 @@ class ArtifactCache(Generic[V]):
     index.json, then ``deserialize_file``; a failure means another engine config, so the file is deleted and
     counted); the `SharedArtifacts` store when configured (HMAC-verified before anything is deserialized);
     finally ``build()``, whose result is serialized into the local entry and, when configured, the shared
-    store. Concurrent calls for one ``(hex, target)`` share one run of all of that.
+    store. Concurrent calls for one ``(hex, target)`` share one run of all of that, in this process (the
+    compiled cache's single flight) and among the processes sharing the disk cache (a file lock).
 
     Only files this cache wrote are ever deserialized: fills never populate ``precompiled/``.
 
@@ -140,8 +141,24 @@ class ArtifactCache(Generic[V]):
         deserialize_file: Callable[[Path], V],
         given: CacheEntry | None,
     ) -> tuple[V, int]:
+        # One build per (hash, target) among the processes sharing the disk cache: whoever waited for the lock
+        # finds the artifact the builder stored (the entry refreshed from index.json) and loads it.
+        async with self._disk.process_lock(hex_digest, f"build-{target}"):
+            return await self._produce_locked(hex_digest, target, build, serialize, deserialize_file, given)
+
+    async def _produce_locked(
+        self,
+        hex_digest: str,
+        target: str,
+        build: Callable[[], Awaitable[V]],
+        serialize: Callable[[V], bytes | bytearray],
+        deserialize_file: Callable[[Path], V],
+        given: CacheEntry | None,
+    ) -> tuple[V, int]:
         relpath = artifact_relpath(target)
         async with self._local(hex_digest, given) as local:
+            if local is not None:
+                await local.refresh()
             if local is not None and local.has(relpath):
                 loaded = await self._load_file(local, relpath, deserialize_file)
                 if loaded is not None:

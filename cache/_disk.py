@@ -31,7 +31,8 @@ from ._fs import (
     rmtree_quiet,
     scan_tree,
 )
-from ._keys import validate_hex
+from ._keys import validate_hex, validate_target
+from ._locks import LOCKS_DIR, process_lock
 from ._stats import CacheStats
 from ._table import EntryState, EntryTable
 
@@ -53,8 +54,10 @@ class DiskCache:
     Layout: ``<root>/<hex>/index.json`` lists every file with its size and sha256; entries appear by atomic
     rename of a finished scratch directory, so a crash leaves the old state or the new one. Opening the cache
     (``await cache.open()``, or lazily on first use) removes leftovers of dead processes and entries without a
-    valid index. Several processes may share a root: each owns a locked scratch area under ``<root>/.tmp/``;
-    pins and byte accounting are per process.
+    valid index. Several processes may share a root (a runner's worker processes): each owns a locked scratch
+    area under ``<root>/.tmp/``; a missing hash is filled once among all of them and index.json rewrites keep
+    each other's changes (file locks under ``<root>/.locks/``, ``_locks.py``); pins and byte accounting are per
+    process, so one process may evict an entry another still reads (it then refills it: see docs/runner.md).
 
     A write that finds the filesystem full (ENOSPC, EDQUOT: the disk is smaller than ``max_bytes`` or shared)
     evicts unpinned entries, least recently used first, until ``min_free_bytes`` (plus what the write needs)
@@ -122,6 +125,7 @@ class DiskCache:
 
     def _open_sync(self) -> tuple[ScratchArea, list[IndexData]]:
         self._root.mkdir(parents=True, exist_ok=True)
+        (self._root / LOCKS_DIR).mkdir(exist_ok=True)
         scratch = ScratchArea(self._root / TMP_DIR)
         removed, alone = clean_dead_scratch(self._root / TMP_DIR, scratch.token)
         if removed:
@@ -172,7 +176,8 @@ class DiskCache:
             yield handle
 
     def lookup(self, hex_digest: str) -> AbstractAsyncContextManager[CacheEntry | None]:
-        """Pin the entry if this process has it cached, without filling: yields None otherwise."""
+        """Pin the entry if it is cached (by this process or another sharing the root), without filling: yields
+        None otherwise."""
         validate_hex(hex_digest)
         return self._lookup_cm(hex_digest)
 
@@ -182,6 +187,12 @@ class DiskCache:
         table = self._table
         await table.wait_removal(hex_digest)
         state = table.get(hex_digest)
+        if state is None and not self._fills.in_flight(hex_digest):
+            # Another process sharing the root may have published it.
+            index = await trio.to_thread.run_sync(load_published, self._root / hex_digest, hex_digest)
+            state = table.get(hex_digest)
+            if state is None and index is not None and not self._fills.in_flight(hex_digest):
+                state = table.insert(index)
         if state is None:
             yield None
             return
@@ -212,6 +223,16 @@ class DiskCache:
             return False
         await self._table.drop(state, corrupted=False)
         return True
+
+    @asynccontextmanager
+    async def process_lock(self, hex_digest: str, purpose: str) -> AsyncIterator[None]:
+        """Hold a lock on ``purpose`` (``[A-Za-z0-9._-]+``) of one hash against every process sharing the root
+        (e.g. one compile per hash and engine target on the machine); see ``_locks.py``."""
+        validate_hex(hex_digest)
+        validate_target(purpose)
+        await self._ensure_open()
+        async with process_lock(self._table.lock_path(hex_digest, purpose)):
+            yield
 
     @asynccontextmanager
     async def temp_dir(self) -> AsyncIterator[Path]:
@@ -267,11 +288,15 @@ class DiskCache:
         state = table.get(hex_digest)
         if state is None:
             path = self._root / hex_digest
-            # Another process sharing the root may have published it.
+            # Another process sharing the root may have published it, or be filling it now: one fill per
+            # hash among all of them (the fill lock), and whoever waited finds the entry published.
             index = await trio.to_thread.run_sync(load_published, path, hex_digest)
             if index is None:
-                self._fill_count += 1
-                index = await self._fill(hex_digest, fill)
+                async with process_lock(table.lock_path(hex_digest, "fill")):
+                    index = await trio.to_thread.run_sync(load_published, path, hex_digest)
+                    if index is None:
+                        self._fill_count += 1
+                        index = await self._fill(hex_digest, fill)
             state = table.insert(index)
         table.pin(state)
         table.touch(state)

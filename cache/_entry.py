@@ -149,6 +149,11 @@ class CacheEntry:
             raise CacheCorrupted(state.hex, relpath, result)
         return result
 
+    async def refresh(self) -> None:
+        """Adopt what another process sharing the cache root added to (or removed from) this entry since."""
+        async with self._table.mutating(self._live()):
+            pass
+
     def _check_writable(self, relpath: str) -> None:
         state = self._live()
         validate_relpath(relpath)
@@ -186,7 +191,7 @@ class CacheEntry:
         async def attempt() -> tuple[FileInfo, tuple[int, int, int, int]]:
             return await trio.to_thread.run_sync(place, table.scratch_path("file"))
 
-        async with state.lock:
+        async with table.mutating(state):
             try:
                 info, key = await table.retry_when_full(f"{relpath} of entry {state.hex}", attempt, need=view.nbytes)
             except FileNotFoundError:
@@ -215,7 +220,8 @@ class CacheEntry:
         """Remove a file from the entry (index.json first, then the file); return whether it was listed."""
         self._check_writable(relpath)
         state = self._state
-        async with state.lock:
+        table = self._table
+        async with table.mutating(state):
             old = state.index.files.pop(relpath, None)
             if old is None:
                 return False
@@ -264,7 +270,7 @@ class CacheEntry:
 
         tmp, files = await table.retry_when_full(f"subtree {name!r} of entry {state.hex}", attempt)
         try:
-            async with state.lock:
+            async with table.mutating(state):
                 dest = state.path / name
                 trash = table.scratch_path("trash")
 

@@ -17,7 +17,8 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar, final
 
@@ -25,8 +26,18 @@ import trio
 
 from ._errors import CacheClosed, CacheFull
 from ._flight import SingleFlight
-from ._fs import IndexData, ScratchArea, disk_full_error, free_bytes, fsync_dir, rmtree_quiet, write_durable
+from ._fs import (
+    IndexData,
+    ScratchArea,
+    disk_full_error,
+    free_bytes,
+    fsync_dir,
+    load_published,
+    rmtree_quiet,
+    write_durable,
+)
 from ._keys import INDEX_NAME
+from ._locks import LOCKS_DIR, process_lock
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +120,37 @@ class EntryTable:
         if self._closed:
             raise CacheClosed(f"cache {self.root} is closed")
 
+    def lock_path(self, hex_digest: str, purpose: str) -> Path:
+        """The file of the lock other processes sharing the root take for ``purpose`` on this entry."""
+        return self.root / LOCKS_DIR / f"{hex_digest}.{purpose}.lock"
+
+    @asynccontextmanager
+    async def mutating(self, state: EntryState) -> AsyncIterator[None]:
+        """Hold the entry against every other writer, in this process (``state.lock``) and in the others
+        sharing the root (the entry's ``index`` lock), with the book refreshed from index.json first: a
+        rewrite then keeps what another process added (a precompiled artifact, the UI subtree)."""
+        async with state.lock, process_lock(self.lock_path(state.hex, "index")):
+            await self.refresh(state)
+            yield
+
+    async def refresh(self, state: EntryState) -> None:
+        """Adopt what index.json on disk lists now (another process may have changed it). The caller holds
+        :meth:`mutating`. An entry whose index is gone or broken keeps this process's view."""
+        if state.doomed:
+            return
+        found = await trio.to_thread.run_sync(load_published, state.path, state.hex)
+        if found is None or (found.files == state.index.files and found.subtrees == state.index.subtrees):
+            return
+        before = state.index.total_bytes
+        for relpath, info in found.files.items():
+            if state.index.files.get(relpath) != info:
+                state.verified.pop(relpath, None)
+        for relpath in set(state.index.files) - set(found.files):
+            state.verified.pop(relpath, None)
+        state.index.files = dict(found.files)
+        state.index.subtrees = set(found.subtrees)
+        self.account(state, state.index.total_bytes - before)
+
     def scratch_path(self, kind: str) -> Path:
         """A fresh path in this process's scratch area (nothing is created there yet)."""
         self.check_open()
@@ -180,14 +222,15 @@ class EntryTable:
                 and state.index.last_access - state.persisted_access >= self._persist_interval
                 and not self._closed
             ):
-                async with state.lock:
+                async with self.mutating(state):
                     await self.write_index(state, best_effort=True)
             await self.evict()
 
     async def write_index(self, state: EntryState, *, best_effort: bool = False) -> None:
         """Rewrite index.json from memory (scratch file, fsync, rename over the old one).
 
-        The caller holds ``state.lock``, so two rewrites never race and an older snapshot never wins.
+        The caller holds :meth:`mutating`, so two rewrites never race (in this process or another sharing the
+        root) and an older snapshot never wins.
         """
         state.persisted_access = state.index.last_access
         data = state.index.to_json()

@@ -4,6 +4,7 @@ Public API::
 
     app = create_app(Settings.from_env())          # a Quart-trio app
     await serve(settings, task_status=...)         # Hypercorn's trio worker, SIGTERM drains
+    await serve_workers(settings, task_status=...) # python -m runner_trio: RUNNER_WORKERS processes, one port
 
 Embedded (no HTTP; what the benchmarks measure)::
 
@@ -29,6 +30,7 @@ from ._errors import (
 from ._execute import execute
 from ._runtime import Runtime
 from ._wire import parse_execute_json, parse_execute_request
+from ._workers import serve_workers
 
 __all__ = [
     "BodyTooLarge",
@@ -49,4 +51,5 @@ __all__ = [
     "parse_execute_json",
     "parse_execute_request",
     "serve",
+    "serve_workers",
 ]

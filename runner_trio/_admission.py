@@ -23,6 +23,7 @@ from typing import Final, TypeVar, final
 import trio
 
 from ._errors import Overloaded
+from ._shared_caps import SharedCaps
 
 __all__ = ["Admission", "AdmissionStatistics", "MemoryBudget"]
 
@@ -92,7 +93,11 @@ class Admission:
         max_queue: int = DEFAULT_MAX_QUEUE,
         queue_timeout: float = DEFAULT_QUEUE_TIMEOUT,
         memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB,
+        shared: SharedCaps | None = None,
     ) -> None:
+        # ``shared``: the runner-wide tenant and extension caps of a multi-worker runner, taken after this
+        # process's own tenant and extension slots and before the global one (the same fixed order).
+        self._shared = shared
         self._global = trio.CapacityLimiter(max_concurrency)
         self._memory = MemoryBudget(memory_budget_mb)
         self._per_tenant = max_per_tenant
@@ -142,6 +147,10 @@ class Admission:
                 self._waiting += 1
                 try:
                     for limiter in limiters:
+                        if limiter is self._global and self._shared is not None:
+                            await stack.enter_async_context(
+                                self._shared.hold(tenant, extension, give_up=give_up, reason=reason)
+                            )
                         try:
                             limiter.acquire_nowait()
                         except trio.WouldBlock:

@@ -6,7 +6,7 @@ import gc
 import json
 import logging
 from collections.abc import AsyncGenerator
-from typing import Final
+from typing import TYPE_CHECKING, Final, cast
 
 import trio
 from quart import Response
@@ -20,6 +20,9 @@ from ._routes import api
 from ._runtime import Runtime
 from ._ui_route import InstallValidator, create_ui_blueprint
 
+if TYPE_CHECKING:
+    from ._workers import WorkerRole
+
 __all__ = ["create_app", "serve"]
 
 log = logging.getLogger("runner_trio")
@@ -29,8 +32,12 @@ _ENVELOPE_OVERHEAD: Final = 1024 * 1024
 _GATEWAY_BODY_CAP: Final = 10 * 1024 * 1024
 
 
-def create_app(settings: Settings | None = None) -> QuartTrio:
-    """Build the runner app. Its runtime (store, caches, engine) opens when serving starts."""
+def create_app(settings: Settings | None = None, *, worker: WorkerRole | None = None) -> QuartTrio:
+    """Build the runner app. Its runtime (store, caches, engine) opens when serving starts.
+
+    ``worker``: set in a worker process of a multi-process runner (``_workers.py``): the caps and metrics are
+    then shared with the other workers.
+    """
     settings = settings or Settings.from_env()
     app = QuartTrio("runner_trio")
     harden_connections(app)  # see servicekit/_connections.py: no request lost on a reused connection
@@ -52,9 +59,14 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
             content_type="application/json",
         )
 
+    @app.before_request
+    async def _count_request() -> None:
+        # Per worker process: how evenly the kernel spreads connections between a runner's workers.
+        app.extensions["runner_runtime"].metrics.worker_requests.inc()
+
     @app.while_serving
     async def lifespan() -> AsyncGenerator[None, None]:
-        runtime = await Runtime.open(settings)
+        runtime = await Runtime.open(settings, worker=worker)
         app.extensions["runner_runtime"] = runtime
         # Everything allocated so far lives as long as the process: keep it out of the collector's full
         # passes, which otherwise show up as ~40 ms pauses in p99 latency.
@@ -85,6 +97,7 @@ async def serve(
     settings: Settings | None = None,
     *,
     shutdown: trio.Event | None = None,
+    worker: WorkerRole | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the runner until ``shutdown`` is set (or SIGTERM/SIGINT), then drain in-flight requests.
@@ -92,9 +105,14 @@ async def serve(
     ``task_status.started`` reports the bound addresses (useful with port 0). In-flight requests get
     ``RUNNER_DRAIN_TIMEOUT_S`` to finish; new ones are answered 503 ``draining`` at once (never started, so
     the gateway sends them to another runner); an idle runner exits at once (see ``servicekit.serve_app``).
+    This is one process; ``python -m runner_trio`` runs ``RUNNER_WORKERS`` of them (``_workers.py``), each
+    calling this with its ``worker`` role: it then binds with ``SO_REUSEPORT`` beside the other workers and
+    leaves the ``listening on`` line to the supervisor.
     """
     settings = settings or Settings.from_env()
-    app = create_app(settings)
+    app = create_app(settings, worker=worker)
+    if worker is not None:
+        task_status = cast("trio.TaskStatus[list[str]]", _ReadyWhenStarted(app, task_status))
     await serve_app(
         app,
         bind=settings.bind,
@@ -102,5 +120,24 @@ async def serve(
         name="runner",
         logger=log,
         shutdown=shutdown,
+        reuse_port=worker is not None,
+        announce=worker is None,
         task_status=task_status,
     )
+
+
+class _ReadyWhenStarted:
+    """A worker reports itself ready only when its app really started: Hypercorn goes on to listen after a
+    failed start-up (a bad trust bundle, say), and the supervisor must see that worker fail, not serve."""
+
+    def __init__(self, app: QuartTrio, task_status: trio.TaskStatus[list[str]]) -> None:
+        self._app = app
+        self._task_status = task_status
+
+    def started(self, value: list[str] | None = None) -> None:
+        if value is None:
+            raise TypeError("serve_app reports its addresses")
+        if "runner_runtime" in self._app.extensions:
+            self._task_status.started(value)
+        else:
+            log.error("runner worker: the app did not start: not ready")

@@ -77,6 +77,8 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
              "development or production: production refuses to start without the checklist of docs/security.md"),
     _Setting("RUNNER_BIND", "bind", _bind, "127.0.0.1:8080",
              "address the runner listens on; beyond loopback it needs RUNNER_SERVICE_TOKEN"),
+    _Setting("RUNNER_WORKERS", "workers", _int(0, 256), 0,
+             "worker processes behind the one port; 0 = one per CPU, 1 = a single process (docs/runner.md)"),
     _Setting("RUNNER_VAR_DIR", "var_dir", _path, None, "base directory of the embedded defaults (default ./var)"),
     _Setting("BUNDLE_STORE_BASE", "bundle_store_base", _text, None,
              "file:///dir or s3://bucket/prefix (default file://<var>/bundles)"),
@@ -189,6 +191,7 @@ class Settings:
 
     env: Mode = DEVELOPMENT
     bind: str = "127.0.0.1:8080"
+    workers: int = 0
     var_dir: Path = field(default_factory=_default_var)
     bundle_store_base: str | None = None
     bundle_key_template: str = "sha256/{hex}"

@@ -4,6 +4,7 @@ The tree::
 
     RunnerError                       base; ``status`` and ``code`` are what /v1/execute answers
     ├── ConfigError                   a setting is unknown or invalid (start-up only; names the variable)
+    ├── WorkersFailed                 a worker process died during the runner's first start (start-up only)
     ├── RequestInvalid                the /v1/execute body is malformed (HTTP 400, names the field)
     ├── MissingRoutingHeaders         x-alga-tenant / x-alga-extension absent          status 400
     ├── UnknownCapabilities           providers names a capability that does not exist status 400
@@ -33,6 +34,7 @@ __all__ = [
     "RunnerError",
     "SecretDecryptFailed",
     "UnknownCapabilities",
+    "WorkersFailed",
 ]
 
 
@@ -93,6 +95,12 @@ class BundleUnavailable(RunnerError):
 class SecretDecryptFailed(RunnerError):
     status = 500
     code = "secret_decrypt_failed"
+
+
+class WorkersFailed(RunnerError):
+    """A worker process exited before it was ready while the runner started (its own log line says why)."""
+
+    code = "workers_failed"
 
 
 class Overloaded(RunnerError):

@@ -3,13 +3,25 @@
 Each app gets its own ``CollectorRegistry`` so that several apps in one process (tests, benchmarks) keep
 separate counts. Cache figures are read from the cache's own statistics at scrape time rather than counted
 twice.
+
+**Worker processes.** A runner of several workers (``_workers.py``) sets ``PROMETHEUS_MULTIPROC_DIR`` for
+each of them before it starts: prometheus-client then keeps every value in a file of that directory per
+process, and each worker's ``/metrics`` reads all of them (``MultiProcessCollector``), so whichever worker
+answers the scrape reports the whole runner. Counters and histograms add up over every worker that ever ran
+(a replaced worker's counts stay); the in-flight gauge sums the live workers only (the supervisor marks a
+dead worker's files). The cache's figures are then copied into real counters: by each worker at its own
+scrapes and every :data:`CACHE_SYNC_INTERVAL_S`, so another worker's latest fills may show up that much later.
+``runner_worker_requests_total{worker}`` counts the HTTP requests each worker served (how evenly the kernel
+spread the connections).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Final, final
 
+import trio
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -19,9 +31,10 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-__all__ = ["OUTCOMES", "RunnerMetrics"]
+__all__ = ["CACHE_SYNC_INTERVAL_S", "OUTCOMES", "RunnerMetrics", "multiprocess_mode"]
 
 # The *_created series double the exposition for no dashboard's benefit.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -29,6 +42,15 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 OUTCOMES: Final = ("ok", "timeout", "memory", "trap", "denied", "bundle_error", "bad_request", "overloaded")
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+CACHE_SYNC_INTERVAL_S: Final = 0.5
+"""With worker processes: how often a worker copies its cache figures into the shared metric files."""
+_MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_mode() -> bool:
+    """Whether prometheus-client keeps values in shared files (set before it was imported, by the supervisor)."""
+    return bool(os.environ.get(_MULTIPROC_ENV))
 
 # Cache statistic -> (metric name, help, kind). Fed by a callable returning the cache's current figures.
 _CACHE_METRICS: Final = {
@@ -62,9 +84,17 @@ class _CacheCollector(Collector):
 
 @final
 class RunnerMetrics:
-    """The runner's metrics. ``render()`` gives the Prometheus text exposition."""
+    """The runner's metrics. ``render()`` gives the Prometheus text exposition.
 
-    def __init__(self) -> None:
+    Args:
+        worker: the worker's index (the ``worker`` label of ``runner_worker_requests_total``).
+        multiprocess: report every worker's files (default: when ``PROMETHEUS_MULTIPROC_DIR`` is set).
+    """
+
+    def __init__(self, *, worker: int = 1, multiprocess: bool | None = None) -> None:
+        self.multiprocess = multiprocess_mode() if multiprocess is None else multiprocess
+        self._cache_source: Callable[[], Mapping[str, float]] | None = None
+        self._cache_synced: dict[str, float] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.invocations = Counter(
@@ -78,7 +108,19 @@ class RunnerMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )
-        self.inflight = Gauge("runner_inflight_invocations", "Invocations running now.", registry=r)
+        self.inflight = Gauge(
+            "runner_inflight_invocations", "Invocations running now.", registry=r, multiprocess_mode="livesum"
+        )
+        self.worker_requests = Counter(
+            "runner_worker_requests", "HTTP requests served, by worker process.", ["worker"], registry=r
+        ).labels(str(worker))
+        self._cache_counters: dict[str, Counter | Gauge] = {}
+        if self.multiprocess:
+            for key, (name, doc, kind) in _CACHE_METRICS.items():
+                if kind == "counter":
+                    self._cache_counters[key] = Counter(name.removesuffix("_total"), doc, registry=r)
+                else:
+                    self._cache_counters[key] = Gauge(name, doc, registry=r, multiprocess_mode="livemax")
         self.debug_events = Counter("runner_debug_events", "Debug events published.", registry=r)
         self.debug_events_dropped = Counter(
             "runner_debug_events_dropped", "Debug events dropped (Redis slow, down or rate limited).", registry=r
@@ -89,8 +131,39 @@ class RunnerMetrics:
         )
 
     def watch_cache(self, source: Callable[[], Mapping[str, float]]) -> None:
-        """Expose the cache's statistics (read from ``source`` at every scrape)."""
-        self.registry.register(_CacheCollector(source))
+        """Expose the cache's statistics (read from ``source`` at every scrape, and with worker processes
+        also every :data:`CACHE_SYNC_INTERVAL_S` while :meth:`run` runs)."""
+        if self.multiprocess:
+            self._cache_source = source
+        else:
+            self.registry.register(_CacheCollector(source))
+
+    def sync_cache(self) -> None:
+        """Copy what the cache counted since the last call into the shared metric files (worker processes)."""
+        if self._cache_source is None:
+            return
+        stats = self._cache_source()
+        for key, metric in self._cache_counters.items():
+            value = float(stats.get(key, 0))
+            if isinstance(metric, Gauge):
+                metric.set(value)
+            else:
+                delta = value - self._cache_synced.get(key, 0.0)
+                if delta > 0:
+                    metric.inc(delta)
+                    self._cache_synced[key] = value
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """With worker processes, keep the cache figures in the shared files current; else return at once."""
+        task_status.started()
+        while self._cache_source is not None:
+            self.sync_cache()
+            await trio.sleep(CACHE_SYNC_INTERVAL_S)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        self.sync_cache()
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
@@ -24,6 +24,7 @@ from ._bundles import BundleService
 from ._config import MIB, Settings
 from ._errors import ConfigError
 from ._metrics import RunnerMetrics
+from ._shared_caps import SharedCaps
 from ._wire import ExecuteResult
 from .capabilities import (
     Capability,
@@ -38,6 +39,9 @@ from .capabilities import (
 from .debug_events import DebugEventPublisher
 from .engine import EngineConfig, Invocation, WasmEngine
 from .idempotency import Codec, IdempotencyCache, open_records
+
+if TYPE_CHECKING:
+    from ._workers import WorkerRole
 
 __all__ = ["Runtime"]
 
@@ -75,13 +79,13 @@ class Runtime:
     _preparers: tuple[Capability, ...] = ()
 
     @classmethod
-    async def open(cls, settings: Settings) -> Runtime:
-        """Build the runtime.
+    async def open(cls, settings: Settings, *, worker: WorkerRole | None = None) -> Runtime:
+        """Build the runtime (``worker``: this process is one of a runner's workers; see ``_workers.py``).
 
         Raises:
             ConfigError: a setting names something unusable (trust bundle, allowlist, precompile key, …).
         """
-        metrics = RunnerMetrics()
+        metrics = RunnerMetrics(worker=worker.index if worker is not None else 1)
         try:
             settings.var_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -167,6 +171,11 @@ class Runtime:
                 max_queue=settings.max_queue,
                 queue_timeout=settings.queue_timeout_ms / 1000,
                 memory_budget_mb=settings.memory_budget_mb,
+                shared=SharedCaps(
+                    worker.caps_dir,
+                    max_per_tenant=settings.max_concurrency_per_tenant,
+                    max_per_extension=settings.max_concurrency_per_extension,
+                ) if worker is not None else None,
             ),
             guest_threads=trio.CapacityLimiter(settings.max_concurrency),
             idempotency=IdempotencyCache(
@@ -198,6 +207,7 @@ class Runtime:
             await nursery.start(self.engine.run_ticker)
             await nursery.start(self.events.run)
             await nursery.start(self.bundles.run)
+            nursery.start_soon(self.metrics.run)
             task_status.started()
 
     async def aclose(self) -> None:

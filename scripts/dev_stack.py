@@ -99,6 +99,7 @@ def main() -> None:
     runner_env = {
         **base,
         "RUNNER_BIND": f"127.0.0.1:{RUNNER_PORT}",
+        "RUNNER_WORKERS": "2",  # two worker processes on the one port even on a one-core laptop
         "RUNNER_VAR_DIR": str(DEV / "runner"),
         "BUNDLE_STORE_BASE": store,
         "SIGNING_TRUST_BUNDLE": str(keys / "signing.pem.pub"),

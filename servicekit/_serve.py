@@ -74,6 +74,8 @@ async def serve_app(
     shutdown: trio.Event | None = None,
     accesslog: str | None = None,
     signals: Sequence[signal.Signals] = DEFAULT_SIGNALS,
+    reuse_port: bool = False,
+    announce: bool = True,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` until ``shutdown`` is set or one of ``signals`` arrives, then drain and return.
@@ -89,6 +91,10 @@ async def serve_app(
         shutdown: set it to stop; a fresh event when omitted.
         accesslog: Hypercorn's access log target (``"-"`` for stderr), ``None`` for none.
         signals: the signals that start the drain; empty to watch none (e.g. outside the main thread).
+        reuse_port: bind with ``SO_REUSEPORT``, so that several processes each listen on their own socket of
+            one port and the kernel spreads new connections between them (the runner's worker processes).
+        announce: log ``<name> listening on <addresses>`` once serving (a worker process leaves that line to
+            its supervisor, which logs it once every worker is ready).
         task_status: ``started`` with the bound addresses (``http://127.0.0.1:54321``).
     """
     log = logger or logging.getLogger(name)
@@ -97,6 +103,10 @@ async def serve_app(
     config.bind = [bind] if isinstance(bind, str) else list(bind)
     config.accesslog = accesslog
     config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT_S
+    if reuse_port:
+        # Hypercorn sets SO_REUSEPORT on the sockets it creates when ``workers > 1``; ``worker_serve`` itself
+        # never reads the field (it serves one process), so this changes nothing else.
+        config.workers = 2
     shutdown = shutdown if shutdown is not None else trio.Event()
     sockets = config.create_sockets()
     gate = _DrainGate(app, name=name, listen=partial(_listen, sockets, config.backlog),
@@ -125,7 +135,8 @@ async def serve_app(
                 asgi = wrap_app(cast(ASGIFramework, gate), config.wsgi_max_body_size, "asgi")
                 serving = partial(worker_serve, asgi, config, sockets=sockets, shutdown_trigger=drain)
                 binds: list[str] = await server_nursery.start(serving)
-                log.info("%s listening on %s", name, ", ".join(binds))
+                if announce:
+                    log.info("%s listening on %s", name, ", ".join(binds))
                 task_status.started(binds)
             nursery.cancel_scope.cancel()  # the server has drained: stop watching for signals
     finally:

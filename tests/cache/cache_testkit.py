@@ -52,7 +52,7 @@ def assert_consistent(root: Path) -> dict[str, dict[str, bytes]]:
     """
     entries: dict[str, dict[str, bytes]] = {}
     for name in os.listdir(root):
-        if name == ".tmp":
+        if name in {".tmp", ".locks"}:  # scratch areas; the lock files of processes sharing the root
             continue
         files = tree_files(root / name)
         index = json.loads(files.pop("index.json"))

@@ -177,7 +177,7 @@ async def test_entries_without_a_valid_index_are_removed_at_start(
     (cache_root / foreign).write_bytes(b"a file where an entry should be")
 
     async with DiskCache(cache_root) as cache:
-        assert sorted(os.listdir(cache_root)) == sorted([".tmp", good.hex, "not-an-entry"])
+        assert sorted(os.listdir(cache_root)) == sorted([".locks", ".tmp", good.hex, "not-an-entry"])
         assert cache.statistics().entries == 1
     (cache_root / "not-an-entry").rmdir()
     assert set(consistent(cache_root)) == {good.hex}

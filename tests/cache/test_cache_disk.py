@@ -146,7 +146,7 @@ async def test_a_smaller_bound_applies_at_open(cache_root: Path, source: Callabl
                 pass
     async with DiskCache(cache_root, max_bytes=200) as cache:
         assert [cache.contains(s.hex) for s in srcs] == [False, False, True, True]
-    assert sorted(os.listdir(cache_root)) == sorted([".tmp", srcs[2].hex, srcs[3].hex])
+    assert sorted(os.listdir(cache_root)) == sorted([".locks", ".tmp", srcs[2].hex, srcs[3].hex])
 
 
 async def test_fill_may_not_leave_symlinks_or_reserved_names(cache_root: Path, source: Callable[..., Source]) -> None:

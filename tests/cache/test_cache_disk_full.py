@@ -115,7 +115,7 @@ async def test_gives_up_after_one_retry_when_eviction_is_not_enough(fs: Path) ->
         stats = cache.statistics()
         assert (stats.disk_full, stats.evictions, stats.entries) == (2, 1, 0)
         assert scratch_files(root) == []
-        assert sorted(os.listdir(root)) == [".tmp"]
+        assert sorted(os.listdir(root)) == [".locks", ".tmp"]
 
 
 async def test_added_file_evicts_others_then_gives_up_without_leaving_it(fs: Path) -> None:

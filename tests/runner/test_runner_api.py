@@ -9,7 +9,7 @@ def test_public_names_are_pinned() -> None:
     assert set(runner_trio.__all__) == {
         "BodyTooLarge", "BundleUnavailable", "ConfigError", "ExecuteFailed", "MissingRoutingHeaders", "Overloaded",
         "RequestInvalid", "RunnerError", "Runtime", "SecretDecryptFailed", "Settings", "UnknownCapabilities",
-        "create_app", "execute", "parse_execute_request", "serve",
+        "create_app", "execute", "parse_execute_request", "serve", "serve_workers",
         "BodyTooLargeForMemory", "parse_execute_json",
     }
     assert len(runner_trio.__all__) == len(set(runner_trio.__all__))

@@ -8,7 +8,9 @@ run, so guest runs are counted outside the runners (a killed runner's metrics di
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -53,6 +55,7 @@ class Runner:
                 [sys.executable, "-m", "runner_trio"],
                 env={**env, "RUNNER_BIND": f"127.0.0.1:{self.port}", "RUNNER_VAR_DIR": str(tmp / name)},
                 stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: the supervisor and its workers
             )
 
     async def ready(self, client: httpx.AsyncClient) -> None:
@@ -66,9 +69,13 @@ class Runner:
                     pass
                 await trio.sleep(0.1)
 
+    def kill(self) -> None:
+        """SIGKILL the whole runner: the supervisor and every worker process (its process group)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
+        self.kill()
         self.proc.wait(timeout=10)
 
 
@@ -180,7 +187,7 @@ async def test_sigkill_mid_load_runs_each_keyed_guest_at_most_once(
                 load.start_soon(call, client, key, first)
             with trio.fail_after(30):
                 await half_running.wait()
-            doomed.proc.kill()
+            doomed.kill()
 
         await trio.sleep(TIMEOUT_MS / 1000 + 1.5)  # every claim of the dead runner is past its lease
         second: dict[str, httpx.Response] = {}

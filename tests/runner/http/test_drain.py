@@ -124,6 +124,9 @@ async def runner_process(shared: Shared, tmp_path: Path, name: str = "runner",
         "EXT_CACHE_ROOT": str(shared.cache_dir),
         "RUNNER_SERVICE_TOKEN": TOKEN,
         "RUNNER_DRAIN_TIMEOUT_S": str(drain_timeout_s),
+        # One process: these tests time serve_app's drain itself; a runner of several workers (each draining
+        # so, under a supervisor) is tried by tests/system/test_drain_under_load.py and test_workers.py.
+        "RUNNER_WORKERS": "1",
     }
     log_path = tmp_path / f"{name}.log"
     with log_path.open("wb") as log_file:

@@ -55,7 +55,7 @@ async def publish(settings: Settings, src: Path) -> str:
 
 def cache_listing(root: Path) -> tuple[list[str], list[str]]:
     """(entries, scratch leftovers): what the cache root holds besides its scratch locks."""
-    entries = sorted(name for name in os.listdir(root) if name != ".tmp")
+    entries = sorted(name for name in os.listdir(root) if name not in {".tmp", ".locks"})
     leftovers = sorted(
         os.path.relpath(os.path.join(dirpath, name), root)
         for dirpath, dirnames, filenames in os.walk(root / ".tmp")
