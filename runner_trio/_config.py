@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from servicekit import InvalidSetting, SettingsTable, host_port
+from servicekit import POSTGRES_SCHEMES, REDIS_SCHEMES, InvalidSetting, SettingsTable, backend_url, host_port
 from servicekit import Setting as _Setting
 from servicekit import boolean as _bool
 from servicekit import comma_list as _csv
@@ -59,7 +59,7 @@ def _default_var() -> Path:
 _SETTINGS: Final[tuple[_Setting, ...]] = (
     _Setting("RUNNER_BIND", "bind", _bind, "127.0.0.1:8080", "address the runner listens on"),
     _Setting("RUNNER_VAR_DIR", "var_dir", _path, None, "base directory of the embedded defaults (default ./var)"),
-    _Setting("BUNDLE_STORE_BASE", "bundle_store_base", _text, None,
+    _Setting("BUNDLE_STORE_BASE", "bundle_store_base", backend_url("file", "s3"), None,
              "file:///dir or s3://bucket/prefix (default file://<var>/bundles)"),
     _Setting("RUNNER_BUNDLE_KEY_TEMPLATE", "bundle_key_template", _text, "sha256/{hex}",
              "object key prefix of a bundle in the store"),
@@ -94,9 +94,9 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
     _Setting("RUNNER_MAX_QUEUE", "max_queue", _int(0), 64, "invocations waiting for a slot before 429"),
     _Setting("RUNNER_QUEUE_TIMEOUT_MS", "queue_timeout_ms", _int(0), 2_000,
              "how long an invocation waits for a slot before 429"),
-    _Setting("RUNNER_IDEMPOTENCY_URL", "idempotency_url", _optional_text, None,
-             "where keyed requests are claimed and their results shared: sqlite:///path "
-             "(default <var>/idempotency.sqlite3) or redis://host:port/db"),
+    _Setting("RUNNER_IDEMPOTENCY_URL", "idempotency_url", backend_url("sqlite", *REDIS_SCHEMES, *POSTGRES_SCHEMES),
+             None, "where keyed requests are claimed and their results shared: sqlite:///path "
+             "(default <var>/idempotency.sqlite3), redis://host:port/db or postgresql://user@host:port/db"),
     _Setting("RUNNER_IDEMPOTENCY_TTL_S", "idempotency_ttl_s", _int(0), 86_400,
              "how long a keyed result is replayed (and an abandoned key refused)"),
     _Setting("RUNNER_IDEMPOTENCY_MAX_ENTRIES", "idempotency_max_entries", _int(0), 10_000,
@@ -112,8 +112,9 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
     _Setting("VAULT_NAMESPACE", "vault_namespace", _optional_text, None, "Vault namespace, if any"),
     _Setting("EXT_EGRESS_ALLOWLIST", "egress_allowlist", _csv, (),
              "hosts guests may fetch: host, *.domain, optional :port; empty denies all"),
-    _Setting("RUNNER_STORAGE_URL", "storage_url", _optional_text, None,
-             "sqlite:///path (default <var>/storage.sqlite3) or the platform's http(s) storage API",
+    _Setting("RUNNER_STORAGE_URL", "storage_url", backend_url("sqlite", "http", "https", *POSTGRES_SCHEMES), None,
+             "sqlite:///path (default <var>/storage.sqlite3), postgresql://user@host:port/db or the "
+             "platform's http(s) storage API",
              aliases=(_REFERENCE_PLATFORM_URL,)),
     _Setting("RUNNER_STORAGE_AUTH_KEY", "storage_auth_key", _optional_text, None,
              "x-runner-auth for the HTTP storage API", aliases=(_REFERENCE_PLATFORM_TOKEN,)),
@@ -125,7 +126,8 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
              aliases=(_REFERENCE_PLATFORM_URL,)),
     _Setting("RUNNER_PLATFORM_AUTH_KEY", "platform_auth_key", _optional_text, None,
              "x-runner-auth for the platform API", aliases=(_REFERENCE_PLATFORM_TOKEN,)),
-    _Setting("RUNNER_DEBUG_REDIS_URL", "debug_redis_url", _optional_text, None, "Redis for debug events"),
+    _Setting("RUNNER_DEBUG_REDIS_URL", "debug_redis_url", backend_url(*REDIS_SCHEMES), None,
+             "Redis for debug events"),
     _Setting("RUNNER_DEBUG_REDIS_STREAM_PREFIX", "debug_stream_prefix", _text, "ext-debug:",
              "debug stream key prefix"),
     _Setting("RUNNER_DEBUG_REDIS_MAXLEN", "debug_maxlen", _int(1), 2000, "approximate stream length"),

@@ -3,7 +3,8 @@
 - :class:`SettingsTable` of :class:`Setting` rows: every environment variable a service reads, with its
   parser, default and one line of documentation. :meth:`SettingsTable.read` refuses unknown variables in the
   service's namespaces and invalid values with an :class:`InvalidSetting` naming the variable.
-- Parsers for those rows: :func:`text`, :func:`integer`, :func:`boolean`, :func:`host_port`, :func:`path`, ...
+- Parsers for those rows: :func:`text`, :func:`integer`, :func:`boolean`, :func:`host_port`, :func:`path`,
+  :func:`backend_url` (a backend's URL, only the schemes that exist), ...
 - :func:`serve_app`: an ASGI app on Hypercorn's trio worker with ``task_status.started(binds)`` and a
   graceful drain on SIGTERM or a shutdown event: readiness flips at once, new requests answer 503
   :data:`DRAINING` (never started, safe to send elsewhere), requests in flight finish, an idle service exits
@@ -24,6 +25,9 @@ from ._errors import InvalidSetting, ServiceKitError
 from ._json_errors import json_errors
 from ._logtext import DEFAULT_MAX_LOG_TEXT, one_line
 from ._parsers import (
+    POSTGRES_SCHEMES,
+    REDIS_SCHEMES,
+    backend_url,
     boolean,
     comma_list,
     host_port,
@@ -33,6 +37,7 @@ from ._parsers import (
     optional_text,
     path,
     text,
+    url_scheme,
 )
 from ._serve import DEFAULT_SIGNALS, DRAIN_LINGER_S, DRAIN_RETRY_AFTER_S, DRAINING, serve_app
 from ._settings import REQUIRED, Setting, SettingsTable
@@ -43,11 +48,14 @@ __all__ = [
     "DRAINING",
     "DRAIN_LINGER_S",
     "DRAIN_RETRY_AFTER_S",
+    "POSTGRES_SCHEMES",
+    "REDIS_SCHEMES",
     "REQUIRED",
     "InvalidSetting",
     "ServiceKitError",
     "Setting",
     "SettingsTable",
+    "backend_url",
     "boolean",
     "comma_list",
     "harden_connections",
@@ -64,4 +72,5 @@ __all__ = [
     "serve_app",
     "table_refs",
     "text",
+    "url_scheme",
 ]
