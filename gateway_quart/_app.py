@@ -26,7 +26,7 @@ from ._settings import Settings
 from ._state import STATE_KEY, GatewayState, ManifestCache
 from ._views import json_response
 from .debug import DebugCredentials, create_debug_blueprint
-from .registry import CachedRegistry, Registry, SqliteRegistry
+from .registry import CachedRegistry, Registry, open_registry
 
 __all__ = ["create_app", "serve"]
 
@@ -74,7 +74,7 @@ def create_app(
 
     @app.before_serving
     async def _open() -> None:
-        reg = registry if registry is not None else await SqliteRegistry.open(settings.registry_database)
+        reg = registry if registry is not None else await open_registry(settings.registry_database)
         if settings.auth_cache_ttl_s > 0:
             reg = CachedRegistry(reg, ttl_s=settings.auth_cache_ttl_s)
         if settings.dev_tenant_id is not None:

@@ -1,16 +1,29 @@
-"""Numbered schema migrations of the SQLite registry.
+"""Numbered schema migrations of the registry, one list per database.
 
-Each migration runs once, inside one ``BEGIN IMMEDIATE`` transaction that also records it in
+:data:`MIGRATIONS` (SQLite) and :data:`POSTGRES_MIGRATIONS` hold the same versions with the same names; only
+the column types differ (``AUTOINCREMENT`` vs. an identity column, and PostgreSQL's ``versions.seq`` that
+stands in for SQLite's ``rowid`` as the registration order). Each migration runs once and is recorded in
 ``schema_migrations``; a migration is never edited after release, only followed by a new one.
+
+SQLite: each step in one ``BEGIN IMMEDIATE`` transaction. PostgreSQL: every pending step in one transaction
+that first takes an advisory lock (``pg_advisory_xact_lock``), so when several gateway replicas start at once
+exactly one migrates and the others wait, then find the schema current. DDL is transactional in PostgreSQL:
+a failed migration leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .._errors import RegistryError
+
+if TYPE_CHECKING:
+    import psycopg
+
+MIGRATION_LOCK_KEY: Final = 0x6578_7472_6567_0001
+"""The advisory lock key that serialises PostgreSQL migrations (any bigint the fleet agrees on)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,58 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
 )
 
 
+_SQLITE_ROW_ID: Final = "id INTEGER PRIMARY KEY AUTOINCREMENT"
+_POSTGRES_ROW_ID: Final = "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+
+POSTGRES_MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(
+        1,
+        "initial",
+        (
+            *(statement.replace(_SQLITE_ROW_ID, _POSTGRES_ROW_ID) for statement in MIGRATIONS[0].statements),
+            # SQLite orders versions by rowid; PostgreSQL has none, so registration order is a column.
+            "ALTER TABLE versions ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY",
+        ),
+    ),
+)
+
+
+def _check_newest(applied_versions: set[int], migrations: tuple[Migration, ...]) -> None:
+    newest = max(m.version for m in migrations)
+    unknown = {v for v in applied_versions if v > newest}
+    if unknown:
+        raise RegistryError(
+            f"registry schema is newer than this gateway (versions {sorted(unknown)}); upgrade the gateway"
+        )
+
+
+def apply_postgres_migrations(conn: psycopg.Connection[tuple[object, ...]], *, now: str) -> list[int]:
+    """Bring a PostgreSQL schema up to date; returns the versions applied now (empty when current).
+
+    Safe to run from every replica at once: one transaction under an advisory lock (see the module docstring).
+    """
+    applied: list[int] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        applied_versions = {int(str(row[0])) for row in conn.execute("SELECT version FROM schema_migrations")}
+        _check_newest(applied_versions, POSTGRES_MIGRATIONS)
+        for migration in POSTGRES_MIGRATIONS:
+            if migration.version in applied_versions:
+                continue
+            for statement in migration.statements:
+                conn.execute(statement.encode())  # no parameters: a literal % stays as it is
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                (migration.version, migration.name, now),
+            )
+            applied.append(migration.version)
+    return applied
+
+
 def apply_migrations(conn: sqlite3.Connection, *, now: str) -> list[int]:
     """Bring the schema up to date; returns the versions applied now (empty when current).
 
@@ -110,13 +175,8 @@ def apply_migrations(conn: sqlite3.Connection, *, now: str) -> list[int]:
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    newest = max(m.version for m in MIGRATIONS)
     applied_versions = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-    unknown = {v for v in applied_versions if v > newest}
-    if unknown:
-        raise RegistryError(
-            f"registry schema is newer than this gateway (versions {sorted(unknown)}); upgrade the gateway"
-        )
+    _check_newest(applied_versions, MIGRATIONS)
     applied: list[int] = []
     for migration in MIGRATIONS:
         if migration.version in applied_versions:

@@ -1,0 +1,4 @@
+"""Fixtures every test directory may use: a real PostgreSQL server (one per session, started on first use)
+and a fresh database on it per test (``tests/_postgres.py``)."""
+
+from tests._postgres import postgres_server, postgres_url  # noqa: F401 - the fixtures, shared with every directory
