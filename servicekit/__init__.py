@@ -13,6 +13,8 @@
   explained in ``_connections.py``), ``Connection: close`` on early error answers.
 - :func:`json_errors`: JSON (never HTML) for unknown routes, wrong methods, every HTTP error and unexpected
   exceptions (a 500 with a request id, logged with its traceback).
+- :func:`migrate_postgres`: versioned schema migrations on PostgreSQL that run once across replicas
+  (a bookkeeping table and an advisory lock), for every service that keeps state there.
 - :func:`render_settings_doc` (and ``python -m servicekit docs/configuration.md``): the settings tables of
   the documentation generated from the code.
 
@@ -39,6 +41,7 @@ from ._parsers import (
     text,
     url_scheme,
 )
+from ._postgres import PostgresMigration, SchemaTooNew, migrate_postgres
 from ._serve import DEFAULT_SIGNALS, DRAIN_LINGER_S, DRAIN_RETRY_AFTER_S, DRAINING, serve_app
 from ._settings import REQUIRED, Setting, SettingsTable
 
@@ -52,6 +55,8 @@ __all__ = [
     "REDIS_SCHEMES",
     "REQUIRED",
     "InvalidSetting",
+    "PostgresMigration",
+    "SchemaTooNew",
     "ServiceKitError",
     "Setting",
     "SettingsTable",
@@ -63,6 +68,7 @@ __all__ = [
     "http_url",
     "integer",
     "json_errors",
+    "migrate_postgres",
     "one_line",
     "optional_path",
     "optional_text",

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
+
+from servicekit import SchemaTooNew, migrate_postgres
 
 from .._errors import RegistryError
 
@@ -139,31 +141,17 @@ def _check_newest(applied_versions: set[int], migrations: tuple[Migration, ...])
         )
 
 
-def apply_postgres_migrations(conn: psycopg.Connection[tuple[object, ...]], *, now: str) -> list[int]:
+def apply_postgres_migrations(conn: psycopg.Connection[Any]) -> list[int]:
     """Bring a PostgreSQL schema up to date; returns the versions applied now (empty when current).
 
-    Safe to run from every replica at once: one transaction under an advisory lock (see the module docstring).
+    Safe to run from every replica at once (``servicekit.migrate_postgres``: one transaction under an
+    advisory lock).
     """
-    applied: list[int] = []
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-        )
-        applied_versions = {int(str(row[0])) for row in conn.execute("SELECT version FROM schema_migrations")}
-        _check_newest(applied_versions, POSTGRES_MIGRATIONS)
-        for migration in POSTGRES_MIGRATIONS:
-            if migration.version in applied_versions:
-                continue
-            for statement in migration.statements:
-                conn.execute(statement.encode())  # no parameters: a literal % stays as it is
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
-                (migration.version, migration.name, now),
-            )
-            applied.append(migration.version)
-    return applied
+    try:
+        return migrate_postgres(conn, table="schema_migrations", lock_key=MIGRATION_LOCK_KEY,
+                                migrations=POSTGRES_MIGRATIONS)
+    except SchemaTooNew:
+        raise RegistryError("registry schema is newer than this gateway; upgrade the gateway") from None
 
 
 def apply_migrations(conn: sqlite3.Connection, *, now: str) -> list[int]:

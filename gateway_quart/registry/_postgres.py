@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 from .._errors import RecordConflict, RegistryError
 from ._db import Cursor
 from ._migrations import apply_postgres_migrations
-from ._repository import SqlRegistry, utc_now
+from ._repository import SqlRegistry
 
 T = TypeVar("T")
 
@@ -87,7 +87,7 @@ class PostgresRegistry(SqlRegistry):
         registry = cls(pool, pool_size=pool_size)
         try:
             await trio.to_thread.run_sync(lambda: pool.open(wait=True, timeout=connect_timeout_s))
-            await registry._run(lambda db: apply_postgres_migrations(db.conn, now=utc_now()))
+            await registry._run(lambda db: apply_postgres_migrations(db.conn))
         except BaseException as exc:
             await trio.to_thread.run_sync(pool.close)
             if isinstance(exc, psycopg.Error):  # PoolTimeout included

@@ -152,6 +152,7 @@ def test_exported_names() -> None:
         "optional_path", "optional_text",
         "path", "render_settings_doc", "resolve_table", "serve_app", "table_refs", "text",
         "POSTGRES_SCHEMES", "REDIS_SCHEMES", "backend_url", "url_scheme",
+        "PostgresMigration", "SchemaTooNew", "migrate_postgres",
     }
     for name in servicekit.__all__:
         assert hasattr(servicekit, name)
