@@ -6,7 +6,7 @@
 of another one in memory for a few seconds.
 """
 
-from ._cached import DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_TTL_S, CachedRegistry
+from ._cached import DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_TTL_S, CachedRegistry, Revocations
 from ._migrations import MIGRATIONS, POSTGRES_MIGRATIONS, Migration, apply_migrations
 from ._models import (
     SIGNATURE_PRESENT,
@@ -47,6 +47,7 @@ __all__ = [
     "Migration",
     "PostgresRegistry",
     "Registry",
+    "Revocations",
     "SealedSecrets",
     "SqlRegistry",
     "SqliteRegistry",
