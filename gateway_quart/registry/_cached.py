@@ -105,6 +105,7 @@ class CachedRegistry:
         self.inner = inner
         self._revocations = revocations
         self._generation: int | None = None
+        self._unreadable = False  # logged once per outage, not once per request
         self._tokens: _TtlCache[tuple[str, str], tuple[ApiToken, User]] = _TtlCache(
             ttl_s=ttl_s, max_entries=max_entries)
         self._installs: _TtlCache[tuple[str, str], Install] = _TtlCache(ttl_s=ttl_s, max_entries=max_entries)
@@ -177,10 +178,15 @@ class CachedRegistry:
         try:
             generation = await self._revocations.revocations()
         except Exception as exc:  # whatever failed, the registry answers instead of the cache
-            log.warning("revocation generation unreadable, auth cache bypassed: %s", exc)
+            if not self._unreadable:
+                log.warning("revocation generation unreadable, auth cache bypassed until it is back: %s", exc)
+            self._unreadable = True
             self._tokens.clear()
             self._installs.clear()
             return False
+        if self._unreadable:
+            log.warning("revocation generation readable again, auth cache in use")
+            self._unreadable = False
         if generation != self._generation:
             self._tokens.clear()
             self._installs.clear()
