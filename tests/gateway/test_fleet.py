@@ -11,8 +11,10 @@ import uuid
 from typing import Any
 
 import pytest
+import trio
 
 from gateway_quart import Settings
+from gateway_quart._fleet import FleetState
 from tests._redis import RedisServer, running_redis
 
 from .conftest import Gateway, GatewayFactory, Tenant
@@ -101,6 +103,23 @@ async def test_without_redis_the_gateways_refuse_nothing_they_should_not_serve(
         assert (await first.client.delete(f"/api/v1/tokens/{minted['id']}", headers=first.admin)).status_code == 200
         resp = await second.client.get("/api/v1/me", headers=ci)
         assert (resp.status_code, resp.json()["error"]) == (401, "invalid_token")
+
+
+async def test_the_shared_bucket_refills_and_keeps_keys_apart(redis_server: RedisServer) -> None:
+    # Two gateways' clients on one bucket: the burst is shared; it refills at the rate (Redis's clock). The rate is
+    # one token per 100 s until the refill step, so nothing refills between the calls however slow the machine.
+    gateways = [FleetState(redis_server.url) for _ in range(2)]
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    try:
+        assert await gateways[0].take_token(tenant, "echo", rate=0.01, burst=2) == 0
+        assert await gateways[1].take_token(tenant, "echo", rate=0.01, burst=2) == 0
+        assert await gateways[0].take_token(tenant, "other", rate=0.01, burst=2) == 0  # its own bucket
+        assert 90 <= await gateways[1].take_token(tenant, "echo", rate=0.01, burst=2) <= 100  # empty: ~100 s
+        await trio.sleep(0.05)  # 50 tokens' worth at 1000/s: refilled to the burst by the next call
+        assert [await gateways[n % 2].take_token(tenant, "echo", rate=1000.0, burst=2) for n in range(2)] == [0, 0]
+    finally:
+        for fleet in gateways:
+            await fleet.aclose()
 
 
 def test_the_settings_name_the_fleet_redis() -> None:
