@@ -19,14 +19,15 @@ from . import _admin, _host_page, _installs, _proxy, _public
 from ._audit import AuditWriter
 from ._auth import Principal, SessionSigner, authenticate, principal_for_token
 from ._errors import ApiError, PayloadTooLarge, RegistryError
+from ._fleet import FleetState
 from ._headers import SECURITY_HEADERS
-from ._ratelimit import TokenBucketLimiter
+from ._ratelimit import FleetRateLimiter, RateLimiter, TokenBucketLimiter
 from ._runner_client import RunnerClient
 from ._settings import Settings
 from ._state import STATE_KEY, GatewayState, ManifestCache
 from ._views import json_response
 from .debug import DEFAULT_REAUTHORIZE_S, DebugCredentials, create_debug_blueprint
-from .registry import CachedRegistry, Registry, SqliteRegistry
+from .registry import CachedRegistry, Registry, open_registry
 
 __all__ = ["create_app", "serve"]
 
@@ -74,9 +75,16 @@ def create_app(
 
     @app.before_serving
     async def _open() -> None:
-        reg = registry if registry is not None else await SqliteRegistry.open(settings.registry_database)
+        reg = registry if registry is not None else await open_registry(settings.registry_database)
+        # With GATEWAY_REDIS_URL, rate limits and revocations are the fleet's, not this process's.
+        fleet = FleetState(settings.redis_url) if settings.redis_url is not None else None
         if settings.auth_cache_ttl_s > 0:
-            reg = CachedRegistry(reg, ttl_s=settings.auth_cache_ttl_s)
+            reg = CachedRegistry(reg, ttl_s=settings.auth_cache_ttl_s, revocations=fleet)
+        local_limiter = TokenBucketLimiter(rate=settings.rate_limit_rps, burst=settings.rate_limit_burst)
+        limiter: RateLimiter = local_limiter
+        if fleet is not None:
+            limiter = FleetRateLimiter(fleet, rate=settings.rate_limit_rps, burst=settings.rate_limit_burst,
+                                       fallback=local_limiter)
         if settings.dev_tenant_id is not None:
             await reg.ensure_tenant(settings.dev_tenant_id, settings.dev_tenant_id)
         app.extensions[STATE_KEY] = GatewayState(
@@ -86,11 +94,12 @@ def create_app(
                                 timeout_ms=settings.timeout_ms, attempts=settings.runner_attempts,
                                 transport=runner_transport),
             signer=signer,
-            limiter=TokenBucketLimiter(rate=settings.rate_limit_rps, burst=settings.rate_limit_burst),
+            limiter=limiter,
             manifests=ManifestCache(),
             store=store,
             # Audit rows are written in the app's nursery (set by the ASGI lifespan before start-up).
             audit=AuditWriter(reg, nursery=getattr(app, "nursery", None)),
+            fleet=fleet,
         )
 
     @app.after_serving
@@ -105,6 +114,8 @@ def create_app(
             await st.registry.aclose()
         if st.store is not None:
             await st.store.aclose()
+        if st.fleet is not None:
+            await st.fleet.aclose()
 
     @app.errorhandler(ApiError)
     async def _api_error(exc: ApiError) -> Response:

@@ -129,7 +129,7 @@ async def proxy(ext_id: str, rest: str) -> Response:
     # Until its body is read, a JSON POST may still name any method the path declares: check the loosest now
     # and the named one once the body is read (after the rate limit, so refusals never wait for a body).
     _authorize(manifest, principal, OVERRIDE_METHODS if in_body else frozenset({method}), guest_path)
-    wait = st.limiter.acquire((principal.tenant_id, ext_id))
+    wait = await st.limiter.take(principal.tenant_id, ext_id)
     if wait:
         raise RateLimited(wait)
     body: _GuestBody = _UNREAD

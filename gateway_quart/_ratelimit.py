@@ -1,17 +1,35 @@
-"""Token buckets per (tenant, extension): refuse bursts, answer with how long to wait."""
+"""Token buckets per (tenant, extension): refuse bursts, answer with how long to wait.
+
+:class:`TokenBucketLimiter` keeps the buckets in this process; :class:`FleetRateLimiter` keeps them in Redis,
+shared by every gateway of a fleet (``GATEWAY_REDIS_URL``), so N gateways let through what one would. Both
+answer the :class:`RateLimiter` protocol that the proxy calls.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Callable, Hashable
-from typing import Final, final
+from typing import Final, Protocol, final
 
 import trio
 from cachetools import LRUCache
 
+from ._fleet import FleetState, FleetUnavailable
+
+log = logging.getLogger("gateway_quart")
+
 DEFAULT_MAX_KEYS: Final = 100_000
 """Buckets kept at most; the least recently used go first (a forgotten bucket restarts full)."""
+
+
+class RateLimiter(Protocol):
+    """What the proxy asks before each call."""
+
+    async def take(self, tenant_id: str, extension_id: str) -> int:
+        """Take one token of the (tenant, extension) bucket: 0 when allowed, else the seconds to wait (>= 1)."""
+        ...
 
 
 @final
@@ -62,3 +80,36 @@ class TokenBucketLimiter:
 
     def statistics(self) -> dict[str, int]:
         return {"buckets": len(self._buckets)}
+
+    async def take(self, tenant_id: str, extension_id: str) -> int:
+        return self.acquire((tenant_id, extension_id))
+
+
+@final
+class FleetRateLimiter:
+    """Token buckets in Redis, shared by every gateway (see ``_fleet.py`` for the atomic Lua script).
+
+    When Redis does not answer, the call is limited by ``fallback`` (this process's buckets) instead of
+    failing: a Redis outage loosens the limit to one bucket per gateway, it never stops the traffic.
+    """
+
+    def __init__(self, fleet: FleetState, *, rate: float, burst: int, fallback: TokenBucketLimiter) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self._fleet = fleet
+        self._rate = rate
+        self._burst = burst
+        self._fallback = fallback
+        self._fallbacks = 0
+
+    async def take(self, tenant_id: str, extension_id: str) -> int:
+        try:
+            return await self._fleet.take_token(tenant_id, extension_id, rate=self._rate, burst=self._burst)
+        except FleetUnavailable as exc:
+            if self._fallbacks == 0:
+                log.warning("rate limits fall back to this gateway's buckets: %s", exc)
+            self._fallbacks += 1
+            return await self._fallback.take(tenant_id, extension_id)
+
+    def statistics(self) -> dict[str, int]:
+        return {"fallbacks": self._fallbacks}

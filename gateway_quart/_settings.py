@@ -21,12 +21,15 @@ from typing import ClassVar, Final
 from contract import MAX_GUEST_BODY_BYTES, SAFE_ID_PATTERN
 from servicekit import (
     DEVELOPMENT,
+    POSTGRES_SCHEMES,
+    REDIS_SCHEMES,
     REQUIRED,
     InvalidSetting,
     Mode,
     Requirement,
     Setting,
     SettingsTable,
+    backend_url,
     boolean,
     enforce_mode,
     host_port,
@@ -143,12 +146,6 @@ def _tenant_id(value: str) -> str:
     return value
 
 
-def _store_base(value: str) -> str:
-    if not value.startswith(("file://", "s3://")):
-        raise ValueError("must be a file:// or s3:// URL")
-    return value
-
-
 _LABEL_VALUE_RE: Final = re.compile("[a-z0-9]+(?:-[a-z0-9]+)*")
 _PLACEHOLDER_RE: Final = re.compile(r"\{([a-z]+)\}")
 _UI_PLACEHOLDERS: Final = ("extension", "tenant")
@@ -210,8 +207,9 @@ TABLE: Final = SettingsTable(
                 "deadline of one extension call, also sent to the runner as limits.timeout_ms"),
         Setting("EXT_GATEWAY_ALLOWED_ORIGINS", "allowed_origins", _origins, (),
                 "browser origins (scheme://host[:port], comma-separated) allowed to call /api/ext with credentials"),
-        Setting("REGISTRY_DATABASE", "registry_database", text, DEFAULT_REGISTRY_DATABASE,
-                "SQLite file of the registry"),
+        Setting("REGISTRY_DATABASE", "registry_database",
+                backend_url("sqlite", *POSTGRES_SCHEMES, allow_path=True), DEFAULT_REGISTRY_DATABASE,
+                "the registry: a SQLite file (path or sqlite:///path) or postgresql://user@host:port/db"),
         Setting("RUNNER_PUBLIC_BASE", "runner_public_base", _url, None,
                 "the runner's public base for /ext-ui redirects (default the first runner URL)"),
         Setting("EXT_UI_ORIGIN_TEMPLATE", "ui_origin_template", UiOriginTemplate.parse, None,
@@ -225,7 +223,7 @@ TABLE: Final = SettingsTable(
                 "X25519 public key (base64) that tenant secrets are sealed to"),
         Setting("DEV_TENANT_ID", "dev_tenant_id", _tenant_id, None,
                 "a tenant created at start-up when missing, for development"),
-        Setting("BUNDLE_STORE_BASE", "bundle_store_base", _store_base, None,
+        Setting("BUNDLE_STORE_BASE", "bundle_store_base", backend_url("file", "s3"), None,
                 "file:///dir or s3://bucket/prefix that published bundles are read from when registering"),
         Setting("GATEWAY_ADMIN_TOKEN", "admin_token", _secret, None,
                 "bearer token of the admin API (at least 16 characters); unset disables it"),
@@ -249,7 +247,9 @@ TABLE: Final = SettingsTable(
                 "text, or json: one JSON object per line"),
         Setting("GATEWAY_DRAIN_TIMEOUT_S", "drain_timeout_s", integer(0), DEFAULT_DRAIN_TIMEOUT_S,
                 "on SIGTERM, how long in-flight requests may finish"),
-        Setting("DEBUG_STREAM_REDIS_URL", "debug_redis_url", optional_text, None,
+        Setting("GATEWAY_REDIS_URL", "redis_url", backend_url(*REDIS_SCHEMES), None,
+                "Redis shared by a fleet of gateways: rate-limit buckets and revocations (unset: per process)"),
+        Setting("DEBUG_STREAM_REDIS_URL", "debug_redis_url", backend_url(*REDIS_SCHEMES), None,
                 "Redis holding the runners' debug streams, for /api/ext-debug/stream (unset: 503 there)"),
         Setting("RUNNER_DEBUG_REDIS_STREAM_PREFIX", "debug_stream_prefix", text, DEFAULT_DEBUG_STREAM_PREFIX,
                 "the runners' debug stream key prefix"),
@@ -298,6 +298,7 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     runner_attempts: int = DEFAULT_RUNNER_ATTEMPTS
     auth_cache_ttl_s: float = DEFAULT_AUTH_CACHE_TTL_S
+    redis_url: str | None = None
     debug_redis_url: str | None = None
     debug_stream_prefix: str = DEFAULT_DEBUG_STREAM_PREFIX
     drain_timeout_s: int = DEFAULT_DRAIN_TIMEOUT_S

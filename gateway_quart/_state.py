@@ -15,7 +15,8 @@ from bundles.store import BundleLayout, BundleStore
 from ._audit import AuditWriter
 from ._auth import SessionSigner
 from ._errors import ApiError, InvalidRequest, NotFound
-from ._ratelimit import TokenBucketLimiter
+from ._fleet import FleetState
+from ._ratelimit import RateLimiter
 from ._runner_client import RunnerClient
 from ._settings import Settings
 from .registry import SIGNATURE_PRESENT, SIGNATURE_UNSIGNED, Registry, Version
@@ -100,10 +101,11 @@ class GatewayState:
     registry: Registry
     runner: RunnerClient
     signer: SessionSigner
-    limiter: TokenBucketLimiter
+    limiter: RateLimiter
     manifests: ManifestCache
     store: BundleStore | None
     audit: AuditWriter
+    fleet: FleetState | None = None
 
 
 def state() -> GatewayState:

@@ -60,3 +60,20 @@ ensure_debian_packages() {
     log "installing Debian packages: ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 }
+
+postgres_bindir() {
+    # The directory of initdb/pg_ctl (Debian keeps them off PATH): $PG_BINDIR, pg_config's, or the newest one.
+    local dir
+    for dir in "${PG_BINDIR:-}" "$(pg_config --bindir 2>/dev/null || true)" \
+            $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n -r); do
+        [ -n "$dir" ] && [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ] && { echo "$dir"; return 0; }
+    done
+    return 1
+}
+
+ensure_postgres() {
+    # The tests start their own PostgreSQL server (tests/_postgres.py): install Debian's package when missing.
+    postgres_bindir >/dev/null && return 0
+    ensure_debian_packages initdb:postgresql
+    postgres_bindir >/dev/null || { log "PostgreSQL binaries not found after installing postgresql"; return 1; }
+}

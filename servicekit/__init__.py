@@ -3,7 +3,8 @@
 - :class:`SettingsTable` of :class:`Setting` rows: every environment variable a service reads, with its
   parser, default and one line of documentation. :meth:`SettingsTable.read` refuses unknown variables in the
   service's namespaces and invalid values with an :class:`InvalidSetting` naming the variable.
-- Parsers for those rows: :func:`text`, :func:`integer`, :func:`boolean`, :func:`host_port`, :func:`path`, ...
+- Parsers for those rows: :func:`text`, :func:`integer`, :func:`boolean`, :func:`host_port`, :func:`path`,
+  :func:`backend_url` (a backend's URL, only the schemes that exist), ...
 - :func:`serve_app`: an ASGI app on Hypercorn's trio worker with ``task_status.started(binds)`` and a
   graceful drain on SIGTERM or a shutdown event: readiness flips at once, new requests answer 503
   :data:`DRAINING` (never started, safe to send elsewhere), requests in flight finish, an idle service exits
@@ -16,6 +17,8 @@
   ``production``; a non-loopback bind needs a token in both, production refuses each unmet requirement.
 - :func:`configure_logging`: the log as ``text`` (control characters escaped, context fields appended) or
   ``json`` (one object a line, python-json-logger), chosen by a ``*_LOG_FORMAT`` setting (:func:`log_format`).
+- :func:`migrate_postgres`: versioned schema migrations on PostgreSQL that run once across replicas
+  (a bookkeeping table and an advisory lock), for every service that keeps state there.
 - :func:`render_settings_doc` (and ``python -m servicekit docs/configuration.md``): the settings tables of
   the documentation generated from the code.
 
@@ -38,6 +41,9 @@ from ._logging import (
 from ._logtext import DEFAULT_MAX_LOG_TEXT, one_line
 from ._mode import DEVELOPMENT, MODES, PRODUCTION, Mode, Requirement, enforce_mode, is_loopback_bind, mode
 from ._parsers import (
+    POSTGRES_SCHEMES,
+    REDIS_SCHEMES,
+    backend_url,
     boolean,
     comma_list,
     host_port,
@@ -48,7 +54,9 @@ from ._parsers import (
     path,
     secret,
     text,
+    url_scheme,
 )
+from ._postgres import PostgresMigration, SchemaTooNew, migrate_postgres
 from ._serve import DEFAULT_SIGNALS, DRAIN_LINGER_S, DRAIN_RETRY_AFTER_S, DRAINING, serve_app
 from ._settings import REQUIRED, Setting, SettingsTable
 
@@ -62,16 +70,21 @@ __all__ = [
     "DRAIN_RETRY_AFTER_S",
     "LOG_FORMATS",
     "MODES",
+    "POSTGRES_SCHEMES",
     "PRODUCTION",
+    "REDIS_SCHEMES",
     "REQUIRED",
     "InvalidSetting",
     "JsonLogFormatter",
     "Mode",
+    "PostgresMigration",
     "Requirement",
+    "SchemaTooNew",
     "ServiceKitError",
     "Setting",
     "SettingsTable",
     "TextLogFormatter",
+    "backend_url",
     "boolean",
     "comma_list",
     "configure_logging",
@@ -84,6 +97,7 @@ __all__ = [
     "json_errors",
     "log_format",
     "log_formatter",
+    "migrate_postgres",
     "mode",
     "one_line",
     "optional_path",
@@ -95,4 +109,5 @@ __all__ = [
     "serve_app",
     "table_refs",
     "text",
+    "url_scheme",
 ]

@@ -3,8 +3,9 @@
 The tree::
 
     ServiceKitError                  base
-    └── InvalidSetting               an environment variable is unknown, missing or has an invalid value
-                                     (``.setting`` names it, ``.message`` says what is wrong)
+    ├── InvalidSetting               an environment variable is unknown, missing or has an invalid value
+    │                                (``.setting`` names it, ``.message`` says what is wrong)
+    └── SchemaTooNew                 a PostgreSQL schema was migrated by a newer release (``_postgres.py``)
 
 Each service translates :class:`InvalidSetting` into its own settings error at its boundary
 (``runner_trio.ConfigError``, ``gateway_quart.SettingsError``), so callers of a service meet one tree.

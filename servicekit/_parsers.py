@@ -6,10 +6,15 @@ adds the name (see :class:`servicekit.SettingsTable`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 __all__ = [
+    "POSTGRES_SCHEMES",
+    "REDIS_SCHEMES",
+    "backend_url",
     "boolean",
     "comma_list",
     "host_port",
@@ -20,7 +25,16 @@ __all__ = [
     "path",
     "secret",
     "text",
+    "url_scheme",
 ]
+
+POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
+"""The schemes of a PostgreSQL connection URL (libpq accepts both)."""
+REDIS_SCHEMES: Final = ("redis", "rediss", "unix")
+"""The schemes redis-py's ``from_url`` accepts."""
+
+# RFC 3986 scheme, then ':'. One letter before ':' is a Windows drive, not a scheme.
+_SCHEME_RE: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -117,3 +131,40 @@ def http_url(raw: str) -> str | None:
 def comma_list(raw: str) -> tuple[str, ...]:
     """Comma-separated items, each stripped; empty items are dropped."""
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def url_scheme(raw: str) -> str | None:
+    """The scheme of ``raw`` in lower case (``postgresql`` for ``postgresql://db/x``), or None for a plain path."""
+    found = _SCHEME_RE.match(raw.strip())
+    return found.group(1).lower() if found else None
+
+
+def backend_url(*schemes: str, allow_path: bool = False) -> Callable[[str], str | None]:
+    """A parser of settings that name a backend by URL: the scheme must be one of ``schemes``.
+
+    A value with any other scheme is refused (``postgresql://...`` where only SQLite exists must stop
+    start-up, not become a file named ``postgresql:``). With ``allow_path``, a value without a scheme is a
+    filesystem path and passes as it is. Blank means unset (``None``). The value is returned stripped; the
+    backend that opens it checks the rest (host, path, database).
+    """
+    if not schemes:
+        raise ValueError("backend_url needs at least one scheme")
+    allowed = tuple(scheme.lower() for scheme in schemes)
+    expected = ", ".join(f"{scheme}://" for scheme in allowed) + (" or a file path" if allow_path else "")
+
+    def parse(raw: str) -> str | None:
+        value = raw.strip()
+        if not value:
+            return None
+        scheme = url_scheme(value)
+        if scheme is None:
+            if allow_path:
+                return value
+            raise ValueError(f"expected a URL ({expected}), got {raw!r}")
+        if scheme not in allowed:
+            raise ValueError(f"unsupported scheme {scheme!r}: expected {expected}")
+        if not value[len(scheme) + 1:].startswith("//"):
+            raise ValueError(f"expected {scheme}://..., got {raw!r}")
+        return value
+
+    return parse

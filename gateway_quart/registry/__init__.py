@@ -1,11 +1,13 @@
 """The gateway's registry: tenants, users, tokens, extensions, versions, installs, audit.
 
-:class:`Registry` is the interface; :class:`SqliteRegistry` the embedded implementation; :class:`CachedRegistry`
-keeps the hot-path lookups of another one in memory for a few seconds.
+:class:`Registry` is the interface; :class:`SqliteRegistry` the embedded implementation and
+:class:`PostgresRegistry` the fleet's, both running the same repository code (:class:`SqlRegistry`);
+:func:`open_registry` picks one from ``REGISTRY_DATABASE``. :class:`CachedRegistry` keeps the hot-path lookups
+of another one in memory for a few seconds.
 """
 
-from ._cached import DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_TTL_S, CachedRegistry
-from ._migrations import MIGRATIONS, Migration, apply_migrations
+from ._cached import DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_TTL_S, CachedRegistry, Revocations
+from ._migrations import MIGRATIONS, POSTGRES_MIGRATIONS, Migration, apply_migrations
 from ._models import (
     SIGNATURE_PRESENT,
     SIGNATURE_UNSIGNED,
@@ -20,15 +22,20 @@ from ._models import (
     User,
     Version,
 )
+from ._open import open_registry
+from ._postgres import DEFAULT_POSTGRES_POOL_SIZE, PostgresRegistry
 from ._protocol import Registry
-from ._sqlite import DEFAULT_BUSY_TIMEOUT_S, DEFAULT_POOL_SIZE, SqliteRegistry, new_id, utc_now
+from ._repository import SqlRegistry, new_id, utc_now
+from ._sqlite import DEFAULT_BUSY_TIMEOUT_S, DEFAULT_POOL_SIZE, SqliteRegistry
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_S",
     "DEFAULT_CACHE_MAX_ENTRIES",
     "DEFAULT_CACHE_TTL_S",
     "DEFAULT_POOL_SIZE",
+    "DEFAULT_POSTGRES_POOL_SIZE",
     "MIGRATIONS",
+    "POSTGRES_MIGRATIONS",
     "SIGNATURE_PRESENT",
     "SIGNATURE_UNSIGNED",
     "UNSET",
@@ -38,8 +45,11 @@ __all__ = [
     "Extension",
     "Install",
     "Migration",
+    "PostgresRegistry",
     "Registry",
+    "Revocations",
     "SealedSecrets",
+    "SqlRegistry",
     "SqliteRegistry",
     "Tenant",
     "Unset",
@@ -47,5 +57,6 @@ __all__ = [
     "Version",
     "apply_migrations",
     "new_id",
+    "open_registry",
     "utc_now",
 ]

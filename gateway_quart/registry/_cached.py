@@ -3,17 +3,22 @@
 Every proxied call resolves its bearer token and the tenant's install; with the lookups served from memory the
 registry sees one write per call (the audit row) instead of three round trips. Writes made through this wrapper
 (revoking a token; creating, upgrading, disabling, reconfiguring or uninstalling an install) drop the affected
-entries at once, so the admin API's changes apply immediately in this process. Another gateway process sharing
-the database keeps serving what it cached for up to the TTL: with several processes a revocation or an
-uninstall takes up to ``ttl_s`` to apply everywhere.
+entries at once, so the admin API's changes apply immediately in this process.
+
+Without ``revocations``, another gateway process sharing the database keeps serving what it cached for up to
+the TTL. With them (the fleet's Redis, ``GATEWAY_REDIS_URL``), every such write also advances a shared
+revocation generation, and every cached lookup first reads it: when it moved, this process drops its cache
+before answering, so a revoked token or a removed install is refused by every gateway on its next request.
+When the generation cannot be read, lookups go to the registry (never to a possibly stale cache).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import Final, Generic, TypeVar, final
+from typing import Final, Generic, Protocol, TypeVar, final
 
 from cachetools import TTLCache
 
@@ -22,6 +27,8 @@ from ._protocol import Registry
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+log = logging.getLogger("gateway_quart")
 
 DEFAULT_CACHE_TTL_S: Final = 2.0
 DEFAULT_CACHE_MAX_ENTRIES: Final = 4096
@@ -61,6 +68,18 @@ class _TtlCache(Generic[K, V]):
         self._entries.pop(key, None)
 
 
+class Revocations(Protocol):
+    """A revocation generation shared by the processes that cache the registry (``gateway_quart``'s Redis)."""
+
+    async def revocations(self) -> int:
+        """The current generation; raises when it cannot be read."""
+        ...
+
+    async def revoked(self) -> int:
+        """Advance the generation after a revocation; returns the new one."""
+        ...
+
+
 @final
 class CachedRegistry:
     """:class:`Registry` over another one, with ``find_token``, ``find_token_by_id`` and ``find_active_install``
@@ -70,14 +89,23 @@ class CachedRegistry:
         inner: the registry that holds the data.
         ttl_s: how long a looked-up record is reused; must be positive.
         max_entries: entries kept per kind of lookup (least recently used go first).
+        revocations: the fleet's revocation generation (see the module docstring); None: this process only.
     """
 
     def __init__(
-        self, inner: Registry, *, ttl_s: float = DEFAULT_CACHE_TTL_S, max_entries: int = DEFAULT_CACHE_MAX_ENTRIES
+        self,
+        inner: Registry,
+        *,
+        ttl_s: float = DEFAULT_CACHE_TTL_S,
+        max_entries: int = DEFAULT_CACHE_MAX_ENTRIES,
+        revocations: Revocations | None = None,
     ) -> None:
         if ttl_s <= 0:
             raise ValueError("ttl_s must be positive")
         self.inner = inner
+        self._revocations = revocations
+        self._generation: int | None = None
+        self._unreadable = False  # logged once per outage, not once per request
         self._tokens: _TtlCache[tuple[str, str], tuple[ApiToken, User]] = _TtlCache(
             ttl_s=ttl_s, max_entries=max_entries)
         self._installs: _TtlCache[tuple[str, str], Install] = _TtlCache(ttl_s=ttl_s, max_entries=max_entries)
@@ -125,9 +153,13 @@ class CachedRegistry:
                                              expires_at=expires_at)
 
     async def find_token(self, token_sha256: str) -> tuple[ApiToken, User] | None:
+        if not await self._current():
+            return await self.inner.find_token(token_sha256)
         return await self._tokens.get(("sha256", token_sha256), lambda: self.inner.find_token(token_sha256))
 
     async def find_token_by_id(self, token_id: str) -> tuple[ApiToken, User] | None:
+        if not await self._current():
+            return await self.inner.find_token_by_id(token_id)
         return await self._tokens.get(("id", token_id), lambda: self.inner.find_token_by_id(token_id))
 
     async def revoke_token(self, token_id: str) -> ApiToken:
@@ -137,6 +169,39 @@ class CachedRegistry:
             return await self.inner.revoke_token(token_id)
         finally:
             self._tokens.clear()
+            await self._announce()
+
+    async def _current(self) -> bool:
+        """Whether the cache may answer: drops it when the fleet's generation moved; False when unknown."""
+        if self._revocations is None:
+            return True
+        try:
+            generation = await self._revocations.revocations()
+        except Exception as exc:  # whatever failed, the registry answers instead of the cache
+            if not self._unreadable:
+                log.warning("revocation generation unreadable, auth cache bypassed until it is back: %s", exc)
+            self._unreadable = True
+            self._tokens.clear()
+            self._installs.clear()
+            return False
+        if self._unreadable:
+            log.warning("revocation generation readable again, auth cache in use")
+            self._unreadable = False
+        if generation != self._generation:
+            self._tokens.clear()
+            self._installs.clear()
+            self._generation = generation
+        return True
+
+    async def _announce(self) -> None:
+        if self._revocations is None:
+            return
+        try:
+            # Not remembered as seen: another gateway's revocation may lie between, the next lookup clears.
+            await self._revocations.revoked()
+        except Exception as exc:  # the write is done; other gateways see it within their TTL
+            log.error("revocation not announced to the other gateways (they apply it within the cache TTL): %s",
+                      exc)
 
     # extensions and versions (versions never change once registered)
     async def register_version(
@@ -188,6 +253,8 @@ class CachedRegistry:
         return await self.inner.get_install(tenant_id, extension_id)
 
     async def find_active_install(self, tenant_id: str, extension_id: str) -> Install | None:
+        if not await self._current():
+            return await self.inner.find_active_install(tenant_id, extension_id)
         return await self._installs.get((tenant_id, extension_id),
                                         lambda: self.inner.find_active_install(tenant_id, extension_id))
 
@@ -229,6 +296,7 @@ class CachedRegistry:
             return await write()
         finally:
             self._installs.drop(key)
+            await self._announce()
 
     # audit
     async def record_audit(

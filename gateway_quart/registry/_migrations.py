@@ -1,16 +1,31 @@
-"""Numbered schema migrations of the SQLite registry.
+"""Numbered schema migrations of the registry, one list per database.
 
-Each migration runs once, inside one ``BEGIN IMMEDIATE`` transaction that also records it in
+:data:`MIGRATIONS` (SQLite) and :data:`POSTGRES_MIGRATIONS` hold the same versions with the same names; only
+the column types differ (``AUTOINCREMENT`` vs. an identity column, and PostgreSQL's ``versions.seq`` that
+stands in for SQLite's ``rowid`` as the registration order). Each migration runs once and is recorded in
 ``schema_migrations``; a migration is never edited after release, only followed by a new one.
+
+SQLite: each step in one ``BEGIN IMMEDIATE`` transaction. PostgreSQL: every pending step in one transaction
+that first takes an advisory lock (``pg_advisory_xact_lock``), so when several gateway replicas start at once
+exactly one migrates and the others wait, then find the schema current. DDL is transactional in PostgreSQL:
+a failed migration leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
+
+from servicekit import SchemaTooNew, migrate_postgres
 
 from .._errors import RegistryError
+
+if TYPE_CHECKING:
+    import psycopg
+
+MIGRATION_LOCK_KEY: Final = 0x6578_7472_6567_0001
+"""The advisory lock key that serialises PostgreSQL migrations (any bigint the fleet agrees on)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,44 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
 )
 
 
+_SQLITE_ROW_ID: Final = "id INTEGER PRIMARY KEY AUTOINCREMENT"
+_POSTGRES_ROW_ID: Final = "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+
+POSTGRES_MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(
+        1,
+        "initial",
+        (
+            *(statement.replace(_SQLITE_ROW_ID, _POSTGRES_ROW_ID) for statement in MIGRATIONS[0].statements),
+            # SQLite orders versions by rowid; PostgreSQL has none, so registration order is a column.
+            "ALTER TABLE versions ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY",
+        ),
+    ),
+)
+
+
+def _check_newest(applied_versions: set[int], migrations: tuple[Migration, ...]) -> None:
+    newest = max(m.version for m in migrations)
+    unknown = {v for v in applied_versions if v > newest}
+    if unknown:
+        raise RegistryError(
+            f"registry schema is newer than this gateway (versions {sorted(unknown)}); upgrade the gateway"
+        )
+
+
+def apply_postgres_migrations(conn: psycopg.Connection[Any]) -> list[int]:
+    """Bring a PostgreSQL schema up to date; returns the versions applied now (empty when current).
+
+    Safe to run from every replica at once (``servicekit.migrate_postgres``: one transaction under an
+    advisory lock).
+    """
+    try:
+        return migrate_postgres(conn, table="schema_migrations", lock_key=MIGRATION_LOCK_KEY,
+                                migrations=POSTGRES_MIGRATIONS)
+    except SchemaTooNew:
+        raise RegistryError("registry schema is newer than this gateway; upgrade the gateway") from None
+
+
 def apply_migrations(conn: sqlite3.Connection, *, now: str) -> list[int]:
     """Bring the schema up to date; returns the versions applied now (empty when current).
 
@@ -110,13 +163,8 @@ def apply_migrations(conn: sqlite3.Connection, *, now: str) -> list[int]:
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    newest = max(m.version for m in MIGRATIONS)
     applied_versions = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-    unknown = {v for v in applied_versions if v > newest}
-    if unknown:
-        raise RegistryError(
-            f"registry schema is newer than this gateway (versions {sorted(unknown)}); upgrade the gateway"
-        )
+    _check_newest(applied_versions, MIGRATIONS)
     applied: list[int] = []
     for migration in MIGRATIONS:
         if migration.version in applied_versions:

@@ -1,7 +1,8 @@
 """The registry's repository interface: what the gateway needs, independent of the database.
 
-:class:`~gateway_quart.registry.SqliteRegistry` implements it for one machine; a PostgreSQL implementation
-only has to satisfy this Protocol (and the same tests).
+:class:`~gateway_quart.registry.SqliteRegistry` implements it for one machine and
+:class:`~gateway_quart.registry.PostgresRegistry` for a fleet, both through the same repository code
+(``_repository.py``) and the same tests (``tests/gateway/test_registry.py`` runs on both).
 """
 
 from __future__ import annotations

@@ -1,14 +1,12 @@
-"""Row mapping and shared statements of the SQLite registry."""
+"""Row mapping and shared statements of the registry (both backends)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Final
 
 from .._errors import RecordNotFound
+from ._db import Db
 from ._models import ApiToken, Install, SealedSecrets, Tenant, User, Version
 
 INSTALL_SELECT: Final = (
@@ -30,32 +28,20 @@ VERSION_SELECT: Final = (
 )
 
 
-@contextmanager
-def write(conn: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE takes the write lock up front, so read-then-write steps cannot deadlock on upgrade.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def get_tenant(conn: sqlite3.Connection, tenant_id: str) -> Tenant:
+def get_tenant(conn: Db, tenant_id: str) -> Tenant:
     row = conn.execute("SELECT id, name, created_at FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
     if row is None:
         raise RecordNotFound(f"no tenant {tenant_id!r}")
     return Tenant(*row)
 
 
-def check_version_of(conn: sqlite3.Connection, version_id: str, extension_id: str) -> None:
+def check_version_of(conn: Db, version_id: str, extension_id: str) -> None:
     row = conn.execute("SELECT extension_id FROM versions WHERE id = ?", (version_id,)).fetchone()
     if row is None or row[0] != extension_id:
         raise RecordNotFound(f"no version {version_id!r} of extension {extension_id!r}")
 
 
-def get_install(conn: sqlite3.Connection, tenant_id: str, extension_id: str) -> Install:
+def get_install(conn: Db, tenant_id: str, extension_id: str) -> Install:
     row = conn.execute(
         f"{INSTALL_SELECT} WHERE i.tenant_id = ? AND i.extension_id = ?", (tenant_id, extension_id)
     ).fetchone()
@@ -89,7 +75,7 @@ def row_to_user(row: tuple[Any, ...]) -> User:
     return User(row[0], row[1], row[2], row[3], row[4], tuple(json.loads(row[5])), row[6], row[7], row[8])
 
 
-def token_row(conn: sqlite3.Connection, column: str, value: str) -> tuple[ApiToken, User] | None:
+def token_row(conn: Db, column: str, value: str) -> tuple[ApiToken, User] | None:
     row = conn.execute(f"{TOKEN_SELECT} WHERE {column} = ?", (value,)).fetchone()
     if row is None:
         return None

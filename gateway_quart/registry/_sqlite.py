@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final, TypeVar, final
 
 import trio
 
-from .._errors import RecordConflict, RecordNotFound, RegistryError
-from . import _rows as rows
+from .._errors import RecordConflict, RegistryError
+from ._db import Cursor
 from ._migrations import apply_migrations
-from ._models import (
-    UNSET,
-    ApiToken,
-    AuditEntry,
-    Extension,
-    Install,
-    SealedSecrets,
-    Tenant,
-    Unset,
-    User,
-    Version,
-)
+from ._repository import SqlRegistry, utc_now
 
 T = TypeVar("T")
 
@@ -34,16 +21,30 @@ DEFAULT_POOL_SIZE: Final = 4
 DEFAULT_BUSY_TIMEOUT_S: Final = 5.0
 
 
-def utc_now() -> str:
-    """The current time as RFC 3339 UTC with a ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+@final
+class _SqliteDb:
+    """:class:`Db` over one ``sqlite3`` connection (``isolation_level=None``: transactions are explicit)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        return self.conn.execute(sql, params)
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        # IMMEDIATE takes the write lock up front, so read-then-write steps cannot deadlock on upgrade.
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
 
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-class SqliteRegistry:
+@final
+class SqliteRegistry(SqlRegistry):
     """:class:`~gateway_quart.registry.Registry` on one SQLite file.
 
     Create with :meth:`open` (creates the directory, the file and the schema). Connections are shared by
@@ -55,7 +56,7 @@ class SqliteRegistry:
         self._path = path
         self._busy_timeout_s = busy_timeout_s
         self._slots = trio.Semaphore(pool_size)
-        self._idle: list[sqlite3.Connection] = []
+        self._idle: list[_SqliteDb] = []
         self._closed = False
 
     @classmethod
@@ -72,14 +73,16 @@ class SqliteRegistry:
             RegistryError: the file cannot be created or the schema cannot be brought up to date.
         """
         registry = cls(path, pool_size=pool_size, busy_timeout_s=busy_timeout_s)
-        await registry._run(lambda conn: apply_migrations(conn, now=utc_now()))
+        await registry._run(lambda db: apply_migrations(db.conn, now=utc_now()))
         return registry
 
     @property
     def path(self) -> str:
         return self._path
 
-    def _connect(self) -> sqlite3.Connection:
+    _version_order = "rowid"
+
+    def _connect(self) -> _SqliteDb:
         if self._path != ":memory:":
             parent = os.path.dirname(os.path.abspath(self._path))
             os.makedirs(parent, exist_ok=True)
@@ -89,9 +92,9 @@ class SqliteRegistry:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        return conn
+        return _SqliteDb(conn)
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, fn: Callable[[_SqliteDb], T]) -> T:
         if self._closed:
             raise RegistryError("registry is closed")
         async with self._slots:
@@ -111,341 +114,5 @@ class SqliteRegistry:
     async def aclose(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-    async def ping(self) -> None:
-        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
-
-    # tenants and users -------------------------------------------------------------------------------
-    async def create_tenant(self, tenant_id: str, name: str) -> Tenant:
-        tenant = Tenant(tenant_id, name, utc_now())
-        row = (tenant_id, name, tenant.created_at)
-        await self._run(lambda conn: conn.execute("INSERT INTO tenants VALUES (?, ?, ?)", row))
-        return tenant
-
-    async def ensure_tenant(self, tenant_id: str, name: str) -> Tenant:
-        now = utc_now()
-
-        def work(conn: sqlite3.Connection) -> Tenant:
-            conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, ?, ?)", (tenant_id, name, now))
-            return rows.get_tenant(conn, tenant_id)
-
-        return await self._run(work)
-
-    async def get_tenant(self, tenant_id: str) -> Tenant:
-        return await self._run(lambda conn: rows.get_tenant(conn, tenant_id))
-
-    async def create_user(
-        self,
-        *,
-        tenant_id: str,
-        email: str,
-        name: str,
-        user_type: str,
-        roles: Sequence[str],
-        client_name: str | None,
-        client_id: str | None,
-    ) -> User:
-        user = User(new_id(), tenant_id, email, name, user_type, tuple(roles), client_name, client_id, utc_now())
-
-        def work(conn: sqlite3.Connection) -> User:
-            rows.get_tenant(conn, tenant_id)
-            conn.execute(
-                "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (user.id, tenant_id, email, name, user_type, json.dumps(list(roles)), client_name, client_id,
-                 user.created_at),
-            )
-            return user
-
-        return await self._run(work)
-
-    async def get_user(self, user_id: str) -> User:
-        def work(conn: sqlite3.Connection) -> User:
-            row = conn.execute(f"{rows.USER_SELECT} WHERE id = ?", (user_id,)).fetchone()
-            if row is None:
-                raise RecordNotFound(f"no user {user_id!r}")
-            return rows.row_to_user(row)
-
-        return await self._run(work)
-
-    # API tokens ---------------------------------------------------------------------------------------
-    async def create_token(
-        self, *, user_id: str, token_sha256: str, name: str, expires_at: str | None
-    ) -> ApiToken:
-        token = ApiToken(new_id(), user_id, name, utc_now(), expires_at, None)
-
-        def work(conn: sqlite3.Connection) -> ApiToken:
-            if conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is None:
-                raise RecordNotFound(f"no user {user_id!r}")
-            conn.execute(
-                "INSERT INTO api_tokens VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                (token.id, user_id, token_sha256, name, token.created_at, expires_at),
-            )
-            return token
-
-        return await self._run(work)
-
-    async def find_token(self, token_sha256: str) -> tuple[ApiToken, User] | None:
-        return await self._run(lambda conn: rows.token_row(conn, "t.token_sha256", token_sha256))
-
-    async def find_token_by_id(self, token_id: str) -> tuple[ApiToken, User] | None:
-        return await self._run(lambda conn: rows.token_row(conn, "t.id", token_id))
-
-    async def revoke_token(self, token_id: str) -> ApiToken:
-        now = utc_now()
-
-        def work(conn: sqlite3.Connection) -> ApiToken:
-            conn.execute(
-                "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (now, token_id)
-            )
-            found = rows.token_row(conn, "t.id", token_id)
-            if found is None:
-                raise RecordNotFound(f"no token {token_id!r}")
-            return found[0]
-
-        return await self._run(work)
-
-    # extensions and versions --------------------------------------------------------------------------
-    async def register_version(
-        self,
-        *,
-        extension_id: str | None,
-        name: str,
-        publisher: str,
-        version: str,
-        content_hash: str,
-        manifest_json: str,
-        signature_status: str,
-    ) -> tuple[Extension, Version, bool]:
-        now = utc_now()
-
-        def work(conn: sqlite3.Connection) -> tuple[Extension, Version, bool]:
-            with rows.write(conn):
-                by_name = conn.execute(
-                    "SELECT id, name, publisher, created_at FROM extensions WHERE publisher = ? AND name = ?",
-                    (publisher, name),
-                ).fetchone()
-                if extension_id is not None:
-                    row = conn.execute(
-                        "SELECT id, name, publisher, created_at FROM extensions WHERE id = ?", (extension_id,)
-                    ).fetchone()
-                    if row is not None and (row[1], row[2]) != (name, publisher):
-                        raise RecordConflict(
-                            f"extension {extension_id!r} is {row[2]}/{row[1]}, not {publisher}/{name}"
-                        )
-                    if row is None and by_name is not None:
-                        raise RecordConflict(f"{publisher}/{name} is already registered as {by_name[0]!r}")
-                else:
-                    row = by_name
-                if row is None:
-                    row = (extension_id or new_id(), name, publisher, now)
-                    conn.execute("INSERT INTO extensions VALUES (?, ?, ?, ?)", row)
-                extension = Extension(*row)
-                existing = conn.execute(
-                    f"{rows.VERSION_SELECT} WHERE extension_id = ? AND content_hash = ?", (extension.id, content_hash)
-                ).fetchone()
-                if existing is not None:
-                    return extension, Version(*existing), False
-                record = Version(new_id(), extension.id, version, content_hash, manifest_json, signature_status, now)
-                conn.execute(
-                    "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (record.id, record.extension_id, record.version, record.content_hash, record.manifest_json,
-                     record.signature_status, record.created_at),
-                )
-                return extension, record, True
-
-        return await self._run(work)
-
-    async def get_extension(self, extension_id: str) -> Extension:
-        def work(conn: sqlite3.Connection) -> Extension:
-            row = conn.execute(
-                "SELECT id, name, publisher, created_at FROM extensions WHERE id = ?", (extension_id,)
-            ).fetchone()
-            if row is None:
-                raise RecordNotFound(f"no extension {extension_id!r}")
-            return Extension(*row)
-
-        return await self._run(work)
-
-    async def list_versions(self, extension_id: str) -> list[Version]:
-        return await self._run(
-            lambda conn: [
-                Version(*row)
-                for row in conn.execute(
-                    f"{rows.VERSION_SELECT} WHERE extension_id = ? ORDER BY rowid", (extension_id,)
-                )
-            ]
-        )
-
-    async def get_version(self, version_id: str) -> Version:
-        def work(conn: sqlite3.Connection) -> Version:
-            row = conn.execute(f"{rows.VERSION_SELECT} WHERE id = ?", (version_id,)).fetchone()
-            if row is None:
-                raise RecordNotFound(f"no version {version_id!r}")
-            return Version(*row)
-
-        return await self._run(work)
-
-    async def find_version(self, extension_id: str, content_hash: str) -> Version | None:
-        def work(conn: sqlite3.Connection) -> Version | None:
-            row = conn.execute(
-                f"{rows.VERSION_SELECT} WHERE extension_id = ? AND content_hash = ?", (extension_id, content_hash)
-            ).fetchone()
-            return None if row is None else Version(*row)
-
-        return await self._run(work)
-
-    # installs -----------------------------------------------------------------------------------------
-    async def create_install(
-        self,
-        *,
-        tenant_id: str,
-        extension_id: str,
-        version_id: str,
-        granted_capabilities: Sequence[str],
-        config: Mapping[str, str],
-    ) -> Install:
-        now = utc_now()
-
-        def work(conn: sqlite3.Connection) -> Install:
-            with rows.write(conn):
-                rows.get_tenant(conn, tenant_id)
-                rows.check_version_of(conn, version_id, extension_id)
-                conn.execute(
-                    "INSERT INTO installs (id, tenant_id, extension_id, version_id, enabled, "
-                    "granted_capabilities_json, config_json, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)",
-                    (new_id(), tenant_id, extension_id, version_id, json.dumps(sorted(granted_capabilities)),
-                     json.dumps(dict(config)), now, now),
-                )
-                return rows.get_install(conn, tenant_id, extension_id)
-
-        return await self._run(work)
-
-    async def get_install(self, tenant_id: str, extension_id: str) -> Install:
-        return await self._run(lambda conn: rows.get_install(conn, tenant_id, extension_id))
-
-    async def find_active_install(self, tenant_id: str, extension_id: str) -> Install | None:
-        def work(conn: sqlite3.Connection) -> Install | None:
-            row = conn.execute(
-                f"{rows.INSTALL_SELECT} WHERE i.tenant_id = ? AND i.extension_id = ? AND i.enabled = 1",
-                (tenant_id, extension_id),
-            ).fetchone()
-            return None if row is None else rows.row_to_install(row)
-
-        return await self._run(work)
-
-    async def has_active_install_at(self, extension_id: str, content_hash: str) -> bool:
-        def work(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(
-                "SELECT 1 FROM installs i JOIN versions v ON v.id = i.version_id "
-                "WHERE i.extension_id = ? AND v.content_hash = ? AND i.enabled = 1 LIMIT 1",
-                (extension_id, content_hash),
-            ).fetchone()
-            return row is not None
-
-        return await self._run(work)
-
-    async def list_installs(self, tenant_id: str) -> list[Install]:
-        return await self._run(
-            lambda conn: [
-                rows.row_to_install(row)
-                for row in conn.execute(
-                    f"{rows.INSTALL_SELECT} WHERE i.tenant_id = ? ORDER BY i.extension_id", (tenant_id,)
-                )
-            ]
-        )
-
-    async def update_install(
-        self,
-        tenant_id: str,
-        extension_id: str,
-        *,
-        version_id: str | Unset = UNSET,
-        enabled: bool | Unset = UNSET,
-        granted_capabilities: Sequence[str] | Unset = UNSET,
-        config: Mapping[str, str] | Unset = UNSET,
-        secrets: SealedSecrets | Unset | None = UNSET,
-    ) -> Install:
-        changes: dict[str, Any] = {"updated_at": utc_now()}
-        if version_id is not UNSET:
-            changes["version_id"] = version_id
-        if enabled is not UNSET:
-            changes["enabled"] = 1 if enabled else 0
-        if granted_capabilities is not UNSET:
-            changes["granted_capabilities_json"] = json.dumps(sorted(granted_capabilities))
-        if config is not UNSET:
-            changes["config_json"] = json.dumps(dict(config))
-        if secrets is not UNSET:
-            changes["secret_envelope_json"] = None if secrets is None else json.dumps(dict(secrets.envelope))
-            changes["secret_keys_json"] = json.dumps(sorted(secrets.keys) if secrets else [])
-            changes["secrets_expires_at"] = None if secrets is None else secrets.expires_at
-        assignments = ", ".join(f"{column} = ?" for column in changes)
-
-        def work(conn: sqlite3.Connection) -> Install:
-            with rows.write(conn):
-                if version_id is not UNSET:
-                    rows.check_version_of(conn, version_id, extension_id)
-                cursor = conn.execute(
-                    f"UPDATE installs SET {assignments} WHERE tenant_id = ? AND extension_id = ?",  # noqa: S608
-                    (*changes.values(), tenant_id, extension_id),
-                )
-                if cursor.rowcount == 0:
-                    raise RecordNotFound(f"extension {extension_id!r} is not installed for {tenant_id!r}")
-                return rows.get_install(conn, tenant_id, extension_id)
-
-        return await self._run(work)
-
-    async def delete_install(self, tenant_id: str, extension_id: str) -> None:
-        def work(conn: sqlite3.Connection) -> None:
-            cursor = conn.execute(
-                "DELETE FROM installs WHERE tenant_id = ? AND extension_id = ?", (tenant_id, extension_id)
-            )
-            if cursor.rowcount == 0:
-                raise RecordNotFound(f"extension {extension_id!r} is not installed for {tenant_id!r}")
-
-        await self._run(work)
-
-    # audit --------------------------------------------------------------------------------------------
-    async def record_audit(
-        self,
-        *,
-        tenant_id: str,
-        user_id: str | None,
-        extension_id: str,
-        method: str,
-        path: str,
-        request_id: str,
-        status: int | None = None,
-        at: str | None = None,
-    ) -> int:
-        now = at or utc_now()
-
-        def work(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute(
-                "INSERT INTO audit_log (at, tenant_id, user_id, extension_id, method, path, status, request_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (now, tenant_id, user_id, extension_id, method, path, status, request_id),
-            )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
-
-        return await self._run(work)
-
-    async def finish_audit(self, audit_id: int, status: int) -> None:
-        await self._run(lambda conn: conn.execute("UPDATE audit_log SET status = ? WHERE id = ?", (status, audit_id)))
-
-    async def list_audit(self, tenant_id: str, *, limit: int) -> list[AuditEntry]:
-        return await self._run(
-            lambda conn: [
-                AuditEntry(*row)
-                for row in conn.execute(
-                    "SELECT id, at, tenant_id, user_id, extension_id, method, path, status, request_id "
-                    "FROM audit_log WHERE tenant_id = ? ORDER BY id DESC LIMIT ?",
-                    (tenant_id, limit),
-                )
-            ]
-        )
-
-
+        for db in idle:
+            db.conn.close()

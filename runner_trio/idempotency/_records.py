@@ -1,4 +1,4 @@
-"""The shared record of each key, and the protocol of the stores that hold it (SQLite, Redis).
+"""The shared record of each key, and the protocol of the stores that hold it (SQLite, Redis, PostgreSQL).
 
 A record is created by ``claim`` before the guest runs (``Claimed`` for the caller, ``Held`` for everyone else)
 and becomes ``Done`` when its owner stores the result, or disappears when its owner releases it (the answer

@@ -1,4 +1,5 @@
-"""The SQLite registry on a real file: migrations, records, conflicts, install updates, concurrency."""
+"""The registry on both backends (a SQLite file, a real PostgreSQL server): migrations, records, conflicts,
+install updates, concurrency. The shared tests take the ``registry`` fixture, run once per backend."""
 
 from __future__ import annotations
 
@@ -6,21 +7,43 @@ import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import trio
 
 from gateway_quart import RecordConflict, RecordNotFound, RegistryError
-from gateway_quart.registry import MIGRATIONS, UNSET, Registry, SealedSecrets, SqliteRegistry
+from gateway_quart.registry import (
+    MIGRATIONS,
+    POSTGRES_MIGRATIONS,
+    UNSET,
+    PostgresRegistry,
+    Registry,
+    SealedSecrets,
+    SqliteRegistry,
+    SqlRegistry,
+    open_registry,
+)
+from tests._postgres import PostgresServer
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """``REGISTRY_DATABASE`` of each backend: a SQLite file in a new directory, a fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return str(tmp_path / "nested" / "registry.sqlite3")
 
 
 @pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[SqliteRegistry]:
-    opened = await SqliteRegistry.open(str(tmp_path / "nested" / "registry.sqlite3"))
+async def registry(registry_database: str) -> AsyncIterator[SqlRegistry]:
+    opened = await open_registry(registry_database)
+    assert isinstance(opened, SqlRegistry)
     yield opened
     await opened.aclose()
 
 
-async def _version(registry: SqliteRegistry, content_hash: str = "a" * 64) -> str:
+async def _version(registry: SqlRegistry, content_hash: str = "a" * 64) -> str:
     _, version, _ = await registry.register_version(
         extension_id="echo", name="echo", publisher="Example", version="1.0.0", content_hash=content_hash,
         manifest_json="{}", signature_status="unsigned",
@@ -50,7 +73,7 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
         await SqliteRegistry.open(path)
 
 
-async def test_tenants_users_tokens(registry: SqliteRegistry) -> None:
+async def test_tenants_users_tokens(registry: SqlRegistry) -> None:
     await registry.create_tenant("acme", "Acme")
     with pytest.raises(RecordConflict):
         await registry.create_tenant("acme", "Again")
@@ -72,7 +95,7 @@ async def test_tenants_users_tokens(registry: SqliteRegistry) -> None:
         await registry.revoke_token("missing")
 
 
-async def test_register_version_is_idempotent_per_hash(registry: SqliteRegistry) -> None:
+async def test_register_version_is_idempotent_per_hash(registry: SqlRegistry) -> None:
     first = await _version(registry)
     assert await _version(registry) == first
     second = await _version(registry, "b" * 64)
@@ -83,7 +106,7 @@ async def test_register_version_is_idempotent_per_hash(registry: SqliteRegistry)
                                         content_hash="c" * 64, manifest_json="{}", signature_status="unsigned")
 
 
-async def test_install_updates(registry: SqliteRegistry) -> None:
+async def test_install_updates(registry: SqlRegistry) -> None:
     await registry.create_tenant("acme", "Acme")
     v1 = await _version(registry)
     v2 = await _version(registry, "b" * 64)
@@ -114,7 +137,7 @@ async def test_install_updates(registry: SqliteRegistry) -> None:
         await registry.get_install("acme", "echo")
 
 
-async def test_audit_rows(registry: SqliteRegistry) -> None:
+async def test_audit_rows(registry: SqlRegistry) -> None:
     first = await registry.record_audit(tenant_id="acme", user_id="u", extension_id="echo", method="GET",
                                         path="/a", request_id="r1")
     await registry.record_audit(tenant_id="other", user_id=None, extension_id="echo", method="POST",
@@ -124,7 +147,7 @@ async def test_audit_rows(registry: SqliteRegistry) -> None:
     assert (entry.method, entry.path, entry.status, entry.request_id) == ("GET", "/a", 200, "r1")
 
 
-async def test_concurrent_calls_share_the_pool(registry: SqliteRegistry) -> None:
+async def test_concurrent_calls_share_the_pool(registry: SqlRegistry) -> None:
     await registry.create_tenant("acme", "Acme")
 
     async def write(n: int) -> None:
@@ -137,9 +160,71 @@ async def test_concurrent_calls_share_the_pool(registry: SqliteRegistry) -> None
     assert len(await registry.list_audit("acme", limit=100)) == 50
 
 
-async def test_satisfies_the_protocol(registry: SqliteRegistry) -> None:
+async def test_satisfies_the_protocol(registry: SqlRegistry) -> None:
     protocol_user: Registry = registry
     await protocol_user.ping()
     await registry.aclose()
     with pytest.raises(RegistryError, match="closed"):
         await registry.ping()
+
+
+async def test_the_scheme_picks_the_backend(postgres_url: str, tmp_path: Path) -> None:
+    for database, kind in [(postgres_url, PostgresRegistry), (f"sqlite:///{tmp_path}/r.sqlite3", SqliteRegistry),
+                           (str(tmp_path / "p.sqlite3"), SqliteRegistry)]:
+        opened = await open_registry(database)
+        assert isinstance(opened, kind)
+        await opened.aclose()
+    assert (tmp_path / "r.sqlite3").is_file()  # sqlite:/// names the file, not a directory called "sqlite:"
+
+
+async def test_postgres_migrations_run_once_across_replicas(postgres_url: str) -> None:
+    # Eight "replicas" start at once on an empty database: one migrates, the others find the schema current.
+    opened: list[Registry] = []
+
+    async def start() -> None:
+        opened.append(await PostgresRegistry.open(postgres_url, pool_size=1))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(8):
+            nursery.start_soon(start)
+    for registry in opened:
+        await registry.aclose()
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
+    assert rows == [(m.version, m.name) for m in POSTGRES_MIGRATIONS]
+    assert [(m.version, m.name) for m in POSTGRES_MIGRATIONS] == [(m.version, m.name) for m in MIGRATIONS]
+
+
+async def test_postgres_newer_schema_is_refused(postgres_url: str) -> None:
+    await (await PostgresRegistry.open(postgres_url)).aclose()
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 'now')")
+    with pytest.raises(RegistryError, match="newer"):
+        await PostgresRegistry.open(postgres_url)
+
+
+async def test_postgres_unreachable_is_a_registry_error(postgres_server: PostgresServer) -> None:
+    url = postgres_server.url("no_such_database")
+    with pytest.raises(RegistryError, match="unavailable") as caught:
+        await PostgresRegistry.open(url, connect_timeout_s=2)
+    assert "postgresql://" not in str(caught.value)
+
+
+async def test_concurrent_registrations_from_several_gateways_agree(postgres_url: str) -> None:
+    # Two gateway processes (two pools) register the same bundle at once: one version, no conflict error.
+    gateways = [await PostgresRegistry.open(postgres_url) for _ in range(2)]
+    results: list[tuple[str, bool]] = []
+
+    async def register(registry: PostgresRegistry) -> None:
+        _, version, created = await registry.register_version(
+            extension_id=None, name="echo", publisher="Example", version="1.0.0", content_hash="d" * 64,
+            manifest_json="{}", signature_status="unsigned")
+        results.append((version.id, created))
+
+    async with trio.open_nursery() as nursery:
+        for n in range(10):
+            nursery.start_soon(register, gateways[n % 2])
+    for registry in gateways:
+        await registry.aclose()
+    assert len({version_id for version_id, _ in results}) == 1
+    assert sum(created for _, created in results) == 1

@@ -11,6 +11,8 @@ def test_public_names_are_pinned() -> None:
         "DEFAULT_CACHE_TTL_S", "DEFAULT_POOL_SIZE", "Extension", "Install", "MIGRATIONS", "Migration", "Registry",
         "SIGNATURE_PRESENT", "SIGNATURE_UNSIGNED", "SealedSecrets", "SqliteRegistry", "Tenant", "UNSET", "Unset",
         "User", "Version", "apply_migrations", "new_id", "utc_now",
+        "DEFAULT_POSTGRES_POOL_SIZE", "POSTGRES_MIGRATIONS", "PostgresRegistry", "SqlRegistry", "open_registry",
+        "Revocations",
     }
     assert len(registry.__all__) == len(set(registry.__all__))
     for name in registry.__all__:

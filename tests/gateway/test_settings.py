@@ -77,3 +77,32 @@ def test_invalid_settings_name_themselves(env: dict[str, str], setting: str) -> 
 def test_known_names_are_listed() -> None:
     assert "GATEWAY_ADMIN_TOKEN" in ENV_VARS
     assert "EXT_GATEWAY_TIMEOUT_MS" in ENV_VARS
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        # Accepted before: a directory named "postgresql:" with a private SQLite file in it.
+        ("REGISTRY_DATABASE", "mysql://db/registry"),
+        ("REGISTRY_DATABASE", "postgresql:registry"),
+        ("GATEWAY_REDIS_URL", "memcached://cache:11211"),
+        ("DEBUG_STREAM_REDIS_URL", "http://cache:6379"),
+        ("BUNDLE_STORE_BASE", "gs://bundles/prod"),
+    ],
+)
+def test_a_backend_setting_refuses_a_scheme_without_a_backend(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings({**BASE, name: value})
+    assert info.value.setting == name
+
+
+def test_backend_settings_take_postgresql_and_redis() -> None:
+    settings = load_settings({
+        **BASE,
+        "REGISTRY_DATABASE": "postgresql://gateway@db:5432/registry",
+        "GATEWAY_REDIS_URL": "redis://cache:6379/1",
+    })
+    assert settings.registry_database == "postgresql://gateway@db:5432/registry"
+    assert settings.redis_url == "redis://cache:6379/1"
+    assert load_settings({**BASE, "REGISTRY_DATABASE": "sqlite:///var/r.sqlite3"}).registry_database == (
+        "sqlite:///var/r.sqlite3")

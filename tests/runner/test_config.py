@@ -51,6 +51,12 @@ def test_values_are_parsed() -> None:
         ({"EXT_STATIC_STRICT_VALIDATION": "maybe"}, "EXT_STATIC_STRICT_VALIDATION"),
         ({"RUNNER_DEFAULT_TIMEOUT_MS": "90000"}, "RUNNER_DEFAULT_TIMEOUT_MS"),
         ({"UI_PROXY_BASE_URL": "ftp://x"}, "UI_PROXY_BASE_URL"),
+        # A backend URL with a scheme that has no backend stops start-up instead of becoming a file name.
+        ({"RUNNER_STORAGE_URL": "mysql://db/storage"}, "RUNNER_STORAGE_URL"),
+        ({"RUNNER_STORAGE_URL": "/var/storage.sqlite3"}, "RUNNER_STORAGE_URL"),
+        ({"RUNNER_IDEMPOTENCY_URL": "memcached://cache:11211"}, "RUNNER_IDEMPOTENCY_URL"),
+        ({"BUNDLE_STORE_BASE": "gs://bucket/prefix"}, "BUNDLE_STORE_BASE"),
+        ({"RUNNER_DEBUG_REDIS_URL": "valkey://cache:6379"}, "RUNNER_DEBUG_REDIS_URL"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], named: str) -> None:
@@ -103,3 +109,16 @@ def test_an_invalid_alias_value_names_the_alias() -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env({"STORAGE_API_BASE_URL": "ftp://platform"})
     assert info.value.setting == "STORAGE_API_BASE_URL"
+
+
+def test_backend_urls_take_every_scheme_that_has_a_backend() -> None:
+    settings = Settings.from_env({
+        "RUNNER_STORAGE_URL": "postgresql://runner@db:5432/ext",
+        "RUNNER_IDEMPOTENCY_URL": "postgres://runner@db/ext",
+        "BUNDLE_STORE_BASE": "s3://bundles/prod",
+        "RUNNER_DEBUG_REDIS_URL": "rediss://cache:6380/0",
+    })
+    assert settings.storage_url == "postgresql://runner@db:5432/ext"
+    assert settings.idempotency_url == "postgres://runner@db/ext"
+    assert settings.bundle_store_base == "s3://bundles/prod"
+    assert settings.debug_redis_url == "rediss://cache:6380/0"

@@ -156,6 +156,45 @@ def test_exported_names() -> None:
         # the deployment mode (servicekit/_mode.py) and the key parser it goes with
         "DEVELOPMENT", "MODES", "PRODUCTION", "Mode", "Requirement", "enforce_mode", "is_loopback_bind", "mode",
         "secret",
+        "POSTGRES_SCHEMES", "REDIS_SCHEMES", "backend_url", "url_scheme",
+        "PostgresMigration", "SchemaTooNew", "migrate_postgres",
     }
     for name in servicekit.__all__:
         assert hasattr(servicekit, name)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("postgresql://db.internal/registry", "postgresql://db.internal/registry"),
+        ("  sqlite:///var/r.sqlite3 ", "sqlite:///var/r.sqlite3"),
+        ("./var/registry.sqlite3", "./var/registry.sqlite3"),
+        ("", None),
+    ],
+)
+def test_backend_url_accepts_the_schemes_that_exist(raw: str, expected: str | None) -> None:
+    assert servicekit.backend_url("sqlite", *servicekit.POSTGRES_SCHEMES, allow_path=True)(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("mysql://db/registry", "unsupported scheme 'mysql'"),
+        ("sqlite:registry", "expected sqlite://"),
+        ("./var/registry.sqlite3", "expected a URL"),
+    ],
+)
+def test_backend_url_refuses_other_schemes(raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        servicekit.backend_url("sqlite", "redis")(raw)
+
+
+def test_a_backend_url_with_an_unknown_scheme_stops_the_table_naming_the_setting() -> None:
+    table = SettingsTable(
+        [Setting("APP_DATABASE", "database", servicekit.backend_url("sqlite", allow_path=True), None, "db")],
+        owned_prefixes=("APP_",),
+    )
+    with pytest.raises(InvalidSetting) as caught:
+        table.read({"APP_DATABASE": "postgresql://db/app"})
+    assert caught.value.setting == "APP_DATABASE"
+    assert "postgresql" in caught.value.message

@@ -4,7 +4,8 @@ One folder holds the whole unit:
 
 * ``_backend.py``: the one :class:`StorageBackend` protocol, the stored :class:`Entry`, the
   :class:`StorageLimits` both backends enforce, and who owns a record (:func:`storage_owner`);
-* ``_sqlite.py`` / ``_http.py``: the embedded SQLite backend and the platform's HTTP storage API;
+* ``_sqlite.py`` / ``_postgres.py`` / ``_http.py``: the embedded SQLite backend, PostgreSQL (shared by a
+  fleet of runners) and the platform's HTTP storage API;
 * ``_capability.py``: the WIT glue (:class:`StorageCapability`) and the adapter giving a backend the WIT
   functions' shape;
 * ``_configure.py``: :func:`configure`, reading ``RUNNER_STORAGE_URL`` / ``RUNNER_STORAGE_AUTH_KEY`` once.
@@ -39,6 +40,7 @@ from ._capability import (
 )
 from ._configure import StorageSettings, configure, defaults, open_storage, storage_url
 from ._http import HttpStorage
+from ._postgres import DEFAULT_POSTGRES_CONNECTIONS, PostgresStorage
 from ._sqlite import DEFAULT_BUSY_TIMEOUT, DEFAULT_MAX_THREADS, SqliteStorage
 
 __all__ = [
@@ -51,9 +53,11 @@ __all__ = [
     "DEFAULT_MAX_TOTAL_BYTES",
     "DEFAULT_MAX_VALUE_BYTES",
     "DEFAULT_PAGE_SIZE",
+    "DEFAULT_POSTGRES_CONNECTIONS",
     "STORAGE_ERRORS",
     "Entry",
     "HttpStorage",
+    "PostgresStorage",
     "SqliteStorage",
     "StorageBackend",
     "StorageCapability",

@@ -8,11 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from servicekit import POSTGRES_SCHEMES, url_scheme
+
 from .._errors import StorageConfigError
 from .._unit import Capability, Hooks
 from ._backend import StorageBackend, StorageLimits
 from ._capability import StorageCapability, WitStorageAdapter
 from ._http import HttpStorage
+from ._postgres import PostgresStorage
 from ._sqlite import SqliteStorage
 
 __all__ = ["StorageSettings", "configure", "open_storage", "storage_url"]
@@ -57,7 +60,8 @@ def open_storage(
     """Make the backend ``RUNNER_STORAGE_URL`` names.
 
     Args:
-        url: ``sqlite:///relative/path``, ``sqlite:////absolute/path``, or the platform's ``http(s)://`` base.
+        url: ``sqlite:///relative/path``, ``sqlite:////absolute/path``, ``postgresql://user@host:port/db``
+            (``postgres://`` too; shared by a fleet of runners), or the platform's ``http(s)://`` base.
         auth_key: ``x-runner-auth`` for the HTTP backend (``RUNNER_STORAGE_AUTH_KEY``).
         limits: the storage limits; the defaults when ``None``.
 
@@ -72,7 +76,11 @@ def open_storage(
         return SqliteStorage(path, limits=chosen)
     if url.startswith(("http://", "https://")):
         return HttpStorage(url, auth_key, limits=chosen)
-    raise StorageConfigError("expected sqlite:///path or an http(s):// base URL")
+    if url_scheme(url) in POSTGRES_SCHEMES:
+        if not url.split("://", 1)[1]:
+            raise StorageConfigError("postgresql needs a server or a database (postgresql://user@host:port/db)")
+        return PostgresStorage(url, limits=chosen)
+    raise StorageConfigError("expected sqlite:///path, postgresql://user@host:port/db or an http(s):// base URL")
 
 
 def defaults() -> tuple[Capability, ...]:

@@ -102,7 +102,7 @@ def test_configured_capabilities_cover_the_world_in_order(tmp_path: Path) -> Non
     ("changes", "setting"),
     [
         ({"egress_allowlist": ("*.com",)}, "EXT_EGRESS_ALLOWLIST"),
-        ({"storage_url": "postgres://db/x"}, "RUNNER_STORAGE_URL"),
+        ({"storage_url": "mysql://db/x"}, "RUNNER_STORAGE_URL"),
     ],
 )
 def test_a_bad_setting_names_itself(tmp_path: Path, changes: dict[str, object], setting: str) -> None:
@@ -127,6 +127,7 @@ async def test_prepare_leaves_an_invocation_without_secrets_as_it_is(tmp_path: P
 
 async def test_the_runner_stops_on_a_bad_capability_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
-        await Runtime.open(Settings(var_dir=tmp_path, storage_url="postgres://db/x"))
-    expected = "config_error: RUNNER_STORAGE_URL: expected sqlite:///path or an http(s):// base URL"
+        await Runtime.open(Settings(var_dir=tmp_path, storage_url="mysql://db/x"))
+    expected = ("config_error: RUNNER_STORAGE_URL: expected sqlite:///path, postgresql://user@host:port/db or an "
+                "http(s):// base URL")
     assert info.value.wire_error == expected

@@ -19,25 +19,34 @@ from runner_trio.idempotency import (
     KeyAbandoned,
     KeyInProgress,
     KeyReused,
+    PostgresRecords,
     RecordStore,
     RedisRecords,
     SqliteRecords,
     StoreUnavailable,
     open_records,
 )
+from tests._postgres import PostgresServer
 from tests._redis import RedisServer, running_redis
 
 CODEC: Codec[str] = Codec(encode=str.encode, decode=bytes.decode)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-async def records(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RecordStore]:
-    store: RecordStore
-    if request.param == "sqlite":
-        store = SqliteRecords(tmp_path / "idempotency.sqlite3")
-    else:
+@pytest.fixture(params=["sqlite", "redis", "postgresql"])
+def records_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """``RUNNER_IDEMPOTENCY_URL`` of each store (the servers are sync fixtures: taken here, not in the async one)."""
+    if request.param == "redis":
         server: RedisServer = request.getfixturevalue("redis_server")
-        store = RedisRecords(server.url)
+        return server.url
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return f"sqlite://{tmp_path / 'idempotency.sqlite3'}"
+
+
+@pytest.fixture
+async def records(records_url: str, tmp_path: Path) -> AsyncIterator[RecordStore]:
+    store = open_records(records_url, default_path=tmp_path / "unused")
     try:
         yield store
     finally:
@@ -92,7 +101,8 @@ async def test_sqlite_records_survive_reopening(tmp_path: Path) -> None:
 def test_open_records_refuses_other_schemes(tmp_path: Path) -> None:
     assert isinstance(open_records(None, default_path=tmp_path / "x.sqlite3"), SqliteRecords)
     assert isinstance(open_records("redis://127.0.0.1:1/0", default_path=tmp_path), RedisRecords)
-    for bad in ("http://example.com/", "sqlite://relative/path", "memcached://x"):
+    assert isinstance(open_records("postgresql://runner@db:5432/ext", default_path=tmp_path), PostgresRecords)
+    for bad in ("http://example.com/", "sqlite://relative/path", "memcached://x", "postgresql://"):
         with pytest.raises(ValueError, match="expected"):
             open_records(bad, default_path=tmp_path)
 
@@ -203,3 +213,31 @@ async def test_redis_down_fails_clearly_and_resumes() -> None:
             assert runs == ["one", "three"]
         finally:
             await records.aclose()
+
+
+async def test_postgres_one_claim_wins_across_runners(postgres_url: str) -> None:
+    # Six runners (each its own pool) claim one key at once: exactly one owns it, the others see its claim.
+    runners = [PostgresRecords(postgres_url) for _ in range(6)]
+    key = _key()
+    answers: dict[str, Claimed | Held | Done] = {}
+
+    async def claim(n: int) -> None:
+        answers[f"r{n}"] = await runners[n].claim(key, "fp", f"r{n}", lease_until=9e9, ttl=60)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            for n in range(len(runners)):
+                nursery.start_soon(claim, n)
+        [winner] = [owner for owner, answer in answers.items() if answer == Claimed()]
+        assert all(answer == Held("fp", winner, 9e9) for owner, answer in answers.items() if owner != winner)
+    finally:
+        for runner in runners:
+            await runner.aclose()
+
+
+async def test_postgres_unreachable_is_store_unavailable(postgres_server: PostgresServer) -> None:
+    store = PostgresRecords(postgres_server.url("no_such_database"), connect_timeout=1)
+    with pytest.raises(StoreUnavailable) as caught:
+        await store.claim(_key(), "fp", "a", lease_until=9e9, ttl=60)
+    assert "no_such_database" in str(caught.value)
+    await store.aclose()

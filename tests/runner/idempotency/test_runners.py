@@ -38,7 +38,7 @@ async def _keyed(runner: RunnerHandle, digest: str, key: str, body: bytes = b"or
                                                    "content_hash": digest, "request_id": f"req-{runner.url}"}})
 
 
-@pytest.mark.parametrize("store", ["sqlite", "redis"])
+@pytest.mark.parametrize("store", ["sqlite", "redis", "postgresql"])
 async def test_a_retry_on_another_runner_replays(
     store: str, nursery: trio.Nursery, runner_settings: Callable[..., Settings], shared: Shared, tmp_path: Path,
     request: pytest.FixtureRequest,
@@ -46,6 +46,8 @@ async def test_a_retry_on_another_runner_replays(
     if store == "redis":
         server: RedisServer = request.getfixturevalue("redis_server")
         url = server.url
+    elif store == "postgresql":
+        url = request.getfixturevalue("postgres_url")
     else:
         url = f"sqlite://{tmp_path / 'shared' / 'idempotency.sqlite3'}"
     first = await start_runner(nursery, runner_settings(var_dir=tmp_path / "a", idempotency_url=url), shared)
