@@ -49,6 +49,7 @@ from ._manifest import (
 from ._pack import DEFAULT_COMPRESSION_LEVEL, content_hash, pack_directory, parse_content_hash, verify_content_hash
 from ._publish import DEFAULT_MAX_SIGNATURE_BYTES, FetchedBundle, fetch_bundle, publish_bundle
 from ._read import MANIFEST_NAME, BundleContents, check_component, read_bundle, read_member, resolve_entry
+from ._select import DEFAULT_IGNORES, IGNORE_FILE
 from ._signature import (
     ALGORITHMS,
     DEFAULT_MAX_WARNED_HASHES,
@@ -67,6 +68,7 @@ __all__ = [
     "ALWAYS_GRANTED",
     "DEFAULT_COMPRESSION_LEVEL",
     "DEFAULT_ENTRY_CANDIDATES",
+    "DEFAULT_IGNORES",
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_COMPRESSED_BYTES",
     "DEFAULT_MAX_FILES",
@@ -80,6 +82,7 @@ __all__ = [
     "DEFAULT_MAX_WINDOW_BYTES",
     "DEFAULT_SIGNATURE_ALGORITHM",
     "HTTP_METHODS",
+    "IGNORE_FILE",
     "KNOWN_CAPABILITIES",
     "MANIFEST_NAME",
     "ArchiveError",

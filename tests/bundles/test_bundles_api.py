@@ -4,11 +4,12 @@ import bundles
 def test_public_api_is_pinned() -> None:
     assert sorted(bundles.__all__) == sorted(
         [
-            "ALGORITHMS", "ALWAYS_GRANTED", "DEFAULT_COMPRESSION_LEVEL", "DEFAULT_ENTRY_CANDIDATES",
+            "ALGORITHMS", "ALWAYS_GRANTED", "DEFAULT_COMPRESSION_LEVEL", "DEFAULT_ENTRY_CANDIDATES", "DEFAULT_IGNORES",
             "DEFAULT_LIMITS", "DEFAULT_MAX_COMPRESSED_BYTES", "DEFAULT_MAX_FILES", "DEFAULT_MAX_HEADER_BYTES",
             "DEFAULT_MAX_MANIFEST_BYTES", "DEFAULT_MAX_MEMBER_BYTES", "DEFAULT_MAX_NAME_BYTES",
             "DEFAULT_MAX_SIGNATURE_BYTES", "DEFAULT_MAX_UNPACKED_BYTES", "DEFAULT_MAX_WARNED_HASHES",
-            "DEFAULT_MAX_WINDOW_BYTES", "DEFAULT_SIGNATURE_ALGORITHM", "HTTP_METHODS", "KNOWN_CAPABILITIES",
+            "DEFAULT_MAX_WINDOW_BYTES", "DEFAULT_SIGNATURE_ALGORITHM", "HTTP_METHODS", "IGNORE_FILE",
+            "KNOWN_CAPABILITIES",
             "MANIFEST_NAME", "ArchiveError", "ArchiveLimits", "BundleContents", "BundleError",
             "ContentHashError", "Endpoint", "EntryError", "EventSubscription",
             "ExtractedFile", "FetchedBundle", "IntegrityError",
