@@ -197,9 +197,8 @@ def test_pack_honours_extignore_in_gitignore_syntax(tmp_path: Path) -> None:
     # dist/ is ignored as many copied .gitignore files do; the component entry is packed all the same.
     (src / ".extignore").write_text("# build inputs\n*.py\nnotes/\n**/*.test.js\ndist/\n!node_modules/\n")
     names = _names(pack_directory(src))
-    assert "app.py" not in names and "notes" not in names and "ui/app.test.js" not in names
-    assert ".extignore" not in names
-    assert "dist/main.wasm" in names and "ui/app.js" in names
+    assert not {"app.py", "notes", "ui/app.test.js", ".extignore"} & set(names)
+    assert {"dist/main.wasm", "ui/app.js"} <= set(names)
     assert "node_modules/keep/k.js" in names  # re-included with '!'
 
 
