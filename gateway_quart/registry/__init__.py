@@ -9,6 +9,7 @@ from ._migrations import MIGRATIONS, Migration, apply_migrations
 from ._models import (
     SIGNATURE_PRESENT,
     SIGNATURE_UNSIGNED,
+    SIGNATURE_VERIFIED,
     UNSET,
     ApiToken,
     AuditEntry,
@@ -31,6 +32,7 @@ __all__ = [
     "MIGRATIONS",
     "SIGNATURE_PRESENT",
     "SIGNATURE_UNSIGNED",
+    "SIGNATURE_VERIFIED",
     "UNSET",
     "ApiToken",
     "AuditEntry",
