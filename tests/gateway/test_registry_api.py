@@ -9,8 +9,8 @@ def test_public_names_are_pinned() -> None:
     assert set(registry.__all__) == {
         "ApiToken", "AuditEntry", "CachedRegistry", "DEFAULT_BUSY_TIMEOUT_S", "DEFAULT_CACHE_MAX_ENTRIES",
         "DEFAULT_CACHE_TTL_S", "DEFAULT_POOL_SIZE", "Extension", "Install", "MIGRATIONS", "Migration", "Registry",
-        "SIGNATURE_PRESENT", "SIGNATURE_UNSIGNED", "SIGNATURE_VERIFIED", "SealedSecrets", "SqliteRegistry", "Tenant", "UNSET", "Unset",
-        "User", "Version", "apply_migrations", "new_id", "utc_now",
+        "SIGNATURE_PRESENT", "SIGNATURE_UNSIGNED", "SIGNATURE_VERIFIED", "SealedSecrets", "SqliteRegistry", "Tenant",
+        "UNSET", "Unset", "User", "Version", "apply_migrations", "new_id", "utc_now",
     }
     assert len(registry.__all__) == len(set(registry.__all__))
     for name in registry.__all__:
