@@ -49,6 +49,7 @@ from ._manifest import (
 from ._pack import DEFAULT_COMPRESSION_LEVEL, content_hash, pack_directory, parse_content_hash, verify_content_hash
 from ._publish import DEFAULT_MAX_SIGNATURE_BYTES, FetchedBundle, fetch_bundle, publish_bundle
 from ._read import MANIFEST_NAME, BundleContents, check_component, read_bundle, read_member, resolve_entry
+from ._schema import MANIFEST_SCHEMA_NAME, manifest_schema, manifest_schema_text
 from ._select import DEFAULT_IGNORES, IGNORE_FILE
 from ._signature import (
     ALGORITHMS,
@@ -85,6 +86,7 @@ __all__ = [
     "IGNORE_FILE",
     "KNOWN_CAPABILITIES",
     "MANIFEST_NAME",
+    "MANIFEST_SCHEMA_NAME",
     "ArchiveError",
     "ArchiveLimits",
     "BundleContents",
@@ -118,6 +120,8 @@ __all__ = [
     "fetch_bundle",
     "generate_private_key",
     "key_fingerprint",
+    "manifest_schema",
+    "manifest_schema_text",
     "normalize_member_name",
     "pack_directory",
     "parse_content_hash",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 
+import bundles
 from bundles import read_bundle
 from extctl import main
 
@@ -105,6 +106,15 @@ def test_keygen_pack_sign_verify_publish(tmp_path: Path) -> None:
     )
     assert tenant.returncode == 0, tenant.stderr
     assert (store / "tenants" / "acme" / "sha256" / hex_ / "bundle.tar.zst").read_bytes() == data
+
+
+def test_manifest_schema_is_the_shipped_one(tmp_path: Path) -> None:
+    printed = extctl(tmp_path, "manifest-schema")
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == bundles.manifest_schema_text()
+    assert json.loads(printed.stdout)["required"] == ["name", "version"]
+    assert main(["manifest-schema", "--out", str(tmp_path / "manifest.schema.json")]) == 0
+    assert (tmp_path / "manifest.schema.json").read_text() == printed.stdout
 
 
 def test_verify_rejections(tmp_path: Path) -> None:
