@@ -283,8 +283,7 @@ Try:
   extctl invoke {ext_id} /context
   extctl invoke {ext_id} '/log?msg=hello'
 {tail}
-
-Host page (a browser needs a session cookie: open {gateway_url}/healthz, then in its DevTools console run
+{no_tail}Host page (a browser needs a session cookie: open {gateway_url}/healthz, then in its DevTools console run
     fetch('/api/session', {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: '{login}'}})
 and open):
   {gateway_url}/msp/extensions/{ext_id}
