@@ -283,10 +283,10 @@ Try:
   extctl invoke {ext_id} /context
   extctl invoke {ext_id} '/log?msg=hello'
 {tail}
-{no_tail}Host page (a browser needs a session cookie: open {gateway_url}/healthz, then in its DevTools console run
-    fetch('/api/session', {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: '{login}'}})
-and open):
+{no_tail}Host page:
   {gateway_url}/msp/extensions/{ext_id}
+    (a browser needs a session first: open {gateway_url}/healthz and run in its DevTools console
+    fetch('/api/session', {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: '{login}'}}) )
 
 Ctrl-C stops everything.
 """
