@@ -23,6 +23,7 @@ import pytest
 import trio
 import wasmtime
 
+import bundles
 import sealing
 from extctl import main
 from gateway_quart import Settings, create_app
@@ -359,3 +360,48 @@ async def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], monkeypat
             main(argv)
         assert info.value.code == 2, argv
         assert "usage:" in capsys.readouterr().err
+
+
+async def test_a_bundle_signed_with_the_wrong_key_is_refused_at_register_and_fixed_by_re_signing(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """The trap of issue 17: signed with the author's own key, it used to register and install and fail only at
+    invoke, and re-signing could not be published. Now register names the trusted keys, and re-sign + publish
+    is the way out."""
+    for name in ("runner", "author"):
+        assert (await extctl(tmp_path, "keygen", "--out", f"{name}.key")).returncode == 0
+    store = tmp_path / "store"
+    store.mkdir()
+    runner_server = await start_runner(nursery, FakeRunner())
+    settings = Settings(runner_base_urls=(runner_server.url,), registry_database=str(tmp_path / "registry.sqlite3"),
+                        bundle_store_base=f"file://{store}", admin_token=ADMIN_TOKEN,
+                        trust_bundle=bundles.TrustBundle.from_file(tmp_path / "runner.key.pub"))
+    server = await start_server(nursery, create_app(settings))
+    (fingerprint,) = settings.trust_bundle.fingerprints if settings.trust_bundle else ()
+    admin = {"EXTCTL_GATEWAY": server.url, "EXTCTL_ADMIN_TOKEN": ADMIN_TOKEN}
+    try:
+        src = tmp_path / "src"
+        (src / "dist").mkdir(parents=True)
+        (src / "dist" / "main.wasm").write_bytes(wasmtime.wat2wasm("(component)"))
+        (src / "manifest.json").write_text(json.dumps(MANIFEST))
+        digest = (await extctl(tmp_path, "pack", "src", "--out", "b.tar.zst")).stdout.strip()
+
+        assert (await extctl(tmp_path, "sign", "b.tar.zst", "--key", "author.key")).returncode == 0
+        publish = await extctl(tmp_path, "publish", "b.tar.zst", "--store", f"file://{store}")
+        assert publish.returncode == 0, publish.stderr
+        refused = await extctl(tmp_path, "register", digest, "--extension-id", "echo", env=admin)
+        assert refused.returncode == 1
+        line = _error_line(refused.stderr, "signature_invalid")
+        assert f"trusted keys: {fingerprint}" in line
+        assert "HTTP 422" in line
+
+        assert (await extctl(tmp_path, "sign", "b.tar.zst", "--key", "runner.key")).returncode == 0
+        republish = await extctl(tmp_path, "publish", "b.tar.zst", "--store", f"file://{store}")
+        assert republish.returncode == 0, republish.stderr  # was object_exists
+        registered = await extctl(tmp_path, "register", digest, "--extension-id", "echo", env=admin)
+        assert registered.returncode == 0, registered.stderr
+        assert json.loads(registered.stdout)["version"]["signature_status"] == "signed_verified"
+    finally:
+        with trio.fail_after(10):
+            await server.close()
+            await runner_server.close()
