@@ -51,7 +51,8 @@ class PackSelection:
         lines = list(DEFAULT_IGNORES)
         ignore_path = root / IGNORE_FILE
         if ignore_path.is_file():
-            raw = ignore_path.read_bytes()
+            with ignore_path.open("rb") as handle:
+                raw = handle.read(_MAX_IGNORE_FILE_BYTES + 1)
             if len(raw) > _MAX_IGNORE_FILE_BYTES:
                 raise ArchiveError(f"{IGNORE_FILE} is larger than {_MAX_IGNORE_FILE_BYTES} bytes")
             try:

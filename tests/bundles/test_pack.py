@@ -223,3 +223,13 @@ def test_pack_assets_directory_names_everything_under_it(tmp_path: Path) -> None
     names = _names(pack_directory(src))
     assert "other.txt" not in names
     assert {"ui/app.js", "ui/img/logo.svg", "ui/index.html"} <= set(names)
+
+
+def test_an_unreadable_extignore_is_refused_not_ignored(tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "src")
+    (src / ".extignore").write_bytes(b"\xff\xfe*.py\n")
+    with pytest.raises(ArchiveError, match="not UTF-8"):
+        pack_directory(src)
+    (src / ".extignore").write_bytes(b"#" * (256 * 1024 + 1))
+    with pytest.raises(ArchiveError, match="larger than"):
+        pack_directory(src)
