@@ -49,6 +49,8 @@ from ._manifest import (
 from ._pack import DEFAULT_COMPRESSION_LEVEL, content_hash, pack_directory, parse_content_hash, verify_content_hash
 from ._publish import DEFAULT_MAX_SIGNATURE_BYTES, FetchedBundle, fetch_bundle, publish_bundle
 from ._read import MANIFEST_NAME, BundleContents, check_component, read_bundle, read_member, resolve_entry
+from ._schema import MANIFEST_SCHEMA_NAME, manifest_schema, manifest_schema_text
+from ._select import DEFAULT_IGNORES, IGNORE_FILE
 from ._signature import (
     ALGORITHMS,
     DEFAULT_MAX_WARNED_HASHES,
@@ -67,6 +69,7 @@ __all__ = [
     "ALWAYS_GRANTED",
     "DEFAULT_COMPRESSION_LEVEL",
     "DEFAULT_ENTRY_CANDIDATES",
+    "DEFAULT_IGNORES",
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_COMPRESSED_BYTES",
     "DEFAULT_MAX_FILES",
@@ -80,8 +83,10 @@ __all__ = [
     "DEFAULT_MAX_WINDOW_BYTES",
     "DEFAULT_SIGNATURE_ALGORITHM",
     "HTTP_METHODS",
+    "IGNORE_FILE",
     "KNOWN_CAPABILITIES",
     "MANIFEST_NAME",
+    "MANIFEST_SCHEMA_NAME",
     "ArchiveError",
     "ArchiveLimits",
     "BundleContents",
@@ -115,6 +120,8 @@ __all__ = [
     "fetch_bundle",
     "generate_private_key",
     "key_fingerprint",
+    "manifest_schema",
+    "manifest_schema_text",
     "normalize_member_name",
     "pack_directory",
     "parse_content_hash",

@@ -59,6 +59,7 @@ DEFAULT_ENTRY_CANDIDATES: Final[tuple[str, ...]] = ("dist/main.wasm", "entry.was
 _TOP_LEVEL_KEYS: Final = frozenset(
     {"name", "publisher", "version", "runtime", "capabilities", "ui", "api", "assets", "precompiled", "entry"}
     | {"sbom", "events"}
+    | {"$schema"}  # where an editor finds the JSON Schema (bundles/manifest.schema.json); not used here
 )
 _UI_KEYS: Final = frozenset({"type", "entry", "hooks", "routes"})
 _MENU_HOOKS: Final = ("appMenu", "clientPortalMenu")
@@ -256,6 +257,8 @@ def parse_manifest(raw: bytes | str | Mapping[str, Any] | object, *, strict: boo
     unknown: list[str] = []
     obj = _mapping(data, "")
     _check_keys(obj, _TOP_LEVEL_KEYS, "", unknown)
+    if obj.get("$schema") is not None and not isinstance(obj["$schema"], str):
+        raise ManifestError("$schema", f"must be a string, not {_kind(obj['$schema'])}")
     capabilities = _capabilities(obj.get("capabilities"))
     manifest = Manifest(
         name=_text(_required(obj, "name", ""), "name"),

@@ -20,6 +20,7 @@ import zstandard
 from ._archive import DEFAULT_LIMITS, ArchiveLimits, normalize_member_name
 from ._errors import ArchiveError, ContentHashError, IntegrityError
 from ._read import read_bundle
+from ._select import PackSelection
 
 __all__ = [
     "DEFAULT_COMPRESSION_LEVEL",
@@ -85,8 +86,11 @@ def pack_directory(
 ) -> bytes:
     """Pack ``src`` into a deterministic ``bundle.tar.zst`` and validate the result as a bundle.
 
-    Only regular files and directories are packed; a symlink, socket, fifo or device anywhere in the tree is
-    an error rather than something silently skipped or followed.
+    What is packed follows :class:`~bundles._select.PackSelection`: ``.git``, ``__pycache__`` and
+    ``node_modules`` are skipped by default, ``.extignore`` (gitignore syntax) skips more, and a manifest
+    with ``assets`` packs only those plus the manifest, entry, UI entry and precompiled artifacts.
+    Only regular files and directories are packed; a symlink, socket, fifo or device among the packed paths
+    is an error rather than something silently skipped or followed.
 
     Raises:
         ArchiveError: unsupported file type or name in ``src``, or the tree exceeds ``limits``.
@@ -95,7 +99,7 @@ def pack_directory(
     root = Path(src)
     if not root.is_dir():
         raise ArchiveError(f"{root} is not a directory")
-    entries = _walk(root, limits)
+    entries = _walk(root, limits, PackSelection.for_tree(root))
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
         for rel, is_dir in entries:
@@ -126,8 +130,9 @@ def pack_directory(
     return data
 
 
-def _walk(root: Path, limits: ArchiveLimits) -> list[tuple[str, bool]]:
-    """All (relative posix path, is_dir) under ``root``, parents before children, sorted by segments."""
+def _walk(root: Path, limits: ArchiveLimits, selection: PackSelection) -> list[tuple[str, bool]]:
+    """The (relative posix path, is_dir) under ``root`` that ``selection`` wants, parents before children,
+    sorted by segments."""
     found: list[tuple[tuple[str, ...], bool]] = []
     stack: list[tuple[Path, tuple[str, ...]]] = [(root, ())]
     while stack:
@@ -137,17 +142,24 @@ def _walk(root: Path, limits: ArchiveLimits) -> list[tuple[str, bool]]:
                 parts = (*prefix, entry.name)
                 rel = "/".join(parts)
                 mode = entry.stat(follow_symlinks=False).st_mode
+                if selection.ignored(rel, is_dir=stat.S_ISDIR(mode)):
+                    continue
                 if stat.S_ISLNK(mode):
                     raise ArchiveError("symbolic links cannot be packed", member=rel)
                 if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
                     raise ArchiveError("only regular files and directories can be packed", member=rel)
                 if normalize_member_name(rel, max_name_bytes=limits.max_name_bytes) != rel:
                     raise ArchiveError("name cannot be packed", member=rel)
-                found.append((parts, stat.S_ISDIR(mode)))
+                if stat.S_ISDIR(mode) or selection.selected(rel):
+                    found.append((parts, stat.S_ISDIR(mode)))
                 if len(found) > limits.max_files:
                     raise ArchiveError(f"more than max_files={limits.max_files} entries under {root}")
                 if stat.S_ISDIR(mode):
                     stack.append((Path(entry.path), parts))
+    if not selection.keeps_empty_dirs:
+        # Only the directories that lead to a packed file.
+        parents = {parts[:i] for parts, is_dir in found if not is_dir for i in range(1, len(parts))}
+        found = [(parts, is_dir) for parts, is_dir in found if not is_dir or parts in parents]
     found.sort(key=lambda item: item[0])
     return [("/".join(parts), is_dir) for parts, is_dir in found]
 

@@ -11,7 +11,7 @@ from typing import Final
 import trio
 
 from ._archive import DEFAULT_LIMITS, DEFAULT_MAX_COMPRESSED_BYTES, ArchiveLimits
-from ._errors import ObjectNotFound
+from ._errors import ObjectExists, ObjectNotFound
 from ._pack import parse_content_hash
 from ._read import read_bundle
 from ._signature import TrustBundle, decode_signature
@@ -45,7 +45,9 @@ async def publish_bundle(
 
     Writes ``manifest.json`` and ``entry.wasm`` (copies from inside the archive), ``bundle.sig`` when a
     signature is given, and ``bundle.tar.zst`` last, so a reader that finds the bundle also finds its
-    signature. Publishing the same bytes again is a no-op.
+    signature. Publishing the same bytes again is a no-op. The bundle and its copies are write-once; the
+    signature is not part of the bundle's identity, so publishing the same bytes with another signature
+    replaces ``bundle.sig`` (re-signing with the right key is the way out of a wrong one).
 
     Args:
         store: the bundle store.
@@ -61,7 +63,8 @@ async def publish_bundle(
     Raises:
         ArchiveError / ManifestError / EntryError: ``data`` is not a valid bundle.
         SignatureError: malformed signature, or not trusted by ``trust``.
-        ObjectExists: other bytes (e.g. another signature) are already published under a key.
+        ObjectExists: other bytes are already published under a content-addressed key (a store shared with
+            another layout, or tampered with).
         StoreError: the store failed.
     """
     contents = await trio.to_thread.run_sync(functools.partial(read_bundle, data, limits=limits))
@@ -75,7 +78,11 @@ async def publish_bundle(
     await store.put_bytes(layout.manifest_key(hex_hash, **ctx), contents.manifest_bytes)
     await store.put_bytes(layout.entry_key(hex_hash, **ctx), contents.entry)
     if sig_bytes is not None:
-        await store.put_bytes(layout.signature_key(hex_hash, **ctx), sig_bytes)
+        sig_key = layout.signature_key(hex_hash, **ctx)
+        try:
+            await store.put_bytes(sig_key, sig_bytes)
+        except ObjectExists:
+            await store.replace_bytes(sig_key, sig_bytes)
     await store.put_bytes(layout.bundle_key(hex_hash, **ctx), data)
     return contents.content_hash
 

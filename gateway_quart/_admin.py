@@ -114,7 +114,7 @@ async def register_extension() -> Response:
     st = state()
     await require_global_admin(st)
     body = parse_body(ExtensionRegister, await read_json(request))
-    published = await read_published(st.store, body.content_hash)
+    published = await read_published(st.store, body.content_hash, trust=st.settings.trust_bundle)
     manifest = published.manifest
     try:
         extension, version, created = await st.registry.register_version(

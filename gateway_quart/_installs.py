@@ -16,7 +16,7 @@ import sealing
 from ._bodies import CapabilitiesReplace, ConfigReplace, InstallCreate, InstallUpgrade, SecretsReplace, VersionPick
 from ._errors import ApiError, Conflict, InvalidRequest, NotFound, RecordConflict, RecordNotFound
 from ._rules import parse_body, read_body
-from ._state import GatewayState, state
+from ._state import GatewayState, check_signature, state
 from ._validation import Fields, check_id, read_json
 from ._views import install_view, json_response, no_content, require_tenant_admin
 from .registry import Install, SealedSecrets, Version
@@ -92,6 +92,13 @@ def _check_grants(st: GatewayState, version: Version, wanted: Iterable[str], fie
     return sorted(granted)
 
 
+async def _check_signature(st: GatewayState, version: Version) -> None:
+    """With a trust bundle, the version's signature must verify now: it may have been registered before the
+    trust bundle was set, or its signature replaced since."""
+    if st.settings.trust_bundle is not None:
+        await check_signature(st.store, version.content_hash, st.settings.trust_bundle)
+
+
 @blueprint.get("")
 async def list_installs(tenant_id: str) -> Response:
     st = state()
@@ -109,6 +116,7 @@ async def create_install(tenant_id: str) -> Response:
     fields.finish()
     assert version is not None
     granted = _check_grants(st, version, body.granted_capabilities or [], "granted_capabilities")
+    await _check_signature(st, version)
     try:
         install = await st.registry.create_install(
             tenant_id=tenant_id, extension_id=body.extension_id, version_id=version.id,
@@ -146,6 +154,7 @@ async def upgrade(tenant_id: str, extension_id: str) -> Response:
     version = await _pick_version(st, extension_id, read_body(fields, InstallUpgrade), fields, required=True)
     fields.finish()
     assert version is not None
+    await _check_signature(st, version)
     still_requested = set(st.manifests.get(version).capabilities) | bundles.ALWAYS_GRANTED
     granted = [cap for cap in current.granted_capabilities if cap in still_requested]
     install = await st.registry.update_install(

@@ -94,7 +94,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
     }),
     "Version": _obj(["id", "extension_id", "version", "content_hash", "signature_status"], {
         "id": _STR, "extension_id": _STR, "version": _STR, "content_hash": _STR,
-        "signature_status": {"enum": ["unsigned", "signed_unverified"]}, "capabilities": _STR_LIST,
+        "signature_status": {"enum": ["unsigned", "signed_unverified", "signed_verified"]}, "capabilities": _STR_LIST,
         "endpoints": {"type": "array", "items": _obj(["method", "path"], {"method": _STR, "path": _STR})},
         "has_ui": {"type": "boolean"}, "created_at": _STR,
     }),

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
+from bundles import TrustBundle, TrustBundleError
 from contract import MAX_GUEST_BODY_BYTES, SAFE_ID_PATTERN
 from servicekit import (
     DEVELOPMENT,
@@ -146,6 +147,13 @@ def _tenant_id(value: str) -> str:
     return value
 
 
+def _trust_bundle(value: str) -> TrustBundle:
+    try:
+        return TrustBundle.from_file(value)
+    except TrustBundleError as exc:
+        raise ValueError(exc.message) from None
+
+
 _LABEL_VALUE_RE: Final = re.compile("[a-z0-9]+(?:-[a-z0-9]+)*")
 _PLACEHOLDER_RE: Final = re.compile(r"\{([a-z]+)\}")
 _UI_PLACEHOLDERS: Final = ("extension", "tenant")
@@ -225,6 +233,8 @@ TABLE: Final = SettingsTable(
                 "a tenant created at start-up when missing, for development"),
         Setting("BUNDLE_STORE_BASE", "bundle_store_base", backend_url("file", "s3"), None,
                 "file:///dir or s3://bucket/prefix that published bundles are read from when registering"),
+        Setting("SIGNING_TRUST_BUNDLE", "trust_bundle", _trust_bundle, None,
+                "the runners' trust bundle (PEM file): register and install refuse a bundle it does not verify"),
         Setting("GATEWAY_ADMIN_TOKEN", "admin_token", _secret, None,
                 "bearer token of the admin API (at least 16 characters); unset disables it"),
         Setting("GATEWAY_SESSION_SECRET", "session_secret", _secret, None,
@@ -289,6 +299,7 @@ class Settings:
     runner_secrets_public_key: str | None = None
     dev_tenant_id: str | None = None
     bundle_store_base: str | None = None
+    trust_bundle: TrustBundle | None = None
     admin_token: str | None = None
     session_secret: str | None = None
     session_ttl_s: int = DEFAULT_SESSION_TTL_S

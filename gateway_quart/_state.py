@@ -6,6 +6,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Final, cast, final
 
+import trio
 from cachetools import LRUCache
 from quart import current_app
 
@@ -19,7 +20,7 @@ from ._fleet import FleetState
 from ._ratelimit import RateLimiter
 from ._runner_client import RunnerClient
 from ._settings import Settings
-from .registry import SIGNATURE_PRESENT, SIGNATURE_UNSIGNED, Registry, Version
+from .registry import SIGNATURE_PRESENT, SIGNATURE_UNSIGNED, SIGNATURE_VERIFIED, Registry, Version
 
 STATE_KEY: Final = "alga_gateway"
 DEFAULT_MANIFEST_CACHE_ENTRIES: Final = 1024
@@ -60,13 +61,16 @@ class PublishedBundle:
     signature_status: str
 
 
-async def read_published(store: BundleStore | None, content_hash: str) -> PublishedBundle:
-    """Read and validate the manifest of a published bundle from the store.
+async def read_published(
+    store: BundleStore | None, content_hash: str, *, trust: bundles.TrustBundle | None = None
+) -> PublishedBundle:
+    """Read and validate the manifest of a published bundle from the store (and its signature, given ``trust``).
 
     Raises:
         InvalidRequest: malformed hash, or the manifest breaks the schema (``fields`` names the manifest path).
         NotFound: ``bundle_not_found``.
-        ApiError: 503 ``bundle_store_unavailable`` (no store configured, or it failed).
+        ApiError: 422 ``signature_invalid`` (see :func:`check_signature`); 503 ``bundle_store_unavailable``
+            (no store configured, or it failed).
     """
     if store is None:
         raise ApiError("bundle_store_unavailable", "BUNDLE_STORE_BASE is not set", status=503)
@@ -91,8 +95,50 @@ async def read_published(store: BundleStore | None, content_hash: str) -> Publis
     except bundles.ManifestError as exc:
         raise InvalidRequest({f"manifest.{exc.path}" if exc.path else "manifest": exc.message},
                              code="invalid_manifest") from None
+    if trust is not None:
+        return PublishedBundle(hex_hash, manifest, manifest.to_json(), await check_signature(store, hex_hash, trust))
     return PublishedBundle(hex_hash, manifest, manifest.to_json(),
                            SIGNATURE_PRESENT if signed else SIGNATURE_UNSIGNED)
+
+
+async def check_signature(store: BundleStore | None, hex_hash: str, trust: bundles.TrustBundle | None) -> str:
+    """Verify the published bundle's signature as the runners will, so that a bundle they would refuse is refused
+    when it is registered or installed rather than when it is first invoked. Returns the signature status.
+
+    Without a trust bundle nothing is verified (the runners run anything then): the status says whether a
+    signature is there.
+
+    Raises:
+        ApiError: 422 ``signature_invalid`` naming the trusted key ids (also in ``trusted_keys``): no signature,
+            or none of the trusted keys made it; 404 ``bundle_not_found``; 503 ``bundle_store_unavailable``.
+    """
+    if store is None:
+        raise ApiError("bundle_store_unavailable", "BUNDLE_STORE_BASE is not set", status=503)
+    if trust is None:
+        try:
+            signed = await store.exists(BundleLayout().signature_key(hex_hash))
+        except bundles.StoreError as exc:
+            raise ApiError("bundle_store_unavailable", f"bundle store failed: {exc.message}", status=503) from exc
+        return SIGNATURE_PRESENT if signed else SIGNATURE_UNSIGNED
+    try:
+        fetched = await bundles.fetch_bundle(store, hex_hash)
+    except bundles.ObjectNotFound:
+        raise NotFound("bundle_not_found", f"no bundle published under sha256:{hex_hash}") from None
+    except (bundles.ObjectTooLarge, bundles.IntegrityError, bundles.StoreError) as exc:
+        raise ApiError("bundle_store_unavailable", f"bundle store failed: {exc.message}", status=503) from exc
+    keys = list(trust.fingerprints)
+    trusted = f"trusted keys: {', '.join(keys)}"
+    if fetched.signature is None or not fetched.signature.strip():
+        raise ApiError("signature_invalid", f"bundle sha256:{hex_hash} has no signature; sign it with a key the "
+                       f"runners trust and publish it again ({trusted})", status=422,
+                       extra={"content_hash": f"sha256:{hex_hash}", "trusted_keys": keys})
+    try:
+        await trio.to_thread.run_sync(trust.verify, fetched.data, fetched.signature)
+    except bundles.SignatureError as exc:
+        raise ApiError("signature_invalid", f"bundle sha256:{hex_hash}: {exc.message}; re-sign it with a key the "
+                       f"runners trust and publish it again ({trusted})", status=422,
+                       extra={"content_hash": f"sha256:{hex_hash}", "trusted_keys": keys}) from None
+    return SIGNATURE_VERIFIED
 
 
 @dataclass

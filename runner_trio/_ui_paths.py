@@ -16,6 +16,8 @@ from urllib.parse import unquote_to_bytes
 
 from werkzeug.http import parse_range_header
 
+from contract import ContentHashError, parse_content_hash
+
 __all__ = [
     "DEFAULT_CSP",
     "IMMUTABLE_CACHE_CONTROL",
@@ -26,6 +28,7 @@ __all__ = [
     "build_csp",
     "content_type_for",
     "parse_range",
+    "parse_ui_content_hash",
     "safe_relative_path",
 ]
 
@@ -69,6 +72,23 @@ _CONTENT_TYPES: Final = {
 _INVALID_RANGE: Final = re.compile(r"bytes=(?:[0-9]+-[0-9]+|-0+)")
 """The single ranges werkzeug's parser drops as malformed that RFC 9110 calls invalid (a 416): written
 backwards (``bytes=5-1``, werkzeug has already refused it when this matches) or an empty suffix (``bytes=-0``)."""
+
+
+_UI_HASH_RE: Final = re.compile(r"(?:sha256:)?[0-9a-fA-F]{64}")
+
+
+def parse_ui_content_hash(segment: str) -> str:
+    """The ``{hash}`` segment of ``/ext-ui/{ext}/{hash}/``: ``sha256:<64 hex>`` or 64 bare hex, as
+    ``/v1/execute`` accepts them; return the lower-case bare hex.
+
+    Nothing may surround it (a path segment is taken as it is, unlike a JSON field that may be padded).
+
+    Raises:
+        ContentHashError: anything else.
+    """
+    if not _UI_HASH_RE.fullmatch(segment):
+        raise ContentHashError(f"content hash {segment[:80]!r} is not 'sha256:' followed by 64 hex digits")
+    return parse_content_hash(segment)
 
 
 class UnsafePath(ValueError):

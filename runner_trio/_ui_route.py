@@ -40,7 +40,7 @@ from werkzeug.http import parse_if_range_header, quote_etag
 
 from bundles import ArchiveError, IntegrityError, ManifestError, ObjectNotFound, SignatureError
 from cache import CacheCorrupted, CacheError, FileInfo
-from contract import SAFE_ID_PATTERN, ContentHashError, UiUrlSigner, parse_prefixed_content_hash, split_ui_token
+from contract import SAFE_ID_PATTERN, ContentHashError, UiUrlSigner, split_ui_token
 
 from ._bundles import UI_DIR, BundleService
 from ._config import Settings
@@ -54,6 +54,7 @@ from ._ui_paths import (
     build_csp,
     content_type_for,
     parse_range,
+    parse_ui_content_hash,
     safe_relative_path,
 )
 from ._ui_validator import InstallValidator
@@ -205,7 +206,7 @@ def _raw_target() -> tuple[str, str, str] | None:
         return None
     extension = urllib.parse.unquote(parts[2])  # undecodable bytes become U+FFFD, which the id pattern refuses
     try:
-        hex_digest = parse_prefixed_content_hash(urllib.parse.unquote(parts[3]))
+        hex_digest = parse_ui_content_hash(urllib.parse.unquote(parts[3]))
     except ContentHashError:
         return None
     if not _ID_RE.fullmatch(extension):

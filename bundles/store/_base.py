@@ -20,13 +20,18 @@ class BundleStore(Protocol):
     """A write-once object store keyed by relative keys (see ``validate_key``). All methods are trio-async.
 
     ``put_bytes`` is idempotent for identical bytes and refuses different bytes under an existing key
-    (``ObjectExists``), race-free across concurrent writers. ``get_bytes`` streams and stops as soon as the
+    (``ObjectExists``), race-free across concurrent writers. ``replace_bytes`` is the one exception, for the
+    objects that are not content-addressed (a bundle's detached signature): it writes ``data`` under ``key``
+    whether or not the key exists, atomically (a reader sees the old bytes or the new, never a mix).
+    ``get_bytes`` streams and stops as soon as the
     object exceeds ``max_bytes`` (``ObjectTooLarge``), verifies ``sha256_hex`` when given
     (``IntegrityError``) and raises ``ObjectNotFound`` for a missing key. Every other failure is a
     ``StoreError``. Invalid keys raise ``ValueError`` before any I/O.
     """
 
     async def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    async def replace_bytes(self, key: str, data: bytes) -> None: ...
 
     async def get_bytes(self, key: str, *, max_bytes: int, sha256_hex: str | None = None) -> bytes: ...
 

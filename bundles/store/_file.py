@@ -190,6 +190,30 @@ class FileStore:
         finally:
             os.close(parent)
 
+    def _replace_sync(self, key: str, data: bytes) -> None:
+        """Write ``data`` to a temporary file and rename it over ``key`` (atomic; a symlink there is replaced,
+        never followed)."""
+        parent, name = self._open_parent(key, create=True)
+        try:
+            temp = f".tmp-{secrets.token_hex(8)}"
+            fd = os.open(temp, _TEMP_FLAGS, 0o600, dir_fd=parent)
+            try:
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    os.fchmod(fd, self._file_mode)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
+                os.fsync(parent)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp, dir_fd=parent)
+        finally:
+            os.close(parent)
+
     @staticmethod
     def _entry_exists(parent: int, name: str) -> bool:
         try:
@@ -244,6 +268,21 @@ class FileStore:
             raise ObjectExists(f"object {key!r} already exists with different (larger) content") from None
         if existing != data:
             raise ObjectExists(f"object {key!r} already exists with different content")
+
+    async def replace_bytes(self, key: str, data: bytes) -> None:
+        """Write ``data`` under ``key``, replacing what is there (only for objects that are not content-addressed).
+
+        Raises:
+            ValueError: the key is not a safe key.
+            StoreError: the file system refused (permissions, a symlink in the path, disk full, ...).
+        """
+        validate_key(key)
+        self._check_open()
+        data = bytes(data)
+        with _os_errors(key, "write", missing=StoreError):
+            await trio.to_thread.run_sync(self._replace_sync, key, data)
+        self._bytes_written += len(data)
+        self._objects_written += 1
 
     async def get_bytes(self, key: str, *, max_bytes: int, sha256_hex: str | None = None) -> bytes:
         """Read the object ``key``, at most ``max_bytes`` of it, checking ``sha256_hex`` when given.

@@ -307,6 +307,25 @@ class S3Store:
                 continue
             raise await self._error(response, f"PUT {key!r}", key)
 
+    async def replace_bytes(self, key: str, data: bytes) -> None:
+        """Write ``data`` under ``key`` unconditionally (S3 PUTs are atomic); only for objects that are not
+        content-addressed.
+
+        Raises:
+            ValueError: the key is not a safe key.
+            StoreError: the server is unreachable, refused the credentials, or failed.
+        """
+        url = self._object_url(key)
+        data = bytes(data)
+        response = await self._send(
+            "PUT", url, f"PUT {key!r}", body=data, headers={"Content-Type": "application/octet-stream"}
+        )
+        if response.status_code != 200:
+            raise await self._error(response, f"PUT {key!r}", key)
+        await response.aclose()
+        self._bytes_written += len(data)
+        self._objects_written += 1
+
     async def _check_same(self, key: str, data: bytes) -> None:
         try:
             existing = await self._get(key, max_bytes=len(data), sha256_hex=None)

@@ -1,7 +1,9 @@
 """``extctl invoke EXTENSION_ID PATH [-X METHOD] [-d DATA | --data-file F] [-H 'k: v' …]``: call an extension.
 
-Calls ``/api/ext/{EXTENSION_ID}{PATH}`` on the gateway with a user's API token, prints the status line (and with
-``-i`` the response headers) to stderr and streams the body to stdout. Exit 0 for a 2xx answer, 1 otherwise.
+Calls ``/api/ext/{EXTENSION_ID}{PATH}`` on the gateway with a user's API token and streams the body to stdout,
+like ``curl``: with ``-i`` the status line and the response headers go to stderr first. On a terminal a body that
+does not end with a newline gets one, so the prompt starts on its own line (a pipe gets the bytes unchanged).
+Exit 0 for a 2xx answer; otherwise 1, with ``http_status: <code> <reason>`` on stderr (the CLI's refusal line).
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "-H", "--header", dest="headers", action="append", default=[], metavar="'NAME: VALUE'",
         help="request header; repeatable",
     )
-    parser.add_argument("-i", "--include", action="store_true", help="also print the response headers to stderr")
+    parser.add_argument(
+        "-i", "--include", action="store_true", help="print the status line and response headers to stderr"
+    )
 
 
 def _headers(items: list[str]) -> dict[str, str]:
@@ -80,15 +84,21 @@ def _run(args: argparse.Namespace) -> int:
         with client.stream(method, url, content=data, headers=headers) as response:
             # Hypercorn (like many servers) sends no reason phrase; the standard one reads better.
             reason = response.reason_phrase or httpx.codes.get_reason_phrase(response.status_code)
-            print(f"{response.http_version} {response.status_code} {reason}".rstrip(), file=sys.stderr)
             if args.include:
+                print(f"{response.http_version} {response.status_code} {reason}".rstrip(), file=sys.stderr)
                 for name, value in response.headers.multi_items():
                     print(f"{name}: {value}", file=sys.stderr)
             out = sys.stdout.buffer
+            last = b"\n"
             for chunk in response.iter_bytes(_CHUNK):
                 out.write(chunk)
+                last = chunk[-1:] or last
+            if last != b"\n" and sys.stdout.isatty():
+                out.write(b"\n")
             out.flush()
             ok = response.is_success
+    if not ok and not args.include:
+        print(f"http_status: {response.status_code} {reason}".rstrip(), file=sys.stderr)
     return 0 if ok else 1
 
 

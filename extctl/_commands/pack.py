@@ -1,5 +1,9 @@
 """``extctl pack DIR --out BUNDLE [--strict]``: a deterministic bundle.tar.zst; prints ``sha256:<hex>``.
 
+``.git``, ``__pycache__`` and ``node_modules`` are left out, and so is whatever ``DIR/.extignore`` (gitignore
+syntax) names; a manifest with ``assets`` packs only those globs plus the manifest, the component entry, the
+UI entry and the precompiled artifacts (``bundles.pack_directory``).
+
 Manifest keys outside the schema are accepted (as the reference accepts them) and each is named in a warning on
 stderr; ``--strict`` refuses them instead (exit 1, nothing written).
 """

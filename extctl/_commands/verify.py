@@ -2,7 +2,8 @@
 
 Checks, in the runner's order: the content hash (when ``--hash`` is given), the signature policy (a trust
 bundle from ``--trust-bundle`` or ``SIGNING_TRUST_BUNDLE`` requires a trusted signature; without one the
-bundle passes as unsigned-dev with a warning), then the archive members, the manifest and the component entry.
+bundle passes with a warning, as ``signed`` when a signature is there, well formed but not checked, else as
+``unsigned-dev``), then the archive members, the manifest and the component entry.
 Manifest keys outside the schema are accepted, as the runner accepts them, with a warning naming each.
 """
 
@@ -13,7 +14,14 @@ import os
 import sys
 from pathlib import Path
 
-from bundles import SignaturePolicy, SignatureStatus, TrustBundle, content_hash, read_bundle, verify_content_hash
+from bundles import (
+    SignaturePolicy,
+    TrustBundle,
+    content_hash,
+    decode_signature,
+    read_bundle,
+    verify_content_hash,
+)
 
 from ._base import Command, read_capped
 
@@ -45,15 +53,22 @@ def _run(args: argparse.Namespace) -> int:
         default = bundle.with_name(bundle.name + ".sig")
         sig_path = default if default.is_file() else None
     signature = read_capped(sig_path, max_bytes=_MAX_SIGNATURE_FILE, what="signature") if sig_path else None
-    # Without a trust bundle this is what SignaturePolicy(None) decides, minus its log line (said below).
-    status = SignatureStatus("unsigned-dev") if trust is None else SignaturePolicy(trust).check(data, signature, digest)
+    if trust is None:
+        # What SignaturePolicy(None) decides (the runner runs it), minus its log line (said below); a signature
+        # beside the bundle is reported, once it is known to be well formed.
+        if signature is not None:
+            decode_signature(signature)
+        state, key = ("signed" if signature is not None else "unsigned-dev"), ""
+    else:
+        status = SignaturePolicy(trust).check(data, signature, digest)
+        state, key = status.state, f" key={status.key_fingerprint}"
     contents = read_bundle(data)
     for warning in contents.manifest.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if trust is None:
-        print("warning: no trust bundle given: signature not verified (development mode)", file=sys.stderr)
-    key = f" key={status.key_fingerprint}" if status.key_fingerprint else ""
-    print(f"ok {digest} signature={status.state}{key} entry={contents.entry_path} files={len(contents.members)}")
+        print(f"warning: no trust bundle given (--trust-bundle or ${TRUST_BUNDLE_ENV}): signature not verified "
+              "(development mode)", file=sys.stderr)
+    print(f"ok {digest} signature={state}{key} entry={contents.entry_path} files={len(contents.members)}")
     return 0
 
 

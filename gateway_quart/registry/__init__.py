@@ -11,6 +11,7 @@ from ._migrations import MIGRATIONS, POSTGRES_MIGRATIONS, Migration, apply_migra
 from ._models import (
     SIGNATURE_PRESENT,
     SIGNATURE_UNSIGNED,
+    SIGNATURE_VERIFIED,
     UNSET,
     ApiToken,
     AuditEntry,
@@ -38,6 +39,7 @@ __all__ = [
     "POSTGRES_MIGRATIONS",
     "SIGNATURE_PRESENT",
     "SIGNATURE_UNSIGNED",
+    "SIGNATURE_VERIFIED",
     "UNSET",
     "ApiToken",
     "AuditEntry",

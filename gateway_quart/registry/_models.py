@@ -20,6 +20,8 @@ Unset = Literal[_Unset.UNSET]
 SIGNATURE_UNSIGNED: Final = "unsigned"
 SIGNATURE_PRESENT: Final = "signed_unverified"
 """A ``bundle.sig`` sits beside the bundle; the runner verifies it against its trust bundle."""
+SIGNATURE_VERIFIED: Final = "signed_verified"
+"""The gateway verified ``bundle.sig`` against its ``SIGNING_TRUST_BUNDLE`` (the runners') when registering."""
 
 
 @dataclass(frozen=True)

@@ -4,18 +4,20 @@ import bundles
 def test_public_api_is_pinned() -> None:
     assert sorted(bundles.__all__) == sorted(
         [
-            "ALGORITHMS", "ALWAYS_GRANTED", "DEFAULT_COMPRESSION_LEVEL", "DEFAULT_ENTRY_CANDIDATES",
+            "ALGORITHMS", "ALWAYS_GRANTED", "DEFAULT_COMPRESSION_LEVEL", "DEFAULT_ENTRY_CANDIDATES", "DEFAULT_IGNORES",
             "DEFAULT_LIMITS", "DEFAULT_MAX_COMPRESSED_BYTES", "DEFAULT_MAX_FILES", "DEFAULT_MAX_HEADER_BYTES",
             "DEFAULT_MAX_MANIFEST_BYTES", "DEFAULT_MAX_MEMBER_BYTES", "DEFAULT_MAX_NAME_BYTES",
             "DEFAULT_MAX_SIGNATURE_BYTES", "DEFAULT_MAX_UNPACKED_BYTES", "DEFAULT_MAX_WARNED_HASHES",
-            "DEFAULT_MAX_WINDOW_BYTES", "DEFAULT_SIGNATURE_ALGORITHM", "HTTP_METHODS", "KNOWN_CAPABILITIES",
-            "MANIFEST_NAME", "ArchiveError", "ArchiveLimits", "BundleContents", "BundleError",
+            "DEFAULT_MAX_WINDOW_BYTES", "DEFAULT_SIGNATURE_ALGORITHM", "HTTP_METHODS", "IGNORE_FILE",
+            "KNOWN_CAPABILITIES",
+            "MANIFEST_NAME", "MANIFEST_SCHEMA_NAME", "ArchiveError", "ArchiveLimits", "BundleContents", "BundleError",
             "ContentHashError", "Endpoint", "EntryError", "EventSubscription",
             "ExtractedFile", "FetchedBundle", "IntegrityError",
             "Manifest", "ManifestError", "MemberInfo", "MemberVisitor", "ObjectExists", "ObjectNotFound",
             "ObjectTooLarge", "SignatureError", "SignaturePolicy", "SignatureStatus", "StoreError", "TrustBundle",
             "TrustBundleError", "UiHooks", "UiSpec", "check_component", "content_hash", "decode_signature",
-            "extract_bundle", "fetch_bundle", "generate_private_key", "key_fingerprint", "normalize_member_name",
+            "extract_bundle", "fetch_bundle", "generate_private_key", "key_fingerprint", "manifest_schema",
+            "manifest_schema_text", "normalize_member_name",
             "pack_directory", "parse_content_hash", "parse_manifest", "publish_bundle", "read_bundle",
             "read_member", "resolve_entry", "scan_archive", "sign_bundle", "verify_content_hash",
         ]

@@ -164,3 +164,72 @@ def test_flipped_byte_fails_hash_verification(tmp_path: Path) -> None:
     flipped[len(flipped) // 2] ^= 0x01
     with pytest.raises(IntegrityError, match="expected sha256:"):
         verify_content_hash(bytes(flipped), expected)
+
+
+def _names(data: bytes) -> list[str]:
+    raw = zstandard.ZstdDecompressor().decompress(data)
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        return [m.name for m in tar.getmembers()]
+
+
+def test_pack_skips_pycache_git_and_node_modules_by_default(tmp_path: Path) -> None:
+    files = default_files(manifest_dict(assets=None))
+    clean = pack_directory(write_tree(tmp_path / "clean", files))
+    src = write_tree(tmp_path / "src", files)
+    for junk in ("__pycache__/app.cpython-311.pyc", "ui/__pycache__/x.pyc", ".git/HEAD", "node_modules/a/index.js",
+                 "ui/node_modules/b.js"):
+        (src / junk).parent.mkdir(parents=True, exist_ok=True)
+        (src / junk).write_bytes(b"junk")
+    (src / ".git" / "link").symlink_to("/etc/passwd")  # inside a skipped tree: never looked at
+    data = pack_directory(src)
+    assert data == clean  # same bytes, same content hash: the junk leaves no trace
+    assert not any(part in name for name in _names(data) for part in ("__pycache__", ".git", "node_modules"))
+
+
+def test_pack_honours_extignore_in_gitignore_syntax(tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "src", default_files(manifest_dict(assets=None)))
+    (src / "app.py").write_text("print('build script')\n")
+    (src / "notes").mkdir()
+    (src / "notes" / "todo.md").write_text("x")
+    (src / "ui" / "app.test.js").write_text("test()")
+    (src / "node_modules" / "keep").mkdir(parents=True)
+    (src / "node_modules" / "keep" / "k.js").write_text("k")
+    # dist/ is ignored as many copied .gitignore files do; the component entry is packed all the same.
+    (src / ".extignore").write_text("# build inputs\n*.py\nnotes/\n**/*.test.js\ndist/\n!node_modules/\n")
+    names = _names(pack_directory(src))
+    assert not {"app.py", "notes", "ui/app.test.js", ".extignore"} & set(names)
+    assert {"dist/main.wasm", "ui/app.js"} <= set(names)
+    assert "node_modules/keep/k.js" in names  # re-included with '!'
+
+
+def test_pack_with_assets_packs_only_them_and_what_the_bundle_needs(tmp_path: Path) -> None:
+    manifest = manifest_dict(assets=["ui/img/*.svg"], precompiled={"x86_64-linux": "precompiled/x86.cwasm"})
+    src = write_tree(tmp_path / "src", default_files(manifest))
+    (src / "precompiled").mkdir()
+    (src / "precompiled" / "x86.cwasm").write_bytes(b"artifact")
+    (src / "README.md").write_text("not an asset")
+    (src / "src").mkdir()
+    (src / "src" / "handler.ts").write_text("export {}")
+    names = _names(pack_directory(src))
+    assert names == [
+        "dist", "dist/main.wasm", "manifest.json", "precompiled", "precompiled/x86.cwasm", "ui",
+        "ui/img", "ui/img/logo.svg", "ui/index.html",
+    ]
+
+
+def test_pack_assets_directory_names_everything_under_it(tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "src", default_files(manifest_dict(assets=["ui"])))
+    (src / "other.txt").write_text("left out")
+    names = _names(pack_directory(src))
+    assert "other.txt" not in names
+    assert {"ui/app.js", "ui/img/logo.svg", "ui/index.html"} <= set(names)
+
+
+def test_an_unreadable_extignore_is_refused_not_ignored(tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "src")
+    (src / ".extignore").write_bytes(b"\xff\xfe*.py\n")
+    with pytest.raises(ArchiveError, match="not UTF-8"):
+        pack_directory(src)
+    (src / ".extignore").write_bytes(b"#" * (256 * 1024 + 1))
+    with pytest.raises(ArchiveError, match="larger than"):
+        pack_directory(src)

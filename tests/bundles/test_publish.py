@@ -45,6 +45,10 @@ class MemoryStore:
         self.objects[key] = bytes(data)
         self.writes.append(key)
 
+    async def replace_bytes(self, key: str, data: bytes) -> None:
+        self.objects[key] = bytes(data)
+        self.writes.append(key)
+
     async def get_bytes(self, key: str, *, max_bytes: int, sha256_hex: str | None = None) -> bytes:
         if key not in self.objects:
             raise ObjectNotFound(key)
@@ -102,13 +106,25 @@ async def test_publish_writes_sidecars_then_the_bundle(bundle: bytes) -> None:
     assert TrustBundle.from_pem(public_pem).verify(fetched.data, fetched.signature or b"")
 
 
-async def test_publish_refuses_a_different_signature_for_the_same_bundle(bundle: bytes) -> None:
+async def test_publish_of_a_new_signature_replaces_only_the_signature(bundle: bytes) -> None:
     store = MemoryStore()
     first, _ = generate_private_key("ed25519")
-    second, _ = generate_private_key("ed25519")
-    await publish_bundle(store, bundle, sign_bundle(bundle, first))
+    second, second_public = generate_private_key("ed25519")
+    digest = await publish_bundle(store, bundle, sign_bundle(bundle, first))
+    before = dict(store.objects)
+    assert await publish_bundle(store, bundle, sign_bundle(bundle, second)) == digest
+    fetched = await fetch_bundle(store, digest)
+    assert TrustBundle.from_pem(second_public).verify(fetched.data, fetched.signature or b"")
+    changed = {key for key in store.objects if store.objects[key] != before[key]}
+    assert changed == {f"sha256/{digest.removeprefix('sha256:')}/bundle.sig"}
+
+
+async def test_publish_refuses_other_bytes_under_a_content_addressed_key(bundle: bytes) -> None:
+    store = MemoryStore()
+    digest = await publish_bundle(store, bundle)
+    store.objects[f"sha256/{digest.removeprefix('sha256:')}/manifest.json"] = b"{}"  # tampered with
     with pytest.raises(ObjectExists):
-        await publish_bundle(store, bundle, sign_bundle(bundle, second))
+        await publish_bundle(store, bundle)
 
 
 async def test_publish_validates_before_writing_anything(bundle: bytes) -> None:
@@ -189,6 +205,21 @@ async def test_round_trip_through_each_backend(store: BundleStore, backend: Back
     assert sorted(w.rsplit("/", 1)[1] for w in written) == [
         "bundle.sig", "bundle.tar.zst", "entry.wasm", "manifest.json"
     ]
+
+
+async def test_a_new_signature_replaces_the_old_on_each_backend(
+    store: BundleStore, backend: Backend, bundle: bytes
+) -> None:
+    first, _ = generate_private_key("ed25519")
+    second, second_public = generate_private_key("ed25519")
+    digest = await publish_bundle(store, bundle, sign_bundle(bundle, first))
+    assert await publish_bundle(store, bundle, sign_bundle(bundle, second)) == digest
+    fetched = await fetch_bundle(store, digest)
+    assert fetched.data == bundle
+    assert TrustBundle.from_pem(second_public).verify(fetched.data, fetched.signature or b"")
+    # The bundle bytes stay write-once.
+    with pytest.raises(ObjectExists):
+        await store.put_bytes(f"sha256/{digest.removeprefix('sha256:')}/bundle.tar.zst", bundle + b"x")
 
 
 async def test_round_trip_through_an_s3_url(moto_s3: MotoS3, s3_bucket: str, bundle: bytes) -> None:

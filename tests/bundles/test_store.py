@@ -33,6 +33,16 @@ async def test_round_trip(store: BundleStore, backend: Backend) -> None:
     assert backend.everything_written() == [expected]
 
 
+async def test_replace_bytes_writes_whether_or_not_the_key_exists(store: BundleStore, backend: Backend) -> None:
+    sig = "sha256/" + "ab" * 32 + "/bundle.sig"
+    await store.replace_bytes(sig, b"first")
+    assert await store.get_bytes(sig, max_bytes=100) == b"first"
+    await store.replace_bytes(sig, b"the second, longer")
+    assert await store.get_bytes(sig, max_bytes=100) == b"the second, longer"
+    if backend.kind == "file":  # no temporary file is left beside it
+        assert backend.everything_written() == ["store/" + sig]
+
+
 async def test_empty_object_round_trip(store: BundleStore) -> None:
     await store.put_bytes("empty", b"")
     assert await store.exists("empty")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 
+import bundles
 from bundles import read_bundle
 from extctl import main
 
@@ -89,12 +90,31 @@ def test_keygen_pack_sign_verify_publish(tmp_path: Path) -> None:
     assert (stored / "bundle.tar.zst").read_bytes() == data
     assert (stored / "bundle.sig").read_bytes() == (tmp_path / "bundle.tar.zst.sig").read_bytes().strip()
 
+    # Re-signed (another key, the same bytes): publishing replaces the signature, the bundle stays as it was.
+    assert extctl(tmp_path, "keygen", "--out", "second.key").returncode == 0
+    resign = extctl(tmp_path, "sign", "bundle.tar.zst", "--key", "second.key")
+    assert resign.returncode == 0, resign.stderr
+    republish = extctl(tmp_path, "publish", "bundle.tar.zst", "--store", f"file://{store}",
+                       "--trust-bundle", "second.key.pub")
+    assert republish.returncode == 0, republish.stderr
+    assert (stored / "bundle.sig").read_bytes() == (tmp_path / "bundle.tar.zst.sig").read_bytes().strip()
+    assert (stored / "bundle.tar.zst").read_bytes() == data
+
     tenant = extctl(
         tmp_path, "publish", "bundle.tar.zst", "--store", f"file://{store}",
         "--key-template", "tenants/{tenant}/sha256/{hex}", "--key-field", "tenant=acme",
     )
     assert tenant.returncode == 0, tenant.stderr
     assert (store / "tenants" / "acme" / "sha256" / hex_ / "bundle.tar.zst").read_bytes() == data
+
+
+def test_manifest_schema_is_the_shipped_one(tmp_path: Path) -> None:
+    printed = extctl(tmp_path, "manifest-schema")
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == bundles.manifest_schema_text()
+    assert json.loads(printed.stdout)["required"] == ["name", "version"]
+    assert main(["manifest-schema", "--out", str(tmp_path / "manifest.schema.json")]) == 0
+    assert (tmp_path / "manifest.schema.json").read_text() == printed.stdout
 
 
 def test_verify_rejections(tmp_path: Path) -> None:
@@ -118,11 +138,20 @@ def test_verify_rejections(tmp_path: Path) -> None:
     assert no_sig.returncode == 1
     assert "no signature" in _one_error_line(no_sig, "signature_invalid")
 
-    # Without a trust bundle the runner would run it (development mode): exit 0 with a warning.
+    # Without a trust bundle the runner would run it (development mode): exit 0 with a warning; the signature
+    # beside the bundle is reported as there (not checked), and one that is not base64 is refused.
     dev = extctl(tmp_path, "verify", "bundle.tar.zst")
     assert dev.returncode == 0
-    assert "signature=unsigned-dev" in dev.stdout
+    assert " signature=signed " in dev.stdout
     assert dev.stderr.startswith("warning:")
+    (tmp_path / "plain.tar.zst").write_bytes((tmp_path / "bundle.tar.zst").read_bytes())
+    plain = extctl(tmp_path, "verify", "plain.tar.zst")
+    assert plain.returncode == 0
+    assert " signature=unsigned-dev " in plain.stdout
+    (tmp_path / "bad.sig").write_text("%%% not base64")
+    bad = extctl(tmp_path, "verify", "plain.tar.zst", "--sig", "bad.sig")
+    assert bad.returncode == 1
+    assert "not base64" in _one_error_line(bad, "signature_invalid")
 
     data = bytearray((tmp_path / "bundle.tar.zst").read_bytes())
     data[len(data) // 2] ^= 0x01

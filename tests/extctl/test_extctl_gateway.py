@@ -9,9 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pty
 import socket
 import sqlite3
+import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,7 @@ import pytest
 import trio
 import wasmtime
 
+import bundles
 import sealing
 from extctl import main
 from gateway_quart import Settings, create_app
@@ -73,6 +77,31 @@ async def extctl(cwd: Path, *args: str, env: dict[str, str] | None = None, stdin
             capture_stderr=True, check=False,
         )
     return Result(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+def _output_on_a_terminal(args: list[str]) -> bytes:
+    """What ``extctl ARGS`` writes to stdout when stdout is a terminal (a pseudo-terminal here)."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "extctl", *args], stdout=slave, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, env=_env(), timeout=60, check=False)
+        os.close(slave)
+        slave = -1
+        assert proc.returncode == 0, proc.stderr
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer is gone and everything was read
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        os.close(master)
+        if slave != -1:
+            os.close(slave)
 
 
 def _error_line(stderr: str, code: str) -> str:
@@ -134,9 +163,9 @@ async def test_publish_register_install_secrets_invoke_uninstall(stack: Stack) -
 
     # The gateway and the credential from the environment this time.
     env = {"EXTCTL_GATEWAY": stack.url, "EXTCTL_ADMIN_TOKEN": ADMIN_TOKEN}
-    tenant = await extctl(stack.tmp, "create-tenant", "Acme Corp", "--id", "acme", env=env)
+    tenant = await extctl(stack.tmp, "create-tenant", "Acme", env=env)  # the slug of the name is the id
     assert tenant.returncode == 0, tenant.stderr
-    assert json.loads(tenant.stdout)["id"] == "acme"
+    assert (json.loads(tenant.stdout)["id"], json.loads(tenant.stdout)["name"]) == ("acme", "Acme")
     user = await extctl(stack.tmp, "create-user", "--tenant", "acme", "--role", "member", "ann@example.com", env=env)
     assert user.returncode == 0, user.stderr
     user_record = json.loads(user.stdout)
@@ -178,9 +207,17 @@ async def test_publish_register_install_secrets_invoke_uninstall(stack: Stack) -
     call = await extctl(stack.tmp, "invoke", "--gateway", stack.url, "--token", token, "echo", "/items?x=1",
                         "-H", "accept-language: fr", "-H", "x-request-id: req-extctl-1")
     assert call.returncode == 0, call.stderr
-    assert call.stderr == "HTTP/1.1 200 OK\n"
+    assert call.stderr == ""  # like curl: the status only with -i
     assert json.loads(call.stdout) == {"method": "GET", "path": "/items", "query": {"x": "1"}}
-    (seen,) = stack.runner.calls
+    assert not call.stdout.endswith("\n")  # a pipe gets the body's bytes unchanged (the runner sent no newline)
+    # On a terminal the body ends with a newline, so the shell prompt starts on its own line.
+    on_tty = await trio.to_thread.run_sync(
+        _output_on_a_terminal, ["invoke", "--gateway", stack.url, "--token", token, "echo", "/items?x=1"]
+    )
+    assert on_tty.endswith(b"}\r\n"), on_tty  # the terminal writes \n as \r\n
+    assert json.loads(on_tty) == {"method": "GET", "path": "/items", "query": {"x": "1"}}
+    assert len(stack.runner.calls) == 2  # the pipe and the terminal
+    seen = stack.runner.calls[0]
     assert seen["body"]["context"]["tenant_id"] == "acme"
     assert seen["body"]["context"]["request_id"] == "req-extctl-1"
     assert seen["body"]["context"]["config"] == {"GREETING": "hello", "QUERY": "a=b"}
@@ -200,12 +237,12 @@ async def test_publish_register_install_secrets_invoke_uninstall(stack: Stack) -
     assert base64.b64decode(http["body_b64"]) == b'{"name": "widget"}'
     assert http["headers"]["content-type"] == "application/json"
 
-    # A refusal of the gateway: status on stderr, its JSON body on stdout, exit 1.
+    # A refusal of the gateway: the CLI's refusal line on stderr, its JSON body on stdout, exit 1.
     missing = await extctl(stack.tmp, "invoke", "--gateway", stack.url, "--token", token, "echo", "/nope")
     assert missing.returncode == 1
-    assert missing.stderr == "HTTP/1.1 404 Not Found\n"
+    assert missing.stderr == "http_status: 404 Not Found\n"
     assert json.loads(missing.stdout)["error"] == "endpoint_not_found"
-    assert len(stack.runner.calls) == 2
+    assert len(stack.runner.calls) == 3
 
     uninstall = await extctl(stack.tmp, "uninstall", *admin, "--tenant", "acme", "echo")
     assert uninstall.returncode == 0, uninstall.stderr
@@ -277,6 +314,14 @@ async def test_gateway_refusals_exit_1_with_the_gateway_code(
     assert await run_main("create-tenant", "--gateway", stack.url, "--admin-token", record["token"], "Evil") == 1
     _error_line(capsys.readouterr().err, "admin_token_required")
 
+    # The id is the slug of the name unless told otherwise; a name with nothing to slug asks for --id.
+    assert await run_main("create-tenant", *admin, "Globex Corp.") == 0
+    assert json.loads(capsys.readouterr().out)["id"] == "globex-corp"
+    assert await run_main("create-tenant", *admin, "Initech", "--generated-id") == 0
+    assert str(uuid.UUID(json.loads(capsys.readouterr().out)["id"])) != "initech"
+    assert await run_main("create-tenant", *admin, "***") == 2
+    assert "--id" in _error_line(capsys.readouterr().err, "usage")
+
     # Nobody listening: a transport failure, still one line and exit 1.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -315,3 +360,48 @@ async def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], monkeypat
             main(argv)
         assert info.value.code == 2, argv
         assert "usage:" in capsys.readouterr().err
+
+
+async def test_a_bundle_signed_with_the_wrong_key_is_refused_at_register_and_fixed_by_re_signing(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """The trap of issue 17: signed with the author's own key, it used to register and install and fail only at
+    invoke, and re-signing could not be published. Now register names the trusted keys, and re-sign + publish
+    is the way out."""
+    for name in ("runner", "author"):
+        assert (await extctl(tmp_path, "keygen", "--out", f"{name}.key")).returncode == 0
+    store = tmp_path / "store"
+    store.mkdir()
+    runner_server = await start_runner(nursery, FakeRunner())
+    settings = Settings(runner_base_urls=(runner_server.url,), registry_database=str(tmp_path / "registry.sqlite3"),
+                        bundle_store_base=f"file://{store}", admin_token=ADMIN_TOKEN,
+                        trust_bundle=bundles.TrustBundle.from_file(tmp_path / "runner.key.pub"))
+    server = await start_server(nursery, create_app(settings))
+    (fingerprint,) = settings.trust_bundle.fingerprints if settings.trust_bundle else ()
+    admin = {"EXTCTL_GATEWAY": server.url, "EXTCTL_ADMIN_TOKEN": ADMIN_TOKEN}
+    try:
+        src = tmp_path / "src"
+        (src / "dist").mkdir(parents=True)
+        (src / "dist" / "main.wasm").write_bytes(wasmtime.wat2wasm("(component)"))
+        (src / "manifest.json").write_text(json.dumps(MANIFEST))
+        digest = (await extctl(tmp_path, "pack", "src", "--out", "b.tar.zst")).stdout.strip()
+
+        assert (await extctl(tmp_path, "sign", "b.tar.zst", "--key", "author.key")).returncode == 0
+        publish = await extctl(tmp_path, "publish", "b.tar.zst", "--store", f"file://{store}")
+        assert publish.returncode == 0, publish.stderr
+        refused = await extctl(tmp_path, "register", digest, "--extension-id", "echo", env=admin)
+        assert refused.returncode == 1
+        line = _error_line(refused.stderr, "signature_invalid")
+        assert f"trusted keys: {fingerprint}" in line
+        assert "HTTP 422" in line
+
+        assert (await extctl(tmp_path, "sign", "b.tar.zst", "--key", "runner.key")).returncode == 0
+        republish = await extctl(tmp_path, "publish", "b.tar.zst", "--store", f"file://{store}")
+        assert republish.returncode == 0, republish.stderr  # was object_exists
+        registered = await extctl(tmp_path, "register", digest, "--extension-id", "echo", env=admin)
+        assert registered.returncode == 0, registered.stderr
+        assert json.loads(registered.stdout)["version"]["signature_status"] == "signed_verified"
+    finally:
+        with trio.fail_after(10):
+            await server.close()
+            await runner_server.close()

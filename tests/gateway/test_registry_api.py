@@ -9,7 +9,8 @@ def test_public_names_are_pinned() -> None:
     assert set(registry.__all__) == {
         "ApiToken", "AuditEntry", "CachedRegistry", "DEFAULT_BUSY_TIMEOUT_S", "DEFAULT_CACHE_MAX_ENTRIES",
         "DEFAULT_CACHE_TTL_S", "DEFAULT_POOL_SIZE", "Extension", "Install", "MIGRATIONS", "Migration", "Registry",
-        "SIGNATURE_PRESENT", "SIGNATURE_UNSIGNED", "SealedSecrets", "SqliteRegistry", "Tenant", "UNSET", "Unset",
+        "SIGNATURE_PRESENT", "SIGNATURE_UNSIGNED", "SIGNATURE_VERIFIED", "SealedSecrets", "SqliteRegistry", "Tenant",
+        "UNSET", "Unset",
         "User", "Version", "apply_migrations", "new_id", "utc_now",
         "DEFAULT_POSTGRES_POOL_SIZE", "POSTGRES_MIGRATIONS", "PostgresRegistry", "SqlRegistry", "open_registry",
         "Revocations",

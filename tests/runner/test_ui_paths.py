@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from contract import ContentHashError
 from runner_trio._ui_paths import (
     DEFAULT_CSP,
     ByteRange,
@@ -11,6 +12,7 @@ from runner_trio._ui_paths import (
     build_csp,
     content_type_for,
     parse_range,
+    parse_ui_content_hash,
     safe_relative_path,
 )
 
@@ -112,3 +114,13 @@ def test_lone_surrogates_are_refused_not_crashing(raw: str) -> None:
     """Found by tests/fuzz: unescaped lone surrogates raised UnicodeEncodeError instead of UnsafePath."""
     with pytest.raises(UnsafePath, match="UTF-8"):
         safe_relative_path(raw)
+
+
+def test_ui_content_hash_takes_the_prefixed_and_the_bare_form() -> None:
+    hex_digest = "ab" * 32
+    for segment in (f"sha256:{hex_digest}", hex_digest, hex_digest.upper(), f"sha256:{hex_digest.upper()}"):
+        assert parse_ui_content_hash(segment) == hex_digest
+    for bad in ("", hex_digest[:-1], f" {hex_digest}", f"{hex_digest}\n", f"SHA256:{hex_digest}", f"sha:{hex_digest}",
+                f"sha256:{hex_digest}0"):
+        with pytest.raises(ContentHashError):
+            parse_ui_content_hash(bad)

@@ -281,10 +281,22 @@ async def test_spa_fallback(published: tuple[UiRunner, str]) -> None:
     assert resp.headers["location"].endswith(f"/ext-ui/ui-ext/sha256:{hex_digest}/?tenant=acme")
 
 
+async def test_bare_hex_serves_like_the_prefixed_hash(published: tuple[UiRunner, str]) -> None:
+    """``/v1/execute`` takes 64 bare hex digits; a URL an author builds from the same hash works here too."""
+    runner, hex_digest = published
+    prefixed = await get(runner, ui(hex_digest, "app.js"))
+    for digest in (hex_digest, hex_digest.upper()):
+        resp = await get(runner, f"/ext-ui/ui-ext/{digest}/app.js")
+        assert (resp.status_code, resp.content) == (200, prefixed.content)
+        assert resp.headers["etag"] == prefixed.headers["etag"]
+
+
 async def test_bad_ids_and_unknown_bundles_are_404(published: tuple[UiRunner, str]) -> None:
     runner, hex_digest = published
     for target in (
-        f"/ext-ui/ui-ext/{hex_digest}/index.html",  # bare hex: the contract wants sha256:<hex>
+        f"/ext-ui/ui-ext/{hex_digest[:-1]}/index.html",
+        f"/ext-ui/ui-ext/sha:{hex_digest}/index.html",
+        f"/ext-ui/ui-ext/%20{hex_digest}/index.html",
         f"/ext-ui/ui-ext/sha256:{hex_digest[:-1]}/index.html",
         f"/ext-ui/-bad/sha256:{hex_digest}/index.html",
         f"/ext-ui/ui-ext/sha256:{'0' * 64}/index.html",  # never published
