@@ -171,6 +171,7 @@ def main() -> None:
             token_file.chmod(0o600)
         token = token_file.read_text().strip()
         service_token = state["service_token"]
+        install_hello_js(gateway_url, runner_url)
     except SystemExit:
         stop_quiet(procs)
         raise
@@ -196,6 +197,19 @@ Token for the dev admin user: {token}      Ctrl-C stops both services.
     while all(proc.poll() is None for proc in procs):
         time.sleep(0.5)
     stop()
+
+
+# -- examples/hello-js: the extension an author starts from (docs/authoring.md) -------------------------------------
+
+
+def install_hello_js(gateway_url: str, runner_url: str) -> str:
+    """Install examples/hello-js for the dev tenant with ``extctl dev --once`` (its build is cached by
+    ``scripts/build-samples``; keys, tokens and the store come from the dev directory) and print its host page."""
+    extctl("dev", str(ROOT / "examples" / "hello-js"), "--once", "--no-tail", "--dev-dir", str(DEV),
+           "--gateway", gateway_url, "--runner", runner_url, "--tenant", TENANT, "--secret", "api_key=dev-secret")
+    url = f"{gateway_url}/msp/extensions/hello-js"
+    print(f"==> hello-js installed for tenant '{TENANT}'; its host page: {url}", flush=True)
+    return url
 
 
 def _installed(gateway_url: str, state: dict[str, str], ext_id: str) -> bool:
