@@ -276,6 +276,8 @@ def build_extension(
     kind = detect_kind(src)
     if wit is None and (src / "wit").is_dir():
         wit = src / "wit"
+    if wit is not None:
+        wit = wit.resolve()  # the toolchain runs in src
     entry = _entry(src)
     dest = src / entry
     if kind == "js":
