@@ -235,7 +235,10 @@ def _watch_filter() -> watchfiles.DefaultFilter:
 
 async def _round(session: DevSession, work: Path) -> str | None:
     try:
-        return await session.deploy(work)
+        digest = await session.deploy(work)
+        if digest is not None and session.rounds == 1:  # the first install: say where it is
+            session.print_urls(_endpoints(session.options.src))
+        return digest
     except (ExtctlError, OSError, ValueError) as exc:
         code = getattr(exc, "code", type(exc).__name__)
         _say(f"==> round failed: {code}: {' '.join(str(exc).split())} (fix it and save: the loop goes on)")
@@ -261,8 +264,7 @@ async def dev_loop(
             session.print_urls(_endpoints(opts.src))
             return session
         async with trio.open_nursery() as nursery:
-            if await _round(session, work) is not None:
-                session.print_urls(_endpoints(opts.src))
+            await _round(session, work)
             if do_tail:
                 nursery.start_soon(_tail_forever, opts)
             if not watch:

@@ -29,12 +29,16 @@ async function refresh(): Promise<void> {
   render((await host.callJson<{ items: Item[] }>('/items')).items);
 }
 
-$<HTMLFormElement>('add').addEventListener('submit', (event) => {
-  event.preventDefault();
+function add(): void {
   const input = $<HTMLInputElement>('text');
   host.callJson('/items', { method: 'POST', json: { text: input.value } })
-    .then(() => { input.value = ''; return refresh(); })
+    .then(() => { input.value = ''; $('error').textContent = ''; return refresh(); })
     .catch(showError);
+}
+
+$('add-button').addEventListener('click', add);
+$<HTMLInputElement>('text').addEventListener('keydown', (event) => {
+  if (event.key === 'Enter') add();
 });
 
 $('ping').addEventListener('click', () => {

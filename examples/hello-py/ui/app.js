@@ -33,12 +33,15 @@
     return call('/items').then(function (body) { render(body.items); });
   }
 
-  $('add').addEventListener('submit', function (event) {
-    event.preventDefault();
-    var text = $('text').value;
-    call('/items', { method: 'POST', json: { text: text } })
-      .then(function () { $('text').value = ''; return refresh(); })
+  function add() {
+    call('/items', { method: 'POST', json: { text: $('text').value } })
+      .then(function () { $('text').value = ''; $('error').textContent = ''; return refresh(); })
       .catch(showError);
+  }
+
+  $('add-button').addEventListener('click', add);
+  $('text').addEventListener('keydown', function (event) {
+    if (event.key === 'Enter') add();
   });
 
   $('ping').addEventListener('click', function () {
