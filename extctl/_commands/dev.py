@@ -43,7 +43,7 @@ import httpx
 import trio
 import watchfiles
 
-from bundles import content_hash, pack_directory, parse_manifest, publish_bundle, sign_bundle
+from bundles import Manifest, content_hash, pack_directory, parse_manifest, publish_bundle, sign_bundle
 from bundles.store import open_store
 
 from .._build import build_extension
@@ -128,7 +128,7 @@ class DevSession:
                             ignore=shutil.ignore_patterns("__pycache__", "node_modules", ".*"))
         return pack_directory(stage, level=DEV_COMPRESSION_LEVEL)
 
-    def _build_and_pack(self, work: Path) -> tuple[bytes, str, Any]:
+    def _build_and_pack(self, work: Path) -> tuple[bytes, str, Manifest]:
         src = self.options.src
         result = build_extension(src, wit=self.options.wit, log=lambda line: _say(f"==> {line}"))
         manifest = parse_manifest((src / "manifest.json").read_bytes())
@@ -141,7 +141,8 @@ class DevSession:
     async def deploy(self, work: Path) -> str | None:
         """One round; returns the content hash installed (``None`` when nothing changed)."""
         opts = self.options
-        data, digest, manifest = await trio.to_thread.run_sync(self._build_and_pack, work)
+        # Abandoned on cancel (Ctrl-C, SIGTERM): a toolchain run finishes on its own and only fills the cache.
+        data, digest, manifest = await trio.to_thread.run_sync(self._build_and_pack, work, abandon_on_cancel=True)
         if digest == self.last_hash:
             _say(f"==> unchanged ({digest}): nothing to install")
             return None
@@ -152,7 +153,7 @@ class DevSession:
         finally:
             await store.aclose()
         if opts.runner is not None and opts.service_token is not None:
-            await trio.to_thread.run_sync(self._warmup, digest)
+            await trio.to_thread.run_sync(self._warmup, digest, abandon_on_cancel=True)
         capabilities = list(manifest.capabilities)
         await trio.to_thread.run_sync(self._install, digest, capabilities)
         self.last_hash = digest
