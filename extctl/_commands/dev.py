@@ -36,6 +36,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -248,11 +249,51 @@ async def _round(session: DevSession, work: Path) -> str | None:
     return None
 
 
+def _snapshot(src: Path) -> frozenset[tuple[str, int, int]]:
+    """(path, mtime, size) of every file the watcher looks at: what changed while a round ran."""
+    accept = _watch_filter()
+    out: set[tuple[str, int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames[:] = [d for d in dirnames if accept(watchfiles.Change.modified, os.path.join(dirpath, d))]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if accept(watchfiles.Change.modified, path):
+                try:
+                    info = os.stat(path)
+                except OSError:
+                    continue
+                out.add((path, info.st_mtime_ns, info.st_size))
+    return frozenset(out)
+
+
+@dataclass
+class _Changes:
+    """What the watcher saw since the last round started."""
+
+    names: set[str] = field(default_factory=set)
+    event: trio.Event = field(default_factory=trio.Event)
+
+    def take(self) -> list[str]:
+        names, self.names, self.event = sorted(self.names), set(), trio.Event()
+        return names
+
+
+async def _watch(src: Path, changes: _Changes, *, debounce_ms: int, force_polling: bool) -> None:
+    async for batch in watchfiles.awatch(
+        src, watch_filter=_watch_filter(), debounce=debounce_ms, step=50, force_polling=force_polling,
+    ):
+        changes.names.update(Path(path).name for _, path in batch)
+        changes.event.set()
+
+
 async def dev_loop(
-    opts: DevOptions, *, once: bool = False, watch: bool = True, do_tail: bool = True, force_polling: bool = False,
+    opts: DevOptions, *, once: bool = False, do_tail: bool = True, force_polling: bool = False,
     debounce_ms: int = DEFAULT_DEBOUNCE_MS,
 ) -> DevSession:
     """Deploy ``opts.src`` now and, unless ``once``, again on every change until cancelled.
+
+    The watcher runs from before the first round, and a round that saw its folder change while it ran is
+    followed by another: an edit saved during a build is never lost.
 
     Raises:
         CommandFailed: with ``once``, the single round failed.
@@ -264,20 +305,26 @@ async def dev_loop(
             await session.deploy(work)
             session.print_urls(_endpoints(opts.src))
             return session
+        changes = _Changes()
         async with trio.open_nursery() as nursery:
-            await _round(session, work)
-            if do_tail:
-                nursery.start_soon(_tail_forever, opts)
-            if not watch:
-                return session
-            _say(f"==> watching {opts.src} for changes (Ctrl-C stops)")
-            async for changes in watchfiles.awatch(
-                opts.src, watch_filter=_watch_filter(), debounce=debounce_ms, step=50, force_polling=force_polling,
-            ):
-                names = sorted({Path(path).name for _, path in changes})
-                _say(f"==> changed: {', '.join(names[:5])}{' …' if len(names) > 5 else ''}")
+            nursery.start_soon(partial(_watch, opts.src, changes, debounce_ms=debounce_ms,
+                                       force_polling=force_polling))
+            tailing = False
+            while True:
+                changes.take()  # what happened before this round is in it
+                before = await trio.to_thread.run_sync(_snapshot, opts.src)
                 await _round(session, work)
-    return session
+                if do_tail and not tailing:
+                    nursery.start_soon(_tail_forever, opts)
+                    tailing = True
+                if await trio.to_thread.run_sync(_snapshot, opts.src) != before:
+                    _say("==> changed while building: again")
+                    continue
+                if not changes.event.is_set():
+                    _say(f"==> watching {opts.src} for changes (Ctrl-C stops)")
+                await changes.event.wait()
+                names = changes.take()
+                _say(f"==> changed: {', '.join(names[:5])}{' …' if len(names) > 5 else ''}")
 
 
 # -- command line ---------------------------------------------------------------------------------------------------
