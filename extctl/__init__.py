@@ -1,7 +1,7 @@
 """extctl: the command line for extension bundles and the gateway.
 
-Bundles: ``keygen pack sign verify publish``. Sealed secrets: ``secrets-keygen seal``. Gateway admin API:
-``register create-tenant create-user create-token install set-secrets uninstall``. Calls: ``invoke``.
+Authors: ``new build dev``. Bundles: ``keygen pack sign verify publish``. Sealed secrets: ``secrets-keygen seal``.
+Gateway admin API: ``register create-tenant create-user create-token install set-secrets uninstall``. Calls: ``invoke``.
 
 Run it as ``extctl`` (console script) or ``python -m extctl``. Exit codes: 0 ok, 1 rejected (one line on
 stderr starting with the error code), 2 usage error.

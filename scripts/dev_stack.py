@@ -239,18 +239,19 @@ def main() -> None:
             token_file.write_text(extctl("create-token", user.get("id") or user["user_id"], env=admin))
             token_file.chmod(0o600)
         token = token_file.read_text().strip()
+        hello_url = install_hello_js(gateway_url, runner_url)
     except SystemExit:
         stop_quiet(services)
         raise
     print(guide(runner_url=runner_url, gateway_url=gateway_url, redis_url=redis_url, store=store, digest=digest,
-                ext_id=ext_id, token=token, state=state), flush=True)
+                ext_id=ext_id, token=token, state=state, hello_url=hello_url), flush=True)
     while all(proc.poll() is None for proc in procs):
         time.sleep(0.5)
     stop()
 
 
 def guide(*, runner_url: str, gateway_url: str, redis_url: str | None, store: str, digest: str, ext_id: str,
-          token: str, state: dict[str, str]) -> str:
+          token: str, state: dict[str, str], hello_url: str) -> str:
     """What to try. Each line under "Set up" and "Try" is one shell command that works when pasted (after the
     set-up lines): one line each, URLs and JSON quoted, no line continuation inside quotes."""
     q = shlex.quote
@@ -292,13 +293,25 @@ Try:
   extctl invoke {ext_id} /context
   extctl invoke {ext_id} '/log?msg=hello'
 {tail}
-{no_tail}Host page:
+{no_tail}Host pages ({ext_id}, and examples/hello-js: docs/authoring.md):
   {gateway_url}/msp/extensions/{ext_id}
+  {hello_url}
     (a browser needs a session first: open {gateway_url}/healthz and run in its DevTools console
     fetch('/api/session', {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: '{login}'}}) )
 
 Ctrl-C stops everything.
 """
+
+
+# -- examples/hello-js: the extension an author starts from (docs/authoring.md) -------------------------------------
+
+
+def install_hello_js(gateway_url: str, runner_url: str) -> str:
+    """Install examples/hello-js for the dev tenant with ``extctl dev --once`` (its build is cached by
+    ``scripts/build-samples``; keys, tokens and the store come from the dev directory) and return its host page."""
+    extctl("dev", str(ROOT / "examples" / "hello-js"), "--once", "--no-tail", "--dev-dir", str(DEV),
+           "--gateway", gateway_url, "--runner", runner_url, "--tenant", TENANT, "--secret", "api_key=dev-secret")
+    return f"{gateway_url}/msp/extensions/hello-js"
 
 
 def _installed(gateway_url: str, state: dict[str, str], ext_id: str) -> bool:

@@ -7,13 +7,16 @@ and list it in ``COMMANDS`` below.
 from __future__ import annotations
 
 from . import (
+    build,
     create_tenant,
     create_token,
     create_user,
+    dev,
     install,
     invoke,
     keygen,
     manifest_schema,
+    new,
     pack,
     publish,
     register,
@@ -31,6 +34,9 @@ from ._gateway import ADMIN_TOKEN_ENV, DEFAULT_GATEWAY, GATEWAY_ENV, TOKEN_ENV
 __all__ = ["ADMIN_TOKEN_ENV", "COMMANDS", "DEFAULT_GATEWAY", "GATEWAY_ENV", "TOKEN_ENV", "Command"]
 
 COMMANDS: tuple[Command, ...] = (
+    new.COMMAND,
+    build.COMMAND,
+    dev.COMMAND,
     keygen.COMMAND,
     pack.COMMAND,
     sign.COMMAND,

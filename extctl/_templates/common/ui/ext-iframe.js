@@ -1,0 +1,1 @@
+../../../../gateway_quart/static/ext-iframe.js
