@@ -193,6 +193,9 @@ async def readyz() -> Response:
         problems["cache_free_space"] = (
             f"cache disk low: {free} bytes free under {rt.disk.root}, below EXT_CACHE_MIN_FREE_BYTES={floor}"
         )
+    if not rt.warmup.ready:
+        problems["warmup"] = (f"warming: {rt.warmup.pending} of {len(rt.warmup.hashes)} bundles to go"
+                              " (RUNNER_WARMUP_HASHES)")
     if problems:
         return _json({"status": "unavailable", "problems": problems}, 503)
     return _json({"status": "ready"})

@@ -24,6 +24,7 @@ from ._bundles import BundleService
 from ._config import MIB, Settings
 from ._errors import ConfigError
 from ._metrics import RunnerMetrics
+from ._warmup import WarmUp
 from ._wire import ExecuteResult
 from .capabilities import (
     Capability,
@@ -67,6 +68,7 @@ class Runtime:
     idempotency: IdempotencyCache[ExecuteResult]
     capabilities: tuple[Capability, ...]
     events: DebugEventPublisher
+    warmup: WarmUp
     _closers: list[Any] = field(default_factory=list)
 
     @classmethod
@@ -171,6 +173,7 @@ class Runtime:
             ),
             capabilities=capabilities,
             events=events,
+            warmup=WarmUp(settings.warmup_hashes, bundles.warm, timeout_s=settings.warmup_timeout_s),
         )
         runtime._closers = [*capabilities, store, disk, records]
         return runtime
@@ -189,6 +192,7 @@ class Runtime:
             await nursery.start(self.engine.run_ticker)
             await nursery.start(self.events.run)
             await nursery.start(self.bundles.run)
+            await nursery.start(self.warmup.run)
             task_status.started()
 
     async def aclose(self) -> None:
