@@ -13,7 +13,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bundles.store import BundleStore, open_store
-from servicekit import harden_connections, json_errors, serve_app
+from servicekit import configure_tracing, harden_connections, json_errors, serve_app
 
 from . import _admin, _host_page, _installs, _proxy, _public
 from ._audit import AuditWriter
@@ -173,6 +173,7 @@ async def serve(
             anything is bound.
     """
     settings = settings or Settings.from_env()
+    configure_tracing("ext-gateway")  # OpenTelemetry, when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations.md)
     app = create_app(settings)
     await serve_app(
         app,

@@ -32,7 +32,7 @@ from contract import (
     decode_execute_result,
     encode_execute_request,
 )
-from servicekit import DRAINING
+from servicekit import DRAINING, inject_trace
 
 from ._errors import UpstreamError
 
@@ -165,6 +165,7 @@ class RunnerClient:
         payload = encode_execute_request(request)
         if idempotency_key is not None:
             headers["x-idempotency-key"] = idempotency_key
+        inject_trace(headers)  # the runner's span joins this request's trace (W3C traceparent)
         order = self._order()
         last_reason = "no runner answered"
         started = trio.current_time()

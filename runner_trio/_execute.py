@@ -17,6 +17,7 @@ from typing import Any, Final
 import trio
 
 from bundles import ALWAYS_GRANTED
+from servicekit import child_span, tracer
 
 from ._config import MIB
 from ._errors import (
@@ -35,6 +36,7 @@ from .engine import EventSink, GuestError, GuestRequest, Invocation, InvocationC
 __all__ = ["Timing", "execute", "remember_result"]
 
 log = logging.getLogger("runner_trio.execute")
+_TRACER = tracer("runner_trio")
 
 # Outcome label of each failure, for runner_invocations_total{outcome}.
 _OUTCOME_OF_KIND: Final = {"timeout": "timeout", "memory_limit": "memory", "trap": "trap", "link": "trap"}
@@ -179,15 +181,17 @@ async def _guest(
         # Loading and queueing spent the whole deadline: the guest never starts.
         raise ExecuteFailed("timeout", "no time left for the guest")
     try:
-        response = await invoke(
-            runtime.engine,
-            runtime.linker,
-            component,
-            guest_request,
-            invocation,
-            timeout=left,
-            memory_bytes=memory_mb * MIB,
-        )
+        # The guest's span: the host calls it makes (engine.host_function) are its children.
+        with child_span(_TRACER, "guest", {"extension.content_hash": f"sha256:{ctx.content_hash}"}):
+            response = await invoke(
+                runtime.engine,
+                runtime.linker,
+                component,
+                guest_request,
+                invocation,
+                timeout=left,
+                memory_bytes=memory_mb * MIB,
+            )
     except GuestError as exc:
         raise ExecuteFailed(exc.kind, str(exc)) from exc
     body = response.body

@@ -26,6 +26,7 @@ from contract import (
     format_content_hash,
     parse_content_hash,
 )
+from servicekit import server_span, tracer
 
 from ._errors import BodyTooLarge, RequestInvalid, RunnerError, UnknownCapabilities
 from ._execute import Timing, execute, remember_result
@@ -39,6 +40,7 @@ __all__ = ["api"]
 api = Blueprint("runner_api", __name__)
 
 log = logging.getLogger("runner_trio.routes")
+_TRACER = tracer("runner_trio")
 
 _REQUEST_ID_MAX: Final = 128
 
@@ -110,10 +112,17 @@ async def execute_route() -> Response:
 
     timing = Timing()
     key = request.headers.get("x-idempotency-key", "").strip()
-    if key:
-        result = await _run_keyed(rt, parsed, key, timing)
-    else:
-        result = await execute(rt, parsed, timing)
+    attributes = {"tenant.id": ctx.tenant_id, "extension.id": ctx.extension_id,
+                  "extension.content_hash": f"sha256:{ctx.content_hash}", "request.id": request_id}
+    with server_span(_TRACER, "POST /v1/execute", request.headers, attributes) as span:
+        if key:
+            result = await _run_keyed(rt, parsed, key, timing)
+        else:
+            result = await execute(rt, parsed, timing)
+        span.set_attributes({"runner.outcome": result.error or "ok", "http.response.status_code": result.status,
+                             "runner.queue_ms": round(timing.queue * 1000, 3),
+                             "runner.load_ms": round(timing.load * 1000, 3),
+                             "runner.guest_ms": round(timing.guest * 1000, 3)})
     # Where the time went (zeros for a replayed answer): queue, load and guest, in milliseconds.
     headers = {"x-request-id": request_id, "server-timing": timing.server_timing()}
     return _json(encode_execute_result(result), headers=headers)

@@ -12,6 +12,8 @@
   explained in ``_connections.py``), ``Connection: close`` on early error answers.
 - :func:`json_errors`: JSON (never HTML) for unknown routes, wrong methods, every HTTP error and unexpected
   exceptions (a 500 with a request id, logged with its traceback).
+- :func:`configure_tracing`, :func:`server_span`, :func:`child_span`, :func:`inject_trace`, :func:`tracer`:
+  OpenTelemetry tracing, off unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, ``traceparent`` passed on either way.
 - :func:`render_settings_doc` (and ``python -m servicekit docs/configuration.md``): the settings tables of
   the documentation generated from the code.
 
@@ -36,6 +38,7 @@ from ._parsers import (
 )
 from ._serve import DEFAULT_SIGNALS, DRAIN_LINGER_S, DRAIN_RETRY_AFTER_S, DRAINING, serve_app
 from ._settings import REQUIRED, Setting, SettingsTable
+from ._tracing import child_span, configure_tracing, inject_trace, server_span, tracer, tracing_configured
 
 __all__ = [
     "DEFAULT_MAX_LOG_TEXT",
@@ -49,10 +52,13 @@ __all__ = [
     "Setting",
     "SettingsTable",
     "boolean",
+    "child_span",
     "comma_list",
+    "configure_tracing",
     "harden_connections",
     "host_port",
     "http_url",
+    "inject_trace",
     "integer",
     "json_errors",
     "one_line",
@@ -62,6 +68,9 @@ __all__ = [
     "render_settings_doc",
     "resolve_table",
     "serve_app",
+    "server_span",
     "table_refs",
     "text",
+    "tracer",
+    "tracing_configured",
 ]

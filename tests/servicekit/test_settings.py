@@ -151,6 +151,7 @@ def test_exported_names() -> None:
         "comma_list", "harden_connections", "host_port", "http_url", "integer", "json_errors", "one_line",
         "optional_path", "optional_text",
         "path", "render_settings_doc", "resolve_table", "serve_app", "table_refs", "text",
+        "child_span", "configure_tracing", "inject_trace", "server_span", "tracer", "tracing_configured",
     }
     for name in servicekit.__all__:
         assert hasattr(servicekit, name)
