@@ -22,6 +22,7 @@ from ._errors import ApiError, PayloadTooLarge, RegistryError
 from ._headers import SECURITY_HEADERS
 from ._ratelimit import TokenBucketLimiter
 from ._runner_client import RunnerClient
+from ._runner_pool import Affinity, Discovery, RunnerPool
 from ._settings import Settings
 from ._state import STATE_KEY, GatewayState, ManifestCache
 from ._views import json_response
@@ -71,6 +72,7 @@ def create_app(
     if store is None and settings.bundle_store_base is not None:
         store = open_store(settings.bundle_store_base)
     signer = SessionSigner(settings.session_secret or secrets.token_urlsafe(32), ttl_s=settings.session_ttl_s)
+    pool_scope = trio.CancelScope()  # the runner pool's health checks and discovery, while serving
 
     @app.before_serving
     async def _open() -> None:
@@ -79,12 +81,18 @@ def create_app(
             reg = CachedRegistry(reg, ttl_s=settings.auth_cache_ttl_s)
         if settings.dev_tenant_id is not None:
             await reg.ensure_tenant(settings.dev_tenant_id, settings.dev_tenant_id)
+        pool = RunnerPool(settings.runner_base_urls, discovery=_discovery(settings.runner_discovery),
+                          affinity=_affinity(settings.runner_affinity),
+                          health_interval_s=settings.runner_health_interval_s or 1.0, transport=runner_transport)
+        nursery = getattr(app, "nursery", None)
+        if nursery is not None and (settings.runner_health_interval_s > 0 or settings.runner_discovery == "dns"):
+            nursery.start_soon(_watch_runners, pool, pool_scope)
         app.extensions[STATE_KEY] = GatewayState(
             settings=settings,
             registry=reg,
             runner=RunnerClient(settings.runner_base_urls, service_token=settings.runner_service_token,
                                 timeout_ms=settings.timeout_ms, attempts=settings.runner_attempts,
-                                transport=runner_transport),
+                                transport=runner_transport, pool=pool),
             signer=signer,
             limiter=TokenBucketLimiter(rate=settings.rate_limit_rps, burst=settings.rate_limit_burst),
             manifests=ManifestCache(),
@@ -95,6 +103,7 @@ def create_app(
 
     @app.after_serving
     async def _close() -> None:
+        pool_scope.cancel()
         st: GatewayState | None = app.extensions.pop(STATE_KEY, None)
         if st is None:
             return
@@ -185,3 +194,16 @@ async def serve(
         accesslog="-",
         task_status=task_status,
     )
+
+
+async def _watch_runners(pool: RunnerPool, scope: trio.CancelScope) -> None:
+    with scope:
+        await pool.run()
+
+
+def _discovery(value: str) -> Discovery:
+    return "dns" if value == "dns" else "static"
+
+
+def _affinity(value: str) -> Affinity:
+    return "content-hash" if value == "content-hash" else "round-robin"

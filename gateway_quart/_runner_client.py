@@ -1,6 +1,7 @@
 """The gateway's one way to reach runners: ``POST {runner}/v1/execute``, with bounded, jittered retries.
 
-Runners are tried round robin; one that refused a connection sits out a short cooldown. A request is retried
+Runners are tried in the order of the RunnerPool (``_runner_pool.py``: round robin or by content hash, not-ready
+runners last); one that refused a connection sits out a short cooldown. A request is retried
 (on a connection failure, or a 502/503/504 from the runner hop) only when repeating it is safe: GET/HEAD,
 or a non-GET whose client supplied an idempotency key. A connection that was never established is always safe
 to retry: nothing reached a runner. So is a runner's ``503 {"error": "draining"}`` (it is shutting down and
@@ -35,6 +36,7 @@ from contract import (
 from servicekit import DRAINING, inject_trace
 
 from ._errors import UpstreamError
+from ._runner_pool import RunnerPool
 
 log = logging.getLogger("gateway_quart.runner")
 
@@ -100,12 +102,11 @@ class RunnerClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         min_attempt_ms: int = DEFAULT_MIN_ATTEMPT_MS,
         transport: httpx.AsyncBaseTransport | None = None,
+        pool: RunnerPool | None = None,
     ) -> None:
-        if not base_urls:
-            raise ValueError("at least one runner URL is required")
-        self._urls = tuple(url.rstrip("/") for url in base_urls)
-        # Parsed once: httpx's URL parser is pure Python and showed up in the per-call profile.
-        self._execute_urls = {url: httpx.URL(f"{url}/v1/execute") for url in self._urls}
+        self._pool = pool or RunnerPool(base_urls)
+        # Parsed once per runner: httpx's URL parser is pure Python and showed up in the per-call profile.
+        self._execute_urls: dict[str, httpx.URL] = {}
         self._timeout_ms = timeout_ms
         self._attempts = max(1, attempts)
         self._cooldown_s = cooldown_s
@@ -114,8 +115,6 @@ class RunnerClient:
         self._budget_s = timeout_ms / 1000 + timeout_grace_s
         self._max_response_bytes = max_response_bytes
         self._min_attempt_ms = min_attempt_ms
-        self._next = 0
-        self._cooling: dict[str, float] = {}
         headers = {"authorization": f"Bearer {service_token}"} if service_token else {}
         timeout = httpx.Timeout(self._budget_s, connect=min(connect_timeout_s, self._budget_s))
         # Idle connections to runners are let go well before a runner would close them (servicekit's
@@ -131,14 +130,15 @@ class RunnerClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def _order(self) -> list[str]:
-        """Runners to try, round robin from a moving start, cooling ones last."""
-        start = self._next % len(self._urls)
-        self._next += 1
-        rotated = self._urls[start:] + self._urls[:start]
-        now = trio.current_time()
-        ready = [url for url in rotated if self._cooling.get(url, 0.0) <= now]
-        return ready + [url for url in rotated if url not in ready]
+    @property
+    def pool(self) -> RunnerPool:
+        return self._pool
+
+    def _execute_url(self, url: str) -> httpx.URL:
+        parsed = self._execute_urls.get(url)
+        if parsed is None:
+            parsed = self._execute_urls[url] = httpx.URL(f"{url}/v1/execute")
+        return parsed
 
     async def execute(
         self,
@@ -166,7 +166,7 @@ class RunnerClient:
         if idempotency_key is not None:
             headers["x-idempotency-key"] = idempotency_key
         inject_trace(headers)  # the runner's span joins this request's trace (W3C traceparent)
-        order = self._order()
+        order = self._pool.order(ctx.content_hash)
         last_reason = "no runner answered"
         started = trio.current_time()
         with trio.move_on_after(self._budget_s) as deadline:
@@ -202,19 +202,19 @@ class RunnerClient:
 
     async def _post(self, url: str, payload: Mapping[str, Any], headers: dict[str, str], attempt: int) -> RunnerResult:
         try:
-            async with self._client.stream("POST", self._execute_urls[url], json=payload, headers=headers) as resp:
+            async with self._client.stream("POST", self._execute_url(url), json=payload, headers=headers) as resp:
                 raw = await _read_capped(resp, self._max_response_bytes)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            self._cooling[url] = trio.current_time() + self._cooldown_s
+            self._pool.cool(url, self._cooldown_s)
             raise _Retryable(f"connect failed: {exc}", connected=False) from exc
         except httpx.TimeoutException as exc:
             raise UpstreamError("gateway_timeout", "the extension did not answer in time", status=504) from exc
         except httpx.TransportError as exc:
             raise _Retryable(f"transport error: {type(exc).__name__}", connected=True) from exc
         if resp.status_code == 503 and _is_draining(raw):
-            self._cooling[url] = trio.current_time() + self._cooldown_s
+            self._pool.cool(url, self._cooldown_s)
             raise _Retryable("runner draining", connected=False)
-        self._cooling.pop(url, None)
+        self._pool.cool(url, 0.0)
         if resp.status_code in _RETRY_HTTP_STATUSES:
             raise _Retryable(f"runner answered HTTP {resp.status_code}", connected=True)
         timing = resp.headers.get("server-timing")

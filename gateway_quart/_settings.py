@@ -14,7 +14,7 @@ import binascii
 import os
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
@@ -106,6 +106,22 @@ def _auth_cache_ttl(value: str) -> float:
     if not 0 <= number <= MAX_AUTH_CACHE_TTL_S:
         raise ValueError(f"{value!r} is outside 0..{MAX_AUTH_CACHE_TTL_S:g} seconds")
     return number
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _interval(value: str) -> float:
+    seconds = float(value)
+    if not 0 <= seconds <= 300:
+        raise ValueError("must be between 0 and 300 seconds")
+    return seconds
 
 
 def _secret(value: str) -> str:
@@ -226,6 +242,14 @@ TABLE: Final = SettingsTable(
                 "seconds a token's user and a tenant's install are reused from memory (0 disables; see below)"),
         Setting("GATEWAY_DRAIN_TIMEOUT_S", "drain_timeout_s", integer(0), DEFAULT_DRAIN_TIMEOUT_S,
                 "on SIGTERM, how long in-flight requests may finish"),
+        Setting("GATEWAY_RUNNER_DISCOVERY", "runner_discovery", _one_of("static", "dns"), "static",
+                "static: RUNNER_BASE_URL as listed; dns: each URL's host resolved to all its addresses (a "
+                "headless Service), re-resolved every 5 s"),
+        Setting("GATEWAY_RUNNER_AFFINITY", "runner_affinity", _one_of("round-robin", "content-hash"),
+                "round-robin", "order of runners per call: round-robin, or content-hash (rendezvous hashing: "
+                "each bundle's calls go to the same runner first, keeping its caches hot)"),
+        Setting("GATEWAY_RUNNER_HEALTH_INTERVAL_S", "runner_health_interval_s", _interval, 2.0,
+                "how often every runner's /readyz is polled; a not-ready runner is tried last (0: never)"),
         Setting("DEBUG_STREAM_REDIS_URL", "debug_redis_url", optional_text, None,
                 "Redis holding the runners' debug streams, for /api/ext-debug/stream (unset: 503 there)"),
         Setting("RUNNER_DEBUG_REDIS_STREAM_PREFIX", "debug_stream_prefix", text, DEFAULT_DEBUG_STREAM_PREFIX,
@@ -275,6 +299,9 @@ class Settings:
     debug_redis_url: str | None = None
     debug_stream_prefix: str = DEFAULT_DEBUG_STREAM_PREFIX
     drain_timeout_s: int = DEFAULT_DRAIN_TIMEOUT_S
+    runner_discovery: str = "static"
+    runner_affinity: str = "round-robin"
+    runner_health_interval_s: float = 2.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
