@@ -31,7 +31,7 @@ BENCHMARKS: Final = {
     "bodies": ("_bodies", "list<u8> round trips, fast path vs stock wasmtime-py conversion"),
     "http": ("_http", "/v1/execute throughput and latency vs a bare Quart-trio endpoint"),
     "gateway": ("_gateway", "p50 latency through the gateway minus direct to the runner"),
-    "scale": ("_scale", "throughput of 2 runner processes vs 1 on this machine"),
+    "scale": ("_scale", "throughput of 2 runner processes vs 1; through a gateway with 1, 2, 3 runners"),
     "herd": ("_herd", "50 concurrent requests on an uncached hash: 1 fetch, 1 compile"),
     "cold": ("_cold", "first request after restart: precompiled artifact vs compile from bytes"),
     "soak": ("_soak", "10,000 mixed calls through gateway + 2 runners: none lost, RSS and files (only when named)"),
