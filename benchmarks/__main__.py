@@ -32,7 +32,7 @@ BENCHMARKS: Final = {
     "http": ("_http", "/v1/execute throughput and latency vs a bare Quart-trio endpoint"),
     "gateway": ("_gateway", "p50 latency through the gateway minus direct to the runner"),
     "memory": ("_memory", "RSS of an idle runner and per concurrent in-flight guest"),
-    "scale": ("_scale", "throughput of 2 runner processes vs 1 on this machine"),
+    "scale": ("_scale", "throughput of 2 runner processes vs 1; through a gateway with 1, 2, 3 runners"),
     "workers": ("_workers", "a default runner (one worker per CPU, one port) vs RUNNER_WORKERS=1"),
     "herd": ("_herd", "50 concurrent requests on an uncached hash: 1 fetch, 1 compile"),
     "cold": ("_cold", "first request after restart: precompiled artifact vs compile from bytes"),

@@ -17,6 +17,7 @@ import json
 
 import httpx
 
+from . import _fleet
 from ._common import Row, Workspace, burn_guest, execute_doc, execute_headers, log, pick
 from ._load import LoadResult, Target, closed_loop, summarize
 from ._procs import Service, start_runner, warmup
@@ -74,3 +75,4 @@ async def run(ws: Workspace) -> None:
     finally:
         for runner in runners:
             await runner.stop()
+    await _fleet.run(ws)  # the same question through the gateway, with 1, 2 and 3 runners

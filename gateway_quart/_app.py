@@ -13,7 +13,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bundles.store import BundleStore, open_store
-from servicekit import harden_connections, json_errors, serve_app
+from servicekit import configure_tracing, harden_connections, json_errors, serve_app
 
 from . import _admin, _host_page, _installs, _proxy, _public
 from ._audit import AuditWriter
@@ -23,6 +23,7 @@ from ._fleet import FleetState
 from ._headers import SECURITY_HEADERS
 from ._ratelimit import FleetRateLimiter, RateLimiter, TokenBucketLimiter
 from ._runner_client import RunnerClient
+from ._runner_pool import Affinity, Discovery, RunnerPool
 from ._settings import Settings
 from ._state import STATE_KEY, GatewayState, ManifestCache
 from ._views import json_response
@@ -72,6 +73,7 @@ def create_app(
     if store is None and settings.bundle_store_base is not None:
         store = open_store(settings.bundle_store_base)
     signer = SessionSigner(settings.session_secret or secrets.token_urlsafe(32), ttl_s=settings.session_ttl_s)
+    pool_scope = trio.CancelScope()  # the runner pool's health checks and discovery, while serving
 
     @app.before_serving
     async def _open() -> None:
@@ -87,12 +89,18 @@ def create_app(
                                        fallback=local_limiter)
         if settings.dev_tenant_id is not None:
             await reg.ensure_tenant(settings.dev_tenant_id, settings.dev_tenant_id)
+        pool = RunnerPool(settings.runner_base_urls, discovery=_discovery(settings.runner_discovery),
+                          affinity=_affinity(settings.runner_affinity),
+                          health_interval_s=settings.runner_health_interval_s or 1.0, transport=runner_transport)
+        nursery = getattr(app, "nursery", None)
+        if nursery is not None and (settings.runner_health_interval_s > 0 or settings.runner_discovery == "dns"):
+            nursery.start_soon(_watch_runners, pool, pool_scope)
         app.extensions[STATE_KEY] = GatewayState(
             settings=settings,
             registry=reg,
             runner=RunnerClient(settings.runner_base_urls, service_token=settings.runner_service_token,
                                 timeout_ms=settings.timeout_ms, attempts=settings.runner_attempts,
-                                transport=runner_transport),
+                                transport=runner_transport, pool=pool),
             signer=signer,
             limiter=limiter,
             manifests=ManifestCache(),
@@ -104,6 +112,7 @@ def create_app(
 
     @app.after_serving
     async def _close() -> None:
+        pool_scope.cancel()
         st: GatewayState | None = app.extensions.pop(STATE_KEY, None)
         if st is None:
             return
@@ -195,6 +204,7 @@ async def serve(
             anything is bound.
     """
     settings = settings or Settings.from_env()
+    configure_tracing("ext-gateway")  # OpenTelemetry, when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations.md)
     app = create_app(settings)
     await serve_app(
         app,
@@ -206,3 +216,16 @@ async def serve(
         accesslog="-",
         task_status=task_status,
     )
+
+
+async def _watch_runners(pool: RunnerPool, scope: trio.CancelScope) -> None:
+    with scope:
+        await pool.run()
+
+
+def _discovery(value: str) -> Discovery:
+    return "dns" if value == "dns" else "static"
+
+
+def _affinity(value: str) -> Affinity:
+    return "content-hash" if value == "content-hash" else "round-robin"

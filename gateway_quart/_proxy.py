@@ -31,6 +31,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 import bundles
 from contract import ErrorCode, ExecuteRequest, HttpRequest, Limits, RequestContext, UserInfo, split_error
+from servicekit import server_span, tracer
 
 from ._auth import PERMISSION_READ, PERMISSION_WRITE, Principal, authenticate, check_origin
 from ._errors import ApiError, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, RateLimited
@@ -47,6 +48,7 @@ from ._validation import ID_PATTERN
 from .registry import Install
 
 log = logging.getLogger("gateway_quart.proxy")
+_TRACER = tracer("gateway_quart")
 
 METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -303,7 +305,15 @@ async def _execute(
             client_id=user.client_id,
         ),
     )
-    answer = await st.runner.execute(call, idempotency_key=runner_key, retryable=read_only or key is not None)
+    attributes = {"tenant.id": install.tenant_id, "extension.id": install.extension_id,
+                  "extension.content_hash": f"sha256:{install.version.content_hash.removeprefix('sha256:')}",
+                  "request.id": g.request_id,
+                  "http.request.method": method}
+    with server_span(_TRACER, f"{request.method} /api/ext/{{extensionId}}", request.headers, attributes) as span:
+        answer = await st.runner.execute(call, idempotency_key=runner_key, retryable=read_only or key is not None)
+        span.set_attribute("http.response.status_code", answer.result.status)
+        if answer.result.error is not None:
+            span.set_attribute("error.type", answer.result.error)
     return _client_response(answer, request.method)
 
 

@@ -1,6 +1,7 @@
 """The gateway's one way to reach runners: ``POST {runner}/v1/execute``, with bounded, jittered retries.
 
-Runners are tried round robin; one that refused a connection sits out a short cooldown. A request is retried
+Runners are tried in the order of the RunnerPool (``_runner_pool.py``: round robin or by content hash, not-ready
+runners last); one that refused a connection sits out a short cooldown. A request is retried
 (on a connection failure, or a 502/503/504 from the runner hop) only when repeating it is safe: GET/HEAD,
 or a non-GET whose client supplied an idempotency key. A connection that was never established is always safe
 to retry: nothing reached a runner. So is a runner's ``503 {"error": "draining"}`` (it is shutting down and
@@ -36,10 +37,11 @@ from contract import (
     decode_execute_result,
     encode_execute_request,
 )
-from servicekit import DRAINING
+from servicekit import DRAINING, inject_trace
 
 from ._errors import UpstreamError
 from ._http11 import ConnectFailed, HopResponse, Origin, Pool, ResponseTooLarge, TransportFailed
+from ._runner_pool import RunnerPool
 
 log = logging.getLogger("gateway_quart.runner")
 
@@ -86,20 +88,25 @@ class _Hop(Protocol):
 class _LeanHop:
     """h11 on kept-alive trio streams (``http://`` runners)."""
 
-    def __init__(self, urls: Sequence[str], *, connect_timeout_s: float, max_response_bytes: int) -> None:
+    def __init__(self, *, connect_timeout_s: float, max_response_bytes: int) -> None:
         self._pool = Pool(idle_s=RUNNER_POOL_IDLE_S, connect_timeout_s=connect_timeout_s)
         self._max_response_bytes = max_response_bytes
+        # Parsed once per runner URL (the pool's members may change: DNS discovery).
         self._routes: dict[str, tuple[Origin, bytes]] = {}
-        for url in urls:
+
+    def _route(self, url: str) -> tuple[Origin, bytes]:
+        route = self._routes.get(url)
+        if route is None:
             parts = urlsplit(url)
             port = parts.port or 80
             host = parts.hostname or ""
             authority = parts.netloc.rsplit("@", 1)[-1]
             target = f"{parts.path.rstrip('/')}/v1/execute".encode()
-            self._routes[url] = (Origin(host, port, authority), target)
+            route = self._routes[url] = (Origin(host, port, authority), target)
+        return route
 
     async def post(self, url: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> HopResponse:
-        origin, target = self._routes[url]
+        origin, target = self._route(url)
         return await self._pool.request(origin, b"POST", target, headers, body,
                                         max_response_bytes=self._max_response_bytes)
 
@@ -111,10 +118,10 @@ class _LeanHop:
 class _HttpxHop:
     """httpx, for ``https://`` runners and injected transports (tests)."""
 
-    def __init__(self, urls: Sequence[str], *, budget_s: float, connect_timeout_s: float, max_response_bytes: int,
+    def __init__(self, *, budget_s: float, connect_timeout_s: float, max_response_bytes: int,
                  transport: httpx.AsyncBaseTransport | None) -> None:
-        # Parsed once: httpx's URL parser is pure Python and showed up in the per-call profile.
-        self._urls = {url: httpx.URL(f"{url}/v1/execute") for url in urls}
+        # Parsed once per runner URL: httpx's URL parser is pure Python and showed up in the per-call profile.
+        self._urls: dict[str, httpx.URL] = {}
         self._max_response_bytes = max_response_bytes
         timeout = httpx.Timeout(budget_s, connect=min(connect_timeout_s, budget_s))
         limits = httpx.Limits(keepalive_expiry=RUNNER_POOL_IDLE_S)
@@ -123,7 +130,10 @@ class _HttpxHop:
 
     async def post(self, url: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> HopResponse:
         try:
-            async with self._client.stream("POST", self._urls[url], content=body, headers=headers) as resp:
+            target = self._urls.get(url)
+            if target is None:
+                target = self._urls[url] = httpx.URL(f"{url}/v1/execute")
+            async with self._client.stream("POST", target, content=body, headers=headers) as resp:
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in resp.aiter_bytes():
@@ -179,10 +189,10 @@ class RunnerClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         min_attempt_ms: int = DEFAULT_MIN_ATTEMPT_MS,
         transport: httpx.AsyncBaseTransport | None = None,
+        pool: RunnerPool | None = None,
     ) -> None:
-        if not base_urls:
-            raise ValueError("at least one runner URL is required")
-        self._urls = tuple(url.rstrip("/") for url in base_urls)
+        self._pool = pool or RunnerPool(base_urls)
+        urls = self._pool.members
         self._timeout_ms = timeout_ms
         self._attempts = max(1, attempts)
         self._cooldown_s = cooldown_s
@@ -191,8 +201,6 @@ class RunnerClient:
         self._budget_s = timeout_ms / 1000 + timeout_grace_s
         self._max_response_bytes = max_response_bytes
         self._min_attempt_ms = min_attempt_ms
-        self._next = 0
-        self._cooling: dict[str, float] = {}
         self._headers: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json")]
         if service_token:
             self._headers.append((b"authorization", f"Bearer {service_token}".encode()))
@@ -200,10 +208,10 @@ class RunnerClient:
         # KEEP_ALIVE_TIMEOUT_S, 75 s): never reuse a connection the runner is closing at that instant.
         connect_s = min(connect_timeout_s, self._budget_s)
         self._hop: _Hop
-        if transport is None and all(url.startswith("http://") for url in self._urls):
-            self._hop = _LeanHop(self._urls, connect_timeout_s=connect_s, max_response_bytes=max_response_bytes)
+        if transport is None and all(url.startswith("http://") for url in urls):
+            self._hop = _LeanHop(connect_timeout_s=connect_s, max_response_bytes=max_response_bytes)
         else:
-            self._hop = _HttpxHop(self._urls, budget_s=self._budget_s, connect_timeout_s=connect_s,
+            self._hop = _HttpxHop(budget_s=self._budget_s, connect_timeout_s=connect_s,
                                   max_response_bytes=max_response_bytes, transport=transport)
 
     @property
@@ -213,14 +221,9 @@ class RunnerClient:
     async def aclose(self) -> None:
         await self._hop.aclose()
 
-    def _order(self) -> list[str]:
-        """Runners to try, round robin from a moving start, cooling ones last."""
-        start = self._next % len(self._urls)
-        self._next += 1
-        rotated = self._urls[start:] + self._urls[:start]
-        now = trio.current_time()
-        ready = [url for url in rotated if self._cooling.get(url, 0.0) <= now]
-        return ready + [url for url in rotated if url not in ready]
+    @property
+    def pool(self) -> RunnerPool:
+        return self._pool
 
     async def execute(
         self,
@@ -252,7 +255,10 @@ class RunnerClient:
         payload = _encode(request)
         if idempotency_key is not None:
             headers.append((b"x-idempotency-key", idempotency_key.encode()))
-        order = self._order()
+        trace: dict[str, str] = {}
+        inject_trace(trace)  # the runner's span joins this request's trace (W3C traceparent)
+        headers += [(name.encode(), value.encode()) for name, value in trace.items()]
+        order = self._pool.order(ctx.content_hash)
         last_reason = "no runner answered"
         started = trio.current_time()
         with trio.move_on_after(self._budget_s) as deadline:
@@ -291,7 +297,7 @@ class RunnerClient:
         try:
             resp = await self._hop.post(url, payload, headers)
         except ConnectFailed as exc:
-            self._cooling[url] = trio.current_time() + self._cooldown_s
+            self._pool.cool(url, self._cooldown_s)
             raise _Retryable(f"connect failed: {exc}", connected=False) from exc
         except trio.TooSlowError as exc:
             raise UpstreamError("gateway_timeout", "the extension did not answer in time", status=504) from exc
@@ -301,9 +307,9 @@ class RunnerClient:
             raise UpstreamError("bad_gateway", str(exc), status=502) from None
         raw = resp.body
         if resp.status == 503 and _is_draining(raw):
-            self._cooling[url] = trio.current_time() + self._cooldown_s
+            self._pool.cool(url, self._cooldown_s)
             raise _Retryable("runner draining", connected=False)
-        self._cooling.pop(url, None)
+        self._pool.cool(url, 0.0)
         if resp.status in _RETRY_HTTP_STATUSES:
             raise _Retryable(f"runner answered HTTP {resp.status}", connected=True)
         timing = resp.headers.get("server-timing")

@@ -14,7 +14,7 @@ import binascii
 import os
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
@@ -123,6 +123,22 @@ def _auth_cache_ttl(value: str) -> float:
     if not 0 <= number <= MAX_AUTH_CACHE_TTL_S:
         raise ValueError(f"{value!r} is outside 0..{MAX_AUTH_CACHE_TTL_S:g} seconds")
     return number
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _interval(value: str) -> float:
+    seconds = float(value)
+    if not 0 <= seconds <= 300:
+        raise ValueError("must be between 0 and 300 seconds")
+    return seconds
 
 
 def _secret(value: str) -> str:
@@ -257,6 +273,14 @@ TABLE: Final = SettingsTable(
                 "text, or json: one JSON object per line"),
         Setting("GATEWAY_DRAIN_TIMEOUT_S", "drain_timeout_s", integer(0), DEFAULT_DRAIN_TIMEOUT_S,
                 "on SIGTERM, how long in-flight requests may finish"),
+        Setting("GATEWAY_RUNNER_DISCOVERY", "runner_discovery", _one_of("static", "dns"), "static",
+                "static: RUNNER_BASE_URL as listed; dns: each URL's host resolved to all its addresses (a "
+                "headless Service), re-resolved every 5 s"),
+        Setting("GATEWAY_RUNNER_AFFINITY", "runner_affinity", _one_of("round-robin", "content-hash"),
+                "round-robin", "order of runners per call: round-robin, or content-hash (rendezvous hashing: "
+                "each bundle's calls go to the same runner first, keeping its caches hot)"),
+        Setting("GATEWAY_RUNNER_HEALTH_INTERVAL_S", "runner_health_interval_s", _interval, 2.0,
+                "how often every runner's /readyz is polled; a not-ready runner is tried last (0: never)"),
         Setting("GATEWAY_REDIS_URL", "redis_url", backend_url(*REDIS_SCHEMES), None,
                 "Redis shared by a fleet of gateways: rate-limit buckets and revocations (unset: per process)"),
         Setting("DEBUG_STREAM_REDIS_URL", "debug_redis_url", backend_url(*REDIS_SCHEMES), None,
@@ -314,6 +338,9 @@ class Settings:
     debug_stream_prefix: str = DEFAULT_DEBUG_STREAM_PREFIX
     drain_timeout_s: int = DEFAULT_DRAIN_TIMEOUT_S
     log_format: str = "text"
+    runner_discovery: str = "static"
+    runner_affinity: str = "round-robin"
+    runner_health_interval_s: float = 2.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

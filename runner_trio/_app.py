@@ -13,7 +13,7 @@ from quart import Response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from servicekit import harden_connections, json_errors, serve_app
+from servicekit import configure_tracing, harden_connections, json_errors, serve_app
 
 from ._config import Settings
 from ._routes import api
@@ -110,6 +110,7 @@ async def serve(
     leaves the ``listening on`` line to the supervisor.
     """
     settings = settings or Settings.from_env()
+    configure_tracing("ext-runner")  # OpenTelemetry, when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations.md)
     app = create_app(settings, worker=worker)
     if worker is not None:
         task_status = cast("trio.TaskStatus[list[str]]", _ReadyWhenStarted(app, task_status))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Final
 
 import contract
+from contract import ContentHashError, parse_content_hash
 from servicekit import (
     DEVELOPMENT,
     POSTGRES_SCHEMES,
@@ -66,6 +67,13 @@ _REFERENCE_PLATFORM_TOKEN: Final = "RUNNER_STORAGE_API_TOKEN"  # noqa: S105 (a v
 
 # The rows of _SETTINGS name the shared parsers by the short names they had when they lived in this module.
 _bind: Final = host_port()
+
+
+def _warmup_hashes(raw: str) -> tuple[str, ...]:
+    try:
+        return tuple(dict.fromkeys(parse_content_hash(item) for item in _csv(raw)))
+    except ContentHashError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _default_var() -> Path:
@@ -180,6 +188,10 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
              "without EXT_UI_SIGNING_KEY, /ext-ui serves nothing (off: anything, development only); isolated "
              "origins ask the gateway which hash an install serves"),
     _Setting("REGISTRY_BASE_URL", "registry_base_url", _url, None, "gateway URL for install validation"),
+    _Setting("RUNNER_WARMUP_HASHES", "warmup_hashes", _warmup_hashes, (),
+             "content hashes (sha256:<hex>, comma-separated) fetched and compiled at start; /readyz waits for them"),
+    _Setting("RUNNER_WARMUP_TIMEOUT_S", "warmup_timeout_s", _int(1, 3600), 300,
+             "longest /readyz waits for the warm-up before answering ready anyway"),
 )
 
 _TABLE: Final = SettingsTable(
@@ -251,6 +263,8 @@ class Settings:
     ui_origin_template: UiOriginTemplate | None = None
     ui_strict_validation: bool = True
     registry_base_url: str | None = None
+    warmup_hashes: tuple[str, ...] = ()
+    warmup_timeout_s: int = 300
     # Everything the bundle store reads (STORAGE_S3_*), passed through untouched.
     store_env: Mapping[str, str] = field(default_factory=dict)
 

@@ -18,6 +18,7 @@ import trio
 
 from bundles import ALWAYS_GRANTED, ManifestError
 from cache import CacheError
+from servicekit import child_span, tracer
 
 from ._config import MIB, Settings
 from ._errors import (
@@ -37,6 +38,7 @@ from .engine import EventSink, GuestError, GuestRequest, Invocation, InvocationC
 __all__ = ["Timing", "execute", "remember_result"]
 
 log = logging.getLogger("runner_trio.execute")
+_TRACER = tracer("runner_trio")
 
 # Outcome label of each failure, for runner_invocations_total{outcome}.
 _OUTCOME_OF_KIND: Final = {"timeout": "timeout", "memory_limit": "memory", "trap": "trap", "link": "trap"}
@@ -211,16 +213,18 @@ async def _guest(
         # Loading and queueing spent the whole deadline: the guest never starts.
         raise ExecuteFailed("timeout", "no time left for the guest")
     try:
-        response = await invoke(
-            runtime.engine,
-            runtime.linker,
-            component,
-            guest_request,
-            invocation,
-            timeout=left,
-            memory_bytes=memory_mb * MIB,
-            limiter=runtime.guest_threads,
-        )
+        # The guest's span: the host calls it makes (engine.host_function) are its children.
+        with child_span(_TRACER, "guest", {"extension.content_hash": f"sha256:{ctx.content_hash}"}):
+            response = await invoke(
+                runtime.engine,
+                runtime.linker,
+                component,
+                guest_request,
+                invocation,
+                timeout=left,
+                memory_bytes=memory_mb * MIB,
+                limiter=runtime.guest_threads,
+            )
     except GuestError as exc:
         body_bytes = len(request.http.body or b"")
         if exc.kind == "memory_limit" and body_bytes >= BODY_MEMORY_THRESHOLD:

@@ -28,6 +28,7 @@ from contract import (
     load_json,
     parse_content_hash,
 )
+from servicekit import server_span, tracer
 
 from ._errors import BodyTooLarge, RequestInvalid, RunnerError, UnknownCapabilities
 from ._execute import Timing, execute, remember_result
@@ -41,6 +42,7 @@ __all__ = ["api"]
 api = Blueprint("runner_api", __name__)
 
 log = logging.getLogger("runner_trio.routes")
+_TRACER = tracer("runner_trio")
 
 _REQUEST_ID_MAX: Final = 128
 _WARMUP_MAX_BYTES: Final = 4096
@@ -109,10 +111,17 @@ async def execute_route() -> Response:
 
     timing = Timing()
     key = request.headers.get("x-idempotency-key", "").strip()
-    if key:
-        result = await _run_keyed(rt, parsed, key, timing)
-    else:
-        result = await execute(rt, parsed, timing)
+    attributes = {"tenant.id": ctx.tenant_id, "extension.id": ctx.extension_id,
+                  "extension.content_hash": f"sha256:{ctx.content_hash}", "request.id": request_id}
+    with server_span(_TRACER, "POST /v1/execute", request.headers, attributes) as span:
+        if key:
+            result = await _run_keyed(rt, parsed, key, timing)
+        else:
+            result = await execute(rt, parsed, timing)
+        span.set_attributes({"runner.outcome": result.error or "ok", "http.response.status_code": result.status,
+                             "runner.queue_ms": round(timing.queue * 1000, 3),
+                             "runner.load_ms": round(timing.load * 1000, 3),
+                             "runner.guest_ms": round(timing.guest * 1000, 3)})
     # Where the time went (zeros for a replayed answer): queue, load and guest, in milliseconds.
     headers = {"x-request-id": request_id, "server-timing": timing.server_timing()}
     return _json(encode_execute_result(result), headers=headers)
@@ -192,6 +201,9 @@ async def readyz() -> Response:
         problems["cache_free_space"] = (
             f"cache disk low: {free} bytes free under {rt.disk.root}, below EXT_CACHE_MIN_FREE_BYTES={floor}"
         )
+    if not rt.warmup.ready:
+        problems["warmup"] = (f"warming: {rt.warmup.pending} of {len(rt.warmup.hashes)} bundles to go"
+                              " (RUNNER_WARMUP_HASHES)")
     if problems:
         return _json({"status": "unavailable", "problems": problems}, 503)
     return _json({"status": "ready"})

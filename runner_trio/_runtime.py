@@ -25,6 +25,7 @@ from ._config import MIB, Settings
 from ._errors import ConfigError
 from ._metrics import RunnerMetrics
 from ._shared_caps import SharedCaps
+from ._warmup import WarmUp
 from ._wire import ExecuteResult
 from .capabilities import (
     Capability,
@@ -72,6 +73,7 @@ class Runtime:
     idempotency: IdempotencyCache[ExecuteResult]
     capabilities: tuple[Capability, ...]
     events: DebugEventPublisher
+    warmup: WarmUp
     guest_threads: trio.CapacityLimiter | None = None
     """The worker threads guests run on: ``RUNNER_MAX_CONCURRENCY`` of them, apart from trio's default limiter
     (DNS, disk), so guests never take the threads those need, nor the other way round."""
@@ -187,6 +189,7 @@ class Runtime:
             ),
             capabilities=capabilities,
             events=events,
+            warmup=WarmUp(settings.warmup_hashes, bundles.warm, timeout_s=settings.warmup_timeout_s),
         )
         runtime._closers = [*capabilities, store, disk, records]
         # Only the capabilities with per-invocation state are awaited per invocation (today: secrets).
@@ -208,6 +211,7 @@ class Runtime:
             await nursery.start(self.events.run)
             await nursery.start(self.bundles.run)
             nursery.start_soon(self.metrics.run)
+            await nursery.start(self.warmup.run)
             task_status.started()
 
     async def aclose(self) -> None:

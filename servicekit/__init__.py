@@ -19,6 +19,8 @@
   ``json`` (one object a line, python-json-logger), chosen by a ``*_LOG_FORMAT`` setting (:func:`log_format`).
 - :func:`migrate_postgres`: versioned schema migrations on PostgreSQL that run once across replicas
   (a bookkeeping table and an advisory lock), for every service that keeps state there.
+- :func:`configure_tracing`, :func:`server_span`, :func:`child_span`, :func:`inject_trace`, :func:`tracer`:
+  OpenTelemetry tracing, off unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, ``traceparent`` passed on either way.
 - :func:`render_settings_doc` (and ``python -m servicekit docs/configuration.md``): the settings tables of
   the documentation generated from the code.
 
@@ -59,6 +61,7 @@ from ._parsers import (
 from ._postgres import PostgresMigration, SchemaTooNew, migrate_postgres
 from ._serve import DEFAULT_SIGNALS, DRAIN_LINGER_S, DRAIN_RETRY_AFTER_S, DRAINING, serve_app
 from ._settings import REQUIRED, Setting, SettingsTable
+from ._tracing import child_span, configure_tracing, inject_trace, server_span, tracer, tracing_configured
 
 __all__ = [
     "CONTEXT_FIELDS",
@@ -86,12 +89,15 @@ __all__ = [
     "TextLogFormatter",
     "backend_url",
     "boolean",
+    "child_span",
     "comma_list",
     "configure_logging",
+    "configure_tracing",
     "enforce_mode",
     "harden_connections",
     "host_port",
     "http_url",
+    "inject_trace",
     "integer",
     "is_loopback_bind",
     "json_errors",
@@ -107,7 +113,10 @@ __all__ = [
     "resolve_table",
     "secret",
     "serve_app",
+    "server_span",
     "table_refs",
     "text",
+    "tracer",
+    "tracing_configured",
     "url_scheme",
 ]

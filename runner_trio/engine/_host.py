@@ -24,11 +24,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, final
 
 import trio
+from opentelemetry import trace
 from wasmtime import WasmtimeError
 from wasmtime.component import LinkerInstance, Record, Variant
 
 from ._callstate import current_call
 from ._invocation import Invocation, current_invocation
+
+_TRACER = trace.get_tracer("runner_trio.engine")
 
 __all__ = [
     "Err",
@@ -132,9 +135,9 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False) -> Callab
             convert resource handles).
     """
     label = getattr(fn, "__qualname__", repr(fn))
+    span_name = f"host {label}"
 
-    @functools.wraps(fn)
-    def wrapper(store: Any, *args: Any) -> Any:
+    def call(store: Any, *args: Any) -> Any:
         try:
             invocation = current_invocation()
             if time.monotonic() >= invocation.thread_deadline:
@@ -148,6 +151,15 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False) -> Callab
         except BaseException as exc:
             stash_host_exception(exc)
             raise WasmtimeError(f"host function {label} failed: {type(exc).__name__}") from None
+
+    @functools.wraps(fn)
+    def wrapper(store: Any, *args: Any) -> Any:
+        # Inside a traced request each host call is a span, child of the guest's (contextvars reach the worker
+        # thread); otherwise a context lookup is all it costs.
+        if trace.get_current_span().get_span_context().is_valid:
+            with _TRACER.start_as_current_span(span_name, attributes={"host.function": label}):
+                return call(store, *args)
+        return call(store, *args)
 
     return wrapper
 

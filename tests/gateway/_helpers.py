@@ -120,9 +120,18 @@ class FakeRunner:
 
     calls: list[dict[str, Any]] = field(default_factory=list)
     reply: Behaviour | None = None
+    ready: bool = True  # what /readyz answers (200 or 503), for the gateway's health checks
+    readyz_calls: int = 0
 
     def app(self) -> QuartTrio:
         app = QuartTrio("fake_runner")
+
+        @app.get("/readyz")
+        async def readyz() -> Response:
+            self.readyz_calls += 1
+            status = 200 if self.ready else 503
+            return Response(json.dumps({"status": "ready" if self.ready else "unavailable"}), status=status,
+                            content_type="application/json")
 
         @app.post("/v1/execute")
         async def execute() -> Response:

@@ -33,6 +33,8 @@ from typing import Final, NoReturn, final
 import httpx
 import trio
 
+from servicekit import inject_trace
+
 from ...engine import HostScope
 from .._errors import BodyTooLarge, HostCallError
 from .._httpio import read_capped
@@ -242,7 +244,7 @@ class GuestFetcher:
         payload = body if body is not None else b""
         if len(payload) > self._max_request_bytes:
             self._deny(scope, "request-too-large", parsed)
-        out_headers = self._filter_headers(scope, headers, parsed)
+        out_headers = _with_trace(self._filter_headers(scope, headers, parsed))
 
         total_deadline = min(trio.current_time() + self._total_timeout, scope.deadline)
         try:
@@ -378,3 +380,14 @@ class GuestFetcher:
         if self._ssl_context is None:
             self._ssl_context = httpx.create_ssl_context()
         return self._ssl_context
+
+
+def _with_trace(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Inside a traced request, the fetch carries the host call's W3C ``traceparent`` (replacing the guest's)."""
+    trace_headers: dict[str, str] = {}
+    inject_trace(trace_headers)
+    if not trace_headers:
+        return headers
+    names = {name.encode("ascii") for name in trace_headers}
+    kept = [(name, value) for name, value in headers if name.lower() not in names]
+    return kept + [(name.encode("ascii"), value.encode("ascii")) for name, value in trace_headers.items()]
