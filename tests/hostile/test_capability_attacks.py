@@ -1,7 +1,7 @@
 """Hostile guests against the capabilities, through a real runner: egress to a private address by name and by
 redirect, storage writes cut short by a trap or by the deadline, and host calls after the deadline.
 
-Storage semantic (documented in docs/security-hostile.md): each host call commits on its own. A write a guest
+Storage semantic (documented in docs/security.md, "Hostile guests"): each host call commits on its own. A write a guest
 made before it trapped or ran out of time is **kept** (there is no invocation-wide transaction to roll back,
 as with the reference runner's per-call storage API), and each single write is all or nothing: a reader sees
 the whole previous value or the whole new one, never part of one.
