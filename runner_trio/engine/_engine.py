@@ -10,6 +10,9 @@ import os
 import platform
 import re
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final, final
 
@@ -30,6 +33,9 @@ __all__ = [
 
 DEFAULT_EPOCH_TICK: Final = 0.005
 """Seconds between epoch increments: a cancelled guest stops within about one tick."""
+
+DEFAULT_TICKER_LINGER_S: Final = 120.0
+"""How long a cancelled ticker keeps ticking for guest calls still running (longer than any deadline)."""
 
 DEFAULT_OPT_LEVEL: Final = "speed"
 OPT_LEVELS: Final = ("none", "speed", "speed_and_size")
@@ -130,6 +136,8 @@ class WasmEngine:
         self.fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
         self.target = _UNSAFE_CHARS.sub("_", f"wasmtime-{self.version}-{self.fingerprint[:16]}-{self.platform}")
         self._tickers = 0
+        self._calls = 0
+        self._calls_lock = threading.Lock()
         self._wasip2_version: str | None = None
 
     @property
@@ -141,6 +149,23 @@ class WasmEngine:
     def ticking(self) -> bool:
         """Whether :meth:`run_ticker` is running (without it no guest can be interrupted)."""
         return self._tickers > 0
+
+    @property
+    def calls_in_flight(self) -> int:
+        """Guest calls running on worker threads now (see :meth:`guest_call`)."""
+        return self._calls
+
+    @contextmanager
+    def guest_call(self) -> Iterator[None]:
+        """Count a guest call for as long as its worker thread runs it: the ticker outlives it (see
+        :meth:`run_ticker`)."""
+        with self._calls_lock:
+            self._calls += 1
+        try:
+            yield
+        finally:
+            with self._calls_lock:
+                self._calls -= 1
 
     @property
     def wasip2_version(self) -> str:
@@ -223,6 +248,13 @@ class WasmEngine:
                 await trio.sleep(interval)
                 self._engine.increment_epoch()
         finally:
+            # Cancelled (shutdown) while guests still run on worker threads: they stop only at an epoch tick
+            # (their awaiting tasks are being cancelled too, or their deadlines pass), so keep ticking until
+            # the last one has returned, or for DEFAULT_TICKER_LINGER_S at most.
+            with trio.CancelScope(shield=True), trio.move_on_after(DEFAULT_TICKER_LINGER_S):
+                while self._calls:
+                    await trio.sleep(interval)
+                    self._engine.increment_epoch()
             self._tickers -= 1
 
 

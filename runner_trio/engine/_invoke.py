@@ -113,7 +113,7 @@ class _GuestCall:
             max_line_bytes=limits.max_line_bytes,
         )
         state = CallState(invocation, trio_thread=trio_thread)
-        with bind_call(state), watch_memory(limits.memory_bytes) as watch:
+        with self._engine.guest_call(), bind_call(state), watch_memory(limits.memory_bytes) as watch:
             take_host_exception()  # nothing left over from an earlier call on this thread
             store = wasmtime.Store(self._engine.wasmtime)
             try:

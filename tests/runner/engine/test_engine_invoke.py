@@ -168,3 +168,29 @@ async def test_guests_run_on_the_limiter_given_not_trios_default(
         seen = {"guest": guest_threads.statistics().borrowed_tokens, "default": default.statistics().borrowed_tokens}
     assert seen == {"guest": 2, "default": before}
     assert guest_threads.statistics().borrowed_tokens == 0
+
+
+async def test_a_guest_running_when_the_ticker_is_cancelled_still_stops(
+    engine: WasmEngine, linker: Linker, guests: dict[str, Component], make_invocation: Callable[..., Invocation],
+) -> None:
+    """Shutdown cancels the ticker and the guest's task together; without ticks a guest never sees the
+    cancellation (it stops only at an epoch tick), so the cancelled ticker keeps ticking while guests run."""
+    outcome: dict[str, object] = {}
+
+    async def spin() -> None:
+        try:
+            await invoke(engine, linker, guests["spin"], GET, make_invocation(), timeout=30)
+        except trio.Cancelled:
+            outcome["spin"] = "cancelled"
+            raise
+
+    with trio.fail_after(DEADLINE_SLACK_S + 10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.run_ticker)
+            nursery.start_soon(spin)
+            while engine.calls_in_flight == 0:  # noqa: ASYNC110 - the guest's worker thread counts itself
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()  # the ticker and the guest's task at once, as at shutdown
+    assert outcome == {"spin": "cancelled"}
+    assert engine.calls_in_flight == 0
+    assert not engine.ticking
