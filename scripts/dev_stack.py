@@ -293,7 +293,7 @@ Try:
   extctl invoke {ext_id} /context
   extctl invoke {ext_id} '/log?msg=hello'
 {tail}
-{no_tail}Host pages ({ext_id}, and examples/hello-js: docs/authoring.md):
+{no_tail}Host page ({ext_id}, and examples/hello-js: docs/authoring.md):
   {gateway_url}/msp/extensions/{ext_id}
   {hello_url}
     (a browser needs a session first: open {gateway_url}/healthz and run in its DevTools console

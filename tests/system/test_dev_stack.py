@@ -139,8 +139,9 @@ def check_output(command: str, result: subprocess.CompletedProcess[str]) -> None
     if "/storage" in command:
         assert body["value"] == "dark"
     if "/installs" in command:
-        assert [i["extension_id"] for i in body["installs"]] == ["kitchen-sink"]
-        assert body["installs"][0]["signature_status"] == "signed_verified"
+        # The sample, and examples/hello-js (docs/authoring.md): both signed with the dev key and verified.
+        assert sorted(i["extension_id"] for i in body["installs"]) == ["hello-js", "kitchen-sink"]
+        assert {i["signature_status"] for i in body["installs"]} == {"signed_verified"}
     if command.endswith(" /context"):
         assert body["tenantId"] == "dev"
 
@@ -186,12 +187,14 @@ def test_every_printed_command_and_url_works(tmp_path: Path) -> None:
         login = httpx.post(f"{gateway}/api/session", json=guide.login_body, timeout=30)
         assert login.status_code == 200, login.text
         cookies = dict(login.cookies)
-        (host_page,) = [u for u in guide.urls if "/msp/extensions/" in u]
+        (host_page,) = [u for u in guide.urls if u.endswith("/msp/extensions/kitchen-sink")]
+        (hello_page,) = [u for u in guide.urls if u.endswith("/msp/extensions/hello-js")]
         with httpx.Client(timeout=30, cookies=cookies) as client:
             for url in guide.urls:
                 page = client.get(url)
                 assert page.status_code == 200, (url, page.text[:300])
             assert "kitchen-sink" in client.get(host_page).text
+            assert "hello-js" in client.get(hello_page).text
 
         # Restarted on the same directory: the same tokens, and the browser session still holds.
         stack.stop()
