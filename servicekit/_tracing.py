@@ -76,7 +76,14 @@ def tracer(name: str) -> Tracer:
 def server_span(tracer_: Tracer, name: str, headers: Any,
                 attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
     """The current span for one request received with ``headers`` (a mapping, or werkzeug's ``Headers``: anything
-    with ``get`` and ``keys``), a child of their ``traceparent``."""
+    with ``get`` and ``keys``), a child of their ``traceparent``.
+
+    With no tracer provider installed and no ``traceparent`` to pass on, there is nothing to record or propagate:
+    the request gets the invalid span (attributes are dropped, inner spans skipped) without parsing headers.
+    """
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider) and headers.get("traceparent") is None:
+        yield trace.INVALID_SPAN
+        return
     parent = propagate.extract(headers)
     with tracer_.start_as_current_span(name, context=parent, kind=SpanKind.SERVER,
                                        attributes=dict(attributes or {})) as span:
