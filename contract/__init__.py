@@ -44,7 +44,18 @@ from ._debug_stream import (
     stream_key,
 )
 from ._errors import BodyTooLarge, ContractError, InvalidBase64, InvalidField, InvalidStreamKey, UnknownCapabilities
-from ._execute import ExecuteRequest, ExecuteResult, HttpRequest, Limits, RequestContext, UserInfo
+from ._execute import (
+    JOURNAL_POLICIES,
+    USAGE_FIELDS,
+    ExecuteRequest,
+    ExecuteResult,
+    HttpRequest,
+    JournalPolicy,
+    Limits,
+    RequestContext,
+    UserInfo,
+    parse_journal_policy,
+)
 from ._grammar import (
     CONTENT_HASH_PREFIX,
     ID_PATTERN,
@@ -65,6 +76,7 @@ __all__ = [
     "DEFAULT_STREAM_PREFIX",
     "ERROR_SEPARATOR",
     "ID_PATTERN",
+    "JOURNAL_POLICIES",
     "JSON_NAMES",
     "KEY_SEPARATOR",
     "LEVELS",
@@ -74,6 +86,7 @@ __all__ = [
     "SAFE_ID_PATTERN",
     "STREAMS",
     "UI_TOKEN_SEGMENT",
+    "USAGE_FIELDS",
     "BodyTooLarge",
     "ContentHashError",
     "ContractError",
@@ -85,6 +98,7 @@ __all__ = [
     "InvalidBase64",
     "InvalidField",
     "InvalidStreamKey",
+    "JournalPolicy",
     "Level",
     "Limits",
     "Outcome",
@@ -108,6 +122,7 @@ __all__ = [
     "is_stream_key_part",
     "load_json",
     "parse_content_hash",
+    "parse_journal_policy",
     "parse_prefixed_content_hash",
     "parse_stream_key",
     "signed_ui_path",

@@ -28,8 +28,17 @@ import orjson
 from bundles import KNOWN_CAPABILITIES
 
 from ._errors import BodyTooLarge, InvalidBase64, InvalidField, UnknownCapabilities
-from ._execute import ExecuteRequest, ExecuteResult, HttpRequest, Limits, RequestContext, UserInfo
-from ._grammar import ContentHashError, format_content_hash, is_id, parse_content_hash
+from ._execute import (
+    ExecuteRequest,
+    ExecuteResult,
+    HttpRequest,
+    JournalPolicy,
+    Limits,
+    RequestContext,
+    UserInfo,
+    parse_journal_policy,
+)
+from ._grammar import ContentHashError, format_content_hash, is_id, is_safe_id, parse_content_hash
 
 __all__ = [
     "MAX_GUEST_BODY_BYTES",
@@ -240,6 +249,15 @@ def decode_execute_request(doc: Any, *, max_body_bytes: int) -> ExecuteRequest:
             client_id=_str(u, "client_id", "user"),
             additional_fields=_str_map(u.get("additional_fields"), "user.additional_fields"),
         )
+    journal: JournalPolicy | None = None
+    raw_journal = root.get("journal")
+    if raw_journal is not None:
+        if not isinstance(raw_journal, str):
+            raise InvalidField("journal", "must be a string")
+        try:
+            journal = parse_journal_policy(raw_journal)
+        except ValueError as exc:
+            raise InvalidField("journal", str(exc)) from None
     return ExecuteRequest(
         context=context,
         http=request,
@@ -247,6 +265,7 @@ def decode_execute_request(doc: Any, *, max_body_bytes: int) -> ExecuteRequest:
         providers=providers,
         secret_envelope=envelope,
         user=user,
+        journal=journal,
     )
 
 
@@ -266,7 +285,7 @@ def encode_execute_request(request: ExecuteRequest) -> dict[str, Any]:
     context["config"] = dict(ctx.config)
     http = request.http
     limits = request.limits
-    return {
+    doc: dict[str, Any] = {
         "context": context,
         "http": {
             "method": http.method,
@@ -285,6 +304,9 @@ def encode_execute_request(request: ExecuteRequest) -> dict[str, Any]:
         "secret_envelope": dict(request.secret_envelope) if request.secret_envelope is not None else None,
         "user": _encode_user(request.user) if request.user is not None else None,
     }
+    if request.journal is not None:
+        doc["journal"] = str(request.journal)
+    return doc
 
 
 def _encode_user(user: UserInfo) -> dict[str, Any]:
@@ -305,13 +327,19 @@ def _encode_user(user: UserInfo) -> dict[str, Any]:
 
 
 def encode_execute_result(result: ExecuteResult) -> dict[str, Any]:
-    """``{"status", "headers", "body_b64", "error"}``: what ``/v1/execute`` answers."""
-    return {
+    """``{"status", "headers", "body_b64", "error"}``: what ``/v1/execute`` answers, plus ``journal_entry`` and
+    ``usage`` when present (extensions of the reference's answer, which its callers ignore)."""
+    doc: dict[str, Any] = {
         "status": result.status,
         "headers": dict(result.headers),
         "body_b64": _b64_text(result.body),
         "error": result.error,
     }
+    if result.journal_entry is not None:
+        doc["journal_entry"] = result.journal_entry
+    if result.usage is not None:
+        doc["usage"] = dict(result.usage)
+    return doc
 
 
 def decode_execute_result(doc: Any) -> ExecuteResult:
@@ -339,5 +367,16 @@ def decode_execute_result(doc: Any) -> ExecuteResult:
         raise InvalidField("body_b64", "must be a string or null")
     if not (error is None or isinstance(error, str)):
         raise InvalidField("error", "must be a string or null")
+    journal_entry = doc.get("journal_entry")
+    if not (journal_entry is None or (isinstance(journal_entry, str) and is_safe_id(journal_entry))):
+        raise InvalidField("journal_entry", "must be an id or null")
+    usage = doc.get("usage")
+    if usage is not None and not (
+        isinstance(usage, dict)
+        and all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+                for k, v in usage.items())
+    ):
+        raise InvalidField("usage", "must be an object of non-negative numbers")
     body = None if body_b64 is None else _b64(body_b64, "body_b64")
-    return ExecuteResult(status, headers, body, error)
+    return ExecuteResult(status, headers, body, error, journal_entry=journal_entry,
+                         usage=None if usage is None else {k: usage[k] for k in usage})

@@ -8,14 +8,80 @@ such values. The JSON codec is in ``_codec``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlencode
 
 from ._codes import ErrorCode, FailureKind, format_error, split_error
 
-__all__ = ["ExecuteRequest", "ExecuteResult", "HttpRequest", "Limits", "RequestContext", "UserInfo"]
+__all__ = [
+    "JOURNAL_POLICIES",
+    "USAGE_FIELDS",
+    "ExecuteRequest",
+    "ExecuteResult",
+    "HttpRequest",
+    "JournalPolicy",
+    "Limits",
+    "RequestContext",
+    "UserInfo",
+    "parse_journal_policy",
+]
+
+JOURNAL_POLICIES: Final = ("off", "errors", "all")
+"""The fixed journal policies; ``sample:<rate>`` (0 < rate <= 1) is the fourth form."""
+
+USAGE_FIELDS: Final = (
+    "guest_cpu_ms",
+    "memory_mb_ms",
+    "egress_requests",
+    "egress_bytes",
+    "storage_ops",
+    "storage_bytes",
+    "debug_events",
+)
+"""What a runner measures per invocation and answers in ``usage`` (all non-negative numbers).
+
+``guest_cpu_ms``: time the guest ran (epoch-based); ``memory_mb_ms``: the memory cap in MiB times the guest's
+wall time in ms; ``egress_*``: outbound HTTP requests and bytes sent plus received; ``storage_ops`` /
+``storage_bytes``: storage calls and bytes read plus written; ``debug_events``: events the invocation emitted.
+"""
+
+
+@dataclass(frozen=True)
+class JournalPolicy:
+    """Which invocations a runner records into the invocation journal (``journal`` on ``/v1/execute``).
+
+    ``mode`` is ``off``, ``errors`` (failures and 5xx answers), ``all``, or ``sample`` (``rate`` of them, chosen
+    at random, plus every error). Spelled on the wire as ``"off" | "errors" | "all" | "sample:<rate>"``.
+    """
+
+    mode: str
+    rate: float = 1.0
+
+    def __str__(self) -> str:
+        return f"sample:{self.rate:g}" if self.mode == "sample" else self.mode
+
+
+def parse_journal_policy(text: str) -> JournalPolicy:
+    """``"errors"`` -> ``JournalPolicy("errors")``, ``"sample:0.1"`` -> ``JournalPolicy("sample", 0.1)``.
+
+    Raises:
+        ValueError: not one of the four forms, or a rate outside ``(0, 1]``.
+    """
+    value = text.strip().lower()
+    if value in JOURNAL_POLICIES:
+        return JournalPolicy(value)
+    kind, sep, raw_rate = value.partition(":")
+    if kind == "sample" and sep:
+        try:
+            rate = float(raw_rate)
+        except ValueError:
+            rate = math.nan
+        if 0 < rate <= 1:
+            return JournalPolicy("sample", rate)
+    raise ValueError("journal policy must be off, errors, all or sample:<rate> with 0 < rate <= 1")
 
 
 @dataclass(frozen=True)
@@ -79,6 +145,9 @@ class ExecuteRequest:
     providers: frozenset[str]
     secret_envelope: Mapping[str, Any] | None
     user: UserInfo | None
+    journal: JournalPolicy | None = None
+    """Record this invocation into the journal per this policy (an extension of the reference's body; absent =
+    never record)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +163,10 @@ class ExecuteResult:
     headers: Mapping[str, str]
     body: bytes | None
     error: str | None = None
+    journal_entry: str | None = None
+    """The id of the journal entry this invocation was recorded as (absent when it was not recorded)."""
+    usage: Mapping[str, float] | None = None
+    """What the invocation used (:data:`USAGE_FIELDS`); absent from runners that do not measure it."""
 
     @classmethod
     def failure(cls, status: int, code: ErrorCode, detail: str | None = None) -> ExecuteResult:

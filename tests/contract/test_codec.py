@@ -247,3 +247,58 @@ def test_result_body_not_base64() -> None:
     with pytest.raises(contract.InvalidBase64) as caught:
         contract.decode_execute_result({"status": 200, "body_b64": "***"})
     assert caught.value.field == "body_b64"
+
+
+# -- the extensions of the reference's body: journal policy, journal entry, usage ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("off", "off"), ("errors", "errors"), ("ALL", "all"), (" sample:0.25 ", "sample:0.25"), ("sample:1", "sample:1")],
+)
+def test_journal_policies_parse_and_print(text: str, expected: str) -> None:
+    assert str(contract.parse_journal_policy(text)) == expected
+
+
+@pytest.mark.parametrize("text", ["", "some", "sample", "sample:", "sample:0", "sample:1.5", "sample:nan", "sample:x"])
+def test_bad_journal_policies_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="journal policy"):
+        contract.parse_journal_policy(text)
+
+
+def test_journal_policy_travels_and_is_absent_by_default() -> None:
+    doc = contract.encode_execute_request(
+        contract.decode_execute_request({**_minimal(), "journal": "sample:0.5"}, max_body_bytes=CAP))
+    assert doc["journal"] == "sample:0.5"
+    assert "journal" not in contract.encode_execute_request(contract.decode_execute_request(_minimal(),
+                                                                                           max_body_bytes=CAP))
+    with pytest.raises(contract.InvalidField) as info:
+        contract.decode_execute_request({**_minimal(), "journal": "everything"}, max_body_bytes=CAP)
+    assert info.value.field == "journal"
+
+
+def test_result_journal_entry_and_usage_round_trip() -> None:
+    doc = {"status": 200, "headers": {}, "body_b64": None, "error": None, "journal_entry": "j0123abc",
+           "usage": {"guest_cpu_ms": 1.5, "egress_requests": 2}}
+    result = contract.decode_execute_result(doc)
+    assert result.journal_entry == "j0123abc"
+    assert result.usage == {"guest_cpu_ms": 1.5, "egress_requests": 2}
+    assert contract.encode_execute_result(result) == doc
+    plain = contract.encode_execute_result(ExecuteResult(200, {}, None))
+    assert "journal_entry" not in plain
+    assert "usage" not in plain
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [({"journal_entry": "../x"}, "journal_entry"), ({"usage": {"guest_cpu_ms": -1}}, "usage"),
+     ({"usage": {"a": True}}, "usage"), ({"usage": [1]}, "usage")],
+)
+def test_result_extension_errors(extra: dict[str, Any], field: str) -> None:
+    with pytest.raises(contract.InvalidField) as info:
+        contract.decode_execute_result({"status": 200, "headers": {}, "body_b64": None, "error": None, **extra})
+    assert info.value.field == field
+
+
+def _minimal() -> dict[str, Any]:
+    return {"context": {"tenant_id": "t", "extension_id": "e", "content_hash": HEX}, "http": {"method": "GET"}}
