@@ -15,9 +15,10 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from bundles.store import BundleStore, open_store
 from servicekit import configure_tracing, harden_connections, json_errors, serve_app
 
-from . import _admin, _host_page, _installs, _proxy, _public
+from . import _admin, _host_page, _installs, _proxy, _public, _usage_api
 from ._audit import AuditWriter
 from ._auth import Principal, SessionSigner, authenticate, principal_for_token
+from ._budgets import BudgetGuard
 from ._errors import ApiError, PayloadTooLarge, RegistryError
 from ._fleet import FleetState
 from ._headers import SECURITY_HEADERS
@@ -26,6 +27,7 @@ from ._runner_client import RunnerClient
 from ._runner_pool import Affinity, Discovery, RunnerPool
 from ._settings import Settings
 from ._state import STATE_KEY, GatewayState, ManifestCache
+from ._usage import UsageRecorder
 from ._views import json_response
 from .debug import DEFAULT_REAUTHORIZE_S, DebugCredentials, create_debug_blueprint
 from .registry import CachedRegistry, Registry, open_registry
@@ -74,6 +76,7 @@ def create_app(
         store = open_store(settings.bundle_store_base)
     signer = SessionSigner(settings.session_secret or secrets.token_urlsafe(32), ttl_s=settings.session_ttl_s)
     pool_scope = trio.CancelScope()  # the runner pool's health checks and discovery, while serving
+    usage_scope = trio.CancelScope()  # the usage and budget writers, while serving
 
     @app.before_serving
     async def _open() -> None:
@@ -108,7 +111,12 @@ def create_app(
             # Audit rows are written in the app's nursery (set by the ASGI lifespan before start-up).
             audit=AuditWriter(reg, nursery=getattr(app, "nursery", None)),
             fleet=fleet,
+            usage=UsageRecorder(reg, flush_interval_s=settings.usage_flush_interval_s,
+                                max_pending_rows=settings.usage_max_pending_rows),
+            budgets=BudgetGuard(reg, fleet=fleet, cache_ttl_s=settings.budget_cache_ttl_s),
         )
+        if nursery is not None:  # without the app's nursery (no lifespan), reads and the stop flush instead
+            nursery.start_soon(_background, app.extensions[STATE_KEY], usage_scope)
 
     @app.after_serving
     async def _close() -> None:
@@ -116,8 +124,13 @@ def create_app(
         st: GatewayState | None = app.extensions.pop(STATE_KEY, None)
         if st is None:
             return
+        usage_scope.cancel()
         with trio.move_on_after(AUDIT_FLUSH_TIMEOUT_S):
             await st.audit.flush()  # rows of the last calls, before the registry closes
+            if st.usage is not None:
+                await st.usage.flush()  # the last usage sums, likewise
+            if st.budgets is not None:
+                await st.budgets.flush()
         await st.runner.aclose()
         if registry is None:
             await st.registry.aclose()
@@ -158,6 +171,7 @@ def create_app(
     app.register_blueprint(_installs.blueprint)
     app.register_blueprint(_proxy.blueprint)
     app.register_blueprint(_host_page.blueprint)
+    app.register_blueprint(_usage_api.blueprint)
 
     async def _debug_caller(credentials: DebugCredentials) -> Principal:
         st: GatewayState = app.extensions[STATE_KEY]
@@ -216,6 +230,16 @@ async def serve(
         accesslog="-",
         task_status=task_status,
     )
+
+
+async def _background(st: GatewayState, scope: trio.CancelScope) -> None:
+    """The usage recorder's flushes and the budget counters' pushes to Redis, until the app stops."""
+    with scope:
+        async with trio.open_nursery() as nursery:
+            if st.usage is not None:
+                nursery.start_soon(st.usage.run)
+            if st.budgets is not None and st.fleet is not None:
+                nursery.start_soon(st.budgets.run)
 
 
 async def _watch_runners(pool: RunnerPool, scope: trio.CancelScope) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
+from contract import USAGE_FIELDS
+
 from ._auth import ROLE_PERMISSIONS
 from ._bodies import (
     BODIES,
@@ -23,6 +25,7 @@ from ._bodies import (
     TokenCreate,
     UserCreate,
 )
+from ._budgets import BUDGET_NAMES
 from ._rules import body_schema
 
 _STR: Final = {"type": "string"}
@@ -78,6 +81,28 @@ def _query_param(name: str, schema: dict[str, Any], required: bool = False) -> d
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
 
+_NUM: Final = {"type": "number", "minimum": 0}
+_USAGE_SUMS: Final = _obj(["invocations", "errors"], {
+    **{name: _NUM for name in ("invocations", "errors", *USAGE_FIELDS)},
+    "calls": {"type": "object", "additionalProperties": _NUM},
+}, closed=False)
+_BUDGET: Final = _obj(["name", "period", "limit"], {
+    "name": {"enum": list(BUDGET_NAMES)}, "period": {"enum": ["minute", "hour", "day"]},
+    "limit": {"type": "number", "minimum": 0, "maximum": 2**53}})
+_USAGE_SCHEMAS: Final[dict[str, Any]] = {
+    "UsageReport": _obj(["tenant_id", "from", "to", "granularity", "totals", "series"], {
+        "tenant_id": _STR, "extension_id": _NULLABLE_STR, "from": _STR, "to": _STR,
+        "granularity": {"enum": ["minute", "hour", "day"]}, "counters": _STR_LIST, "totals": _USAGE_SUMS,
+        "extensions": {"type": "object", "additionalProperties": _USAGE_SUMS},
+        "series": {"type": "array", "items": _USAGE_SUMS},
+    }),
+    "Budgets": _obj(["tenant_id", "budgets"], {"tenant_id": _STR, "budgets": {
+        "type": "array", "items": {**_BUDGET, "properties": {**_BUDGET["properties"], "period_s": _NUM}}}}),
+    "BudgetsReplace": {**_obj(["budgets"], {"budgets": {"type": "array", "maxItems": 3 * len(BUDGET_NAMES),
+                                                        "items": _BUDGET}}),
+                       "description": "The tenant's whole list of budgets: a limit per counter and UTC period"},
+}
+
 _SCHEMAS: Final[dict[str, Any]] = {
     "Error": _obj(["error"], {"error": _STR, "message": _STR, "requestId": _STR, "retryAfter": {"type": "integer"},
                               "fields": _STR_MAP, "permission": _STR, "limit": {"type": "integer"}}),
@@ -110,6 +135,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
         "created_at": _STR, "updated_at": _STR,
     }),
     **{model.__name__: body_schema(model) for model in BODIES},
+    **_USAGE_SCHEMAS,
 }
 
 _ERROR_TEXT: Final = {
@@ -117,6 +143,10 @@ _ERROR_TEXT: Final = {
     404: "not found", 409: "conflict", 413: "payload_too_large", 429: "rate limited (Retry-After)",
     502: "bad_gateway", 503: "unavailable", 504: "gateway_timeout",
 }
+# 429 quota_exceeded (a tenant budget, _budgets.py) names the budget it hit.
+_SCHEMAS["Error"]["properties"].update({"budget": _STR, "used": _NUM, "period": _STR,
+                                        "retry_after_s": {"type": "integer"}})
+_SCHEMAS["Error"]["properties"]["limit"] = {"type": "number"}
 
 
 def _paths() -> dict[str, Any]:
@@ -247,6 +277,32 @@ def _paths() -> dict[str, Any]:
             "delete": _op("Remove the secrets", {"204": {"description": "removed"}, **_errors(401, 403, 404)},
                           params=[t, e]),
         },
+        **_usage_paths(t, e),
+    }
+
+
+def _usage_paths(t: dict[str, Any], e: dict[str, Any]) -> dict[str, Any]:
+    """Usage (billing), budgets and the least-privilege report (``_usage_api.py``)."""
+    budgets = _json(_ref("Budgets"), "the tenant's budgets")
+    return {
+        "/api/v1/usage": {"get": _op(
+            "A tenant's usage over [from, to) per bucket and extension, with totals (global admin: any tenant; "
+            "tenant admin: their own)", {"200": _json(_ref("UsageReport"), "the report"),
+                                         **_errors(400, 401, 403, 404, 503)},
+            params=[_query_param("tenant", _STR), _query_param("from", _STR, True), _query_param("to", _STR),
+                    _query_param("extension", _STR),
+                    _query_param("granularity", {"type": "string", "enum": ["minute", "hour", "day"]})])},
+        "/api/v1/tenants/{tenant_id}/budgets": {
+            "get": _op("The tenant's budgets", {"200": budgets, **_errors(401, 403, 404)}, params=[t]),
+            "put": {**_op("Replace the tenant's budgets (admin token); enforced before each call (429 "
+                          "quota_exceeded)", {"200": budgets, **_errors(400, 401, 403, 404)}, params=[t]),
+                    "requestBody": {"required": True,
+                                    "content": {"application/json": {"schema": _ref("BudgetsReplace")}}}},
+        },
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/privileges": {"get": _op(
+            "Least privilege: per granted capability, the host calls made with it in the last N days; grants "
+            "not used", {"200": {"description": "the report"}, **_errors(400, 401, 403, 404)},
+            params=[t, e, _query_param("days", {"type": "integer", "minimum": 1, "maximum": 366})])},
     }
 
 

@@ -2,8 +2,9 @@
 
 The order is the contract's: credential (401) -> tenant from the credential, an ``x-alga-tenant`` header may only
 agree (403) -> active install (404 ``not_installed``) -> manifest endpoint (404 ``endpoint_not_found``) -> RBAC
-(403) -> rate limit per (tenant, extension) (429) -> audit row -> body (413) -> ``POST /v1/execute``; the
-row's final status is set after the call, whatever its outcome, off the response path.
+(403) -> rate limit per (tenant, extension) (429) -> tenant budgets (429 ``quota_exceeded``) -> audit row -> body (413)
+-> ``POST /v1/execute``; the row's final status is set after the call, whatever its outcome, off the response
+path, and the answer's usage goes to the usage recorder and the budget counters (``_usage.py``, ``_budgets.py``).
 
 ``/api/ext-proxy/{extensionId}/{path...}`` (where the reference's host page sends the iframe's ``apiproxy``
 calls) is the same handler with the same checks. ``/api/ext/{extensionId}`` routes to the guest's ``/``.
@@ -30,7 +31,16 @@ from quart import Blueprint, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 import bundles
-from contract import ErrorCode, ExecuteRequest, HttpRequest, Limits, RequestContext, UserInfo, split_error
+from contract import (
+    ErrorCode,
+    ExecuteRequest,
+    ExecuteResult,
+    HttpRequest,
+    Limits,
+    RequestContext,
+    UserInfo,
+    split_error,
+)
 from servicekit import server_span, tracer
 
 from ._auth import PERMISSION_READ, PERMISSION_WRITE, Principal, authenticate, check_origin
@@ -141,6 +151,8 @@ async def proxy(ext_id: str, rest: str) -> Response:
             method = _checked_method(override)
         _authorize(manifest, principal, frozenset({method}), guest_path)
 
+    if st.budgets is not None:
+        await st.budgets.admit(principal.tenant_id)  # 429 quota_exceeded; last refusal before the runner is called
     audit_id = await st.registry.record_audit(
         tenant_id=principal.tenant_id, user_id=principal.user.id, extension_id=ext_id, method=method,
         path=guest_path, request_id=g.request_id,
@@ -311,10 +323,19 @@ async def _execute(
                   "http.request.method": method}
     with server_span(_TRACER, f"{request.method} /api/ext/{{extensionId}}", request.headers, attributes) as span:
         answer = await st.runner.execute(call, idempotency_key=runner_key, retryable=read_only or key is not None)
+        _account(st, install, answer.result)
         span.set_attribute("http.response.status_code", answer.result.status)
         if answer.result.error is not None:
             span.set_attribute("error.type", answer.result.error)
     return _client_response(answer, request.method)
+
+
+def _account(st: GatewayState, install: Install, result: ExecuteResult) -> None:
+    """Hand the answer's usage to the budget counters and the usage recorder (memory only, never blocks)."""
+    if st.budgets is not None:
+        st.budgets.consume(install.tenant_id, result)
+    if st.usage is not None:
+        st.usage.record(install.tenant_id, install.extension_id, result)
 
 
 def _client_response(answer: RunnerResult, method: str) -> Response:

@@ -15,11 +15,13 @@ from bundles.store import BundleLayout, BundleStore
 
 from ._audit import AuditWriter
 from ._auth import SessionSigner
+from ._budgets import BudgetGuard
 from ._errors import ApiError, InvalidRequest, NotFound
 from ._fleet import FleetState
 from ._ratelimit import RateLimiter
 from ._runner_client import RunnerClient
 from ._settings import Settings
+from ._usage import UsageRecorder
 from .registry import SIGNATURE_PRESENT, SIGNATURE_UNSIGNED, SIGNATURE_VERIFIED, Registry, Version
 
 STATE_KEY: Final = "alga_gateway"
@@ -152,6 +154,8 @@ class GatewayState:
     store: BundleStore | None
     audit: AuditWriter
     fleet: FleetState | None = None
+    usage: UsageRecorder | None = None
+    budgets: BudgetGuard | None = None
 
 
 def state() -> GatewayState:

@@ -28,13 +28,16 @@ from ._postgres import DEFAULT_POSTGRES_POOL_SIZE, PostgresRegistry
 from ._protocol import Registry
 from ._repository import SqlRegistry, new_id, utc_now
 from ._sqlite import DEFAULT_BUSY_TIMEOUT_S, DEFAULT_POOL_SIZE, SqliteRegistry
+from ._usage import BUDGET_PERIODS, GRANULARITY_PREFIX, Budget, UsageBucket, UsageDelta
 
 __all__ = [
+    "BUDGET_PERIODS",
     "DEFAULT_BUSY_TIMEOUT_S",
     "DEFAULT_CACHE_MAX_ENTRIES",
     "DEFAULT_CACHE_TTL_S",
     "DEFAULT_POOL_SIZE",
     "DEFAULT_POSTGRES_POOL_SIZE",
+    "GRANULARITY_PREFIX",
     "MIGRATIONS",
     "POSTGRES_MIGRATIONS",
     "SIGNATURE_PRESENT",
@@ -43,6 +46,7 @@ __all__ = [
     "UNSET",
     "ApiToken",
     "AuditEntry",
+    "Budget",
     "CachedRegistry",
     "Extension",
     "Install",
@@ -55,6 +59,8 @@ __all__ = [
     "SqliteRegistry",
     "Tenant",
     "Unset",
+    "UsageBucket",
+    "UsageDelta",
     "User",
     "Version",
     "apply_migrations",

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from ._models import UNSET, ApiToken, AuditEntry, Extension, Install, SealedSecrets, Tenant, Unset, User, Version
+from ._usage import Budget, UsageBucket, UsageDelta
 
 
 class Registry(Protocol):
@@ -142,3 +143,16 @@ class Registry(Protocol):
     async def finish_audit(self, audit_id: int, status: int) -> None: ...
 
     async def list_audit(self, tenant_id: str, *, limit: int) -> list[AuditEntry]: ...
+
+    # usage and budgets
+    async def add_usage(self, deltas: Sequence[UsageDelta]) -> None:
+        """Add each delta to its (tenant, extension, minute) row, in one transaction."""
+
+    async def usage_buckets(self, tenant_id: str, *, start: str, end: str, extension_id: str | None = None,
+                            granularity: str = "hour") -> list[UsageBucket]:
+        """Sums per (bucket, extension) of the minutes in ``[start, end)`` (RFC 3339 minutes), oldest first."""
+
+    async def get_budgets(self, tenant_id: str) -> list[Budget]: ...
+
+    async def set_budgets(self, tenant_id: str, budgets: Sequence[Budget]) -> list[Budget]:
+        """Replace the tenant's budgets; returns them as stored. Raises ``RecordNotFound`` for no tenant."""
