@@ -109,6 +109,7 @@ class RunnerReply:
     http_status: int = 200
     delay_s: float = 0.0
     http_headers: dict[str, str] = field(default_factory=dict)  # of the runner's own answer (server-timing)
+    usage: dict[str, float] | None = None  # the answer's "usage" (contract.USAGE_FIELDS, calls.<capability>)
 
 
 Behaviour = Callable[[dict[str, Any]], Awaitable[RunnerReply] | RunnerReply]
@@ -151,6 +152,8 @@ class FakeRunner:
                 "body_b64": None if reply.body is None else base64.b64encode(reply.body).decode(),
                 "error": reply.error,
             }
+            if reply.usage is not None:
+                envelope["usage"] = reply.usage
             return Response(json.dumps(envelope), status=200, content_type="application/json",
                             headers=reply.http_headers)
 

@@ -1,0 +1,139 @@
+"""Tenant budgets in admission: a tenant over a budget gets 429 ``quota_exceeded`` before any runner is called,
+while another tenant is unaffected; budgets are the global admin's to set; with ``GATEWAY_REDIS_URL`` the
+counters are the fleet's. Periods are days here, so that no test straddles a period boundary it did not plan."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from tests._redis import RedisServer, running_redis
+
+from ._helpers import FakeRunner, RunnerReply
+from .conftest import Gateway, GatewayFactory, Tenant
+
+
+async def _two_tenants(gateway: Gateway) -> tuple[Tenant, Tenant]:
+    await gateway.register(await gateway.publish("v1"))
+    acme, globex = await gateway.tenant("acme"), await gateway.tenant("globex")
+    await gateway.install("acme")
+    await gateway.install("globex")
+    return acme, globex
+
+
+async def _budgets(gateway: Gateway, tenant_id: str, *budgets: tuple[str, str, float]) -> Any:
+    body = {"budgets": [{"name": n, "period": p, "limit": limit} for n, p, limit in budgets]}
+    return await gateway.admin_put(f"/api/v1/tenants/{tenant_id}/budgets", body, expect=200)
+
+
+async def test_a_tenant_over_its_invocation_budget_is_refused_while_another_is_not(gateway: Gateway) -> None:
+    acme, globex = await _two_tenants(gateway)
+    await _budgets(gateway, "acme", ("invocations", "day", 3))
+    statuses = [(await gateway.client.get("/api/ext/echo/items", headers=acme.auth)).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    assert len(gateway.runner.calls) == 3  # refused before the runner
+
+    refused = await gateway.client.get("/api/ext/echo/items", headers=acme.auth)
+    body = refused.json()
+    assert refused.status_code == 429
+    assert {k: body[k] for k in ("error", "budget", "limit", "used", "period")} == {
+        "error": "quota_exceeded", "budget": "invocations", "limit": 3, "used": 3, "period": "day"}
+    assert 1 <= body["retry_after_s"] <= 86400
+    assert refused.headers["retry-after"] == str(body["retry_after_s"])
+
+    for _ in range(5):
+        assert (await gateway.client.get("/api/ext/echo/items", headers=globex.auth)).status_code == 200
+
+
+async def test_a_guest_cpu_budget_counts_what_answers_report(make_gateway: GatewayFactory) -> None:
+    gateway = await make_gateway(FakeRunner(reply=lambda call: RunnerReply(usage={"guest_cpu_ms": 2.5})))
+    acme, globex = await _two_tenants(gateway)
+    await _budgets(gateway, "acme", ("guest_cpu_ms", "day", 5), ("egress_bytes", "day", 1_000_000))
+    assert (await gateway.client.get("/api/ext/echo/items", headers=acme.auth)).status_code == 200
+    assert (await gateway.client.get("/api/ext/echo/items", headers=acme.auth)).status_code == 200
+    refused = await gateway.client.get("/api/ext/echo/items", headers=acme.auth)
+    assert (refused.status_code, refused.json()["budget"], refused.json()["used"]) == (429, "guest_cpu_ms", 5)
+    assert (await gateway.client.get("/api/ext/echo/items", headers=globex.auth)).status_code == 200
+
+
+async def test_lifting_a_budget_admits_again_at_once(gateway: Gateway) -> None:
+    acme, _ = await _two_tenants(gateway)
+    await _budgets(gateway, "acme", ("invocations", "day", 1))
+    assert (await gateway.client.get("/api/ext/echo/items", headers=acme.auth)).status_code == 200
+    assert (await gateway.client.get("/api/ext/echo/items", headers=acme.auth)).status_code == 429
+    await _budgets(gateway, "acme")  # no budgets
+    assert (await gateway.client.get("/api/ext/echo/items", headers=acme.auth)).status_code == 200
+
+
+async def test_budgets_are_set_by_the_global_admin_and_read_by_the_tenant(gateway: Gateway) -> None:
+    await gateway.tenant("acme")
+    admin = await gateway.user("acme", roles=["admin"], email="boss@example.com")
+    globex = await gateway.tenant("globex", roles=["admin"])
+    stored = await _budgets(gateway, "acme", ("invocations", "minute", 100), ("egress_bytes", "day", 5e6))
+    assert stored["budgets"] == [
+        {"name": "egress_bytes", "period": "day", "limit": 5000000, "period_s": 86400},
+        {"name": "invocations", "period": "minute", "limit": 100, "period_s": 60}]
+
+    read = await gateway.client.get("/api/v1/tenants/acme/budgets", headers=admin.auth)
+    assert (read.status_code, read.json()) == (200, stored)
+    own_change = await gateway.client.put("/api/v1/tenants/acme/budgets", json={"budgets": []}, headers=admin.auth)
+    assert (own_change.status_code, own_change.json()["error"]) == (403, "admin_token_required")
+    foreign = await gateway.client.get("/api/v1/tenants/acme/budgets", headers=globex.auth)
+    assert foreign.status_code == 404
+    missing = await gateway.client.put("/api/v1/tenants/nobody/budgets", json={"budgets": []}, headers=gateway.admin)
+    assert (missing.status_code, missing.json()["error"]) == (404, "tenant_not_found")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "budgets"),
+    ({"budgets": "lots"}, "budgets"),
+    ({"budgets": [{"name": "cpu", "period": "day", "limit": 1}]}, "budgets[0].name"),
+    ({"budgets": [{"name": "invocations", "period": "week", "limit": 1}]}, "budgets[0].period"),
+    ({"budgets": [{"name": "invocations", "period": "day", "limit": -1}]}, "budgets[0].limit"),
+    ({"budgets": [{"name": "invocations", "period": "day", "limit": True}]}, "budgets[0].limit"),
+    ({"budgets": [{"name": "invocations", "period": "day", "limit": 1, "x": 1}]}, "budgets[0].x"),
+    ({"budgets": [{"name": "invocations", "period": "day", "limit": 1}] * 2}, "budgets[1]"),
+    ({"budgets": [], "extra": 1}, "extra"),
+])
+async def test_bad_budgets_name_the_field(gateway: Gateway, body: dict[str, Any], field: str) -> None:
+    await gateway.tenant("acme")
+    resp = await gateway.client.put("/api/v1/tenants/acme/budgets", json=body, headers=gateway.admin)
+    assert resp.status_code == 400
+    assert field in resp.json()["fields"]
+
+
+# -- a fleet -----------------------------------------------------------------------------------------------------
+
+
+async def test_the_budget_is_the_fleets_with_redis(
+    make_gateway: GatewayFactory, postgres_url: str, redis_server: RedisServer
+) -> None:
+    settings = {"registry_database": postgres_url, "redis_url": redis_server.url}
+    first, second = await make_gateway(**settings), await make_gateway(**settings)
+    await first.register(await first.publish("v1"))
+    tenant_id = f"t-{uuid.uuid4().hex[:8]}"  # its own counters in the shared Redis
+    tenant = await first.tenant(tenant_id)
+    await first.install(tenant_id)
+    await _budgets(first, tenant_id, ("invocations", "day", 4))
+    statuses = []
+    for n in range(8):
+        gateway = (first, second)[n % 2]
+        statuses.append((await gateway.client.get("/api/ext/echo/items", headers=tenant.auth)).status_code)
+    assert sorted(statuses) == [200] * 4 + [429] * 4  # alone, each gateway would have let four through
+    assert len(first.runner.calls) + len(second.runner.calls) == 4
+
+
+async def test_without_redis_budgets_fall_back_to_each_gateways_counters(
+    make_gateway: GatewayFactory, postgres_url: str
+) -> None:
+    with running_redis() as redis:
+        gateway = await make_gateway(registry_database=postgres_url, redis_url=redis.url)
+        acme, globex = await _two_tenants(gateway)
+        await _budgets(gateway, "acme", ("invocations", "day", 2))
+        redis.stop()
+        statuses = [(await gateway.client.get("/api/ext/echo/items", headers=acme.auth)).status_code
+                    for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        assert (await gateway.client.get("/api/ext/echo/items", headers=globex.auth)).status_code == 200
