@@ -14,8 +14,10 @@ from datetime import datetime
 from typing import Annotated, Final
 
 from ._auth import ROLE_PERMISSIONS
-from ._rules import Choice, Flag, Integer, Text, TextList, TextMap, Timestamp
+from ._budgets import BUDGET_NAMES
+from ._rules import Choice, Flag, Integer, ModelList, Text, TextList, TextMap, Timestamp
 from ._validation import ID_HINT, ID_PATTERN
+from .registry import BUDGET_PERIODS
 
 USER_TYPES: Final = ("internal", "client")
 MAX_ROLES: Final = 8
@@ -29,6 +31,8 @@ MAX_SECRET_VALUE: Final = 64 * 1024
 KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 """Names of config entries and secrets."""
 EMAIL_PATTERN: Final = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
+MAX_BUDGET_LIMIT: Final = 2**53
+MAX_BUDGETS: Final = len(BUDGET_PERIODS) * len(BUDGET_NAMES)
 
 _ID: Final = Text(max_len=128, pattern=ID_PATTERN, hint=ID_HINT)
 _CONFIG: Final = TextMap(max_items=MAX_CONFIG_ENTRIES, key_pattern=KEY_PATTERN, max_value_len=MAX_CONFIG_VALUE)
@@ -126,6 +130,22 @@ class SecretsReplace:
     expires_at: Annotated[datetime | None, Timestamp()] = None
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetItem:
+    """A limit on one counter of the tenant per fixed UTC period (``limit`` is required)."""
+
+    name: Annotated[str, Choice(BUDGET_NAMES, required=True)]
+    period: Annotated[str, Choice(BUDGET_PERIODS, required=True)]
+    limit: Annotated[int | None, Integer(low=0, high=MAX_BUDGET_LIMIT)]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetsReplace:
+    """The tenant's whole list of budgets: a limit per counter and UTC period, enforced before each call."""
+
+    budgets: Annotated[list[BudgetItem], ModelList(BudgetItem, required=True, max_items=MAX_BUDGETS)]
+
+
 BODIES: Final = (SessionCreate, TenantCreate, UserCreate, TokenCreate, ExtensionRegister, InstallCreate,
-                 InstallUpgrade, ConfigReplace, CapabilitiesReplace, SecretsReplace)
+                 InstallUpgrade, ConfigReplace, CapabilitiesReplace, SecretsReplace, BudgetsReplace)
 """Every request body model, in the order the OpenAPI document lists them."""

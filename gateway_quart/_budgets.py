@@ -39,6 +39,7 @@ log = logging.getLogger("gateway_quart.budgets")
 
 BUDGET_NAMES: Final = ("invocations", "errors", *USAGE_FIELDS)
 PERIOD_SECONDS: Final = {"minute": 60, "hour": 3600, "day": 86400}
+"""The length of each of :data:`~gateway_quart.registry.BUDGET_PERIODS`."""
 DEFAULT_BUDGET_CACHE_TTL_S: Final = 5.0
 DEFAULT_PUSH_INTERVAL_S: Final = 0.2
 DEFAULT_MAX_COUNTERS: Final = 100_000

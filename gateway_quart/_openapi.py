@@ -14,6 +14,7 @@ from contract import USAGE_FIELDS
 from ._auth import ROLE_PERMISSIONS
 from ._bodies import (
     BODIES,
+    BudgetsReplace,
     CapabilitiesReplace,
     ConfigReplace,
     ExtensionRegister,
@@ -86,9 +87,6 @@ _USAGE_SUMS: Final = _obj(["invocations", "errors"], {
     **{name: _NUM for name in ("invocations", "errors", *USAGE_FIELDS)},
     "calls": {"type": "object", "additionalProperties": _NUM},
 }, closed=False)
-_BUDGET: Final = _obj(["name", "period", "limit"], {
-    "name": {"enum": list(BUDGET_NAMES)}, "period": {"enum": ["minute", "hour", "day"]},
-    "limit": {"type": "number", "minimum": 0, "maximum": 2**53}})
 _USAGE_SCHEMAS: Final[dict[str, Any]] = {
     "UsageReport": _obj(["tenant_id", "from", "to", "granularity", "totals", "series"], {
         "tenant_id": _STR, "extension_id": _NULLABLE_STR, "from": _STR, "to": _STR,
@@ -97,10 +95,9 @@ _USAGE_SCHEMAS: Final[dict[str, Any]] = {
         "series": {"type": "array", "items": _USAGE_SUMS},
     }),
     "Budgets": _obj(["tenant_id", "budgets"], {"tenant_id": _STR, "budgets": {
-        "type": "array", "items": {**_BUDGET, "properties": {**_BUDGET["properties"], "period_s": _NUM}}}}),
-    "BudgetsReplace": {**_obj(["budgets"], {"budgets": {"type": "array", "maxItems": 3 * len(BUDGET_NAMES),
-                                                        "items": _BUDGET}}),
-                       "description": "The tenant's whole list of budgets: a limit per counter and UTC period"},
+        "type": "array", "items": _obj(["name", "period", "limit"], {
+            "name": {"enum": list(BUDGET_NAMES)}, "period": {"enum": ["minute", "hour", "day"]}, "limit": _NUM,
+            "period_s": _NUM})}}),
 }
 
 _SCHEMAS: Final[dict[str, Any]] = {
@@ -294,10 +291,9 @@ def _usage_paths(t: dict[str, Any], e: dict[str, Any]) -> dict[str, Any]:
                     _query_param("granularity", {"type": "string", "enum": ["minute", "hour", "day"]})])},
         "/api/v1/tenants/{tenant_id}/budgets": {
             "get": _op("The tenant's budgets", {"200": budgets, **_errors(401, 403, 404)}, params=[t]),
-            "put": {**_op("Replace the tenant's budgets (admin token); enforced before each call (429 "
-                          "quota_exceeded)", {"200": budgets, **_errors(400, 401, 403, 404)}, params=[t]),
-                    "requestBody": {"required": True,
-                                    "content": {"application/json": {"schema": _ref("BudgetsReplace")}}}},
+            "put": _op("Replace the tenant's budgets (admin token); enforced before each call (429 "
+                       "quota_exceeded)", {"200": budgets, **_errors(400, 401, 403, 404)}, params=[t],
+                       body=BudgetsReplace),
         },
         "/api/v1/tenants/{tenant_id}/installs/{extension_id}/privileges": {"get": _op(
             "Least privilege: per granted capability, the host calls made with it in the last N days; grants "

@@ -9,7 +9,6 @@ calls its invocations made (``calls.<capability>`` usage keys) over the last N d
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -19,20 +18,20 @@ from quart import Blueprint, Response, request
 import bundles
 from contract import USAGE_FIELDS
 
-from ._budgets import BUDGET_NAMES, PERIOD_SECONDS
+from ._bodies import BudgetsReplace
+from ._budgets import PERIOD_SECONDS
 from ._errors import InvalidRequest, NotFound, RecordNotFound
+from ._rules import parse_body
 from ._state import state
 from ._validation import ID_PATTERN, check_id, read_json
 from ._views import admin_principal, check_tenant_admin, json_response, require_global_admin, require_tenant_admin
-from .registry import BUDGET_PERIODS, Budget, UsageBucket
+from .registry import Budget, UsageBucket
 
 GRANULARITIES: Final = ("minute", "hour", "day")
 MAX_RANGE: Final = {"minute": timedelta(days=2), "hour": timedelta(days=93), "day": timedelta(days=3660)}
 """The longest ``[from, to)`` per granularity: at most a few thousand buckets per extension in one answer."""
 DEFAULT_PRIVILEGE_DAYS: Final = 30
 MAX_PRIVILEGE_DAYS: Final = 366
-MAX_BUDGETS: Final = 3 * len(BUDGET_NAMES)
-MAX_BUDGET_LIMIT: Final = 2**53
 COUNTERS: Final = ("invocations", "errors", *USAGE_FIELDS)
 
 CAPABILITY_INTERFACES: Final[Mapping[str, tuple[str, ...]]] = {
@@ -199,40 +198,16 @@ async def set_budgets(tenant_id: str) -> Response:
 
 
 def _read_budgets(data: object) -> list[Budget]:
-    if not isinstance(data, dict):
-        raise InvalidRequest({"$": "must be an object"})
-    errors = {f"{key}": "unknown field" for key in data if key != "budgets"}
-    items = data.get("budgets")
-    if not isinstance(items, list):
-        errors["budgets"] = "is required: a list of {name, period, limit}"
-        raise InvalidRequest(errors)
-    if len(items) > MAX_BUDGETS:
-        errors["budgets"] = f"at most {MAX_BUDGETS} budgets"
+    body = parse_body(BudgetsReplace, data)
+    errors: dict[str, str] = {}
     budgets: dict[tuple[str, str], Budget] = {}
-    for index, item in enumerate(items[:MAX_BUDGETS]):
-        at = f"budgets[{index}]"
-        if not isinstance(item, dict):
-            errors[at] = "must be an object {name, period, limit}"
-            continue
-        for key in item:
-            if key not in ("name", "period", "limit"):
-                errors[f"{at}.{key}"] = "unknown field"
-        name, period, limit = item.get("name"), item.get("period"), item.get("limit")
-        if name not in BUDGET_NAMES:
-            errors[f"{at}.name"] = f"must be one of: {', '.join(BUDGET_NAMES)}"
-        if period not in BUDGET_PERIODS:
-            errors[f"{at}.period"] = f"must be one of: {', '.join(BUDGET_PERIODS)}"
-        if not (isinstance(limit, (int, float)) and not isinstance(limit, bool) and math.isfinite(limit)
-                and 0 <= limit <= MAX_BUDGET_LIMIT):
-            errors[f"{at}.limit"] = f"must be a number in 0..{MAX_BUDGET_LIMIT}"
-        if f"{at}.name" in errors or f"{at}.period" in errors or f"{at}.limit" in errors:
-            continue
-        assert isinstance(name, str)
-        assert isinstance(period, str)
-        assert isinstance(limit, (int, float))
-        if (name, period) in budgets:
-            errors[at] = f"duplicates another {name} budget per {period}"
-        budgets[(name, period)] = Budget(name, period, float(limit))
+    for index, item in enumerate(body.budgets):
+        if item.limit is None:
+            errors[f"budgets[{index}].limit"] = "is required"
+        elif (item.name, item.period) in budgets:
+            errors[f"budgets[{index}]"] = f"duplicates another {item.name} budget per {item.period}"
+        else:
+            budgets[(item.name, item.period)] = Budget(item.name, item.period, float(item.limit))
     if errors:
         raise InvalidRequest(errors)
     return list(budgets.values())

@@ -23,7 +23,7 @@ async def _two_tenants(gateway: Gateway) -> tuple[Tenant, Tenant]:
     return acme, globex
 
 
-async def _budgets(gateway: Gateway, tenant_id: str, *budgets: tuple[str, str, float]) -> Any:
+async def _budgets(gateway: Gateway, tenant_id: str, *budgets: tuple[str, str, int]) -> Any:
     body = {"budgets": [{"name": n, "period": p, "limit": limit} for n, p, limit in budgets]}
     return await gateway.admin_put(f"/api/v1/tenants/{tenant_id}/budgets", body, expect=200)
 
@@ -71,7 +71,7 @@ async def test_budgets_are_set_by_the_global_admin_and_read_by_the_tenant(gatewa
     await gateway.tenant("acme")
     admin = await gateway.user("acme", roles=["admin"], email="boss@example.com")
     globex = await gateway.tenant("globex", roles=["admin"])
-    stored = await _budgets(gateway, "acme", ("invocations", "minute", 100), ("egress_bytes", "day", 5e6))
+    stored = await _budgets(gateway, "acme", ("invocations", "minute", 100), ("egress_bytes", "day", 5_000_000))
     assert stored["budgets"] == [
         {"name": "egress_bytes", "period": "day", "limit": 5000000, "period_s": 86400},
         {"name": "invocations", "period": "minute", "limit": 100, "period_s": 60}]
@@ -92,6 +92,8 @@ async def test_budgets_are_set_by_the_global_admin_and_read_by_the_tenant(gatewa
     ({"budgets": [{"name": "cpu", "period": "day", "limit": 1}]}, "budgets[0].name"),
     ({"budgets": [{"name": "invocations", "period": "week", "limit": 1}]}, "budgets[0].period"),
     ({"budgets": [{"name": "invocations", "period": "day", "limit": -1}]}, "budgets[0].limit"),
+    ({"budgets": [{"name": "invocations", "period": "day"}]}, "budgets[0].limit"),
+    ({"budgets": ["x"]}, "budgets[0]"),
     ({"budgets": [{"name": "invocations", "period": "day", "limit": True}]}, "budgets[0].limit"),
     ({"budgets": [{"name": "invocations", "period": "day", "limit": 1, "x": 1}]}, "budgets[0].x"),
     ({"budgets": [{"name": "invocations", "period": "day", "limit": 1}] * 2}, "budgets[1]"),
