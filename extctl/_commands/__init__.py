@@ -18,6 +18,7 @@ from . import (
     manifest_schema,
     new,
     pack,
+    privileges,
     publish,
     register,
     seal,
@@ -26,6 +27,7 @@ from . import (
     sign,
     tail,
     uninstall,
+    usage,
     verify,
 )
 from ._base import Command
@@ -54,4 +56,6 @@ COMMANDS: tuple[Command, ...] = (
     uninstall.COMMAND,
     invoke.COMMAND,
     tail.COMMAND,
+    usage.COMMAND,
+    privileges.COMMAND,
 )

@@ -3,20 +3,23 @@ least-privilege report, and the recorder's bounds (dropping and counting, retryi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from contract import ExecuteResult
+from extctl import main
 from gateway_quart import RegistryError
 from gateway_quart._usage import UsageRecorder, minute_of
 from gateway_quart.registry import SqliteRegistry, UsageDelta
 
 from ._helpers import FakeRunner, RunnerReply
-from .conftest import Gateway, GatewayFactory, Tenant
+from .conftest import ADMIN_TOKEN, Gateway, GatewayFactory, Tenant
 
 USAGE = {"guest_cpu_ms": 2.5, "memory_mb_ms": 640.0, "egress_requests": 1, "egress_bytes": 1200,
          "storage_ops": 2, "storage_bytes": 64, "debug_events": 3, "calls.http": 1, "calls.storage": 2}
@@ -211,3 +214,29 @@ def test_unknown_or_malformed_usage_keys_are_ignored() -> None:
     assert recorder.statistics().recorded == 1
     ((_, sums),) = recorder._pending.items()
     assert (sums.fields, sums.calls) == ({"guest_cpu_ms": 1.0}, {"http": 2.0})
+
+
+async def test_extctl_usage_and_privileges(make_gateway: GatewayFactory, capsys: pytest.CaptureFixture[str]) -> None:
+    gateway, tenant = await _acme(make_gateway)
+    await gateway.client.get("/api/ext/echo/items", headers=tenant.auth)
+    admin = await gateway.user("acme", roles=["admin"], email="boss@example.com")
+    capsys.readouterr()
+
+    def run(*argv: str) -> tuple[int, Any]:
+        code = main([*argv, "--gateway", gateway.url])
+        out, err = capsys.readouterr()
+        return code, json.loads(out) if code == 0 else err
+
+    code, report = await trio.to_thread.run_sync(
+        lambda: run("usage", "--admin-token", ADMIN_TOKEN, "--tenant", "acme", "--from", _since()))
+    assert (code, report["totals"]["invocations"], report["totals"]["calls"]) == (0, 1, {"http": 1, "storage": 2})
+    code, own = await trio.to_thread.run_sync(lambda: run("privileges", "--admin-token", admin.token, "echo",
+                                                          "--days", "3"))
+    assert (code, own["tenant_id"], own["days"], own["unused"]) == (0, "acme", 3, ["cap:secrets.get"])
+    code, err = await trio.to_thread.run_sync(lambda: run("privileges", "--admin-token", ADMIN_TOKEN, "echo"))
+    assert code == 2
+    assert "--tenant is required" in err
+    code, err = await trio.to_thread.run_sync(lambda: run("usage", "--admin-token", ADMIN_TOKEN, "--from", "x",
+                                                          "--tenant", "acme"))
+    assert code == 1
+    assert err.startswith("invalid_request:")
