@@ -113,7 +113,8 @@ class UsageRecorder:
         self._recorded = self._dropped = self._flushed = self._failed = 0
 
     def record(self, tenant_id: str, extension_id: str, result: ExecuteResult) -> bool:
-        """Account one answer (its ``usage``, one invocation, an error when it failed); never blocks or raises.
+        """Account one answer (its ``usage``, one invocation unless it failed before the guest started, an error
+        when it failed); never blocks or raises.
 
         Returns:
             False when the pending table was full and the answer was dropped (counted).
@@ -167,7 +168,10 @@ class UsageRecorder:
 
 
 def _sums_of(result: ExecuteResult) -> _Sums:
-    sums = _Sums(invocations=1, errors=1 if failed(result) else 0)
+    # A failure without usage means the guest never started (runner overloaded, bundle missing): an error of the
+    # call, but no invocation to bill.
+    ran = result.error is None or result.usage is not None
+    sums = _Sums(invocations=1 if ran else 0, errors=1 if failed(result) else 0)
     for name, value in (result.usage or {}).items():
         if name in USAGE_FIELDS:
             sums.fields[name] = float(value)

@@ -207,13 +207,16 @@ async def test_a_failed_write_is_retried_without_losing_or_doubling(tmp_path: Pa
     await registry.aclose()
 
 
-def test_unknown_or_malformed_usage_keys_are_ignored() -> None:
-    recorder = UsageRecorder(None, clock=lambda: 0.0)  # type: ignore[arg-type]
+async def test_unknown_or_malformed_usage_keys_are_ignored(tmp_path: Path) -> None:
+    registry = await SqliteRegistry.open(str(tmp_path / "r.sqlite3"))
+    recorder = UsageRecorder(registry, clock=lambda: 1_780_000_000.0)
     recorder.record("acme", "echo", _result({"guest_cpu_ms": 1, "mystery": 5, "calls.": 1, "calls.a b": 1,
                                              "calls.http": 2}))
-    assert recorder.statistics().recorded == 1
-    ((_, sums),) = recorder._pending.items()
-    assert (sums.fields, sums.calls) == ({"guest_cpu_ms": 1.0}, {"http": 2.0})
+    await recorder.flush()
+    minute = minute_of(1_780_000_000.0)
+    (bucket,) = await registry.usage_buckets("acme", start=minute, end="9999-01-01T00:00:00Z", granularity="minute")
+    assert (bucket.invocations, bucket.fields["guest_cpu_ms"], bucket.calls) == (1, 1, {"http": 2})
+    await registry.aclose()
 
 
 async def test_extctl_usage_and_privileges(make_gateway: GatewayFactory, capsys: pytest.CaptureFixture[str]) -> None:
@@ -240,3 +243,15 @@ async def test_extctl_usage_and_privileges(make_gateway: GatewayFactory, capsys:
                                                           "--tenant", "acme"))
     assert code == 1
     assert err.startswith("invalid_request:")
+
+
+async def test_a_failure_before_the_guest_started_is_an_error_but_no_invocation(tmp_path: Path) -> None:
+    registry = await SqliteRegistry.open(str(tmp_path / "r.sqlite3"))
+    recorder = UsageRecorder(registry, clock=lambda: 1_780_000_000.0)
+    recorder.record("acme", "echo", ExecuteResult(429, {}, b"", "overloaded: queue full"))  # no usage: never ran
+    recorder.record("acme", "echo", _result({"guest_cpu_ms": 3}, error="execute_failed: timeout"))
+    await recorder.flush()
+    minute = minute_of(1_780_000_000.0)
+    (bucket,) = await registry.usage_buckets("acme", start=minute, end="9999-01-01T00:00:00Z", granularity="minute")
+    assert (bucket.invocations, bucket.errors, bucket.fields["guest_cpu_ms"]) == (1, 2, 3)
+    await registry.aclose()
