@@ -98,6 +98,8 @@ def create_app(
         nursery = getattr(app, "nursery", None)
         if nursery is not None and (settings.runner_health_interval_s > 0 or settings.runner_discovery == "dns"):
             nursery.start_soon(_watch_runners, pool, pool_scope)
+        recorder = UsageRecorder(reg, flush_interval_s=settings.usage_flush_interval_s,
+                                 max_pending_rows=settings.usage_max_pending_rows)
         app.extensions[STATE_KEY] = GatewayState(
             settings=settings,
             registry=reg,
@@ -111,9 +113,9 @@ def create_app(
             # Audit rows are written in the app's nursery (set by the ASGI lifespan before start-up).
             audit=AuditWriter(reg, nursery=getattr(app, "nursery", None)),
             fleet=fleet,
-            usage=UsageRecorder(reg, flush_interval_s=settings.usage_flush_interval_s,
-                                max_pending_rows=settings.usage_max_pending_rows),
-            budgets=BudgetGuard(reg, fleet=fleet, cache_ttl_s=settings.budget_cache_ttl_s),
+            usage=recorder,
+            budgets=BudgetGuard(reg, fleet=fleet, cache_ttl_s=settings.budget_cache_ttl_s,
+                                before_seed=recorder.flush),
         )
         if nursery is not None:  # without the app's nursery (no lifespan), reads and the stop flush instead
             nursery.start_soon(_background, app.extensions[STATE_KEY], usage_scope)

@@ -8,7 +8,9 @@ counts the call at once (so concurrent calls cannot overshoot it). The other cou
 back (:meth:`BudgetGuard.consume`), so a budget on guest CPU lets through the calls in flight when it is
 reached and refuses the next ones.
 
-The registry rows (``_usage.py``) are the billing record; these counters are for admission only: cheap (no
+A counter starts at the registry's sum for its period when the tenant's budgets are first loaded (usage before
+the budget was set counts). The registry rows (``_usage.py``) are the billing record; these counters are for
+admission only: cheap (no
 database on the request path; a tenant's budgets are cached ``cache_ttl_s``), kept in this process, and, with
 ``GATEWAY_REDIS_URL``, in Redis for the whole fleet (one script call per admitted call of a tenant with budgets;
 answered usage is pushed in batches every ``push_interval_s``). When Redis fails, admission falls back to this
@@ -22,7 +24,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final, final
 
 import trio
@@ -32,8 +34,8 @@ from contract import USAGE_FIELDS, ExecuteResult
 
 from ._errors import QuotaExceeded
 from ._fleet import FleetState, FleetUnavailable
-from ._usage import failed
-from .registry import Budget, Registry
+from ._usage import failed, minute_of
+from .registry import Budget, Registry, UsageBucket
 
 log = logging.getLogger("gateway_quart.budgets")
 
@@ -58,6 +60,8 @@ class BudgetGuard:
         cache_ttl_s: how long a tenant's budgets are reused (0: read on every admission).
         push_interval_s: how often :meth:`run` pushes answered usage to Redis.
         clock: seconds since the epoch (``time.time``): periods are UTC minutes, hours and days.
+        before_seed: awaited before counters are seeded from the registry (the usage recorder's flush, so that
+            the sums it still holds are in the rows read).
     """
 
     def __init__(
@@ -69,8 +73,10 @@ class BudgetGuard:
         push_interval_s: float = DEFAULT_PUSH_INTERVAL_S,
         max_counters: int = DEFAULT_MAX_COUNTERS,
         clock: Callable[[], float] = time.time,
+        before_seed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._registry = registry
+        self._before_seed = before_seed
         self._fleet = fleet
         self._ttl = cache_ttl_s
         self._interval = push_interval_s
@@ -79,6 +85,7 @@ class BudgetGuard:
             TTLCache(maxsize=DEFAULT_MAX_TENANTS, ttl=cache_ttl_s, timer=time.monotonic) if cache_ttl_s > 0 else None)
         self._known: LRUCache[str, tuple[Budget, ...]] = LRUCache(maxsize=DEFAULT_MAX_TENANTS)
         self._counters: LRUCache[tuple[str, str, str, int], float] = LRUCache(maxsize=max_counters)
+        self._seeds: LRUCache[tuple[str, str, str, int], float] = LRUCache(maxsize=max_counters)
         self._push: dict[str, tuple[float, int]] = {}
         self._refused = self._fallbacks = 0
 
@@ -89,11 +96,34 @@ class BudgetGuard:
             if cached is not None:
                 return cached
         loaded = tuple(await self._registry.get_budgets(tenant_id))
+        if loaded:
+            await self._seed(tenant_id, loaded, self._clock())
         with contextlib.suppress(ValueError):
             if self._cache is not None:
                 self._cache[tenant_id] = loaded
             self._known[tenant_id] = loaded
         return loaded
+
+    async def _seed(self, tenant_id: str, budgets: tuple[Budget, ...], now: float) -> None:
+        """Start the counters of the current periods that this process has not counted yet at what the registry
+        holds: usage before this gateway started counting (or before the budget was set) counts too. With Redis
+        the seed applies only to a counter the fleet has not started either (see ``_fleet.py``)."""
+        missing = [b for b in budgets if self._local_key(tenant_id, b, now) not in self._seeds]
+        if not missing:
+            return
+        if self._before_seed is not None:
+            await self._before_seed()
+        longest = max(PERIOD_SECONDS[b.period] for b in missing)
+        buckets = await self._registry.usage_buckets(tenant_id, start=minute_of(now // longest * longest),
+                                                     end=minute_of(now + 60), granularity="minute")
+        for budget in missing:
+            since = minute_of(self._window(budget, now) * PERIOD_SECONDS[budget.period])
+            total = sum(_counter(bucket, budget.name) for bucket in buckets if bucket.start >= since)
+            key = self._local_key(tenant_id, budget, now)
+            with contextlib.suppress(ValueError):
+                self._seeds[key] = total
+                if key not in self._counters:
+                    self._counters[key] = total
 
     def forget(self, tenant_id: str) -> None:
         """Drop the cached budgets of ``tenant_id`` (after this gateway changed them)."""
@@ -118,7 +148,8 @@ class BudgetGuard:
         now = self._clock()
         if self._fleet is not None:
             checks = [(self._fleet.usage_key(tenant_id, b.name, b.period, self._window(b, now)), b.limit,
-                       b.name == "invocations", self._expiry_ms(b, now)) for b in budgets]
+                       b.name == "invocations", self._expiry_ms(b, now),
+                       self._seeds.get(self._local_key(tenant_id, b, now), -1.0)) for b in budgets]
             try:
                 index, used = await self._fleet.admit_usage(checks)
             except FleetUnavailable as exc:
@@ -203,3 +234,11 @@ class BudgetGuard:
     def _expiry_ms(budget: Budget, now: float) -> int:
         period = PERIOD_SECONDS[budget.period]
         return int(((now // period + 1) * period - now + _EXPIRY_GRACE_S) * 1000)
+
+
+def _counter(bucket: UsageBucket, name: str) -> float:
+    if name == "invocations":
+        return bucket.invocations
+    if name == "errors":
+        return bucket.errors
+    return bucket.fields.get(name, 0.0)

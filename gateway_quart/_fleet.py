@@ -64,20 +64,27 @@ return wait
 """
 
 
-# KEYS: one counter per budget. ARGV[1] = n, then per budget i: limit, "1" to count this invocation, expiry (ms).
-# Returns {0, "0"} when every counter is under its limit (and counts the invocation), else {i, "<used>"}.
+# KEYS: one counter per budget. ARGV[1] = n, then per budget i: limit, "1" to count this invocation, expiry (ms),
+# seed (a counter not in Redis yet starts there; negative: no seed). Returns {0, "0"} when every counter is under
+# its limit (and counts the invocation), else {i, "<used>"}.
 _ADMIT: Final = """
 local n = tonumber(ARGV[1])
 for i = 1, n do
+  local seed = tonumber(ARGV[4 * i + 1])
+  if seed >= 0 and redis.call('EXISTS', KEYS[i]) == 0 then
+    redis.call('SET', KEYS[i], tostring(seed), 'PX', ARGV[4 * i])
+  end
+end
+for i = 1, n do
   local used = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if used >= tonumber(ARGV[3 * i - 1]) then
+  if used >= tonumber(ARGV[4 * i - 2]) then
     return {i, tostring(used)}
   end
 end
 for i = 1, n do
-  if ARGV[3 * i] == '1' then
+  if ARGV[4 * i - 1] == '1' then
     redis.call('INCRBYFLOAT', KEYS[i], 1)
-    redis.call('PEXPIRE', KEYS[i], ARGV[3 * i + 1])
+    redis.call('PEXPIRE', KEYS[i], ARGV[4 * i])
   end
 end
 return {0, '0'}
@@ -139,8 +146,9 @@ class FleetState:
         """The counter of ``budget`` in the ``window``-th ``period`` since the epoch, for ``tenant_id``."""
         return f"{self._prefix}usage:{urllib.parse.quote(tenant_id, safe='')}:{budget}:{period}:{window}"
 
-    async def admit_usage(self, checks: Sequence[tuple[str, float, bool, int]]) -> tuple[int, float]:
-        """Check budget counters atomically: each ``(key, limit, count_invocation, expiry_ms)``.
+    async def admit_usage(self, checks: Sequence[tuple[str, float, bool, int, float]]) -> tuple[int, float]:
+        """Check budget counters atomically: each ``(key, limit, count_invocation, expiry_ms, seed)``; a counter
+        not in Redis yet starts at ``seed`` (the registry's sum for the period; negative: none).
 
         Returns:
             ``(0, 0.0)`` when all are under their limits (the invocation counters were incremented), else the
@@ -148,8 +156,8 @@ class FleetState:
         """
         keys = [check[0] for check in checks]
         args: list[str | int] = [len(checks)]
-        for _, limit, count, expiry_ms in checks:
-            args += [repr(float(limit)), "1" if count else "0", expiry_ms]
+        for _, limit, count, expiry_ms, seed in checks:
+            args += [repr(float(limit)), "1" if count else "0", expiry_ms, repr(float(seed))]
         index, used = await self._call(lambda: self._admit(keys=keys, args=args))
         return int(index), float(used)
 

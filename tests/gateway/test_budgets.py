@@ -5,6 +5,7 @@ counters are the fleet's. Periods are days here, so that no test straddles a per
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -56,6 +57,16 @@ async def test_a_guest_cpu_budget_counts_what_answers_report(make_gateway: Gatew
     refused = await gateway.client.get("/api/ext/echo/items", headers=acme.auth)
     assert (refused.status_code, refused.json()["budget"], refused.json()["used"]) == (429, "guest_cpu_ms", 5)
     assert (await gateway.client.get("/api/ext/echo/items", headers=globex.auth)).status_code == 200
+
+
+async def test_usage_before_the_budget_was_set_counts(make_gateway: GatewayFactory) -> None:
+    gateway = await make_gateway(FakeRunner(reply=lambda call: RunnerReply(usage={"egress_bytes": 400})))
+    acme, _ = await _two_tenants(gateway)
+    for _ in range(3):
+        assert (await gateway.client.get("/api/ext/echo/items", headers=acme.auth)).status_code == 200
+    await _budgets(gateway, "acme", ("egress_bytes", "day", 1000), ("invocations", "day", 100))
+    refused = await gateway.client.get("/api/ext/echo/items", headers=acme.auth)
+    assert (refused.status_code, refused.json()["budget"], refused.json()["used"]) == (429, "egress_bytes", 1200)
 
 
 async def test_lifting_a_budget_admits_again_at_once(gateway: Gateway) -> None:
@@ -139,3 +150,24 @@ async def test_without_redis_budgets_fall_back_to_each_gateways_counters(
                     for _ in range(3)]
         assert statuses == [200, 200, 429]
         assert (await gateway.client.get("/api/ext/echo/items", headers=globex.auth)).status_code == 200
+
+
+async def test_a_fleet_counter_starts_at_what_the_registry_billed(
+    make_gateway: GatewayFactory, postgres_url: str, redis_server: RedisServer
+) -> None:
+    settings = {"registry_database": postgres_url, "redis_url": redis_server.url}
+    first, second = await make_gateway(**settings), await make_gateway(**settings)
+    await first.register(await first.publish("v1"))
+    tenant_id = f"t-{uuid.uuid4().hex[:8]}"
+    tenant = await first.tenant(tenant_id)
+    await first.install(tenant_id)
+    for _ in range(3):
+        assert (await first.client.get("/api/ext/echo/items", headers=tenant.auth)).status_code == 200
+    since = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+    usage = await first.client.get("/api/v1/usage", params={"tenant": tenant_id, "from": since,
+                                                            "granularity": "day"}, headers=first.admin)
+    assert usage.json()["totals"]["invocations"] == 3  # written to the registry (the usage API flushes first)
+    await _budgets(first, tenant_id, ("invocations", "day", 3))
+    for gateway in (second, first):  # the second seeds the fleet's counter from the registry; the first reads it
+        refused = await gateway.client.get("/api/ext/echo/items", headers=tenant.auth)
+        assert (refused.status_code, refused.json()["used"]) == (429, 3)
