@@ -289,6 +289,9 @@ def _usage_paths(t: dict[str, Any], e: dict[str, Any]) -> dict[str, Any]:
             params=[_query_param("tenant", _STR), _query_param("from", _STR, True), _query_param("to", _STR),
                     _query_param("extension", _STR),
                     _query_param("granularity", {"type": "string", "enum": ["minute", "hour", "day"]})])},
+        "/api/v1/usage/statistics": {"get": _op(
+            "This gateway's accounting counters since start: answers recorded and dropped, rows written, failed "
+            "writes; budget refusals (admin token)", {"200": {"description": "counters"}, **_errors(401, 403)})},
         "/api/v1/tenants/{tenant_id}/budgets": {
             "get": _op("The tenant's budgets", {"200": budgets, **_errors(401, 403, 404)}, params=[t]),
             "put": _op("Replace the tenant's budgets (admin token); enforced before each call (429 "

@@ -117,6 +117,21 @@ async def usage_report() -> Response:
     })
 
 
+@blueprint.get("/usage/statistics")
+async def usage_statistics() -> Response:
+    """This gateway's accounting counters (admin token): answers recorded, dropped (the pending table was full),
+    rows written, failed writes, pending sums; budget refusals and Redis fallbacks. Per process, since start."""
+    st = state()
+    await require_global_admin(st)
+    recorder = st.usage.statistics() if st.usage is not None else None
+    return json_response({
+        "usage": None if recorder is None else {
+            "recorded": recorder.recorded, "dropped": recorder.dropped, "flushed_rows": recorder.flushed_rows,
+            "failed_writes": recorder.failed_writes, "pending_rows": recorder.pending_rows},
+        "budgets": st.budgets.statistics() if st.budgets is not None else None,
+    })
+
+
 def _instant(raw: str | None, name: str, errors: dict[str, str], *, required: bool) -> datetime | None:
     """An RFC 3339 timestamp (offset required) or a date (its UTC midnight), floored to the minute."""
     if raw is None or not raw.strip():

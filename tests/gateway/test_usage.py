@@ -70,6 +70,18 @@ async def test_a_known_workload_is_counted_exactly(make_gateway: GatewayFactory)
     assert {point["extension_id"] for point in report["series"]} == {"echo"}
 
 
+async def test_the_gateway_counts_what_it_accounted(make_gateway: GatewayFactory) -> None:
+    gateway, tenant = await _acme(make_gateway)
+    for _ in range(3):
+        await gateway.client.get("/api/ext/echo/items", headers=tenant.auth)
+    await gateway.client.get("/api/v1/usage", params={"tenant": "acme", "from": _since()}, headers=gateway.admin)
+    stats = (await gateway.client.get("/api/v1/usage/statistics", headers=gateway.admin)).json()
+    assert stats["usage"]["recorded"] == 3
+    assert (stats["usage"]["dropped"], stats["usage"]["pending_rows"]) == (0, 0)
+    assert stats["usage"]["flushed_rows"] >= 1
+    assert (await gateway.client.get("/api/v1/usage/statistics", headers=tenant.auth)).status_code == 403
+
+
 async def test_the_usage_api_answers_only_admins_of_the_tenant(make_gateway: GatewayFactory) -> None:
     gateway, member = await _acme(make_gateway)
     await gateway.client.get("/api/ext/echo/items", headers=member.auth)
