@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import pytest
 
+from contract import ExecuteResult
+from gateway_quart import QuotaExceeded
+from gateway_quart._budgets import BudgetGuard
+from gateway_quart._fleet import FleetState
+from gateway_quart.registry import Budget, SqliteRegistry
 from tests._redis import RedisServer, running_redis
 
 from ._helpers import FakeRunner, RunnerReply
@@ -171,3 +177,47 @@ async def test_a_fleet_counter_starts_at_what_the_registry_billed(
     for gateway in (second, first):  # the second seeds the fleet's counter from the registry; the first reads it
         refused = await gateway.client.get("/api/ext/echo/items", headers=tenant.auth)
         assert (refused.status_code, refused.json()["used"]) == (429, 3)
+
+
+# -- the guard on its own ----------------------------------------------------------------------------------------
+
+NOON: Final = 1_780_056_000.0  # 2026-05-29T12:00:00Z, a whole day
+
+
+async def test_measured_usage_pushed_by_one_gateway_refuses_on_another(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    registry = await SqliteRegistry.open(str(tmp_path / "r.sqlite3"))
+    tenant_id = f"t-{uuid.uuid4().hex[:8]}"
+    await registry.create_tenant(tenant_id, "T")
+    await registry.set_budgets(tenant_id, [Budget("guest_cpu_ms", "minute", 100)])
+    fleet = [FleetState(redis_server.url), FleetState(redis_server.url)]
+    clock = lambda: NOON + 30.5  # noqa: E731 - half a minute into 12:00
+    one, two = (BudgetGuard(registry, fleet=f, clock=clock) for f in fleet)
+    await one.admit(tenant_id)
+    one.consume(tenant_id, ExecuteResult(200, {}, b"", None, usage={"guest_cpu_ms": 150.0}))
+    await two.admit(tenant_id)  # nothing pushed yet: the fleet's counter is still under the limit
+    await one.flush()
+    with pytest.raises(QuotaExceeded) as refused:
+        await two.admit(tenant_id)
+    assert refused.value.body()["used"] == 150
+    assert refused.value.retry_after_s == 30  # until 12:01:00
+    assert (one.statistics()["refused"], two.statistics()["refused"]) == (0, 1)
+    for f in fleet:
+        await f.aclose()
+    await registry.aclose()
+
+
+async def test_periods_are_fixed_utc_windows(tmp_path: Path) -> None:
+    registry = await SqliteRegistry.open(str(tmp_path / "r.sqlite3"))
+    await registry.create_tenant("acme", "Acme")
+    await registry.set_budgets("acme", [Budget("invocations", "hour", 1)])
+    now = [NOON + 59 * 60]  # 12:59:00
+    guard = BudgetGuard(registry, clock=lambda: now[0], cache_ttl_s=0)
+    await guard.admit("acme")
+    with pytest.raises(QuotaExceeded) as refused:
+        await guard.admit("acme")
+    assert (refused.value.retry_after_s, refused.value.body()["period"]) == (60, "hour")
+    now[0] = NOON + 3600  # 13:00:00: a new hour, a new counter
+    await guard.admit("acme")
+    await registry.aclose()
