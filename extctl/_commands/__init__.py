@@ -7,6 +7,7 @@ and list it in ``COMMANDS`` below.
 from __future__ import annotations
 
 from . import (
+    budgets,
     build,
     create_tenant,
     create_token,
@@ -57,5 +58,6 @@ COMMANDS: tuple[Command, ...] = (
     invoke.COMMAND,
     tail.COMMAND,
     usage.COMMAND,
+    budgets.COMMAND,
     privileges.COMMAND,
 )

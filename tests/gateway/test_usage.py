@@ -231,7 +231,9 @@ async def test_unknown_or_malformed_usage_keys_are_ignored(tmp_path: Path) -> No
     await registry.aclose()
 
 
-async def test_extctl_usage_and_privileges(make_gateway: GatewayFactory, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_extctl_usage_privileges_and_budgets(
+    make_gateway: GatewayFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
     gateway, tenant = await _acme(make_gateway)
     await gateway.client.get("/api/ext/echo/items", headers=tenant.auth)
     admin = await gateway.user("acme", roles=["admin"], email="boss@example.com")
@@ -255,6 +257,22 @@ async def test_extctl_usage_and_privileges(make_gateway: GatewayFactory, capsys:
                                                           "--tenant", "acme"))
     assert code == 1
     assert err.startswith("invalid_request:")
+
+    code, stored = await trio.to_thread.run_sync(lambda: run(
+        "budgets", "--admin-token", ADMIN_TOKEN, "--tenant", "acme", "--set", "invocations/minute=600",
+        "--set", "egress_bytes/day=5000000000"))
+    assert (code, [(b["name"], b["period"], b["limit"]) for b in stored["budgets"]]) == (
+        0, [("egress_bytes", "day", 5_000_000_000), ("invocations", "minute", 600)])
+    code, shown = await trio.to_thread.run_sync(lambda: run("budgets", "--admin-token", admin.token,
+                                                            "--tenant", "acme"))
+    assert (code, shown) == (0, stored)
+    code, err = await trio.to_thread.run_sync(lambda: run("budgets", "--admin-token", ADMIN_TOKEN, "--tenant", "acme",
+                                                          "--set", "cpu=5"))
+    assert code == 2
+    assert "NAME/PERIOD=LIMIT" in err
+    code, cleared = await trio.to_thread.run_sync(lambda: run("budgets", "--admin-token", ADMIN_TOKEN,
+                                                              "--tenant", "acme", "--clear"))
+    assert (code, cleared["budgets"]) == (0, [])
 
 
 async def test_a_failure_before_the_guest_started_is_an_error_but_no_invocation(tmp_path: Path) -> None:
