@@ -43,6 +43,8 @@ MAX_CALL_KEYS: Final = 64
 """Distinct ``calls.<capability>`` keys kept per sum; more are ignored (a runner names a handful)."""
 CALLS_PREFIX: Final = "calls."
 _CALL_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._-]{0,63}")
+_CALLS_AT: Final = len(CALLS_PREFIX)
+_FIELDS: Final = frozenset(USAGE_FIELDS)
 
 
 def minute_of(epoch_s: float) -> str:
@@ -61,6 +63,28 @@ class _Sums:
     errors: int = 0
     fields: dict[str, float] = field(default_factory=dict)
     calls: dict[str, float] = field(default_factory=dict)
+
+    def count(self, result: ExecuteResult) -> None:
+        """Add one answer: its usage fields and ``calls.<capability>`` keys (others ignored)."""
+        usage = result.usage
+        # A failure without usage means the guest never started (runner overloaded, bundle missing): an error of
+        # the call, but no invocation to bill.
+        if result.error is None or usage is not None:
+            self.invocations += 1
+        if failed(result):
+            self.errors += 1
+        if not usage:
+            return
+        fields, calls = self.fields, self.calls
+        for name, value in usage.items():
+            if name in _FIELDS:
+                fields[name] = fields.get(name, 0.0) + value
+            elif name.startswith(CALLS_PREFIX) and value > 0:
+                capability = name[_CALLS_AT:]
+                if capability in calls:
+                    calls[capability] += value
+                elif len(calls) < MAX_CALL_KEYS and _CALL_NAME.fullmatch(capability):
+                    calls[capability] = float(value)
 
     def add(self, other: _Sums) -> None:
         self.invocations += other.invocations
@@ -108,7 +132,7 @@ class UsageRecorder:
         self._interval = flush_interval_s
         self._max_pending = max_pending_rows
         self._clock = clock
-        self._pending: dict[tuple[str, str, str], _Sums] = {}
+        self._pending: dict[tuple[str, str, int], _Sums] = {}  # by (tenant, extension, minutes since the epoch)
         self._lock = trio.Lock()  # one write at a time: a flush() during run()'s write waits for it
         self._recorded = self._dropped = self._flushed = self._failed = 0
 
@@ -119,7 +143,7 @@ class UsageRecorder:
         Returns:
             False when the pending table was full and the answer was dropped (counted).
         """
-        key = (tenant_id, extension_id, minute_of(self._clock()))
+        key = (tenant_id, extension_id, int(self._clock() // 60))
         sums = self._pending.get(key)
         if sums is None:
             if len(self._pending) >= self._max_pending:
@@ -129,7 +153,7 @@ class UsageRecorder:
                               len(self._pending), self._dropped)
                 return False
             sums = self._pending[key] = _Sums()
-        sums.add(_sums_of(result))
+        sums.count(result)
         self._recorded += 1
         return True
 
@@ -149,7 +173,7 @@ class UsageRecorder:
             if not self._pending:
                 return
             batch, self._pending = self._pending, {}
-            deltas = [UsageDelta(t, e, m, s.invocations, s.errors, s.fields, s.calls)
+            deltas = [UsageDelta(t, e, minute_of(m * 60), s.invocations, s.errors, s.fields, s.calls)
                       for (t, e, m), s in batch.items()]
             try:
                 with trio.CancelScope(shield=True):  # a cancelled flush would not know whether it committed
@@ -165,18 +189,3 @@ class UsageRecorder:
 
     def statistics(self) -> UsageStatistics:
         return UsageStatistics(self._recorded, self._dropped, self._flushed, self._failed, len(self._pending))
-
-
-def _sums_of(result: ExecuteResult) -> _Sums:
-    # A failure without usage means the guest never started (runner overloaded, bundle missing): an error of the
-    # call, but no invocation to bill.
-    ran = result.error is None or result.usage is not None
-    sums = _Sums(invocations=1 if ran else 0, errors=1 if failed(result) else 0)
-    for name, value in (result.usage or {}).items():
-        if name in USAGE_FIELDS:
-            sums.fields[name] = float(value)
-        elif name.startswith(CALLS_PREFIX) and value > 0:
-            capability = name[len(CALLS_PREFIX):]
-            if _CALL_NAME.fullmatch(capability) and len(sums.calls) < MAX_CALL_KEYS:
-                sums.calls[capability] = float(value)
-    return sums
