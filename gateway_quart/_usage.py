@@ -39,6 +39,9 @@ log = logging.getLogger("gateway_quart.usage")
 DEFAULT_FLUSH_INTERVAL_S: Final = 1.0
 DEFAULT_MAX_PENDING_ROWS: Final = 100_000
 """(tenant, extension, minute) sums held in memory at most; beyond, new ones are dropped (and counted)."""
+DEFAULT_WRITE_BATCH: Final = 500
+"""Rows per registry transaction: a backlog (after an outage) is written in several, never holding the registry's
+write lock for long."""
 MAX_CALL_KEYS: Final = 64
 """Distinct ``calls.<capability>`` keys kept per sum; more are ignored (a runner names a handful)."""
 CALLS_PREFIX: Final = "calls."
@@ -117,6 +120,7 @@ class UsageRecorder:
         registry: where ``usage_minutes`` rows are added to.
         flush_interval_s: how often :meth:`run` writes what is pending.
         max_pending_rows: pending sums kept at most (see the module docstring).
+        write_batch: rows written per registry transaction.
         clock: seconds since the epoch (``time.time``); tests pass their own.
     """
 
@@ -126,11 +130,13 @@ class UsageRecorder:
         *,
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
         max_pending_rows: int = DEFAULT_MAX_PENDING_ROWS,
+        write_batch: int = DEFAULT_WRITE_BATCH,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._registry = registry
         self._interval = flush_interval_s
         self._max_pending = max_pending_rows
+        self._write_batch = max(1, write_batch)
         self._clock = clock
         self._pending: dict[tuple[str, str, int], _Sums] = {}  # by (tenant, extension, minutes since the epoch)
         self._lock = trio.Lock()  # one write at a time: a flush() during run()'s write waits for it
@@ -173,19 +179,22 @@ class UsageRecorder:
             if not self._pending:
                 return
             batch, self._pending = self._pending, {}
-            deltas = [UsageDelta(t, e, minute_of(m * 60), s.invocations, s.errors, s.fields, s.calls)
-                      for (t, e, m), s in batch.items()]
-            try:
-                with trio.CancelScope(shield=True):  # a cancelled flush would not know whether it committed
-                    await self._registry.add_usage(deltas)
-            except RegistryError as exc:
-                self._failed += 1
-                log.error("usage flush of %d rows failed (kept for the next one): %s", len(deltas), exc.message)
-                for key, sums in batch.items():
-                    kept = self._pending.setdefault(key, _Sums())
-                    kept.add(sums)
-                return
-            self._flushed += len(deltas)
+            keys = list(batch)
+            for start in range(0, len(keys), self._write_batch):
+                chunk = keys[start:start + self._write_batch]
+                deltas = [UsageDelta(t, e, minute_of(m * 60), s.invocations, s.errors, s.fields, s.calls)
+                          for (t, e, m), s in ((key, batch[key]) for key in chunk)]
+                try:
+                    with trio.CancelScope(shield=True):  # a cancelled flush would not know whether it committed
+                        await self._registry.add_usage(deltas)
+                except RegistryError as exc:
+                    self._failed += 1
+                    rest = keys[start:]
+                    log.error("usage flush of %d rows failed (kept for the next one): %s", len(rest), exc.message)
+                    for key in rest:
+                        self._pending.setdefault(key, _Sums()).add(batch[key])
+                    return
+                self._flushed += len(deltas)
 
     def statistics(self) -> UsageStatistics:
         return UsageStatistics(self._recorded, self._dropped, self._flushed, self._failed, len(self._pending))

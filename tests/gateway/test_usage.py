@@ -190,6 +190,19 @@ async def test_a_full_pending_table_drops_and_counts(tmp_path: Path) -> None:
     await registry.aclose()
 
 
+async def test_a_backlog_is_written_in_batches(tmp_path: Path) -> None:
+    registry = await SqliteRegistry.open(str(tmp_path / "r.sqlite3"))
+    recorder = UsageRecorder(registry, write_batch=2, clock=lambda: 1_780_000_000.0)
+    for n in range(5):
+        recorder.record("acme", f"ext-{n}", _result({"storage_ops": n}))
+    await recorder.flush()
+    assert (recorder.statistics().flushed_rows, recorder.statistics().pending_rows) == (5, 0)
+    minute = minute_of(1_780_000_000.0)
+    buckets = await registry.usage_buckets("acme", start=minute, end="9999-01-01T00:00:00Z", granularity="minute")
+    assert sorted((b.extension_id, b.fields["storage_ops"]) for b in buckets) == [(f"ext-{n}", n) for n in range(5)]
+    await registry.aclose()
+
+
 class _FailsOnce:
     """The real registry, except that the first write fails as a database outage would."""
 
