@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 
 from contract import ExecuteResult
 from extctl import main
-from gateway_quart import RegistryError
+from gateway_quart import RegistryError, create_app
 from gateway_quart._usage import UsageRecorder, minute_of
 from gateway_quart.registry import SqliteRegistry, UsageDelta
 
-from ._helpers import FakeRunner, RunnerReply
+from ._helpers import FakeRunner, RunnerReply, start_server
 from .conftest import ADMIN_TOKEN, Gateway, GatewayFactory, Tenant
 
 USAGE = {"guest_cpu_ms": 2.5, "memory_mb_ms": 640.0, "egress_requests": 1, "egress_bytes": 1200,
@@ -297,4 +299,18 @@ async def test_a_failure_before_the_guest_started_is_an_error_but_no_invocation(
     minute = minute_of(1_780_000_000.0)
     (bucket,) = await registry.usage_buckets("acme", start=minute, end="9999-01-01T00:00:00Z", granularity="minute")
     assert (bucket.invocations, bucket.errors, bucket.fields["guest_cpu_ms"]) == (1, 2, 3)
+    await registry.aclose()
+
+
+async def test_a_graceful_stop_writes_the_last_sums(make_gateway: GatewayFactory, nursery: trio.Nursery) -> None:
+    gateway, tenant = await _acme(make_gateway)  # the registry and the installs, made through a first gateway
+    settings = replace(gateway.settings, usage_flush_interval_s=60.0)  # no timed flush within this test
+    second = await start_server(nursery, create_app(settings))
+    async with httpx.AsyncClient(base_url=second.url, timeout=10) as client:
+        for _ in range(3):
+            assert (await client.get("/api/ext/echo/items", headers=tenant.auth)).status_code == 200
+    await second.close()  # SIGTERM's path: drain, then the app's stop flushes
+    registry = await SqliteRegistry.open(settings.registry_database)
+    buckets = await registry.usage_buckets("acme", start=_since(), end="9999-01-01T00:00:00Z", granularity="day")
+    assert sum(b.invocations for b in buckets) == 3
     await registry.aclose()
