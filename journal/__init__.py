@@ -7,6 +7,7 @@ Public API::
     JournalKeyring.parse("kid1:<b64>,kid0:<b64>"), JournalKeyring.generate()
     seal_entry(doc, keyring, *, aad) -> bytes; open_entry(data, keyring, *, aad) -> dict
     should_record(policy, *, failed, rand=random.random) -> bool
+    redact_secrets(value, {name: value}) -> value with every secret occurrence as «secret:NAME»
     JournalWriter(store, keyring, ...): run(task_status=), submit(...) -> bool, statistics(), flush(), aclose()
     JournalReader(store, keyring, ...): read(...) -> dict, delete(...)
     diff_responses(expected, actual) -> list[str]; ReplayReport / Divergence (to_json, from_json)
@@ -28,6 +29,7 @@ from ._ids import DEFAULT_PREFIX, JOURNAL_FORMAT, entry_key, new_entry_id
 from ._keys import KEY_BYTES, JournalKey, JournalKeyring
 from ._policy import JournalPolicyLike, should_record
 from ._reader import JournalReader
+from ._redact import SECRET_MARKER, redact_secrets, secret_marker
 from ._report import IGNORED_RESULT_FIELDS, VERDICTS, Divergence, ReplayReport, diff_responses
 from ._seal import DEFAULT_MAX_DOCUMENT_BYTES, open_entry, seal_entry
 from ._writer import (
@@ -47,6 +49,7 @@ __all__ = [
     "IGNORED_RESULT_FIELDS",
     "JOURNAL_FORMAT",
     "KEY_BYTES",
+    "SECRET_MARKER",
     "VERDICTS",
     "Divergence",
     "JournalCorrupt",
@@ -67,6 +70,8 @@ __all__ = [
     "entry_key",
     "new_entry_id",
     "open_entry",
+    "redact_secrets",
     "seal_entry",
+    "secret_marker",
     "should_record",
 ]

@@ -20,6 +20,7 @@ def test_exported_names_are_pinned() -> None:
             "IGNORED_RESULT_FIELDS",
             "JOURNAL_FORMAT",
             "KEY_BYTES",
+            "SECRET_MARKER",
             "VERDICTS",
             "Divergence",
             "JournalCorrupt",
@@ -40,7 +41,9 @@ def test_exported_names_are_pinned() -> None:
             "entry_key",
             "new_entry_id",
             "open_entry",
+            "redact_secrets",
             "seal_entry",
+            "secret_marker",
             "should_record",
         ]
     )
