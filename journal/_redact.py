@@ -48,6 +48,16 @@ class _Redactor:
         return value
 
     def value(self, value: Any) -> Any:
+        # Exact type checks first: entries are plain JSON, and the ABC checks dominate a walk otherwise.
+        kind = type(value)
+        if kind is str:
+            return self.text(value)
+        if kind is dict:
+            return self.mapping(value)
+        if kind is list:
+            return [self.value(item) for item in value]
+        if kind is int or kind is float or kind is bool or value is None:
+            return value
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, list | tuple):
@@ -69,22 +79,23 @@ class _Redactor:
     def mapping(self, value: Mapping[Any, Any]) -> Any:
         if len(value) == 1:
             ((tag, inner),) = value.items()
-            if tag == "$b" and isinstance(inner, str):
+            if tag == "$b" and type(inner) is str:
                 return {"$b": self.base64_text(inner)}
             if tag in _NAME_TAGS:
                 return dict(value)
             if tag == "$r" and isinstance(inner, Mapping):
                 return {"$r": {field: self.value(item) for field, item in inner.items()}}
-        if set(value) == {"$v", "p"}:
+        elif len(value) == 2 and "$v" in value and "p" in value:
             return {"$v": value["$v"], "p": self.value(value["p"])}
-        return {
-            self.value(key) if isinstance(key, str) else key: (
-                self.base64_text(item)
-                if isinstance(key, str) and key.endswith("_b64") and isinstance(item, str)
-                else self.value(item)
-            )
-            for key, item in value.items()
-        }
+        out = {}
+        for key, item in value.items():
+            if type(key) is str:
+                if key.endswith("_b64") and type(item) is str:
+                    out[self.text(key)] = self.base64_text(item)
+                    continue
+                key = self.text(key)
+            out[key] = self.value(item)
+        return out
 
 
 def redact_secrets(value: Any, secrets: Mapping[str, str]) -> Any:
