@@ -158,7 +158,7 @@ async def diff_versions(extension_id: str) -> Response:
             raise NotFound("extension_not_found", "no such extension") from None
     refs = {name: request.args.get(name, "") for name in ("from", "to")}
     bad = {name: "is required: a version, sha256:<hex> or version id" for name, ref in refs.items()
-           if not ref or len(ref) > MAX_VERSION_REF}
+           if not ref or len(ref) > MAX_VERSION_REF or not ref.isprintable()}
     if bad:
         raise InvalidRequest(bad)
     old = await _rollout.resolve_version(st, extension_id, refs["from"])
