@@ -8,7 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 
+from extctl._commands.dev import DevOptions, DevSession
 from tests.gateway._helpers import manifest, publish
 
 from .test_extctl_gateway import ADMIN_TOKEN, Stack, _error_line, run_main, stack  # noqa: F401 - the fixture
@@ -83,3 +85,23 @@ async def test_install_upgrade_consent_rollback_history_diff(served: Stack, caps
     assert "--tenant" in _error_line(capsys.readouterr().err, "usage")
     assert await run_main("upgrade", *boss, "echo", "--hash", "sha256:" + "1" * 64) == 1
     _error_line(capsys.readouterr().err, "version_not_found")
+
+
+async def test_dev_approves_what_its_own_rebuild_asks_for_more(served: Stack) -> None:
+    """``extctl dev`` re-installs each build in the author's own dev tenant: a build asking for a new egress host
+    and capability is upgraded and consented to at once, not left pending."""
+    first = await publish(served.store, served.tmp / "b1", manifest(version="0.1.0", capabilities=["cap:http.fetch"]))
+    second = await publish(served.store, served.tmp / "b2", manifest(
+        version="0.1.0", capabilities=["cap:http.fetch", "cap:storage.kv"], egress=["api.example.com"]))
+    async with httpx.AsyncClient(base_url=served.url, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
+        assert (await client.post("/api/v1/tenants", json={"id": "dev", "name": "Dev"})).status_code == 201
+    session = DevSession(DevOptions(src=served.tmp, extension_id="echo", tenant="dev", gateway=served.url,
+                                    admin_token=ADMIN_TOKEN, store=f"file://{served.store}", key=None))
+    await trio.to_thread.run_sync(session._install, first, ["cap:http.fetch"])
+    await trio.to_thread.run_sync(session._install, second, ["cap:http.fetch", "cap:storage.kv"])
+    async with httpx.AsyncClient(base_url=served.url, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
+        install = (await client.get("/api/v1/tenants/dev/installs/echo")).json()
+        history = (await client.get("/api/v1/tenants/dev/installs/echo/history")).json()["entries"]
+    assert (install["content_hash"], install["pending"]) == (second, None)
+    assert install["granted_capabilities"] == ["cap:http.fetch", "cap:storage.kv"]
+    assert [(e["action"], e["reason"]) for e in history] == [("consent", "extctl dev"), ("install", "")]
