@@ -131,7 +131,11 @@ class Registry(Protocol):
         config: Mapping[str, str] | Unset = UNSET,
         secrets: SealedSecrets | Unset | None = UNSET,
     ) -> Install:
-        """Change the given fields (``UNSET`` leaves one as it is); returns the updated install."""
+        """Change the given fields (``UNSET`` leaves one as it is); returns the updated install.
+
+        ``version_id`` here writes no history: the gateway changes versions only through
+        ``gateway_quart._rollout.set_install_version`` (:meth:`change_install_version`).
+        """
 
     async def change_install_version(
         self,

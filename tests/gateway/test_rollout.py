@@ -13,6 +13,7 @@ import bundles
 from gateway_quart import RecordConflict
 from gateway_quart._rollout import capability_diff, previous_version
 from gateway_quart.registry import HistoryEntry, SqlRegistry, Version, open_registry
+from tests._redis import RedisServer
 
 from .conftest import Gateway, GatewayFactory, Tenant
 
@@ -316,3 +317,20 @@ async def test_install_and_upgrade_by_version_string_refuse_unknown_ones(make_ga
     assert unknown["error"] == "version_not_found"
     none = await _post(gateway, admin, "upgrade", {}, expect=400)
     assert none["fields"] == {"version_id": "version_id, content_hash or version is required"}
+
+
+async def test_a_version_change_on_one_gateway_is_served_by_the_other_at_once(
+    make_gateway: GatewayFactory, postgres_url: str, redis_server: RedisServer
+) -> None:
+    """Two gateways sharing PostgreSQL and Redis, the second having cached the install for minutes: an upgrade and
+    a rollback through the first are served by the second on its very next request."""
+    settings = {"registry_database": postgres_url, "redis_url": redis_server.url, "auth_cache_ttl_s": 300.0}
+    first = await make_gateway(**settings)
+    second = await make_gateway(**settings)
+    member, admin = await _setup(first)
+    assert await _served_by(second, member) == first.bundles["v1"]  # cached now
+
+    await _post(first, admin, "upgrade", {"version": "1.2.0"}, expect=200)
+    assert await _served_by(second, member) == first.bundles["v3"]
+    await _post(first, admin, "rollback", expect=200)
+    assert await _served_by(second, member) == first.bundles["v1"]
