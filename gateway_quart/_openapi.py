@@ -26,6 +26,7 @@ from ._bodies import (
     UserCreate,
 )
 from ._rules import body_schema
+from .registry import HISTORY_ACTIONS
 
 _STR: Final = {"type": "string"}
 _NULLABLE_STR: Final = {"type": ["string", "null"]}
@@ -122,7 +123,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
     }),
     "HistoryEntry": _obj(["id", "action", "to", "at"], {
         "id": {"type": "integer"},
-        "action": {"enum": ["install", "upgrade", "rollback", "consent", "canary_promote", "canary_rollback"]},
+        "action": {"enum": list(HISTORY_ACTIONS)},
         "from": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/VersionRef"}]},
         "to": {"$ref": "#/components/schemas/VersionRef"}, "actor": _NULLABLE_STR, "reason": _STR, "at": _STR,
     }),
