@@ -37,6 +37,9 @@ CONSENT_CHECKED_ACTIONS: Final = frozenset({"upgrade", "canary_promote"})
 """Moves that must not add anything the tenant admin has not approved (``consent`` is the approval itself)."""
 CLEARS_PENDING_ACTIONS: Final = frozenset({"upgrade", "rollback", "consent"})
 """Moves after which a held upgrade no longer stands (the admin asks again; a canary leaves it alone)."""
+GATED_ACTIONS: Final = frozenset({"upgrade", "consent", "canary_promote"})
+"""Forward moves, which a tenant's upgrade-check requirement applies to; a rollback returns to what ran before
+and is never held back by it."""
 MAX_HISTORY_WALK: Final = 1000
 """History rows a rollback reads to find the previous version (an install changing version more often than
 this between rollbacks has nothing sensible to roll back to anyway)."""
@@ -173,10 +176,7 @@ async def set_install_version(
             raise Conflict("consent_required", "the version asks for more than the installed one; a tenant admin "
                            "must approve it (POST .../consent after the upgrade is held)",
                            extra={"diff": diff.to_json()})
-    # The journal's upgrade gate (ensure_upgrade_allowed, issue 19) belongs here, before anything changes.
-    if st.settings.trust_bundle is not None:
-        # It may have been registered before the trust bundle was set, or its signature replaced since.
-        await check_signature(st.store, target.content_hash, st.settings.trust_bundle)
+    await _check_gates(st, install, target, action)
     requested = set(new_manifest.capabilities) | bundles.ALWAYS_GRANTED
     granted = {cap for cap in (*install.granted_capabilities, *grant) if cap in requested}
     pending = install.pending_version
@@ -190,6 +190,20 @@ async def set_install_version(
         raise NotFound("not_installed", "the extension is not installed for this tenant") from None
     except RecordConflict:
         raise Conflict("install_changed", "the install changed version meanwhile; look at it and try again") from None
+
+
+async def _check_gates(st: GatewayState, install: Install, target: Version, action: str) -> None:
+    """What must hold before ``install`` moves to ``target``, whoever moves it.
+
+    With a trust bundle the target's signature must verify now (it may have been registered before the trust
+    bundle was set, or its signature replaced since). Forward moves (:data:`GATED_ACTIONS`) also pass the
+    journal's upgrade gate, ``_journal_gate.ensure_upgrade_allowed(st, install, target)`` (issue 19), once
+    that is merged: this is where its one call goes.
+    """
+    if st.settings.trust_bundle is not None:
+        await check_signature(st.store, target.content_hash, st.settings.trust_bundle)
+    if action in GATED_ACTIONS:
+        pass  # issue 19's branch: await ensure_upgrade_allowed(st, install, target)
 
 
 UpgradeStatus = Literal["upgraded", "pending_consent", "unchanged"]
