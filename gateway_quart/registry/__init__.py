@@ -9,6 +9,7 @@ of another one in memory for a few seconds.
 from ._cached import DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_TTL_S, CachedRegistry, Revocations
 from ._migrations import MIGRATIONS, POSTGRES_MIGRATIONS, Migration, apply_migrations
 from ._models import (
+    HISTORY_ACTIONS,
     SIGNATURE_PRESENT,
     SIGNATURE_UNSIGNED,
     SIGNATURE_VERIFIED,
@@ -16,6 +17,7 @@ from ._models import (
     ApiToken,
     AuditEntry,
     Extension,
+    HistoryEntry,
     Install,
     SealedSecrets,
     Tenant,
@@ -38,6 +40,7 @@ __all__ = [
     "DEFAULT_POOL_SIZE",
     "DEFAULT_POSTGRES_POOL_SIZE",
     "GRANULARITY_PREFIX",
+    "HISTORY_ACTIONS",
     "MIGRATIONS",
     "POSTGRES_MIGRATIONS",
     "SIGNATURE_PRESENT",
@@ -49,6 +52,7 @@ __all__ = [
     "Budget",
     "CachedRegistry",
     "Extension",
+    "HistoryEntry",
     "Install",
     "Migration",
     "PostgresRegistry",

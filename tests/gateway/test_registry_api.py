@@ -13,7 +13,7 @@ def test_public_names_are_pinned() -> None:
         "UNSET", "Unset",
         "User", "Version", "apply_migrations", "new_id", "utc_now",
         "DEFAULT_POSTGRES_POOL_SIZE", "POSTGRES_MIGRATIONS", "PostgresRegistry", "SqlRegistry", "open_registry",
-        "Revocations",
+        "Revocations", "HISTORY_ACTIONS", "HistoryEntry",
         "BUDGET_PERIODS", "GRANULARITY_PREFIX", "Budget", "UsageBucket", "UsageDelta",
     }
     assert len(registry.__all__) == len(set(registry.__all__))
