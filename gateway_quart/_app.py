@@ -114,8 +114,7 @@ def create_app(
             audit=AuditWriter(reg, nursery=getattr(app, "nursery", None)),
             fleet=fleet,
             usage=recorder,
-            budgets=BudgetGuard(reg, fleet=fleet, cache_ttl_s=settings.budget_cache_ttl_s,
-                                before_seed=recorder.flush),
+            budgets=BudgetGuard(reg, fleet=fleet, cache_ttl_s=settings.budget_cache_ttl_s),
         )
         if nursery is not None:  # without the app's nursery (no lifespan), reads and the stop flush instead
             nursery.start_soon(_background, app.extensions[STATE_KEY], usage_scope)

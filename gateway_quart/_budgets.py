@@ -24,7 +24,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Final, final
 
 import trio
@@ -60,8 +60,6 @@ class BudgetGuard:
         cache_ttl_s: how long a tenant's budgets are reused (0: read on every admission).
         push_interval_s: how often :meth:`run` pushes answered usage to Redis.
         clock: seconds since the epoch (``time.time``): periods are UTC minutes, hours and days.
-        before_seed: awaited before counters are seeded from the registry (the usage recorder's flush, so that
-            the sums it still holds are in the rows read).
     """
 
     def __init__(
@@ -73,10 +71,8 @@ class BudgetGuard:
         push_interval_s: float = DEFAULT_PUSH_INTERVAL_S,
         max_counters: int = DEFAULT_MAX_COUNTERS,
         clock: Callable[[], float] = time.time,
-        before_seed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._registry = registry
-        self._before_seed = before_seed
         self._fleet = fleet
         self._ttl = cache_ttl_s
         self._interval = push_interval_s
@@ -111,8 +107,6 @@ class BudgetGuard:
         missing = [b for b in budgets if self._local_key(tenant_id, b, now) not in self._seeds]
         if not missing:
             return
-        if self._before_seed is not None:
-            await self._before_seed()
         longest = max(PERIOD_SECONDS[b.period] for b in missing)
         buckets = await self._registry.usage_buckets(tenant_id, start=minute_of(now // longest * longest),
                                                      end=minute_of(now + 60), granularity="minute")

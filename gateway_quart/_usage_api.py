@@ -203,6 +203,8 @@ async def set_budgets(tenant_id: str) -> Response:
     await require_global_admin(st)
     check_id(tenant_id, "tenant_id")
     budgets = _read_budgets(await read_json(request))
+    if st.usage is not None:
+        await st.usage.flush()  # the usage so far is in the registry, where the new counters start from
     try:
         stored = await st.registry.set_budgets(tenant_id, budgets)
     except RecordNotFound:
