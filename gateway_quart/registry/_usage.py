@@ -102,10 +102,9 @@ def usage_buckets(conn: Db, tenant_id: str, *, start: str, end: str, extension_i
         params.append(extension_id)
     sums = ", ".join(f"SUM({c})" for c in _COLUMNS)
     found: dict[tuple[str, str], UsageBucket] = {}
-    for row in conn.execute(
-        f"SELECT substr(minute, 1, {width}) AS bucket, extension_id, {sums} FROM usage_minutes WHERE {where} "  # noqa: S608
-        "GROUP BY bucket, extension_id ORDER BY bucket, extension_id", params,
-    ):
+    select = (f"SELECT substr(minute, 1, {width}) AS bucket, extension_id, {sums} "  # noqa: S608 - fixed names
+              f"FROM usage_minutes WHERE {where} GROUP BY bucket, extension_id ORDER BY bucket, extension_id")
+    for row in conn.execute(select, params):
         start_at = row[0] + _BUCKET_SUFFIX[granularity]
         values = [float(v or 0) for v in row[2:]]
         found[(row[0], row[1])] = UsageBucket(start_at, row[1], int(values[0]), int(values[1]),

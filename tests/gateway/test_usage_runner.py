@@ -26,7 +26,15 @@ from gateway_quart import Settings as GatewaySettings
 from gateway_quart import create_app
 from runner_trio import Settings
 from tests.guests.wat import load_wat
-from tests.runner.http.conftest import TOKEN, RunnerHandle, Shared, bundle_dir, runner_settings, shared, start_runner  # noqa: F401 - the fixtures
+from tests.runner.http.conftest import (  # noqa: F401 - runner_settings and shared are fixtures
+    TOKEN,
+    RunnerHandle,
+    Shared,
+    bundle_dir,
+    runner_settings,
+    shared,
+    start_runner,
+)
 
 from ._helpers import start_server
 
