@@ -12,9 +12,11 @@ from typing import Any, Final
 from ._auth import ROLE_PERMISSIONS
 from ._bodies import (
     BODIES,
+    CanaryCreate,
     CapabilitiesReplace,
     ConfigReplace,
     ExtensionRegister,
+    InstallCanaryCreate,
     InstallCreate,
     InstallUpgrade,
     SecretsReplace,
@@ -109,6 +111,25 @@ _SCHEMAS: Final[dict[str, Any]] = {
         "secrets": {"oneOf": [{"type": "null"}, _obj(["keys"], {"keys": _STR_LIST, "expires_at": _NULLABLE_STR})]},
         "created_at": _STR, "updated_at": _STR,
     }),
+    "CanaryArm": _obj(["requests", "errors", "timeouts"], {
+        "requests": {"type": "integer"}, "errors": {"type": "integer"}, "timeouts": {"type": "integer"},
+        "error_rate": {"type": "number"}, "timeout_rate": {"type": "number"}, "p99_ms": {"type": ["number", "null"]},
+    }),
+    "Canary": _obj(["id", "extension_id", "state", "percent", "window_s", "stats"], {
+        "id": _STR, "extension_id": _STR, "tenant_id": _NULLABLE_STR,
+        "tenants": {"type": ["array", "null"], "items": _STR},
+        "from": _obj(["version_id"], {"version_id": _STR, "version": _STR, "content_hash": _STR}),
+        "to": _obj(["version_id"], {"version_id": _STR, "version": _STR, "content_hash": _STR}),
+        "percent": {"type": "number"},
+        "budget": _obj([], {"max_error_rate": {"type": "number"}, "max_timeout_rate": {"type": "number"},
+                            "max_p99_ms": {"type": ["number", "null"]}, "min_requests": {"type": "integer"}}),
+        "window_s": {"type": "integer"},
+        "state": {"enum": ["running", "promoted", "rolled_back", "cancelled"]},
+        "reason": _NULLABLE_STR, "started_at": _STR, "ends_at": _STR, "decided_at": _NULLABLE_STR,
+        "actor": _NULLABLE_STR,
+        "stats": {"type": "object", "additionalProperties": _ref("CanaryArm"),
+                  "description": "per arm (old, new): live while running, as decided after"},
+    }),
     **{model.__name__: body_schema(model) for model in BODIES},
 }
 
@@ -122,6 +143,7 @@ _ERROR_TEXT: Final = {
 def _paths() -> dict[str, Any]:
     t, e, u = _path_param("tenant_id"), _path_param("extension_id"), _path_param("user_id")
     install = _json(_ref("Install"), "the install")
+    canary, c = _json(_ref("Canary"), "the canary"), _path_param("canary_id")
     ext_proxy = _op(
         "Call an extension endpoint (any method); answered by the extension's handler", {
             "200": {"description": "the extension's response (status, filtered headers and body pass through)"},
@@ -247,6 +269,20 @@ def _paths() -> dict[str, Any]:
             "delete": _op("Remove the secrets", {"204": {"description": "removed"}, **_errors(401, 403, 404)},
                           params=[t, e]),
         },
+        "/api/v1/extensions/{extension_id}/canaries": {"post": _op(
+            "Start a canary: a percentage of one tenant's requests, or every request of a list of tenants, on "
+            "another version, promoted at the end of its window if the budget held, rolled back at once if not "
+            "(admin token)", {"201": canary, **_errors(400, 401, 403, 404, 409, 503)}, params=[e],
+            body=CanaryCreate)},
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/canary": {"post": _op(
+            "Start a canary of this install for a percentage of the tenant's requests",
+            {"201": canary, **_errors(400, 401, 403, 404, 409, 503)}, params=[t, e], body=InstallCanaryCreate)},
+        "/api/v1/extensions/{extension_id}/canaries/{canary_id}": {"get": _op(
+            "A canary: state, reason, budget and per-arm counts", {"200": canary, **_errors(401, 403, 404)},
+            params=[e, c])},
+        "/api/v1/extensions/{extension_id}/canaries/{canary_id}/cancel": {"post": _op(
+            "Cancel a running canary (the installs keep the version they run)",
+            {"200": canary, **_errors(401, 403, 404, 409)}, params=[e, c])},
     }
 
 

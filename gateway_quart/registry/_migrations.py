@@ -113,6 +113,30 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX audit_by_tenant ON audit_log (tenant_id, id)",
         ),
     ),
+    Migration(
+        4,
+        "canaries",
+        (
+            """CREATE TABLE canaries (
+                id TEXT PRIMARY KEY,
+                extension_id TEXT NOT NULL REFERENCES extensions(id) ON DELETE CASCADE,
+                tenant_id TEXT REFERENCES tenants(id) ON DELETE CASCADE,
+                tenants_json TEXT,
+                from_version_id TEXT NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+                to_version_id TEXT NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+                percent REAL NOT NULL,
+                budget_json TEXT NOT NULL,
+                window_s INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                reason TEXT,
+                started_at TEXT NOT NULL,
+                decided_at TEXT,
+                actor TEXT,
+                stats_json TEXT
+            )""",
+            "CREATE INDEX canaries_by_state ON canaries (state, extension_id)",
+        ),
+    ),
 )
 
 
@@ -128,6 +152,12 @@ POSTGRES_MIGRATIONS: Final[tuple[Migration, ...]] = (
             # SQLite orders versions by rowid; PostgreSQL has none, so registration order is a column.
             "ALTER TABLE versions ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY",
         ),
+    ),
+    Migration(
+        4,
+        "canaries",
+        tuple(statement.replace("percent REAL", "percent DOUBLE PRECISION")
+              for statement in next(m for m in MIGRATIONS if m.version == 4).statements),
     ),
 )
 
