@@ -5,7 +5,8 @@
 * ``POST /api/v1/tenants/{t}/installs/{ext}/canary`` (the tenant's admins too): a percentage of that tenant's
   requests;
 * ``GET /api/v1/extensions/{ext}/canaries/{id}``: state, reason, budget and per-arm counts;
-* ``POST /api/v1/extensions/{ext}/canaries/{id}/cancel``: stop it; the installs stay where they are.
+* ``POST /api/v1/extensions/{ext}/canaries/{id}/cancel``: stop it; the installs stay where they are;
+* ``GET /api/v1/canaries/{id}`` and ``POST /api/v1/canaries/{id}/cancel``: the same by id alone (extctl).
 
 A tenant admin sees and cancels only the canaries of their own tenant's install; any other one is
 ``canary_not_found``, as if it did not exist.
@@ -111,17 +112,19 @@ def _actor(principal: Principal | None) -> str:
     return "admin" if principal is None else f"user:{principal.user.id}"
 
 
-async def _canary_for(st: GatewayState, extension_id: str, canary_id: str) -> tuple[Canary, Principal | None]:
-    """The canary, if the caller may see it: the admin token, or an ``extension:admin`` of its tenant."""
+async def _canary_for(st: GatewayState, extension_id: str | None,
+                      canary_id: str) -> tuple[Canary, Principal | None]:
+    """The canary, if the caller may see it: the admin token, or an ``extension:admin`` of its tenant
+    (``extension_id``, when the path names one, must be the canary's)."""
     principal = await admin_principal(st)
     missing = NotFound("canary_not_found", "no such canary")
-    if not ID_PATTERN.fullmatch(extension_id) or not ID_PATTERN.fullmatch(canary_id):
+    if not ID_PATTERN.fullmatch(extension_id or "x") or not ID_PATTERN.fullmatch(canary_id):
         raise missing
     try:
         canary = await st.registry.get_canary(canary_id)
     except RecordNotFound:
         raise missing from None
-    if canary.extension_id != extension_id:
+    if extension_id is not None and canary.extension_id != extension_id:
         raise missing
     if principal is not None:
         if canary.tenant_id is None or canary.tenant_id != principal.tenant_id:
@@ -206,14 +209,16 @@ async def start_install_canary(tenant_id: str, extension_id: str) -> Response:
 
 
 @blueprint.get("/extensions/<extension_id>/canaries/<canary_id>")
-async def get_canary(extension_id: str, canary_id: str) -> Response:
+@blueprint.get("/canaries/<canary_id>", defaults={"extension_id": None})
+async def get_canary(extension_id: str | None, canary_id: str) -> Response:
     st = state()
     canary, _ = await _canary_for(st, extension_id, canary_id)
     return json_response(await canary_view(st, canary))
 
 
 @blueprint.post("/extensions/<extension_id>/canaries/<canary_id>/cancel")
-async def cancel_canary(extension_id: str, canary_id: str) -> Response:
+@blueprint.post("/canaries/<canary_id>/cancel", defaults={"extension_id": None})
+async def cancel_canary(extension_id: str | None, canary_id: str) -> Response:
     """Stop routing to the new version; every install stays at the version it runs."""
     st = state()
     canary, principal = await _canary_for(st, extension_id, canary_id)

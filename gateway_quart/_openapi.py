@@ -283,6 +283,10 @@ def _paths() -> dict[str, Any]:
         "/api/v1/extensions/{extension_id}/canaries/{canary_id}/cancel": {"post": _op(
             "Cancel a running canary (the installs keep the version they run)",
             {"200": canary, **_errors(401, 403, 404, 409)}, params=[e, c])},
+        "/api/v1/canaries/{canary_id}": {"get": _op(
+            "A canary by id alone", {"200": canary, **_errors(401, 403, 404)}, params=[c])},
+        "/api/v1/canaries/{canary_id}/cancel": {"post": _op(
+            "Cancel a canary by id alone", {"200": canary, **_errors(401, 403, 404, 409)}, params=[c])},
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import (
     build,
+    canary,
     create_tenant,
     create_token,
     create_user,
@@ -54,4 +55,5 @@ COMMANDS: tuple[Command, ...] = (
     uninstall.COMMAND,
     invoke.COMMAND,
     tail.COMMAND,
+    canary.COMMAND,
 )

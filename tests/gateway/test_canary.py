@@ -476,3 +476,33 @@ async def test_canaries_in_the_registry_on_both_databases(registry: SqlRegistry)
         await registry.get_canary("nope")
     with pytest.raises(RecordNotFound):
         await registry.finish_canary("nope", state="cancelled", reason="x", decided_at="x", stats=None)
+
+
+async def test_extctl_starts_shows_and_cancels_a_canary(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    from extctl import main
+
+    await stack.tenant("acme")
+    await stack.tenant("beta")
+    gateway = ["--gateway", stack.url, "--admin-token", ADMIN]
+
+    async def extctl(*args: str) -> tuple[int, Any]:
+        code = await trio.to_thread.run_sync(main, list(args))
+        out, err = capsys.readouterr()
+        return code, json.loads(out) if code == 0 else err
+
+    code, started = await extctl("canary", "start", EXT, "--to", "2.0.1", "--percent", "25", "--tenant", "acme",
+                                 "--max-error-rate", "0.1", "--min-requests", "50", "--window", "120", *gateway)
+    assert code == 0
+    assert (started["percent"], started["budget"]["max_error_rate"], started["budget"]["min_requests"],
+            started["window_s"]) == (25.0, 0.1, 50, 120)
+    code, listed = await extctl("canary", "start", EXT, "--to", "2.0.0", "--tenants", "beta", *gateway)
+    assert (code, listed["tenants"]) == (0, ["beta"])
+    code, shown = await extctl("canary", "status", started["id"], *gateway)
+    assert (code, shown["state"], shown["to"]["version"]) == (0, "running", "2.0.1")
+    code, cancelled = await extctl("canary", "cancel", started["id"], *gateway)
+    assert (code, cancelled["state"]) == (0, "cancelled")
+    code, err = await extctl("canary", "cancel", started["id"], *gateway)
+    assert code == 1
+    assert err.startswith("canary_not_running:")
+    code, err = await extctl("canary", "start", EXT, "--to", "2.0.1", "--percent", "5", *gateway)
+    assert (code, err.strip()) == (2, "usage: --percent needs --tenant")
