@@ -45,6 +45,7 @@ from gateway_quart.registry import (
     Version,
     open_registry,
 )
+from tests._redis import RedisServer
 from tests.gateway._helpers import start_server
 from tests.guests.wat import load_wat
 from tests.runner.http.conftest import (  # noqa: F401 - fixtures
@@ -506,3 +507,35 @@ async def test_extctl_starts_shows_and_cancels_a_canary(stack: Stack, capsys: py
     assert err.startswith("canary_not_running:")
     code, err = await extctl("canary", "start", EXT, "--to", "2.0.1", "--percent", "5", *gateway)
     assert (code, err.strip()) == (2, "usage: --percent needs --tenant")
+
+
+async def test_a_fleet_judges_the_sum_of_what_every_gateway_saw(
+    make_stack: StackFactory, nursery: trio.Nursery, postgres_url: str, redis_server: RedisServer
+) -> None:
+    first = await make_stack(registry_database=postgres_url, redis_url=redis_server.url)
+    await first.tenant("acme")
+    second_app = create_app(first.state.settings)
+    second_server = await start_server(nursery, second_app)
+    try:
+        async with httpx.AsyncClient(base_url=second_server.url, timeout=90) as client:
+            second = Stack(second_server.url, client, second_app, first.runner, first.tmp, dict(first.tokens))
+            canary = await first.call("POST", f"/api/v1/extensions/{EXT}/canaries", {
+                "to": "2.0.0", "tenant": "acme", "percent": 100, "window_s": 3600, "budget": {"min_requests": 20}},
+                expect=201)
+            await second.canaries.refresh()  # what its evaluator does every interval
+            for gateway in (first, second):
+                assert {await gateway.ping("acme", body=False) for _ in range(10)} == {502}
+
+            # Each gateway alone saw 10 requests, below min_requests; the fleet saw 20.
+            assert await first.canaries.evaluate_now(first.state) == []
+            decided = await second.canaries.evaluate_now(second.state)
+            assert [(c.state, c.reason) for c in decided] == [
+                (CANARY_ROLLED_BACK, "error rate 1.00 > 0.05 over 20 requests")]
+            assert await first.canaries.evaluate_now(first.state) == [], "decided once, by one gateway"
+            seen = await first.call("GET", f"/api/v1/canaries/{canary['id']}", expect=200)
+            assert (seen["state"], seen["stats"]["new"]["requests"]) == ("rolled_back", 20)
+            for gateway in (first, second):
+                assert await gateway.ping("acme", body=False) == 200
+    finally:
+        with trio.fail_after(10):
+            await second_server.close()
