@@ -413,8 +413,12 @@ class CanaryController:
                 log.warning("canary %s: %s/%s moved to %s meanwhile; left as it is", canary.id, tenant_id,
                             canary.extension_id, install.version.version)
                 continue
-            await set_install_version(st, tenant_id, canary.extension_id, target, actor=f"canary:{canary.id}",
-                                      action=action, reason=canary.reason or "")
+            try:
+                await set_install_version(st, tenant_id, canary.extension_id, target, actor=f"canary:{canary.id}",
+                                          action=action, reason=canary.reason or "")
+            except Exception as exc:  # the decision stands; the other installs still get it
+                log.error("canary %s: %s of %s/%s to %s failed (move it by hand): %s", canary.id, action, tenant_id,
+                          canary.extension_id, target.version, exc)
 
     async def aclose(self) -> None:
         if self._fleet is not None:

@@ -118,7 +118,7 @@ async def _canary_for(st: GatewayState, extension_id: str | None,
     (``extension_id``, when the path names one, must be the canary's)."""
     principal = await admin_principal(st)
     missing = NotFound("canary_not_found", "no such canary")
-    if not ID_PATTERN.fullmatch(extension_id or "x") or not ID_PATTERN.fullmatch(canary_id):
+    if not ID_PATTERN.fullmatch(canary_id) or (extension_id is not None and not ID_PATTERN.fullmatch(extension_id)):
         raise missing
     try:
         canary = await st.registry.get_canary(canary_id)

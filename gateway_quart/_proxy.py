@@ -47,7 +47,7 @@ from ._headers import (
 from ._runner_client import RunnerResult
 from ._state import GatewayState, state
 from ._validation import ID_PATTERN
-from .registry import Install
+from .registry import Install, Version
 
 log = logging.getLogger("gateway_quart.proxy")
 _TRACER = tracer("gateway_quart")
@@ -300,7 +300,7 @@ async def _execute(
             body=body if has_body else None,
         ),
         limits=Limits(timeout_ms=st.runner.timeout_ms),
-        providers=frozenset(install.granted_capabilities),
+        providers=_grants(st, install, version),
         secret_envelope=dict(install.secrets.envelope) if install.secrets is not None else None,
         user=UserInfo(
             user_id=user.id,
@@ -328,6 +328,14 @@ async def _execute(
         if answer.result.error is not None:
             span.set_attribute("error.type", answer.result.error)
     return _client_response(answer, request.method)
+
+
+def _grants(st: GatewayState, install: Install, version: Version) -> frozenset[str]:
+    """The install's grants; for a canary's new version, only those its manifest asks for (as a promotion keeps)."""
+    granted = frozenset(install.granted_capabilities)
+    if version is install.version:
+        return granted
+    return granted & (frozenset(st.manifests.get(version).capabilities) | bundles.ALWAYS_GRANTED)
 
 
 def _observe(st: GatewayState, route: Route, started: float, *, status: int, error: bool, timed_out: bool) -> None:
