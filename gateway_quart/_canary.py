@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, final
 
 import trio
 
@@ -134,8 +134,7 @@ def choose_version(canary: ActiveCanary, install: Install, request_key: str) -> 
     return install.version
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     """Where one request goes: the version, and the canary arm it counts for (``None``: no canary)."""
 
     version: Version
@@ -301,13 +300,14 @@ class CanaryController:
         self.stats = CanaryStats()
 
     # hot path ------------------------------------------------------------------------------------------
-    def route(self, install: Install, key: str) -> Route:
-        """The version for one request of ``install`` with request key ``key`` (no I/O)."""
+    def route(self, install: Install, user_id: str | None, key_header: str | None, request_id: str) -> Route:
+        """The version for one request of ``install`` (no I/O; the request key is built only when needed)."""
         actives = self._by_extension.get(install.extension_id)
         if not actives:
             return Route(install.version)
         for active in actives:
             if install.tenant_id in active.tenants:
+                key = request_key(user_id, key_header, request_id) if active.canary.tenants is None else ""
                 version = choose_version(active, install, key)
                 if install.version.id != active.canary.from_version_id:
                     return Route(version)

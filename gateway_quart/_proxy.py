@@ -35,7 +35,7 @@ from contract import ErrorCode, ExecuteRequest, HttpRequest, Limits, RequestCont
 from servicekit import server_span, tracer
 
 from ._auth import PERMISSION_READ, PERMISSION_WRITE, Principal, authenticate, check_origin
-from ._canary import CANARY_KEY_HEADER, Route, request_key
+from ._canary import CANARY_KEY_HEADER, Route
 from ._errors import ApiError, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, RateLimited, UpstreamError
 from ._headers import (
     SECURITY_HEADERS,
@@ -279,7 +279,7 @@ async def _execute(
         headers["x-idempotency-key"] = guest_key
     user = principal.user
     # A running canary may send this request to its new version (a dict lookup; see _canary.py).
-    route = (st.canaries.route(install, request_key(user.id, request.headers.get(CANARY_KEY_HEADER), g.request_id))
+    route = (st.canaries.route(install, user.id, request.headers.get(CANARY_KEY_HEADER), g.request_id)
              if st.canaries is not None else Route(install.version))
     version = route.version
     call = ExecuteRequest(
