@@ -22,7 +22,7 @@ import pytest
 import trio
 from quart_trio import QuartTrio
 
-from gateway_quart import RecordConflict, RecordNotFound, Settings, create_app
+from gateway_quart import RecordConflict, RecordNotFound, Settings, SettingsError, create_app, load_settings
 from gateway_quart._canary import (
     ARM_NEW,
     ArmStats,
@@ -539,3 +539,12 @@ async def test_a_fleet_judges_the_sum_of_what_every_gateway_saw(
     finally:
         with trio.fail_after(10):
             await second_server.close()
+
+
+def test_the_evaluation_interval_is_a_setting() -> None:
+    base = {"RUNNER_BASE_URL": "http://127.0.0.1:1"}
+    assert load_settings(base).canary_interval_s == 1.0
+    assert load_settings({**base, "GATEWAY_CANARY_INTERVAL_S": "0.25"}).canary_interval_s == 0.25
+    with pytest.raises(SettingsError) as refused:
+        load_settings({**base, "GATEWAY_CANARY_INTERVAL_S": "-1"})
+    assert refused.value.setting == "GATEWAY_CANARY_INTERVAL_S"
