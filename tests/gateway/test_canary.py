@@ -1,7 +1,8 @@
 """Canary rollouts: a real runner running real WAT components behind a real gateway, requests through /api/ext.
 
 Versions of one extension (``canary-ext``): 1.0.0 is ``echo`` (200 always), 2.0.0 is ``trap`` (traps on a request
-without a body, 502 through the gateway; 204 with a body), 2.0.1 is ``echo`` again under a new version (healthy).
+without a body, 502 through the gateway; 204 with a body), 2.0.1 is ``echo`` again under a new version (healthy),
+3.0.0 is ``spin`` (never answers: every call times out).
 A POST with a body therefore says which version served it: 200 the old one, 204 the trap one.
 
 Evaluation is driven by ``CanaryController.evaluate_now`` with an explicit time (the gateways here run with
@@ -62,7 +63,7 @@ EXT = "canary-ext"
 ADMIN_AUTH = {"authorization": f"Bearer {ADMIN}"}
 ENDPOINTS = [{"method": "GET", "path": "/ping", "handler": "ping"}, {"method": "POST", "path": "/ping",
                                                                      "handler": "ping"}]
-VERSIONS = {"1.0.0": "echo", "2.0.0": "trap", "2.0.1": "echo"}
+VERSIONS = {"1.0.0": "echo", "2.0.0": "trap", "2.0.1": "echo", "3.0.0": "spin"}
 
 
 @dataclass
@@ -230,6 +231,21 @@ async def test_too_little_traffic_in_the_window_is_not_promoted(stack: Stack) ->
     assert [c.state for c in decided] == [CANARY_ROLLED_BACK]
     assert decided[0].reason == "only 1 requests on the new version in 60 s (min_requests 20): not enough to promote"
     assert await stack.installed_version("acme") == "1.0.0"
+
+
+async def test_a_version_that_times_out_is_rolled_back(make_stack: StackFactory) -> None:
+    stack = await make_stack(timeout_ms=1000)
+    await stack.tenant("acme")
+    canary = await stack.call("POST", f"/api/v1/extensions/{EXT}/canaries", {
+        "to": "3.0.0", "tenant": "acme", "percent": 100, "window_s": 600, "budget": {"min_requests": 4}},
+        expect=201)
+    assert [await stack.ping("acme", body=False) for _ in range(4)] == [504] * 4
+    decided = await stack.canaries.evaluate_now(stack.state)
+    assert [(c.id, c.state, c.reason) for c in decided] == [
+        (canary["id"], CANARY_ROLLED_BACK, "timeout rate 1.00 > 0.05 over 4 requests")]
+    assert decided[0].stats is not None
+    assert (decided[0].stats["new"]["timeouts"], decided[0].stats["new"]["errors"]) == (4, 0)
+    assert await stack.ping("acme", body=False) == 200
 
 
 async def test_the_background_evaluator_rolls_back_and_promotes(make_stack: StackFactory) -> None:
