@@ -26,6 +26,8 @@ MAX_CONFIG_ENTRIES: Final = 256
 MAX_CONFIG_VALUE: Final = 8 * 1024
 MAX_SECRET_ENTRIES: Final = 128
 MAX_SECRET_VALUE: Final = 64 * 1024
+MAX_REASON: Final = 500
+"""Characters of the free-text reason kept in an install's version history."""
 KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 """Names of config entries and secrets."""
 EMAIL_PATTERN: Final = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
@@ -79,10 +81,12 @@ class ExtensionRegister:
 
 @dataclass(frozen=True, slots=True)
 class VersionPick:
-    """A registered version by ``version_id`` or ``content_hash`` (one at most)."""
+    """A registered version by ``version_id``, ``content_hash`` or ``version`` string (one at most; a version
+    string names the newest bundle registered under it)."""
 
     version_id: Annotated[str | None, Text(max_len=128)]
     content_hash: Annotated[str | None, Text(max_len=80)]
+    version: Annotated[str | None, Text(max_len=128)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +102,25 @@ class InstallCreate(VersionPick):
 
 @dataclass(frozen=True, slots=True)
 class InstallUpgrade(VersionPick):
-    """The version to move the install to (one of the two is required)."""
+    """The version to move the install to (one of the three is required); held for consent when it asks for
+    more than the installed one."""
+
+    reason: Annotated[str | None, Text(max_len=MAX_REASON)]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentApprove(VersionPick):
+    """Approve the upgrade waiting for consent; naming its version (optional) refuses a different one that
+    replaced it meanwhile."""
+
+    reason: Annotated[str | None, Text(max_len=MAX_REASON)]
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackRequest:
+    """Restore the version the install ran before."""
+
+    reason: Annotated[str | None, Text(max_len=MAX_REASON)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,5 +188,6 @@ class InstallCanaryCreate:
 
 
 BODIES: Final = (SessionCreate, TenantCreate, UserCreate, TokenCreate, ExtensionRegister, InstallCreate,
-                 InstallUpgrade, ConfigReplace, CapabilitiesReplace, SecretsReplace, CanaryCreate, InstallCanaryCreate)
+                 InstallUpgrade, ConfigReplace, CapabilitiesReplace, SecretsReplace, ConsentApprove, RollbackRequest,
+                 CanaryCreate, InstallCanaryCreate)
 """Every request body model, in the order the OpenAPI document lists them."""

@@ -21,9 +21,10 @@ installs run (``from``) and the one on trial (``to``). Three parts, all in the g
   new arm has ``min_requests`` and its error rate, timeout rate or p99 breaks the budget, the canary is rolled
   back at once, with the reason (``error rate 0.31 > 0.05 over 57 requests``); when the window ends with the
   budget held it is promoted: each target install moves to the new version through
-  :func:`set_install_version` (action ``canary_promote``). A window that ends with fewer than ``min_requests``
-  on the new version is rolled back as inconclusive. The decision is a conditional registry update, so one
-  gateway of a fleet makes it.
+  ``_rollout.set_install_version`` (action ``canary_promote``; a roll-back, which moves nothing, is recorded
+  there as ``canary_rollback`` with its reason). A window that ends with fewer than ``min_requests`` on the new
+  version is rolled back as inconclusive. The decision is a conditional registry update, so one gateway of a
+  fleet makes it.
 """
 
 from __future__ import annotations
@@ -39,9 +40,8 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, final
 
 import trio
 
-import bundles
-
 from ._errors import RecordNotFound
+from ._rollout import set_install_version
 from ._settings import DEFAULT_CANARY_INTERVAL_S
 from .registry import (
     CANARY_PROMOTED,
@@ -73,7 +73,6 @@ __all__ = [
     "choose_version",
     "judge",
     "request_key",
-    "set_install_version",
 ]
 
 log = logging.getLogger("gateway_quart.canary")
@@ -249,25 +248,6 @@ def judge(canary: Canary, new: ArmStats, now: datetime) -> tuple[str, str] | Non
 def _window_end(canary: Canary) -> datetime:
     started = datetime.fromisoformat(canary.started_at.replace("Z", "+00:00"))
     return started + timedelta(seconds=canary.window_s)
-
-
-async def set_install_version(
-    st: GatewayState, tenant_id: str, extension_id: str, version: Version, *, actor: str, action: str, reason: str
-) -> Install:
-    """Move an install to ``version``: the one version change canaries make.
-
-    The signature is ``_rollout.set_install_version``'s (issue 20's rollout part, which also records the
-    install's history and applies the consent and upgrade gates); once that lands, this body becomes a call
-    to it. Until then: grants the new manifest no longer asks for are dropped, as an upgrade does.
-    """
-    current = await st.registry.get_install(tenant_id, extension_id)
-    still_requested = set(st.manifests.get(version).capabilities) | bundles.ALWAYS_GRANTED
-    granted = [cap for cap in current.granted_capabilities if cap in still_requested]
-    install = await st.registry.update_install(tenant_id, extension_id, version_id=version.id,
-                                               granted_capabilities=granted)
-    log.info("%s: %s/%s %s -> %s by %s (%s)", action, tenant_id, extension_id, current.version.version,
-             version.version, actor, reason)
-    return install
 
 
 @final

@@ -20,12 +20,11 @@ from typing import Any, Final
 
 from quart import Blueprint, Response, request
 
-import bundles
-
 from ._auth import Principal
 from ._bodies import CanaryBudgetBody, CanaryCreate, InstallCanaryCreate
 from ._canary import CanaryController
 from ._errors import ApiError, Conflict, InvalidRequest, NotFound, RecordConflict, RecordNotFound
+from ._rollout import capability_diff, resolve_version
 from ._rules import parse_body
 from ._state import GatewayState, check_signature, state
 from ._validation import ID_HINT, ID_PATTERN, check_id, read_json
@@ -44,26 +43,6 @@ def _controller(st: GatewayState) -> CanaryController:
     return st.canaries
 
 
-async def _resolve_to(st: GatewayState, extension_id: str, to: str) -> Version:
-    """The version ``to`` names: ``sha256:<hex>``, a version id, or a version string (the newest registered)."""
-    if to.startswith("sha256:"):
-        try:
-            hex_hash = bundles.parse_content_hash(to)
-        except ValueError:
-            raise InvalidRequest({"to": "must be sha256: followed by 64 hex digits"}) from None
-        found = await st.registry.find_version(extension_id, hex_hash)
-        if found is None:
-            raise NotFound("version_not_found", "that content hash is not registered for this extension")
-        return found
-    versions = await st.registry.list_versions(extension_id)
-    if not versions:
-        raise NotFound("extension_not_found", "no registered versions of this extension")
-    for version in reversed(versions):
-        if to in (version.id, version.version):
-            return version
-    raise NotFound("version_not_found", "no such version of this extension")
-
-
 def _budget(body: CanaryBudgetBody | None) -> CanaryBudget:
     default = CanaryBudget()
     if body is None:
@@ -80,7 +59,7 @@ async def _start(st: GatewayState, extension_id: str, *, tenant: str | None, ten
                  percent: float, to: str, budget: CanaryBudget, window_s: int, actor: str | None) -> Canary:
     """Check the targets and versions, record the canary, and route by it at once."""
     check_id(extension_id, "extension_id")
-    version = await _resolve_to(st, extension_id, to)
+    version = await resolve_version(st, extension_id, to)
     targets = tuple(tenants) if tenants is not None else (tenant,) if tenant is not None else ()
     installs: list[Install] = []
     for tenant_id in targets:
@@ -95,6 +74,11 @@ async def _start(st: GatewayState, extension_id: str, *, tenant: str | None, ten
     from_version = installs[0].version
     if from_version.id == version.id:
         raise Conflict("canary_same_version", f"the installs already run {version.version}")
+    diff = capability_diff(st.manifests.get(from_version), st.manifests.get(version))
+    if diff.requires_consent:
+        # A canary serves the new version with today's grants, and its promotion may not add any.
+        raise Conflict("consent_required", f"{version.version} asks for more than the installed version; upgrade "
+                       "to it (held until a tenant admin consents) instead of a canary", extra={"diff": diff.to_json()})
     if st.settings.trust_bundle is not None:
         await check_signature(st.store, version.content_hash, st.settings.trust_bundle)
     try:

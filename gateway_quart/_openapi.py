@@ -15,10 +15,12 @@ from ._bodies import (
     CanaryCreate,
     CapabilitiesReplace,
     ConfigReplace,
+    ConsentApprove,
     ExtensionRegister,
     InstallCanaryCreate,
     InstallCreate,
     InstallUpgrade,
+    RollbackRequest,
     SecretsReplace,
     SessionCreate,
     TenantCreate,
@@ -26,6 +28,7 @@ from ._bodies import (
     UserCreate,
 )
 from ._rules import body_schema
+from .registry import HISTORY_ACTIONS
 
 _STR: Final = {"type": "string"}
 _NULLABLE_STR: Final = {"type": ["string", "null"]}
@@ -110,6 +113,21 @@ _SCHEMAS: Final[dict[str, Any]] = {
         "requested_capabilities": _STR_LIST, "granted_capabilities": _STR_LIST, "config": _STR_MAP,
         "secrets": {"oneOf": [{"type": "null"}, _obj(["keys"], {"keys": _STR_LIST, "expires_at": _NULLABLE_STR})]},
         "created_at": _STR, "updated_at": _STR,
+        "pending": {"oneOf": [{"type": "null"}, _obj(["version_id", "version", "content_hash"], {
+            "version_id": _STR, "version": _STR, "content_hash": _STR, "since": _NULLABLE_STR})]},
+    }),
+    "VersionRef": _obj(["version_id", "version", "content_hash"],
+                       {"version_id": _STR, "version": _STR, "content_hash": _STR}),
+    "CapabilityDiff": _obj(["requires_consent", "capabilities", "egress", "secrets"], {
+        "requires_consent": {"type": "boolean"},
+        **{part: _obj(["added", "removed"], {"added": _STR_LIST, "removed": _STR_LIST})
+           for part in ("capabilities", "egress", "secrets")},
+    }),
+    "HistoryEntry": _obj(["id", "action", "to", "at"], {
+        "id": {"type": "integer"},
+        "action": {"enum": list(HISTORY_ACTIONS)},
+        "from": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/VersionRef"}]},
+        "to": {"$ref": "#/components/schemas/VersionRef"}, "actor": _NULLABLE_STR, "reason": _STR, "at": _STR,
     }),
     "CanaryArm": _obj(["requests", "errors", "timeouts"], {
         "requests": {"type": "integer"}, "errors": {"type": "integer"}, "timeouts": {"type": "integer"},
@@ -248,8 +266,33 @@ def _paths() -> dict[str, Any]:
             "delete": _op("Uninstall", {"204": {"description": "removed"}, **_errors(401, 403, 404)}, params=[t, e]),
         },
         "/api/v1/tenants/{tenant_id}/installs/{extension_id}/upgrade": {"post": _op(
-            "Move to another registered version", {"200": install, **_errors(400, 401, 403, 404)}, params=[t, e],
-            body=InstallUpgrade)},
+            "Move to another registered version; held for a tenant admin's consent when it asks for more "
+            "capabilities, egress hosts or secrets", {
+                "200": install,
+                "202": _json(_obj(["status", "diff", "pending", "install"], {
+                    "status": {"const": "pending_consent"}, "diff": _ref("CapabilityDiff"),
+                    "pending": _ref("VersionRef"), "install": _ref("Install")}),
+                    "held: the install still serves its version"),
+                **_errors(400, 401, 403, 404, 409)}, params=[t, e], body=InstallUpgrade)},
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/consent": {"post": _op(
+            "Approve the upgrade waiting for consent (grants the capabilities it adds)", {
+                "200": install,
+                **_errors(400, 401, 403, 404, 409)}, params=[t, e], body=ConsentApprove)},
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/rollback": {"post": _op(
+            "Restore the version the install ran before (withdraws a pending upgrade)", {
+                "200": install, **_errors(400, 401, 403, 404, 409)}, params=[t, e], body=RollbackRequest)},
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/history": {"get": _op(
+            "The install's version changes, newest first", {
+                "200": _json(_obj(["entries"], {"entries": {"type": "array", "items": _ref("HistoryEntry")}}),
+                             "history"), **_errors(400, 401, 403, 404)},
+            params=[t, e, _query_param("limit", {"type": "integer", "minimum": 1, "maximum": 1000})])},
+        "/api/v1/extensions/{extension_id}/diff": {"get": _op(
+            "What version `to` asks for more or less than `from` (a version, sha256:<hex> or version id)", {
+                "200": _json(_obj(["extension_id", "from", "to", "diff"], {
+                    "extension_id": _STR, "from": _ref("VersionRef"), "to": _ref("VersionRef"),
+                    "diff": _ref("CapabilityDiff")}), "the diff"),
+                **_errors(400, 401, 403, 404)},
+            params=[e, _query_param("from", _STR, True), _query_param("to", _STR, True)])},
         "/api/v1/tenants/{tenant_id}/installs/{extension_id}/enable": {"post": _op(
             "Enable", {"200": install, **_errors(401, 403, 404)}, params=[t, e])},
         "/api/v1/tenants/{tenant_id}/installs/{extension_id}/disable": {"post": _op(

@@ -18,6 +18,7 @@ from ._canaries import (
 )
 from ._migrations import MIGRATIONS, POSTGRES_MIGRATIONS, Migration, apply_migrations
 from ._models import (
+    HISTORY_ACTIONS,
     SIGNATURE_PRESENT,
     SIGNATURE_UNSIGNED,
     SIGNATURE_VERIFIED,
@@ -25,6 +26,7 @@ from ._models import (
     ApiToken,
     AuditEntry,
     Extension,
+    HistoryEntry,
     Install,
     SealedSecrets,
     Tenant,
@@ -49,6 +51,7 @@ __all__ = [
     "DEFAULT_CACHE_TTL_S",
     "DEFAULT_POOL_SIZE",
     "DEFAULT_POSTGRES_POOL_SIZE",
+    "HISTORY_ACTIONS",
     "MIGRATIONS",
     "POSTGRES_MIGRATIONS",
     "SIGNATURE_PRESENT",
@@ -61,6 +64,7 @@ __all__ = [
     "Canary",
     "CanaryBudget",
     "Extension",
+    "HistoryEntry",
     "Install",
     "Migration",
     "PostgresRegistry",

@@ -114,6 +114,28 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         ),
     ),
     Migration(
+        3,
+        "rollout",
+        (
+            # Every version change of an install (gateway_quart/_rollout.py:set_install_version writes them).
+            """CREATE TABLE install_history (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                extension_id TEXT NOT NULL REFERENCES extensions(id),
+                from_version_id TEXT REFERENCES versions(id),
+                to_version_id TEXT NOT NULL REFERENCES versions(id),
+                action TEXT NOT NULL,
+                actor TEXT,
+                reason TEXT NOT NULL DEFAULT '',
+                at TEXT NOT NULL
+            )""",
+            "CREATE INDEX install_history_by_install ON install_history (tenant_id, extension_id, id)",
+            # An upgrade held until a tenant admin consents to what it asks for more.
+            "ALTER TABLE installs ADD COLUMN pending_version_id TEXT REFERENCES versions(id)",
+            "ALTER TABLE installs ADD COLUMN pending_since TEXT",
+        ),
+    ),
+    Migration(
         4,
         "canaries",
         (
@@ -153,6 +175,8 @@ POSTGRES_MIGRATIONS: Final[tuple[Migration, ...]] = (
             "ALTER TABLE versions ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY",
         ),
     ),
+    *(Migration(m.version, m.name, tuple(s.replace(_SQLITE_ROW_ID, _POSTGRES_ROW_ID) for s in m.statements))
+      for m in MIGRATIONS if m.version == 3),
     Migration(
         4,
         "canaries",

@@ -2,7 +2,7 @@
 
 Versions of one extension (``canary-ext``): 1.0.0 is ``echo`` (200 always), 2.0.0 is ``trap`` (traps on a request
 without a body, 502 through the gateway; 204 with a body), 2.0.1 is ``echo`` again under a new version (healthy),
-3.0.0 is ``spin`` (never answers: every call times out).
+3.0.0 is ``spin`` (never answers: every call times out), 4.0.0 is ``echo`` asking for ``cap:http.fetch`` too.
 A POST with a body therefore says which version served it: 200 the old one, 204 the trap one.
 
 Evaluation is driven by ``CanaryController.evaluate_now`` with an explicit time (the gateways here run with
@@ -63,7 +63,8 @@ EXT = "canary-ext"
 ADMIN_AUTH = {"authorization": f"Bearer {ADMIN}"}
 ENDPOINTS = [{"method": "GET", "path": "/ping", "handler": "ping"}, {"method": "POST", "path": "/ping",
                                                                      "handler": "ping"}]
-VERSIONS = {"1.0.0": "echo", "2.0.0": "trap", "2.0.1": "echo", "3.0.0": "spin"}
+VERSIONS = {"1.0.0": "echo", "2.0.0": "trap", "2.0.1": "echo", "3.0.0": "spin", "4.0.0": "echo"}
+ASKS_MORE = {"4.0.0": ["cap:http.fetch"]}
 
 
 @dataclass
@@ -97,7 +98,7 @@ class Stack:
         src = self.tmp / f"src-{version}"
         src.mkdir(parents=True)
         manifest = {"name": "canary", "publisher": "tests", "version": version, "runtime": "wasm-js@1",
-                    "entry": "entry.wasm", "capabilities": [], "api": {"endpoints": ENDPOINTS}}
+                    "entry": "entry.wasm", "capabilities": ASKS_MORE.get(version, []), "api": {"endpoints": ENDPOINTS}}
         (src / "manifest.json").write_text(json.dumps(manifest))
         (src / "entry.wasm").write_bytes(load_wat(VERSIONS[version]))
         return await self.runner.publish_dir(src)
@@ -126,6 +127,12 @@ class Stack:
         else:
             resp = await self.client.get(f"/api/ext/{EXT}/ping", headers=headers)
         return resp.status_code
+
+    async def history(self, tenant: str) -> list[tuple[str, str, str, str]]:
+        """The install's version changes, newest first: (action, from, to, reason)."""
+        entries = (await self.call("GET", f"/api/v1/tenants/{tenant}/installs/{EXT}/history", expect=200))["entries"]
+        return [(e["action"], (e["from"] or {}).get("version", "-"), e["to"]["version"], e["reason"])
+                for e in entries]
 
     async def installed_version(self, tenant: str) -> str:
         return str((await self.call("GET", f"/api/v1/tenants/{tenant}/installs/{EXT}", expect=200))["version"])
@@ -198,6 +205,9 @@ async def test_a_version_failing_30_percent_is_rolled_back_within_its_window(sta
     assert await stack.ping("acme", body=False) == 200
     assert await stack.ping("acme", body=True) == 200
     assert await stack.installed_version("acme") == "1.0.0"
+    # The install's history keeps the roll-back and why (a change to the version it already ran).
+    assert (await stack.history("acme"))[0] == ("canary_rollback", "1.0.0", "1.0.0",
+                                                "error rate 0.30 > 0.05 over 30 requests")
 
 
 async def test_a_healthy_version_is_promoted_when_its_window_ends(stack: Stack) -> None:
@@ -220,6 +230,11 @@ async def test_a_healthy_version_is_promoted_when_its_window_ends(stack: Stack) 
     assert seen["reason"].startswith("budget held over 8 requests in 600 s")
     assert await stack.installed_version("acme") == "2.0.1"
     assert await stack.ping("acme", body=False) == 200
+    action, before, after, reason = (await stack.history("acme"))[0]
+    assert (action, before, after, reason) == ("canary_promote", "1.0.0", "2.0.1", seen["reason"])
+    # A later rollback returns to the version before the promotion.
+    await stack.call("POST", f"/api/v1/tenants/acme/installs/{EXT}/rollback", {}, expect=200)
+    assert await stack.installed_version("acme") == "1.0.0"
 
 
 async def test_too_little_traffic_in_the_window_is_not_promoted(stack: Stack) -> None:
@@ -375,6 +390,7 @@ async def test_bad_canaries_are_refused_with_the_reason(stack: Stack) -> None:
         ({"to": "sha256:" + "0" * 64, "tenant": "acme", "percent": 5}, 404, "version_not_found"),
         ({"to": "2.0.1", "tenant": "empty", "percent": 5}, 404, "not_installed"),
         ({"to": "1.0.0", "tenant": "acme", "percent": 5}, 409, "canary_same_version"),
+        ({"to": "4.0.0", "tenant": "acme", "percent": 5}, 409, "consent_required"),
     ]
     for body, status, code in cases:
         answer = await stack.call("POST", url, body, expect=status)
