@@ -4,6 +4,7 @@
   (``tenant`` + ``percent``) or every request of a list of tenants (``tenants``);
 * ``POST /api/v1/tenants/{t}/installs/{ext}/canary`` (the tenant's admins too): a percentage of that tenant's
   requests;
+* ``GET /api/v1/extensions/{ext}/canaries`` (``?state=&limit=``): its canaries, newest first;
 * ``GET /api/v1/extensions/{ext}/canaries/{id}``: state, reason, budget and per-arm counts;
 * ``POST /api/v1/extensions/{ext}/canaries/{id}/cancel``: stop it; the installs stay where they are;
 * ``GET /api/v1/canaries/{id}`` and ``POST /api/v1/canaries/{id}/cancel``: the same by id alone (extctl).
@@ -20,7 +21,7 @@ from typing import Any, Final
 
 from quart import Blueprint, Response, request
 
-from ._auth import Principal
+from ._auth import PERMISSION_ADMIN, Principal
 from ._bodies import CanaryBudgetBody, CanaryCreate, InstallCanaryCreate
 from ._canary import CanaryController
 from ._errors import ApiError, Conflict, InvalidRequest, NotFound, RecordConflict, RecordNotFound
@@ -29,8 +30,20 @@ from ._rules import parse_body
 from ._state import GatewayState, check_signature, state
 from ._validation import ID_HINT, ID_PATTERN, check_id, read_json
 from ._views import admin_principal, check_tenant_admin, json_response, require_global_admin, require_tenant_admin
-from .registry import CANARY_CANCELLED, CANARY_RUNNING, Canary, CanaryBudget, Install, Version, new_id, utc_now
+from .registry import (
+    CANARY_CANCELLED,
+    CANARY_RUNNING,
+    CANARY_STATES,
+    Canary,
+    CanaryBudget,
+    Install,
+    Version,
+    new_id,
+    utc_now,
+)
 
+DEFAULT_CANARY_LIST_LIMIT: Final = 20
+MAX_CANARY_LIST_LIMIT: Final = 200
 DEFAULT_CANARY_WINDOW_S: Final = 900
 """How long a canary runs when ``window_s`` is not given: promoted at its end if the budget held."""
 
@@ -190,6 +203,29 @@ async def start_install_canary(tenant_id: str, extension_id: str) -> Response:
                           budget=_budget(body.budget), window_s=body.window_s or DEFAULT_CANARY_WINDOW_S,
                           actor=_actor(principal))
     return json_response(await canary_view(st, canary), 201)
+
+
+@blueprint.get("/extensions/<extension_id>/canaries")
+async def list_canaries(extension_id: str) -> Response:
+    """The extension's canaries, newest first (``state``, ``limit``); a tenant admin sees their tenant's."""
+    st = state()
+    principal = await admin_principal(st)
+    check_id(extension_id, "extension_id")
+    wanted = request.args.get("state")
+    raw = request.args.get("limit", str(DEFAULT_CANARY_LIST_LIMIT))
+    problems: dict[str, str] = {}
+    if wanted is not None and wanted not in CANARY_STATES:
+        problems["state"] = f"must be one of: {', '.join(CANARY_STATES)}"
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_CANARY_LIST_LIMIT:
+        problems["limit"] = f"must be an integer in 1..{MAX_CANARY_LIST_LIMIT}"
+    if problems:
+        raise InvalidRequest(problems)
+    tenant = None
+    if principal is not None:
+        principal.require(PERMISSION_ADMIN)
+        tenant = principal.tenant_id
+    found = await st.registry.list_canaries(extension_id, state=wanted, tenant_id=tenant, limit=int(raw))
+    return json_response({"canaries": [await canary_view(st, canary) for canary in found]})
 
 
 @blueprint.get("/extensions/<extension_id>/canaries/<canary_id>")

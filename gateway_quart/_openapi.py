@@ -312,7 +312,12 @@ def _paths() -> dict[str, Any]:
             "delete": _op("Remove the secrets", {"204": {"description": "removed"}, **_errors(401, 403, 404)},
                           params=[t, e]),
         },
-        "/api/v1/extensions/{extension_id}/canaries": {"post": _op(
+        "/api/v1/extensions/{extension_id}/canaries": {"get": _op(
+            "The extension's canaries, newest first (a tenant admin sees their tenant's)",
+            {"200": _json(_obj(["canaries"], {"canaries": {"type": "array", "items": _ref("Canary")}}), "canaries"),
+             **_errors(400, 401, 403)},
+            params=[e, _query_param("state", {"enum": ["running", "promoted", "rolled_back", "cancelled"]}),
+                    _query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200})]), "post": _op(
             "Start a canary: a percentage of one tenant's requests, or every request of a list of tenants, on "
             "another version, promoted at the end of its window if the budget held, rolled back at once if not "
             "(admin token)", {"201": canary, **_errors(400, 401, 403, 404, 409, 503)}, params=[e],

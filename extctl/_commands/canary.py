@@ -1,10 +1,11 @@
-"""``extctl canary start|status|cancel``: roll a version out to part of the traffic, watch it, stop it.
+"""``extctl canary start|list|status|cancel``: roll a version out to part of the traffic, watch it, stop it.
 
 ``start EXTENSION_ID --to VERSION --percent P --tenant T`` sends P% of tenant T's requests to VERSION (a version
 string, ``sha256:<hex>`` or a version id); ``--tenants a,b`` sends every request of those tenants instead. The
 gateway promotes the canary at the end of ``--window`` if the budget held and rolls it back as soon as it
-breaks. With a tenant admin's token, ``start`` goes through the tenant's own install route
-(``--tenant`` required, ``--percent`` only). ``status ID`` and ``cancel ID`` take the id ``start`` printed.
+breaks. With a tenant admin's token, ``start --as-tenant-admin`` goes through the tenant's own install route
+(``--tenant`` required, ``--percent`` only). ``list EXTENSION_ID`` shows its canaries; ``status ID`` and
+``cancel ID`` take the id that ``start`` (or ``list``) printed.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     start.add_argument("--max-timeout-rate", type=float, metavar="R", help="e.g. 0.05")
     start.add_argument("--max-p99-ms", type=float, metavar="MS", help="p99 latency limit (default: none)")
     start.add_argument("--min-requests", type=int, metavar="N", help="requests before rates are judged")
+    listing = actions.add_parser("list", help="an extension's canaries, newest first",
+                                 description="an extension's canaries, newest first")
+    add_gateway_arguments(listing)
+    listing.add_argument("extension_id", metavar="EXTENSION_ID", help="the extension")
+    listing.add_argument("--state", choices=("running", "promoted", "rolled_back", "cancelled"))
     for name, text in (("status", "show a canary: state, reason, per-arm counts"),
                        ("cancel", "cancel a running canary (installs keep their version)")):
         action = actions.add_parser(name, help=text, description=text)
@@ -76,6 +82,11 @@ def _run(args: argparse.Namespace) -> int:
         with open_client(args) as client:
             print_json(client.call("POST", path, body))
         return 0
+    if args.action == "list":
+        query = f"?state={args.state}" if args.state else ""
+        with open_client(args) as client:
+            print_json(client.call("GET", f"/api/v1/extensions/{segment(args.extension_id)}/canaries{query}"))
+        return 0
     path = f"/api/v1/canaries/{segment(args.canary_id)}"
     with open_client(args) as client:
         if args.action == "status":
@@ -85,5 +96,5 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command(name="canary", help="canary rollouts: start, status, cancel (admin)", configure=_configure,
+COMMAND = Command(name="canary", help="canary rollouts: start, list, status, cancel (admin)", configure=_configure,
                   run=_run)

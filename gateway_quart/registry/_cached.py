@@ -393,6 +393,10 @@ class CachedRegistry:
     async def list_running_canaries(self) -> list[Canary]:
         return await self.inner.list_running_canaries()
 
+    async def list_canaries(self, extension_id: str, *, state: str | None = None,
+                            tenant_id: str | None = None, limit: int) -> list[Canary]:
+        return await self.inner.list_canaries(extension_id, state=state, tenant_id=tenant_id, limit=limit)
+
     async def finish_canary(
         self, canary_id: str, *, state: str, reason: str, decided_at: str, stats: Mapping[str, Any] | None
     ) -> Canary | None:

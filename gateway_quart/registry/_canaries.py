@@ -161,6 +161,19 @@ class CanaryRepository:
         """Every running canary, oldest first (what the gateways route by)."""
         return await self._run(lambda conn: _running(conn, None))
 
+    async def list_canaries(self, extension_id: str, *, state: str | None = None,
+                            tenant_id: str | None = None, limit: int) -> list[Canary]:
+        """The extension's canaries, newest first; ``state`` and ``tenant_id`` (percentage canaries of that
+        tenant) narrow them."""
+        where, params = "extension_id = ?", [extension_id]
+        if state is not None:
+            where, params = where + " AND state = ?", [*params, state]
+        if tenant_id is not None:
+            where, params = where + " AND tenant_id = ?", [*params, tenant_id]
+        return await self._run(lambda conn: [_row_to_canary(row) for row in conn.execute(
+            f"SELECT {_CANARY_COLUMNS} FROM canaries WHERE {where} "  # noqa: S608
+            "ORDER BY started_at DESC, id DESC LIMIT ?", [*params, limit])])
+
     async def finish_canary(
         self, canary_id: str, *, state: str, reason: str, decided_at: str, stats: Mapping[str, Any] | None
     ) -> Canary | None:

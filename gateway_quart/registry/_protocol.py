@@ -213,6 +213,9 @@ class Registry(Protocol):
 
     async def list_running_canaries(self) -> list[Canary]: ...
 
+    async def list_canaries(self, extension_id: str, *, state: str | None = None,
+                            tenant_id: str | None = None, limit: int) -> list[Canary]: ...
+
     async def finish_canary(
         self, canary_id: str, *, state: str, reason: str, decided_at: str, stats: Mapping[str, Any] | None
     ) -> Canary | None:

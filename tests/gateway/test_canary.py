@@ -372,6 +372,19 @@ async def test_who_may_start_see_and_cancel_a_canary(stack: Stack) -> None:
                               {"to": "2.0.1", "tenants": ["acme", "beta"]}, expect=201)
     await stack.call("GET", f"/api/v1/extensions/{EXT}/canaries/{listed['id']}", token=acme_admin, expect=404)
 
+    # Lists: the operator sees all of the extension's canaries, newest first; a tenant admin their tenant's.
+    every = (await stack.call("GET", f"/api/v1/extensions/{EXT}/canaries", expect=200))["canaries"]
+    assert [c["id"] for c in every] == [listed["id"], canary["id"]]
+    running = (await stack.call("GET", f"/api/v1/extensions/{EXT}/canaries?state=running", expect=200))["canaries"]
+    assert [c["id"] for c in running] == [listed["id"]]
+    mine = (await stack.call("GET", f"/api/v1/extensions/{EXT}/canaries", token=acme_admin, expect=200))["canaries"]
+    assert [c["id"] for c in mine] == [canary["id"]]
+    assert (await stack.call("GET", f"/api/v1/extensions/{EXT}/canaries", token=beta_admin, expect=200)) == {
+        "canaries": []}
+    await stack.call("GET", f"/api/v1/extensions/{EXT}/canaries", token=member, expect=403)
+    bad = await stack.call("GET", f"/api/v1/extensions/{EXT}/canaries?state=done&limit=0", expect=400)
+    assert set(bad["fields"]) == {"state", "limit"}
+
 
 async def test_bad_canaries_are_refused_with_the_reason(stack: Stack) -> None:
     await stack.tenant("acme")
@@ -505,6 +518,10 @@ async def test_canaries_in_the_registry_on_both_databases(registry: SqlRegistry)
     assert (done.state, done.reason, done.stats) == ("rolled_back", "why", {"new": {"requests": 3}})
     assert await registry.finish_canary("c1", state="promoted", reason="late", decided_at="x", stats=None) is None
     assert [c.id for c in await registry.list_running_canaries()] == ["c2"]
+    assert [c.id for c in await registry.list_canaries(EXT, limit=10)] == ["c2", "c1"]
+    assert [c.id for c in await registry.list_canaries(EXT, state="rolled_back", limit=10)] == ["c1"]
+    assert [c.id for c in await registry.list_canaries(EXT, tenant_id="acme", limit=10)] == ["c1"]
+    assert [c.id for c in await registry.list_canaries(EXT, limit=1)] == ["c2"]
     with pytest.raises(RecordNotFound):
         await registry.get_canary("nope")
     with pytest.raises(RecordNotFound):
@@ -530,6 +547,8 @@ async def test_extctl_starts_shows_and_cancels_a_canary(stack: Stack, capsys: py
             started["window_s"]) == (25.0, 0.1, 50, 120)
     code, listed = await extctl("canary", "start", EXT, "--to", "2.0.0", "--tenants", "beta", *gateway)
     assert (code, listed["tenants"]) == (0, ["beta"])
+    code, found = await extctl("canary", "list", EXT, "--state", "running", *gateway)
+    assert (code, [c["id"] for c in found["canaries"]]) == (0, [listed["id"], started["id"]])
     code, shown = await extctl("canary", "status", started["id"], *gateway)
     assert (code, shown["state"], shown["to"]["version"]) == (0, "running", "2.0.1")
     code, cancelled = await extctl("canary", "cancel", started["id"], *gateway)
