@@ -276,7 +276,8 @@ class CanaryController:
         self._clock = clock
         self._by_extension: dict[str, tuple[ActiveCanary, ...]] = {}
         self._versions: dict[str, Version] = {}  # versions never change: kept for good
-        self._lock = trio.Lock()
+        self._lock = trio.Lock()  # one evaluation at a time
+        self._refreshing = trio.Lock()  # reloads in order: a slow one never overwrites a newer table
         self.stats = CanaryStats()
 
     # hot path ------------------------------------------------------------------------------------------
@@ -307,19 +308,20 @@ class CanaryController:
     # registry side -------------------------------------------------------------------------------------
     async def refresh(self) -> None:
         """Reload the running canaries (one query; versions are looked up once each)."""
-        running = await self._registry.list_running_canaries()
-        table: dict[str, list[ActiveCanary]] = {}
-        for canary in running:
-            version = self._versions.get(canary.to_version_id)
-            if version is None:
-                try:
-                    version = self._versions[canary.to_version_id] = await self._registry.get_version(
-                        canary.to_version_id)
-                except RecordNotFound:
-                    continue
-            table.setdefault(canary.extension_id, []).append(ActiveCanary.of(canary, version))
-        self._by_extension = {ext: tuple(actives) for ext, actives in table.items()}
-        self.stats.forget({canary.id for canary in running})
+        async with self._refreshing:
+            running = await self._registry.list_running_canaries()
+            table: dict[str, list[ActiveCanary]] = {}
+            for canary in running:
+                version = self._versions.get(canary.to_version_id)
+                if version is None:
+                    try:
+                        version = self._versions[canary.to_version_id] = await self._registry.get_version(
+                            canary.to_version_id)
+                    except RecordNotFound:
+                        continue
+                table.setdefault(canary.extension_id, []).append(ActiveCanary.of(canary, version))
+            self._by_extension = {ext: tuple(actives) for ext, actives in table.items()}
+            self.stats.forget({canary.id for canary in running})
 
     def active(self, canary_id: str) -> ActiveCanary | None:
         for actives in self._by_extension.values():
