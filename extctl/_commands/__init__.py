@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import (
     build,
+    canary,
     consent,
     create_tenant,
     create_token,
@@ -64,4 +65,5 @@ COMMANDS: tuple[Command, ...] = (
     uninstall.COMMAND,
     invoke.COMMAND,
     tail.COMMAND,
+    canary.COMMAND,
 )
