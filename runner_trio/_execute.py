@@ -7,6 +7,7 @@ contract's status and error code, and every invocation is counted under exactly 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Awaitable, Iterable, Mapping
@@ -31,9 +32,19 @@ from ._errors import (
     SecretDecryptFailed,
 )
 from ._runtime import Runtime
+from ._usage import measure_usage
 from ._wire import ExecuteRequest, ExecuteResult, RequestContext
 from .capabilities import InvocationInputs, SecretEnvelopeError
-from .engine import EventSink, GuestError, GuestRequest, Invocation, InvocationContext, UserInfo, invoke
+from .engine import (
+    EventSink,
+    GuestError,
+    GuestRequest,
+    Invocation,
+    InvocationContext,
+    InvocationCounters,
+    UserInfo,
+    invoke,
+)
 
 __all__ = ["Timing", "execute", "remember_result"]
 
@@ -77,8 +88,11 @@ async def execute(runtime: Runtime, request: ExecuteRequest, timing: Timing | No
     outcome = "ok"
     started = trio.current_time()
     events = runtime.events.for_invocation(request.context)
+    counters = InvocationCounters()
     try:
-        result = await _run(runtime, request, events.emit, started, timing if timing is not None else Timing())
+        result = await _run(
+            runtime, request, events.emit, started, timing if timing is not None else Timing(), counters
+        )
     except RunnerError as exc:
         outcome = _outcome_of(exc)
         if not isinstance(exc, Overloaded):
@@ -88,6 +102,11 @@ async def execute(runtime: Runtime, request: ExecuteRequest, timing: Timing | No
             ctx.tenant_id, ctx.extension_id, ctx.request_id, ctx.content_hash, exc.wire_error,
         )
         result = ExecuteResult(status=exc.status_code, headers={}, body=None, error=exc.wire_error)
+    # What the guest used, when it started (a failure before that used nothing worth billing).
+    usage = measure_usage(counters, memory_mb=_memory_mb(runtime.settings, request), debug_events=events.emitted)
+    if usage is not None:
+        result = dataclasses.replace(result, usage=usage)
+        metrics.record_usage(ctx.tenant_id, ctx.extension_id, usage)
     metrics.invocations.labels(outcome).inc()
     metrics.invocation_seconds.observe(trio.current_time() - started)
     return result
@@ -101,7 +120,12 @@ def remember_result(result: ExecuteResult) -> bool:
 
 
 async def _run(
-    runtime: Runtime, request: ExecuteRequest, emit: EventSink, started: float, timing: Timing
+    runtime: Runtime,
+    request: ExecuteRequest,
+    emit: EventSink,
+    started: float,
+    timing: Timing,
+    counters: InvocationCounters,
 ) -> ExecuteResult:
     settings = runtime.settings
     ctx = request.context
@@ -141,7 +165,9 @@ async def _run(
         stack.callback(runtime.metrics.inflight.dec)
         try:
             grants = _grants(request.providers, asked, emit)
-            return await _guest(runtime, request, component, grants, emit, deadline=deadline, timeout_s=timeout_s)
+            return await _guest(
+                runtime, request, component, grants, emit, counters, deadline=deadline, timeout_s=timeout_s
+            )
         finally:
             timing.guest = trio.current_time() - running
 
@@ -180,6 +206,7 @@ async def _guest(
     component: Any,
     grants: frozenset[str],
     emit: EventSink,
+    counters: InvocationCounters,
     *,
     deadline: float,
     timeout_s: float,
@@ -200,6 +227,7 @@ async def _guest(
         grants=grants,
         user=_user(request),
         events=emit,
+        counters=counters,
     )
     invocation = await _prepare(runtime, request, invocation)
     guest_request = GuestRequest(

@@ -20,7 +20,9 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar, final
 
 import trio
@@ -39,6 +41,7 @@ __all__ = [
     "Ok",
     "call_backend",
     "host_function",
+    "linking_capability",
     "mapping_to_record",
     "record_to_mapping",
     "stash_host_exception",
@@ -102,6 +105,18 @@ def mapping_to_record(value: Any) -> Any:
 
 
 _stash = threading.local()
+_linking: ContextVar[str | None] = ContextVar("linking_capability", default=None)
+
+
+@contextmanager
+def linking_capability(name: str) -> Iterator[None]:
+    """Host functions wrapped in this block count their calls under capability ``name`` (``calls.<name>``
+    of the invocation's usage); ``build_linker`` wraps each capability's ``link`` in it."""
+    token = _linking.set(name)
+    try:
+        yield
+    finally:
+        _linking.reset(token)
 
 
 def stash_host_exception(exc: BaseException) -> None:
@@ -135,6 +150,7 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False) -> Callab
             convert resource handles).
     """
     label = getattr(fn, "__qualname__", repr(fn))
+    capability = _linking.get()  # counted per capability: the invocation's usage calls.<capability>
     span_name = f"host {label}"
 
     def call(store: Any, *args: Any) -> Any:
@@ -142,7 +158,7 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False) -> Callab
             invocation = current_invocation()
             if time.monotonic() >= invocation.thread_deadline:
                 raise _after_deadline()
-            invocation.counters.add("host_calls")
+            invocation.counters.host_call(capability)
             if with_store:
                 return fn(invocation, store, *args)
             return fn(invocation, *args)

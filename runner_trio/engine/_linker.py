@@ -18,7 +18,7 @@ from wasmtime.component import Component, Linker
 
 from ._engine import WasmEngine
 from ._errors import EngineError
-from ._host import LinkerInstanceBuilder
+from ._host import LinkerInstanceBuilder, linking_capability
 from ._wasi import define_wasi_overrides
 
 __all__ = ["Capability", "build_linker", "unresolved_import"]
@@ -67,7 +67,8 @@ def build_linker(engine: WasmEngine, capabilities: Iterable[Capability]) -> Link
     with linker.root() as root:
         define_wasi_overrides(root, engine.wasip2_version)
         for capability in chosen:
-            capability.link(root)
+            with linking_capability(capability.name):
+                capability.link(root)
     linker.allow_shadowing = False
     return linker
 
