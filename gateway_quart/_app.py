@@ -15,10 +15,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from bundles.store import BundleStore, open_store
 from servicekit import configure_tracing, harden_connections, json_errors, serve_app
 
-from . import _admin, _host_page, _installs, _proxy, _public, _usage_api
+from . import _admin, _canary_api, _host_page, _installs, _proxy, _public, _usage_api
 from ._audit import AuditWriter
 from ._auth import Principal, SessionSigner, authenticate, principal_for_token
 from ._budgets import BudgetGuard
+from ._canary import CanaryController
+from ._canary_fleet import FleetCanaryStats
 from ._errors import ApiError, PayloadTooLarge, RegistryError
 from ._fleet import FleetState
 from ._headers import SECURITY_HEADERS
@@ -77,6 +79,7 @@ def create_app(
     signer = SessionSigner(settings.session_secret or secrets.token_urlsafe(32), ttl_s=settings.session_ttl_s)
     pool_scope = trio.CancelScope()  # the runner pool's health checks and discovery, while serving
     usage_scope = trio.CancelScope()  # the usage and budget writers, while serving
+    canary_scope = trio.CancelScope()  # the canary evaluator, while serving
 
     @app.before_serving
     async def _open() -> None:
@@ -115,13 +118,22 @@ def create_app(
             fleet=fleet,
             usage=recorder,
             budgets=BudgetGuard(reg, fleet=fleet, cache_ttl_s=settings.budget_cache_ttl_s),
+            canaries=CanaryController(
+                reg, interval_s=settings.canary_interval_s,
+                fleet=FleetCanaryStats(settings.redis_url) if settings.redis_url is not None else None),
         )
-        if nursery is not None:  # without the app's nursery (no lifespan), reads and the stop flush instead
-            nursery.start_soon(_background, app.extensions[STATE_KEY], usage_scope)
+        st = app.extensions[STATE_KEY]
+        assert st.canaries is not None
+        await st.canaries.refresh()  # route by the running canaries from the first request on
+        if nursery is not None:
+            nursery.start_soon(_run_canaries, st, canary_scope)
+            # Without the app's nursery (no lifespan), usage is written by reads and the stop's flush instead.
+            nursery.start_soon(_background, st, usage_scope)
 
     @app.after_serving
     async def _close() -> None:
         pool_scope.cancel()
+        canary_scope.cancel()
         st: GatewayState | None = app.extensions.pop(STATE_KEY, None)
         if st is None:
             return
@@ -139,6 +151,8 @@ def create_app(
             await st.store.aclose()
         if st.fleet is not None:
             await st.fleet.aclose()
+        if st.canaries is not None:
+            await st.canaries.aclose()
 
     @app.errorhandler(ApiError)
     async def _api_error(exc: ApiError) -> Response:
@@ -171,6 +185,7 @@ def create_app(
     app.register_blueprint(_admin.blueprint)
     app.register_blueprint(_installs.blueprint)
     app.register_blueprint(_proxy.blueprint)
+    app.register_blueprint(_canary_api.blueprint)
     app.register_blueprint(_host_page.blueprint)
     app.register_blueprint(_usage_api.blueprint)
 
@@ -241,6 +256,12 @@ async def _background(st: GatewayState, scope: trio.CancelScope) -> None:
                 nursery.start_soon(st.usage.run)
             if st.budgets is not None and st.fleet is not None:
                 nursery.start_soon(st.budgets.run)
+
+
+async def _run_canaries(st: GatewayState, scope: trio.CancelScope) -> None:
+    with scope:
+        assert st.canaries is not None
+        await st.canaries.run(st)
 
 
 async def _watch_runners(pool: RunnerPool, scope: trio.CancelScope) -> None:

@@ -15,7 +15,7 @@ from typing import Annotated, Final
 
 from ._auth import ROLE_PERMISSIONS
 from ._budgets import BUDGET_NAMES
-from ._rules import Choice, Flag, Integer, ModelList, Text, TextList, TextMap, Timestamp
+from ._rules import Choice, Flag, Integer, ModelList, Nested, Number, Text, TextList, TextMap, Timestamp
 from ._validation import ID_HINT, ID_PATTERN
 from .registry import BUDGET_PERIODS
 
@@ -152,6 +152,45 @@ class SecretsReplace:
     expires_at: Annotated[datetime | None, Timestamp()] = None
 
 
+MAX_CANARY_TENANTS: Final = 100
+MAX_CANARY_WINDOW_S: Final = 7 * 24 * 3600
+MAX_CANARY_P99_MS: Final = 600_000.0
+MAX_CANARY_MIN_REQUESTS: Final = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryBudgetBody:
+    """What the new version must hold (defaults: 5% errors, 5% timeouts, no p99 limit, judged from 20 requests)."""
+
+    max_error_rate: Annotated[float | None, Number(0, 1)]
+    max_timeout_rate: Annotated[float | None, Number(0, 1)]
+    max_p99_ms: Annotated[float | None, Number(0, MAX_CANARY_P99_MS, above_low=True)]
+    min_requests: Annotated[int | None, Integer(1, MAX_CANARY_MIN_REQUESTS)]
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryCreate:
+    """A canary: ``to`` (a version, ``sha256:`` hash or version id) for ``percent`` of ``tenant``'s requests, or
+    for every request of ``tenants``."""
+
+    to: Annotated[str, Text(required=True, max_len=128)]
+    tenant: Annotated[str | None, _ID]
+    percent: Annotated[float | None, Number(0, 100, above_low=True)]
+    tenants: Annotated[list[str] | None, TextList(max_items=MAX_CANARY_TENANTS, max_len=128)]
+    budget: Annotated[CanaryBudgetBody | None, Nested(CanaryBudgetBody)]
+    window_s: Annotated[int | None, Integer(1, MAX_CANARY_WINDOW_S)]
+
+
+@dataclass(frozen=True, slots=True)
+class InstallCanaryCreate:
+    """A canary of this install: ``to`` (a version, ``sha256:`` hash or version id) for ``percent`` of its requests."""
+
+    to: Annotated[str, Text(required=True, max_len=128)]
+    percent: Annotated[float, Number(0, 100, above_low=True, required=True)]
+    budget: Annotated[CanaryBudgetBody | None, Nested(CanaryBudgetBody)]
+    window_s: Annotated[int | None, Integer(1, MAX_CANARY_WINDOW_S)]
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetItem:
     """A limit on one counter of the tenant per fixed UTC period (``limit`` is required)."""
@@ -170,5 +209,5 @@ class BudgetsReplace:
 
 BODIES: Final = (SessionCreate, TenantCreate, UserCreate, TokenCreate, ExtensionRegister, InstallCreate,
                  InstallUpgrade, ConfigReplace, CapabilitiesReplace, SecretsReplace, ConsentApprove, RollbackRequest,
-                 BudgetsReplace)
+                 CanaryCreate, InstallCanaryCreate, BudgetsReplace)
 """Every request body model, in the order the OpenAPI document lists them."""

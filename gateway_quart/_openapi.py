@@ -15,10 +15,12 @@ from ._auth import ROLE_PERMISSIONS
 from ._bodies import (
     BODIES,
     BudgetsReplace,
+    CanaryCreate,
     CapabilitiesReplace,
     ConfigReplace,
     ConsentApprove,
     ExtensionRegister,
+    InstallCanaryCreate,
     InstallCreate,
     InstallUpgrade,
     RollbackRequest,
@@ -149,6 +151,25 @@ _SCHEMAS: Final[dict[str, Any]] = {
         "from": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/VersionRef"}]},
         "to": {"$ref": "#/components/schemas/VersionRef"}, "actor": _NULLABLE_STR, "reason": _STR, "at": _STR,
     }),
+    "CanaryArm": _obj(["requests", "errors", "timeouts"], {
+        "requests": {"type": "integer"}, "errors": {"type": "integer"}, "timeouts": {"type": "integer"},
+        "error_rate": {"type": "number"}, "timeout_rate": {"type": "number"}, "p99_ms": {"type": ["number", "null"]},
+    }),
+    "Canary": _obj(["id", "extension_id", "state", "percent", "window_s", "stats"], {
+        "id": _STR, "extension_id": _STR, "tenant_id": _NULLABLE_STR,
+        "tenants": {"type": ["array", "null"], "items": _STR},
+        "from": _obj(["version_id"], {"version_id": _STR, "version": _STR, "content_hash": _STR}),
+        "to": _obj(["version_id"], {"version_id": _STR, "version": _STR, "content_hash": _STR}),
+        "percent": {"type": "number"},
+        "budget": _obj([], {"max_error_rate": {"type": "number"}, "max_timeout_rate": {"type": "number"},
+                            "max_p99_ms": {"type": ["number", "null"]}, "min_requests": {"type": "integer"}}),
+        "window_s": {"type": "integer"},
+        "state": {"enum": ["running", "promoted", "rolled_back", "cancelled"]},
+        "reason": _NULLABLE_STR, "started_at": _STR, "ends_at": _STR, "decided_at": _NULLABLE_STR,
+        "actor": _NULLABLE_STR,
+        "stats": {"type": "object", "additionalProperties": _ref("CanaryArm"),
+                  "description": "per arm (old, new): live while running, as decided after"},
+    }),
     **{model.__name__: body_schema(model) for model in BODIES},
     **_USAGE_SCHEMAS,
 }
@@ -167,6 +188,7 @@ _SCHEMAS["Error"]["properties"]["limit"] = {"type": "number"}
 def _paths() -> dict[str, Any]:
     t, e, u = _path_param("tenant_id"), _path_param("extension_id"), _path_param("user_id")
     install = _json(_ref("Install"), "the install")
+    canary, c = _json(_ref("Canary"), "the canary"), _path_param("canary_id")
     ext_proxy = _op(
         "Call an extension endpoint (any method); answered by the extension's handler", {
             "200": {"description": "the extension's response (status, filtered headers and body pass through)"},
@@ -317,6 +339,29 @@ def _paths() -> dict[str, Any]:
             "delete": _op("Remove the secrets", {"204": {"description": "removed"}, **_errors(401, 403, 404)},
                           params=[t, e]),
         },
+        "/api/v1/extensions/{extension_id}/canaries": {"get": _op(
+            "The extension's canaries, newest first (a tenant admin sees their tenant's)",
+            {"200": _json(_obj(["canaries"], {"canaries": {"type": "array", "items": _ref("Canary")}}), "canaries"),
+             **_errors(400, 401, 403)},
+            params=[e, _query_param("state", {"enum": ["running", "promoted", "rolled_back", "cancelled"]}),
+                    _query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200})]), "post": _op(
+            "Start a canary: a percentage of one tenant's requests, or every request of a list of tenants, on "
+            "another version, promoted at the end of its window if the budget held, rolled back at once if not "
+            "(admin token)", {"201": canary, **_errors(400, 401, 403, 404, 409, 503)}, params=[e],
+            body=CanaryCreate)},
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/canary": {"post": _op(
+            "Start a canary of this install for a percentage of the tenant's requests",
+            {"201": canary, **_errors(400, 401, 403, 404, 409, 503)}, params=[t, e], body=InstallCanaryCreate)},
+        "/api/v1/extensions/{extension_id}/canaries/{canary_id}": {"get": _op(
+            "A canary: state, reason, budget and per-arm counts", {"200": canary, **_errors(401, 403, 404)},
+            params=[e, c])},
+        "/api/v1/extensions/{extension_id}/canaries/{canary_id}/cancel": {"post": _op(
+            "Cancel a running canary (the installs keep the version they run)",
+            {"200": canary, **_errors(401, 403, 404, 409)}, params=[e, c])},
+        "/api/v1/canaries/{canary_id}": {"get": _op(
+            "A canary by id alone", {"200": canary, **_errors(401, 403, 404)}, params=[c])},
+        "/api/v1/canaries/{canary_id}/cancel": {"post": _op(
+            "Cancel a canary by id alone", {"200": canary, **_errors(401, 403, 404, 409)}, params=[c])},
         **_usage_paths(t, e),
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Final, cast, final
+from typing import TYPE_CHECKING, Final, cast, final
 
 import trio
 from cachetools import LRUCache
@@ -23,6 +23,9 @@ from ._runner_client import RunnerClient
 from ._settings import Settings
 from ._usage import UsageRecorder
 from .registry import SIGNATURE_PRESENT, SIGNATURE_UNSIGNED, SIGNATURE_VERIFIED, Registry, Version
+
+if TYPE_CHECKING:
+    from ._canary import CanaryController
 
 STATE_KEY: Final = "alga_gateway"
 DEFAULT_MANIFEST_CACHE_ENTRIES: Final = 1024
@@ -156,6 +159,7 @@ class GatewayState:
     fleet: FleetState | None = None
     usage: UsageRecorder | None = None
     budgets: BudgetGuard | None = None
+    canaries: CanaryController | None = None
 
 
 def state() -> GatewayState:

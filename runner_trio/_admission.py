@@ -19,6 +19,9 @@ at the current virtual time, goes before all but the burst's first; a tenant of 
 of one of weight 1 while both wait. ``discipline="fifo"`` tags by arrival instead (first come, first served:
 the behaviour before the fair queue, kept for comparison, see ``scripts/bench fairness``). The per-tenant and
 per-extension caps are taken before the gate, so a tenant never has more waiters at the gate than its cap.
+A full queue is shared fairly too: under the fair queue a newcomer whose tenant has at least two waiters fewer
+than the tenant with the most takes that tenant's newest place (which is refused as ``queue full``), so a
+burst that fills the queue cannot keep other tenants out of it.
 """
 
 from __future__ import annotations
@@ -280,6 +283,8 @@ class Admission:
         self._extensions: dict[tuple[str, str], tuple[trio.CapacityLimiter, int]] = {}
         self._waiting = 0
         self._running = 0
+        # Tenant -> its invocations waiting in slot(), oldest first (for the fair queue's longest queue drop).
+        self._queued: dict[str, deque[_Place]] = {}
 
     def statistics(self) -> AdmissionStatistics:
         return AdmissionStatistics(
@@ -313,7 +318,7 @@ class Admission:
         try:
             must_wait = any(limiter.available_tokens == 0 for limiter in limiters) or gate.would_wait(memory_mb)
             if must_wait and self._waiting >= self._max_queue:
-                raise Overloaded("queue full")
+                self._make_room(tenant)
             async with AsyncExitStack() as stack:
                 queue_deadline = trio.current_time() + self._queue_timeout
                 give_up = min(queue_deadline, deadline)
@@ -321,28 +326,20 @@ class Admission:
                 if give_up < queue_deadline:
                     reason = "no capacity before the request's deadline"
                 self._waiting += 1
+                place = _Place()
+                queued = self._queued.setdefault(tenant, deque())
+                queued.append(place)
                 try:
-                    for limiter in limiters:
-                        try:
-                            limiter.acquire_nowait()
-                        except trio.WouldBlock:
-                            with trio.move_on_at(give_up) as waited:
-                                await limiter.acquire()
-                            if waited.cancelled_caught:
-                                raise Overloaded(reason) from None
-                        stack.callback(limiter.release)
-                    if self._shared is not None:
-                        await stack.enter_async_context(
-                            self._shared.hold(tenant, extension, give_up=give_up, reason=reason)
-                        )
-                    # The global slot and the memory reservation, in fair order between tenants.
-                    if not await gate.acquire(tenant, memory_mb, give_up=give_up):
-                        if gate.running < gate.slots:
-                            reason = f"{reason} (memory budget)"
-                        raise Overloaded(reason)
-                    stack.callback(gate.release, memory_mb)
+                    with place.scope:
+                        await self._acquire(stack, tenant, extension, limiters, memory_mb, give_up, reason)
+                    if place.pushed_out:
+                        raise Overloaded("queue full (its place was given to a tenant with fewer waiters)")
                 finally:
                     self._waiting -= 1
+                    if not place.pushed_out:
+                        queued.remove(place)
+                    if not queued and self._queued.get(tenant) is queued:
+                        del self._queued[tenant]
                 self._running += 1
                 try:
                     yield
@@ -351,6 +348,65 @@ class Admission:
         finally:
             _release(self._extensions, ext_key)
             _release(self._tenants, tenant)
+
+    def _make_room(self, tenant: str) -> None:
+        """The queue is full: refuse ``tenant``, or (fair queue) push out the newest waiter of the tenant with
+        the most waiters when it has at least two more than ``tenant`` (longest queue drop), so that a burst that
+        fills the queue cannot keep another tenant out of it.
+
+        Raises:
+            Overloaded: ``tenant`` already has as many waiters as any, or the queue is first come, first served.
+        """
+        if self._gate.discipline == "fair" and self._queued:
+            mine = len(self._queued.get(tenant, ()))
+            longest = max(self._queued.values(), key=len)
+            if len(longest) >= mine + 2:
+                place = longest.pop()
+                place.pushed_out = True
+                place.scope.cancel()
+                return
+        raise Overloaded("queue full")
+
+    async def _acquire(
+        self,
+        stack: AsyncExitStack,
+        tenant: str,
+        extension: str,
+        limiters: tuple[trio.CapacityLimiter, trio.CapacityLimiter],
+        memory_mb: int,
+        give_up: float,
+        reason: str,
+    ) -> None:
+        """Take the tenant's and the extension's slots, the shared caps, then the gate (in this order)."""
+        gate = self._gate
+        for limiter in limiters:
+            try:
+                limiter.acquire_nowait()
+            except trio.WouldBlock:
+                with trio.move_on_at(give_up) as waited:
+                    await limiter.acquire()
+                if waited.cancelled_caught:
+                    raise Overloaded(reason) from None
+            stack.callback(limiter.release)
+        if self._shared is not None:
+            await stack.enter_async_context(self._shared.hold(tenant, extension, give_up=give_up, reason=reason))
+        # The global slot and the memory reservation, in fair order between tenants.
+        if not await gate.acquire(tenant, memory_mb, give_up=give_up):
+            if gate.running < gate.slots:
+                reason = f"{reason} (memory budget)"
+            raise Overloaded(reason)
+        stack.callback(gate.release, memory_mb)
+
+
+@final
+class _Place:
+    """One invocation's place in the queue: a cancel scope the fair queue may cancel to give it away."""
+
+    __slots__ = ("pushed_out", "scope")
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.pushed_out = False
 
 
 def _take(table: dict[K, tuple[trio.CapacityLimiter, int]], key: K, size: int) -> trio.CapacityLimiter:

@@ -149,17 +149,31 @@ class RunnerMetrics:
             registry=r,
         )
 
+        # The labelled children, looked up once per (tenant, extension): labels() costs more than inc() itself,
+        # and there are eight counters per answer. As many entries as the registry has series anyway.
+        self._usage_children: dict[tuple[str, ...], dict[str, Counter]] = {}
+        self._calls_children: dict[tuple[str, ...], Counter] = {}
+
     def record_usage(self, tenant: str, extension: str, usage: Mapping[str, float]) -> None:
         """Add one answer's ``usage`` to the counters (keys outside the contract's fields and ``calls.*`` are
-        ignored)."""
+        ignored; zeros are skipped)."""
         keys = (tenant, extension) if self.usage_per_tenant else ()
-        for name, counter in self.usage.items():
-            amount = usage.get(name, 0)
-            if amount > 0:
-                (counter.labels(*keys) if keys else counter).inc(amount)
+        children = self._usage_children.get(keys)
+        if children is None:
+            children = {name: counter.labels(*keys) if keys else counter for name, counter in self.usage.items()}
+            self._usage_children[keys] = children
         for name, amount in usage.items():
-            if name.startswith("calls.") and amount > 0:
-                self.usage_calls.labels(*keys, name.removeprefix("calls.")).inc(amount)
+            if amount <= 0:
+                continue
+            child = children.get(name)
+            if child is not None:
+                child.inc(amount)
+            elif name.startswith("calls."):
+                call_keys = (*keys, name.removeprefix("calls."))
+                calls = self._calls_children.get(call_keys)
+                if calls is None:
+                    calls = self._calls_children[call_keys] = self.usage_calls.labels(*call_keys)
+                calls.inc(amount)
 
     def watch_cache(self, source: Callable[[], Mapping[str, float]]) -> None:
         """Expose the cache's statistics (read from ``source`` at every scrape, and with worker processes

@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import (
     budgets,
     build,
+    canary,
     consent,
     create_tenant,
     create_token,
@@ -67,6 +68,7 @@ COMMANDS: tuple[Command, ...] = (
     uninstall.COMMAND,
     invoke.COMMAND,
     tail.COMMAND,
+    canary.COMMAND,
     usage.COMMAND,
     budgets.COMMAND,
     privileges.COMMAND,

@@ -7,6 +7,15 @@ of another one in memory for a few seconds.
 """
 
 from ._cached import DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_TTL_S, CachedRegistry, Revocations
+from ._canaries import (
+    CANARY_CANCELLED,
+    CANARY_PROMOTED,
+    CANARY_ROLLED_BACK,
+    CANARY_RUNNING,
+    CANARY_STATES,
+    Canary,
+    CanaryBudget,
+)
 from ._migrations import MIGRATIONS, POSTGRES_MIGRATIONS, Migration, apply_migrations
 from ._models import (
     HISTORY_ACTIONS,
@@ -34,6 +43,11 @@ from ._usage import BUDGET_PERIODS, GRANULARITY_PREFIX, Budget, UsageBucket, Usa
 
 __all__ = [
     "BUDGET_PERIODS",
+    "CANARY_CANCELLED",
+    "CANARY_PROMOTED",
+    "CANARY_ROLLED_BACK",
+    "CANARY_RUNNING",
+    "CANARY_STATES",
     "DEFAULT_BUSY_TIMEOUT_S",
     "DEFAULT_CACHE_MAX_ENTRIES",
     "DEFAULT_CACHE_TTL_S",
@@ -51,6 +65,8 @@ __all__ = [
     "AuditEntry",
     "Budget",
     "CachedRegistry",
+    "Canary",
+    "CanaryBudget",
     "Extension",
     "HistoryEntry",
     "Install",

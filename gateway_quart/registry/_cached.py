@@ -18,10 +18,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import Final, Generic, Protocol, TypeVar, final
+from typing import Any, Final, Generic, Protocol, TypeVar, final
 
 from cachetools import TTLCache
 
+from ._canaries import Canary, CanaryBudget
 from ._models import (
     UNSET,
     ApiToken,
@@ -364,6 +365,44 @@ class CachedRegistry:
 
     async def list_audit(self, tenant_id: str, *, limit: int) -> list[AuditEntry]:
         return await self.inner.list_audit(tenant_id, limit=limit)
+
+    # canaries (the gateway's canary router keeps its own copy of the running ones)
+    async def create_canary(
+        self,
+        *,
+        canary_id: str,
+        extension_id: str,
+        tenant_id: str | None,
+        tenants: Sequence[str] | None,
+        from_version_id: str,
+        to_version_id: str,
+        percent: float,
+        budget: CanaryBudget,
+        window_s: int,
+        started_at: str,
+        actor: str | None,
+    ) -> Canary:
+        return await self.inner.create_canary(
+            canary_id=canary_id, extension_id=extension_id, tenant_id=tenant_id, tenants=tenants,
+            from_version_id=from_version_id, to_version_id=to_version_id, percent=percent, budget=budget,
+            window_s=window_s, started_at=started_at, actor=actor,
+        )
+
+    async def get_canary(self, canary_id: str) -> Canary:
+        return await self.inner.get_canary(canary_id)
+
+    async def list_running_canaries(self) -> list[Canary]:
+        return await self.inner.list_running_canaries()
+
+    async def list_canaries(self, extension_id: str, *, state: str | None = None,
+                            tenant_id: str | None = None, limit: int) -> list[Canary]:
+        return await self.inner.list_canaries(extension_id, state=state, tenant_id=tenant_id, limit=limit)
+
+    async def finish_canary(
+        self, canary_id: str, *, state: str, reason: str, decided_at: str, stats: Mapping[str, Any] | None
+    ) -> Canary | None:
+        return await self.inner.finish_canary(canary_id, state=state, reason=reason, decided_at=decided_at,
+                                              stats=stats)
 
     # usage and budgets (the gateway caches budgets itself, see _budgets.py)
     async def add_usage(self, deltas: Sequence[UsageDelta]) -> None:

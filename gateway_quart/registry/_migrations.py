@@ -167,6 +167,30 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "ALTER TABLE installs ADD COLUMN pending_since TEXT",
         ),
     ),
+    Migration(
+        4,
+        "canaries",
+        (
+            """CREATE TABLE canaries (
+                id TEXT PRIMARY KEY,
+                extension_id TEXT NOT NULL REFERENCES extensions(id) ON DELETE CASCADE,
+                tenant_id TEXT REFERENCES tenants(id) ON DELETE CASCADE,
+                tenants_json TEXT,
+                from_version_id TEXT NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+                to_version_id TEXT NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+                percent REAL NOT NULL,
+                budget_json TEXT NOT NULL,
+                window_s INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                reason TEXT,
+                started_at TEXT NOT NULL,
+                decided_at TEXT,
+                actor TEXT,
+                stats_json TEXT
+            )""",
+            "CREATE INDEX canaries_by_state ON canaries (state, extension_id)",
+        ),
+    ),
     Migration(5, "usage", _USAGE_TABLES),
 )
 
@@ -186,6 +210,12 @@ POSTGRES_MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
     *(Migration(m.version, m.name, tuple(s.replace(_SQLITE_ROW_ID, _POSTGRES_ROW_ID) for s in m.statements))
       for m in MIGRATIONS if m.version == 3),
+    Migration(
+        4,
+        "canaries",
+        tuple(statement.replace("percent REAL", "percent DOUBLE PRECISION")
+              for statement in next(m for m in MIGRATIONS if m.version == 4).statements),
+    ),
     Migration(
         5,
         "usage",

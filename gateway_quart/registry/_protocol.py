@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
+from ._canaries import Canary, CanaryBudget
 from ._models import (
     UNSET,
     ApiToken,
@@ -190,6 +191,36 @@ class Registry(Protocol):
     async def finish_audit(self, audit_id: int, status: int) -> None: ...
 
     async def list_audit(self, tenant_id: str, *, limit: int) -> list[AuditEntry]: ...
+
+    # canaries (migration 4)
+    async def create_canary(
+        self,
+        *,
+        canary_id: str,
+        extension_id: str,
+        tenant_id: str | None,
+        tenants: Sequence[str] | None,
+        from_version_id: str,
+        to_version_id: str,
+        percent: float,
+        budget: CanaryBudget,
+        window_s: int,
+        started_at: str,
+        actor: str | None,
+    ) -> Canary:
+        """Record a running canary; ``RecordConflict`` when a running one concerns one of its tenants."""
+
+    async def get_canary(self, canary_id: str) -> Canary: ...
+
+    async def list_running_canaries(self) -> list[Canary]: ...
+
+    async def list_canaries(self, extension_id: str, *, state: str | None = None,
+                            tenant_id: str | None = None, limit: int) -> list[Canary]: ...
+
+    async def finish_canary(
+        self, canary_id: str, *, state: str, reason: str, decided_at: str, stats: Mapping[str, Any] | None
+    ) -> Canary | None:
+        """End a running canary; ``None`` when it had already ended."""
 
     # usage and budgets
     async def add_usage(self, deltas: Sequence[UsageDelta]) -> None:

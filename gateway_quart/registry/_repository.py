@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from .._errors import RecordConflict, RecordNotFound
 from . import _rows as rows
 from . import _usage as usage
+from ._canaries import CanaryRepository
 from ._db import Db
 from ._models import (
     UNSET,
@@ -46,7 +47,7 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-class SqlRegistry:
+class SqlRegistry(CanaryRepository):
     """The :class:`~gateway_quart.registry.Registry` methods over a ``Db``; subclasses provide ``_run``."""
 
     _version_order: str = "created_at"

@@ -15,6 +15,8 @@ def test_public_names_are_pinned() -> None:
         "DEFAULT_POSTGRES_POOL_SIZE", "POSTGRES_MIGRATIONS", "PostgresRegistry", "SqlRegistry", "open_registry",
         "Revocations", "HISTORY_ACTIONS", "HistoryEntry",
         "BUDGET_PERIODS", "GRANULARITY_PREFIX", "Budget", "UsageBucket", "UsageDelta",
+        "CANARY_CANCELLED", "CANARY_PROMOTED", "CANARY_ROLLED_BACK", "CANARY_RUNNING", "CANARY_STATES", "Canary",
+        "CanaryBudget",
     }
     assert len(registry.__all__) == len(set(registry.__all__))
     for name in registry.__all__:

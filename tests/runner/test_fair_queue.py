@@ -195,3 +195,63 @@ def test_queue_settings_parse_and_name_the_variable() -> None:
         Settings.from_env({"RUNNER_ADMISSION_QUEUE": "random"})
     with pytest.raises(ConfigError, match="RUNNER_TENANT_WEIGHTS"):
         Settings.from_env({"RUNNER_TENANT_WEIGHTS": "acme:0"})
+
+
+async def test_a_full_queue_gives_the_burst_s_newest_place_to_another_tenant(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    admission = _admission("fair", max_queue=4)
+    outcomes: dict[str, str] = {}
+    release = trio.Event()
+
+    async def ask(name: str, tenant: str) -> None:
+        try:
+            async with admission.slot(tenant, "e"):
+                outcomes[name] = "ran"
+                await release.wait()
+        except Overloaded as exc:
+            outcomes[name] = str(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ask, "holder", "h")
+        await trio.sleep(0.1)
+        for i in range(4):
+            nursery.start_soon(ask, f"b{i}", "b")
+            await trio.sleep(0.1)
+        assert admission.statistics().waiting == 4
+        # The queue is full of b's: a gets in, b's newest waiter is refused in its place.
+        nursery.start_soon(ask, "a", "a")
+        await trio.sleep(0.1)
+        assert outcomes["b3"].startswith("queue full (its place was given")
+        assert "a" not in outcomes
+        # b, still the longest, is refused at the door; so is a tenant once every tenant has one waiter less.
+        await ask("b4", "b")
+        assert outcomes["b4"] == "queue full"
+        nursery.start_soon(ask, "c", "c")
+        await trio.sleep(0.1)
+        assert outcomes["b2"].startswith("queue full (its place")
+        await ask("a2", "a")
+        assert outcomes["a2"] == "queue full", "a has one waiter, b two: no place to take"
+        assert admission.statistics().waiting == 4
+        release.set()
+    # In fair order: b0, a and c all started at virtual time 0, b1 at 1.
+    assert [name for name, outcome in outcomes.items() if outcome == "ran"] == ["holder", "b0", "a", "c", "b1"]
+    assert admission.statistics() == admission.statistics().__class__(0, 0, 0, 0, 0)
+
+
+async def test_fifo_refuses_whoever_finds_the_queue_full(autojump_clock: trio.testing.MockClock) -> None:
+    admission = _admission("fifo", max_queue=2)
+    release = trio.Event()
+
+    async def hold(tenant: str) -> None:
+        async with admission.slot(tenant, "e"):
+            await release.wait()
+
+    async with trio.open_nursery() as nursery:
+        for tenant in ("h", "b", "b"):
+            nursery.start_soon(hold, tenant)
+            await trio.sleep(0.1)
+        with pytest.raises(Overloaded, match=r"^queue full$"):
+            async with admission.slot("a", "e"):
+                pass
+        release.set()
