@@ -193,11 +193,11 @@ class InstallCanaryCreate:
 
 @dataclass(frozen=True, slots=True)
 class BudgetItem:
-    """A limit on one counter of the tenant per fixed UTC period (``limit`` is required)."""
+    """A limit on one counter of the tenant per fixed UTC period."""
 
     name: Annotated[str, Choice(BUDGET_NAMES, required=True)]
     period: Annotated[str, Choice(BUDGET_PERIODS, required=True)]
-    limit: Annotated[int | None, Integer(low=0, high=MAX_BUDGET_LIMIT)]
+    limit: Annotated[float, Number(0, MAX_BUDGET_LIMIT, required=True)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,9 +219,7 @@ def _read_budgets(data: object) -> list[Budget]:
     errors: dict[str, str] = {}
     budgets: dict[tuple[str, str], Budget] = {}
     for index, item in enumerate(body.budgets):
-        if item.limit is None:
-            errors[f"budgets[{index}].limit"] = "is required"
-        elif (item.name, item.period) in budgets:
+        if (item.name, item.period) in budgets:
             errors[f"budgets[{index}]"] = f"duplicates another {item.name} budget per {item.period}"
         else:
             budgets[(item.name, item.period)] = Budget(item.name, item.period, float(item.limit))

@@ -30,7 +30,7 @@ async def _two_tenants(gateway: Gateway) -> tuple[Tenant, Tenant]:
     return acme, globex
 
 
-async def _budgets(gateway: Gateway, tenant_id: str, *budgets: tuple[str, str, int]) -> Any:
+async def _budgets(gateway: Gateway, tenant_id: str, *budgets: tuple[str, str, float]) -> Any:
     body = {"budgets": [{"name": n, "period": p, "limit": limit} for n, p, limit in budgets]}
     return await gateway.admin_put(f"/api/v1/tenants/{tenant_id}/budgets", body, expect=200)
 
@@ -88,7 +88,7 @@ async def test_budgets_are_set_by_the_global_admin_and_read_by_the_tenant(gatewa
     await gateway.tenant("acme")
     admin = await gateway.user("acme", roles=["admin"], email="boss@example.com")
     globex = await gateway.tenant("globex", roles=["admin"])
-    stored = await _budgets(gateway, "acme", ("invocations", "minute", 100), ("egress_bytes", "day", 5_000_000))
+    stored = await _budgets(gateway, "acme", ("invocations", "minute", 100), ("egress_bytes", "day", 5e6))
     assert stored["budgets"] == [
         {"name": "egress_bytes", "period": "day", "limit": 5000000, "period_s": 86400},
         {"name": "invocations", "period": "minute", "limit": 100, "period_s": 60}]
