@@ -32,7 +32,7 @@ from cachetools import LRUCache, TTLCache
 
 from contract import USAGE_FIELDS, ExecuteResult
 
-from ._errors import QuotaExceeded
+from ._errors import QuotaExceeded, RegistryError
 from ._fleet import FleetState, FleetUnavailable
 from ._usage import failed, minute_of
 from .registry import Budget, Registry, UsageBucket
@@ -86,14 +86,24 @@ class BudgetGuard:
         self._refused = self._fallbacks = 0
 
     async def budgets(self, tenant_id: str) -> tuple[Budget, ...]:
-        """The tenant's budgets (cached ``cache_ttl_s``)."""
+        """The tenant's budgets (cached ``cache_ttl_s``; when the registry fails, the ones last read).
+
+        Raises:
+            RegistryError: the registry failed and this process never read the tenant's budgets.
+        """
         if self._cache is not None:
             cached = self._cache.get(tenant_id)
             if cached is not None:
                 return cached
-        loaded = tuple(await self._registry.get_budgets(tenant_id))
-        if loaded:
-            await self._seed(tenant_id, loaded, self._clock())
+        try:
+            loaded = tuple(await self._registry.get_budgets(tenant_id))
+            if loaded:
+                await self._seed(tenant_id, loaded, self._clock())
+        except RegistryError:
+            stale = self._known.get(tenant_id)
+            if stale is None:
+                raise
+            return stale  # a registry blip: the budgets last read still hold (retried on the next call)
         with contextlib.suppress(ValueError):
             if self._cache is not None:
                 self._cache[tenant_id] = loaded

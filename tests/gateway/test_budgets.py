@@ -12,7 +12,7 @@ from typing import Any, Final
 import pytest
 
 from contract import ExecuteResult
-from gateway_quart import QuotaExceeded
+from gateway_quart import QuotaExceeded, RegistryError
 from gateway_quart._budgets import BudgetGuard
 from gateway_quart._fleet import FleetState
 from gateway_quart.registry import Budget, SqliteRegistry
@@ -221,3 +221,16 @@ async def test_periods_are_fixed_utc_windows(tmp_path: Path) -> None:
     now[0] = NOON + 3600  # 13:00:00: a new hour, a new counter
     await guard.admit("acme")
     await registry.aclose()
+
+
+async def test_budgets_last_read_hold_while_the_registry_fails(tmp_path: Path) -> None:
+    registry = await SqliteRegistry.open(str(tmp_path / "r.sqlite3"))
+    await registry.create_tenant("acme", "Acme")
+    await registry.set_budgets("acme", [Budget("invocations", "hour", 1)])
+    guard = BudgetGuard(registry, clock=lambda: NOON, cache_ttl_s=0)  # every admission reads the registry
+    await guard.admit("acme")
+    await registry.aclose()  # from now on every registry call fails
+    with pytest.raises(QuotaExceeded):
+        await guard.admit("acme")
+    with pytest.raises(RegistryError):
+        await guard.admit("globex")  # never read: nothing to fall back on
