@@ -72,6 +72,27 @@ async def test_a_known_workload_is_counted_exactly(make_gateway: GatewayFactory)
     assert {point["extension_id"] for point in report["series"]} == {"echo"}
 
 
+async def test_concurrent_calls_of_two_tenants_are_each_counted_once(make_gateway: GatewayFactory) -> None:
+    gateway, acme = await _acme(make_gateway, usage_flush_interval_s=0.05)  # flushes race with the calls
+    globex = await gateway.tenant("globex", email="bob@example.com")
+    await gateway.install("globex", granted_capabilities=["cap:http.fetch"])
+
+    async def calls(tenant: Tenant, n: int) -> None:
+        for _ in range(n):
+            assert (await gateway.client.get("/api/ext/echo/items", headers=tenant.auth)).status_code == 200
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(4):
+            nursery.start_soon(calls, acme, 10)
+            nursery.start_soon(calls, globex, 5)
+    for tenant_id, expected in (("acme", 40), ("globex", 20)):
+        report = (await gateway.client.get("/api/v1/usage", params={"tenant": tenant_id, "from": _since()},
+                                           headers=gateway.admin)).json()
+        assert report["totals"]["invocations"] == expected
+        assert report["totals"]["egress_bytes"] == expected * USAGE["egress_bytes"]
+        assert report["totals"]["calls"] == {"http": expected, "storage": 2 * expected}
+
+
 async def test_the_gateway_counts_what_it_accounted(make_gateway: GatewayFactory) -> None:
     gateway, tenant = await _acme(make_gateway)
     for _ in range(3):
