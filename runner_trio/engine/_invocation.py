@@ -19,13 +19,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Final, Protocol, final
+from typing import TYPE_CHECKING, Final, Protocol, final
 
 import trio
 
 from contract import LEVELS, Level, Stream
 
-from ._journal import CallJournal
+if TYPE_CHECKING:
+    from ._journal import CallJournal
 
 __all__ = [
     "EVENT_LEVELS",

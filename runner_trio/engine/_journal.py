@@ -31,6 +31,8 @@ from typing import Any, Final, Protocol, final
 import wasmtime
 from wasmtime.component import Record, ResourceAny, ResourceHost, Variant
 
+from ._host import Err, Ok
+
 __all__ = [
     "DEFAULT_MAX_CALLS",
     "DEFAULT_MAX_OUTPUT_LINES",
@@ -130,7 +132,14 @@ def decode_value(value: Any) -> Any:
             setattr(record, name, decode_value(item))
         return record
     if "$v" in value:
-        return Variant(value["$v"], decode_value(value.get("p")))
+        tag, payload = value["$v"], decode_value(value.get("p"))
+        # Results must be Ok/Err: the engine lowers those explicitly (a plain Variant is refused by an untagged
+        # result type such as result<string, E>).
+        if tag == "ok":
+            return Ok(payload)
+        if tag == "err":
+            return Err(payload)
+        return Variant(tag, payload)
     raise ValueError(f"cannot answer {sorted(value)} from a record")
 
 
@@ -245,6 +254,10 @@ class CallRecorder:
         self._lock = threading.Lock()
         self.dropped_calls = 0
         self.dropped_output = 0
+
+    def begin(self) -> None:
+        """Count ``at_us`` from now (call when the guest starts; construction is the default)."""
+        self._started = time.perf_counter_ns()
 
     def call(self, name: str, args: tuple[Any, ...], run: Callable[[], Any]) -> Any:
         start = time.perf_counter_ns()
