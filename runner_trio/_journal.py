@@ -37,6 +37,7 @@ log = logging.getLogger("runner_trio.journal")
 SECRET_FUNCTIONS: Final = frozenset({"alga:extension/secrets#get"})
 """Host functions whose answer is a secret value (named by their first argument): redacted from every entry."""
 _METRICS_SYNC_S: Final = 1.0
+_CLOSE_TIMEOUT_S: Final = 5.0
 JOURNAL_RESULTS: Final = ("written", "dropped", "failed")
 
 
@@ -205,10 +206,10 @@ class JournalService:
 
     async def aclose(self) -> None:
         started = time.monotonic()
-        with trio.move_on_after(2):
+        with trio.move_on_after(_CLOSE_TIMEOUT_S):  # a hanging store loses the queued rest, never the shutdown
             await self.writer.flush()
+            await self.writer.aclose()
         self.sync_metrics()
-        await self.writer.aclose()
         if self._owns_store:
             await self.store.aclose()
         log.debug("journal closed in %.3f s", time.monotonic() - started)
