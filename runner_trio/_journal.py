@@ -28,7 +28,7 @@ from contract import ExecuteRequest, ExecuteResult, encode_execute_request, enco
 from ._config import Settings
 from ._errors import ConfigError
 from ._metrics import RunnerMetrics
-from .engine import CallRecorder, redact
+from .engine import CallRecorder
 
 __all__ = ["SECRET_FUNCTIONS", "JournalService", "Recording", "entry_document"]
 
@@ -87,7 +87,8 @@ def entry_document(
         "dropped_calls": parts["dropped_calls"],
     }
     # The calls and output are redacted already; the request and the result may carry a value too (an echo).
-    return redact(doc, recording.calls.secret_values)  # type: ignore[no-any-return]
+    secrets = {name: value for value, name in recording.calls.secret_values.items()}
+    return journal.redact_secrets(doc, secrets) if secrets else doc
 
 
 @final
