@@ -211,6 +211,30 @@ async def test_replay_against_a_changed_bundle_reports_the_divergence(journaled:
     assert same[1]["verdict"] == "identical"
 
 
+async def test_replay_verdicts_response_differs_and_new_failure(journaled: Journaled) -> None:
+    j = journaled
+    work = j.handle.shared.work
+    recorded = await j.handle.publish_dir(bundle_dir(work, "journal-verdict-base", clocklog()))
+    other_status = await j.handle.publish_dir(bundle_dir(work, "journal-verdict-201", clocklog(status=201)))
+    trapping = await j.handle.publish_dir(bundle_dir(work, "journal-verdict-trap", clocklog(trap=True)))
+    entry_id = (await j.handle.execute(recorded, "/", extra={"journal": "all"}))["journal_entry"]
+    await j.entry(entry_id)
+
+    status, differs = await j.replay(entry_id, content_hash=other_status)
+    assert status == 200
+    assert differs["verdict"] == "response_differs"
+    assert differs["divergence"] is None
+    assert "-status: 200" in differs["response_diff"]
+    assert "+status: 201" in differs["response_diff"]
+    assert differs["calls_replayed"] == 3
+
+    status, failure = await j.replay(entry_id, content_hash=trapping)
+    assert status == 200
+    assert failure["verdict"] == "new_failure"
+    assert failure["divergence"] is None
+    assert '+error: "execute_failed: trap"' in failure["response_diff"]
+
+
 async def test_errors_policy_and_no_policy(journaled: Journaled) -> None:
     j = journaled
     digest = await j.handle.publish_sample("py-hello")
