@@ -186,6 +186,18 @@ async def test_python_guest_recorded_then_replayed_identically(journaled: Journa
     assert report["verdict"] == "identical", report
     assert report["calls_replayed"] == len(doc["calls"])
 
+    # A sleep: the pollable is made again (subscribe-* runs), waiting on it answers from the record.
+    slept = await j.handle.execute(digest, "/sleep", query={"ms": "50"}, extra={"journal": "all"})
+    assert slept["error"] is None, slept
+    sleep_doc = await j.entry(slept["journal_entry"])
+    functions = {call["fn"] for call in sleep_doc["calls"]}
+    assert functions & {"wasi:clocks/monotonic-clock#subscribe-duration",
+                        "wasi:clocks/monotonic-clock#subscribe-instant"}
+    assert functions & {"wasi:io/poll#[method]pollable.block", "wasi:io/poll#poll"}
+    status, report = await j.replay(slept["journal_entry"])
+    assert status == 200, report
+    assert report["verdict"] == "identical", report
+
 
 async def test_replay_against_a_changed_bundle_reports_the_divergence(journaled: Journaled) -> None:
     j = journaled
