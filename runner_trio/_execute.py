@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import trio
 
-from bundles import ALWAYS_GRANTED, ManifestError
+from bundles import ALWAYS_GRANTED, Manifest, ManifestError
 from cache import CacheError
 from servicekit import child_span, tracer
 
@@ -141,7 +141,7 @@ async def _run(
         # is shared and goes on for the others (see BundleService.load).
         try:
             with trio.move_on_at(deadline) as loading:
-                component, asked = await _load(runtime, ctx, stack)
+                component, manifest = await _load(runtime, ctx, stack)
         finally:
             timing.load = trio.current_time() - started
         if loading.cancelled_caught:
@@ -164,16 +164,17 @@ async def _run(
         runtime.metrics.inflight.inc()
         stack.callback(runtime.metrics.inflight.dec)
         try:
-            grants = _grants(request.providers, asked, emit)
+            grants = _grants(request.providers, frozenset(manifest.capabilities), emit)
             return await _guest(
-                runtime, request, component, grants, emit, counters, deadline=deadline, timeout_s=timeout_s
+                runtime, request, component, grants, emit, counters, deadline=deadline, timeout_s=timeout_s,
+                egress=manifest.egress,
             )
         finally:
             timing.guest = trio.current_time() - running
 
 
-async def _load(runtime: Runtime, ctx: RequestContext, stack: AsyncExitStack) -> tuple[Any, frozenset[str]]:
-    """The compiled component and the capabilities its manifest asks for, with the bundle's cache entry pinned
+async def _load(runtime: Runtime, ctx: RequestContext, stack: AsyncExitStack) -> tuple[Any, Manifest]:
+    """The compiled component and the bundle's manifest (what it asks for), with the bundle's cache entry pinned
     on ``stack`` until the invocation ends."""
     key_context = _key_context(runtime, ctx.tenant_id, ctx.extension_id)
     component = await _compiled(runtime.bundles.load(ctx.content_hash, key_context=key_context))
@@ -184,7 +185,7 @@ async def _load(runtime: Runtime, ctx: RequestContext, stack: AsyncExitStack) ->
         manifest = await runtime.bundles.manifest(entry)
     except (ManifestError, CacheError) as exc:  # verified at fetch: only a damaged cache gets here
         raise BundleUnavailable(f"invalid_manifest: {exc}") from exc
-    return component, frozenset(manifest.capabilities)
+    return component, manifest
 
 
 def _grants(providers: frozenset[str], asked: frozenset[str], emit: EventSink) -> frozenset[str]:
@@ -210,6 +211,7 @@ async def _guest(
     *,
     deadline: float,
     timeout_s: float,
+    egress: tuple[str, ...] | None = None,
 ) -> ExecuteResult:
     settings = runtime.settings
     ctx = request.context
@@ -223,6 +225,7 @@ async def _guest(
             version_id=ctx.version_id,
             content_hash=f"sha256:{ctx.content_hash}",
             config=dict(ctx.config),
+            egress=egress,
         ),
         grants=grants,
         user=_user(request),

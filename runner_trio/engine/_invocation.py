@@ -70,6 +70,9 @@ class InvocationContext:
     version_id: str | None = None
     content_hash: str | None = None
     config: Mapping[str, str] = field(default_factory=dict)
+    egress: tuple[str, ...] | None = None
+    """The hosts the bundle's manifest declares (``egress``); None: it declares none, the runner's allowlist alone
+    applies. A declared list narrows the allowlist, never widens it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,7 @@ class HostScope:
         version_id: the extension version, when known.
         user: the end user, when known.
         usage: per-invocation counters (request caps); shared by every call made with this scope.
+        egress: the hosts the bundle declares (see :attr:`InvocationContext.egress`).
     """
 
     tenant_id: str
@@ -143,6 +147,7 @@ class HostScope:
     version_id: str | None = None
     user: HostUser | None = None
     usage: ScopeUsage = field(default_factory=ScopeUsage, compare=False, repr=False)
+    egress: tuple[str, ...] | None = None
 
     def remaining(self) -> float:
         """Seconds left before the deadline (negative once it has passed). Needs a running trio loop."""
@@ -292,6 +297,7 @@ class Invocation:
             deadline=self.deadline,
             version_id=self.context.version_id,
             user=user,
+            egress=self.context.egress,
         )
 
 
