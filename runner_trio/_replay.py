@@ -24,7 +24,7 @@ from ._errors import RunnerError
 from ._execute import JournalTap, Timing, outcome_of, run_invocation
 from ._runtime import Runtime
 from ._wire import ExecuteRequest, parse_execute_request
-from .engine import CallReplayer, ReplayDivergence
+from .engine import CallReplayer, InvocationCounters, ReplayDivergence
 
 __all__ = ["ReplayInputError", "replay_entry"]
 
@@ -73,7 +73,7 @@ async def replay_entry(
     divergence: ReplayDivergence | None = None
     outcome = journal.OK_OUTCOME
     try:
-        result = await run_invocation(runtime, request, _drop, trio.current_time(), Timing(), tap)
+        result = await run_invocation(runtime, request, _drop, trio.current_time(), Timing(), InvocationCounters(), tap)
     except ReplayDivergence as exc:
         divergence, outcome = exc, "trap"  # the guest was stopped at the call that differs
         result = ExecuteResult.failure(500, ErrorCode.EXECUTE_FAILED, FailureKind.TRAP)

@@ -20,7 +20,9 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar, cast, final
 
 import trio
@@ -42,6 +44,7 @@ __all__ = [
     "Ok",
     "call_backend",
     "host_function",
+    "linking_capability",
     "mapping_to_record",
     "naming_instance",
     "record_to_mapping",
@@ -106,6 +109,18 @@ def mapping_to_record(value: Any) -> Any:
 
 
 _stash = threading.local()
+_linking: ContextVar[str | None] = ContextVar("linking_capability", default=None)
+
+
+@contextmanager
+def linking_capability(name: str) -> Iterator[None]:
+    """Host functions wrapped in this block count their calls under capability ``name`` (``calls.<name>``
+    of the invocation's usage); ``build_linker`` wraps each capability's ``link`` in it."""
+    token = _linking.set(name)
+    try:
+        yield
+    finally:
+        _linking.reset(token)
 
 
 def stash_host_exception(exc: BaseException) -> None:
@@ -144,6 +159,7 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False, name: str
             sets it when the function is added (:func:`naming_instance`), so capabilities need not.
     """
     label = getattr(fn, "__qualname__", repr(fn))
+    capability = _linking.get()  # counted per capability: the invocation's usage calls.<capability>
     span_name = f"host {label}"
     journal_name = name or label
 
@@ -152,7 +168,7 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False, name: str
             invocation = current_invocation()
             if time.monotonic() >= invocation.thread_deadline:
                 raise _after_deadline()
-            invocation.counters.add("host_calls")
+            invocation.counters.host_call(capability)
             journal = invocation.journal
             if journal is not None:
                 if with_store:
