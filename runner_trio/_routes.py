@@ -242,7 +242,7 @@ async def replay_route() -> Response:
     try:
         report = await replay_entry(rt, doc, content_hash=content_hash)
     except ReplayInputError as exc:
-        return _json({"error": exc.code, "entry_id": entry_id, "message": exc.message}, 422)
+        return _json({"error": exc.code, "entry_id": entry_id, "message": exc.message}, exc.status)
     return _json(report.to_json())
 
 

@@ -246,6 +246,11 @@ async def test_replay_verdicts_response_differs_and_new_failure(journaled: Journ
     assert failure["divergence"] is None
     assert '+error: "execute_failed: trap"' in failure["response_diff"]
 
+    status, missing = await j.replay(entry_id, content_hash="sha256:" + "0" * 64)
+    assert status == 502
+    assert missing["error"].startswith("bundle_fetch_failed")
+    assert missing["entry_id"] == entry_id
+
 
 async def test_errors_policy_and_no_policy(journaled: Journaled) -> None:
     j = journaled
