@@ -138,6 +138,12 @@ class RunnerMetrics:
         self.idempotent_replays = Counter(
             "runner_idempotent_replays", "Invocations answered from the idempotency cache.", registry=r
         )
+        self.journal_entries = Counter(
+            "runner_journal_entries", "Invocation journal entries, by result (written, dropped, failed).",
+            ["result"], registry=r,
+        )
+        for result in ("written", "dropped", "failed"):
+            self.journal_entries.labels(result)
         self.usage_per_tenant = usage_per_tenant
         labels = ("tenant", "extension") if usage_per_tenant else ()
         self.usage = {

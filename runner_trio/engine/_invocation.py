@@ -19,11 +19,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Final, Protocol, final
+from typing import TYPE_CHECKING, Final, Protocol, final
 
 import trio
 
 from contract import LEVELS, Level, Stream
+
+if TYPE_CHECKING:
+    from ._journal import CallJournal
 
 __all__ = [
     "EVENT_LEVELS",
@@ -70,6 +73,9 @@ class InvocationContext:
     version_id: str | None = None
     content_hash: str | None = None
     config: Mapping[str, str] = field(default_factory=dict)
+    egress: tuple[str, ...] | None = None
+    """The hosts the bundle's manifest declares (``egress``); None: it declares none, the runner's allowlist alone
+    applies. A declared list narrows the allowlist, never widens it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +139,7 @@ class HostScope:
         version_id: the extension version, when known.
         user: the end user, when known.
         usage: per-invocation counters (request caps); shared by every call made with this scope.
+        egress: the hosts the bundle declares (see :attr:`InvocationContext.egress`).
     """
 
     tenant_id: str
@@ -143,6 +150,7 @@ class HostScope:
     version_id: str | None = None
     user: HostUser | None = None
     usage: ScopeUsage = field(default_factory=ScopeUsage, compare=False, repr=False)
+    egress: tuple[str, ...] | None = None
 
     def remaining(self) -> float:
         """Seconds left before the deadline (negative once it has passed). Needs a running trio loop."""
@@ -244,6 +252,8 @@ class Invocation:
         trio_token: the trio run the invocation belongs to.
         events: sink for debug events (guest logs, stdout/stderr lines); None drops them.
         counters: per-invocation counters.
+        journal: records every host call (and output line) of the invocation, or answers them from a record
+            (replay); None (the default) costs one attribute read per host call.
     """
 
     context: InvocationContext
@@ -255,6 +265,7 @@ class Invocation:
     trio_token: trio.lowlevel.TrioToken | None = None
     events: EventSink | None = None
     counters: InvocationCounters = field(default_factory=InvocationCounters)
+    journal: CallJournal | None = None
 
     def allows(self, grant: str | None) -> bool:
         """Whether a capability guarded by ``grant`` (None: always granted) may be used."""
@@ -265,7 +276,9 @@ class Invocation:
         return self.thread_deadline - time.monotonic()
 
     def emit(self, level: EventLevel, stream: EventStream, message: str) -> None:
-        """Send one debug event to the sink; never raises."""
+        """Send one debug event to the sink (and the journal, if any); never raises."""
+        if self.journal is not None:
+            self.journal.output(level, stream, message)
         if self.events is None:
             return
         try:
@@ -292,6 +305,7 @@ class Invocation:
             deadline=self.deadline,
             version_id=self.context.version_id,
             user=user,
+            egress=self.context.egress,
         )
 
 
