@@ -192,6 +192,9 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
              "content hashes (sha256:<hex>, comma-separated) fetched and compiled at start; /readyz waits for them"),
     _Setting("RUNNER_WARMUP_TIMEOUT_S", "warmup_timeout_s", _int(1, 3600), 300,
              "longest /readyz waits for the warm-up before answering ready anyway"),
+    _Setting("RUNNER_GUEST_THREADS", "guest_threads", _int(0, 1024), 0,
+             "worker threads running guests at once per worker process; 0 = RUNNER_MAX_CONCURRENCY "
+             "(docs/runner.md: fewer favour short guests, more keep a slow guest from holding up the others)"),
 )
 
 _TABLE: Final = SettingsTable(
@@ -265,6 +268,7 @@ class Settings:
     registry_base_url: str | None = None
     warmup_hashes: tuple[str, ...] = ()
     warmup_timeout_s: int = 300
+    guest_threads: int = 0
     # Everything the bundle store reads (STORAGE_S3_*), passed through untouched.
     store_env: Mapping[str, str] = field(default_factory=dict)
 

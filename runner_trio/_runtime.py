@@ -75,8 +75,9 @@ class Runtime:
     events: DebugEventPublisher
     warmup: WarmUp
     guest_threads: trio.CapacityLimiter | None = None
-    """The worker threads guests run on: ``RUNNER_MAX_CONCURRENCY`` of them, apart from trio's default limiter
-    (DNS, disk), so guests never take the threads those need, nor the other way round."""
+    """The worker threads guests run on: ``RUNNER_GUEST_THREADS`` of them (default ``RUNNER_MAX_CONCURRENCY``),
+    apart from trio's default limiter (DNS, disk), so guests never take the threads those need, nor the other
+    way round."""
     _closers: list[Any] = field(default_factory=list)
     _preparers: tuple[Capability, ...] = ()
 
@@ -179,7 +180,7 @@ class Runtime:
                     max_per_extension=settings.max_concurrency_per_extension,
                 ) if worker is not None else None,
             ),
-            guest_threads=trio.CapacityLimiter(settings.max_concurrency),
+            guest_threads=trio.CapacityLimiter(settings.guest_threads or settings.max_concurrency),
             idempotency=IdempotencyCache(
                 ttl=settings.idempotency_ttl_s,
                 max_entries=settings.idempotency_max_entries,
