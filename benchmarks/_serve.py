@@ -145,7 +145,10 @@ def _main() -> int:
 
         settings = load_settings(os.environ)
         config.graceful_timeout = float(settings.drain_timeout_s)
-        config.accesslog = "-"  # as `python -m gateway_quart` does
+        config.accesslog = "-"  # as `python -m gateway_quart` does (servicekit.serve_app), with its logger
+        from servicekit._accesslog import AccessLogger
+
+        config.logger_class = AccessLogger
         trio.run(_serve_app, create_app(settings), config, url_file)
     elif kind == "bare" and int(os.environ.get("BENCH_BARE_PROCESSES", "1")) > 1:
         trio.run(_serve_bare_processes, int(os.environ["BENCH_BARE_PROCESSES"]), url_file)
