@@ -14,7 +14,7 @@ import functools
 import math
 import time
 from dataclasses import dataclass
-from typing import Final, cast, final
+from typing import Final, Protocol, cast, final
 
 import trio
 import wasmtime
@@ -181,6 +181,16 @@ class _GuestCall:
         return _Outcome(error=GuestError(kind, message, detail=str(exc), stderr_tail=tail))
 
 
+class ThreadLimiter(Protocol):
+    """What ``invoke`` takes as ``limiter``: a ``trio.CapacityLimiter``, or the runner's ``GuestThreads``."""
+
+    def acquire_on_behalf_of_nowait(self, borrower: object) -> None: ...
+
+    async def acquire_on_behalf_of(self, borrower: object) -> None: ...
+
+    def release_on_behalf_of(self, borrower: object) -> None: ...
+
+
 @final
 class _Eager:
     """``limiter`` for ``trio.to_thread.run_sync`` (which takes any object with these two methods): a free thread
@@ -189,7 +199,7 @@ class _Eager:
 
     __slots__ = ("_limiter",)
 
-    def __init__(self, limiter: trio.CapacityLimiter) -> None:
+    def __init__(self, limiter: ThreadLimiter) -> None:
         self._limiter = limiter
 
     async def acquire_on_behalf_of(self, borrower: object) -> None:
@@ -258,7 +268,7 @@ async def invoke(
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     max_output_lines: int = DEFAULT_MAX_OUTPUT_LINES,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-    limiter: trio.CapacityLimiter | None = None,
+    limiter: ThreadLimiter | None = None,
 ) -> GuestResponse:
     """Call the guest's ``handler`` once, in a fresh Store, within ``timeout`` seconds.
 
