@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import warnings
@@ -81,9 +82,11 @@ async def _serve_runner(url_file: Path) -> None:
 
 async def _serve_bare_processes(count: int, url_file: Path) -> None:
     """``count`` bare-app children on one port shared like the runner's workers; stop them on a signal."""
-    from runner_trio._workers import _reserve
-
-    reservation = _reserve("127.0.0.1", 0)
+    # As runner_trio's supervisor does: a bound, never listening SO_REUSEPORT socket holds the port for all.
+    reservation = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reservation.bind(("127.0.0.1", 0))
     bind = f"127.0.0.1:{reservation.getsockname()[1]}"
     children: list[trio.Process] = []
     try:
@@ -146,7 +149,7 @@ def _main() -> int:
         settings = load_settings(os.environ)
         config.graceful_timeout = float(settings.drain_timeout_s)
         config.accesslog = "-"  # as `python -m gateway_quart` does (servicekit.serve_app), with its logger
-        from servicekit._accesslog import AccessLogger
+        from servicekit import AccessLogger
 
         config.logger_class = AccessLogger
         trio.run(_serve_app, create_app(settings), config, url_file)
