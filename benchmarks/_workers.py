@@ -31,7 +31,7 @@ import httpx
 
 from ._common import Row, Workspace, execute_doc, execute_headers, log, pick, wat_guest
 from ._load import LoadResult, Target, closed_loop, summarize
-from ._procs import process_count, start_runner, start_service, warmup
+from ._procs import cpu_seconds, process_count, start_runner, start_service, tree, warmup
 
 AIM = 1.6
 PY_AIM = 2.0
@@ -58,8 +58,25 @@ async def _per_worker(client: httpx.AsyncClient, url: str) -> dict[str, float]:
     return {m.group(1): float(m.group(2)) for m in _WORKER_SAMPLE.finditer(response.text)}
 
 
-async def _slices(ws: Workspace, label: str, sides: dict[str, Target], clients: int) -> dict[str, LoadResult]:
-    """Alternating slices over ``sides``; each side's (median req/s, all slices merged) as a merged result."""
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its children so far (processes gone meanwhile count 0)."""
+    total = 0.0
+    for each in tree(pid):
+        try:
+            total += cpu_seconds(each)
+        except OSError:
+            continue
+    return total
+
+
+async def _slices(ws: Workspace, label: str, sides: dict[str, Target], clients: int,
+                  pids: dict[str, int] | None = None, cpu: dict[str, float] | None = None) -> dict[str, LoadResult]:
+    """Alternating slices over ``sides``; each side's (median req/s, all slices merged) as a merged result.
+
+    With ``pids`` (side -> the service's process), ``cpu`` gets each side's CPU seconds per request over its
+    slices (the service's whole process tree): steadier than throughput when other jobs load the machine.
+    """
+    spent: dict[str, float] = {name: 0.0 for name in sides}
     slice_s = pick(ws.quick, 2.0, 4.0)
     rounds = pick(ws.quick, 2, 4)
     for target in sides.values():
@@ -68,7 +85,10 @@ async def _slices(ws: Workspace, label: str, sides: dict[str, Target], clients: 
     for i in range(rounds):
         order = list(sides) if i % 2 == 0 else list(reversed(sides))
         for name in order:
+            before = _cpu(pids[name]) if pids else 0.0
             result = await closed_loop([sides[name]], concurrency=clients, duration=slice_s)
+            if pids:
+                spent[name] += _cpu(pids[name]) - before
             if result.errors:
                 raise RuntimeError(f"{label}, {name}: {result.errors} failed, first: {result.first_error}")
             slices[name].append(result)
@@ -78,6 +98,8 @@ async def _slices(ws: Workspace, label: str, sides: dict[str, Target], clients: 
         rps, everything = summarize(results)
         everything.seconds = everything.requests / rps if rps else 0.0  # so .rps is the median over slices
         merged[name] = everything
+        if cpu is not None and pids:
+            cpu[name] = spent[name] / max(1, everything.requests)
     return merged
 
 
@@ -118,7 +140,9 @@ async def _echo_default_caps(ws: Workspace, digest: str, workers: int) -> None:
                 f"{workers} workers": Target(multi.url, "/v1/execute", body, execute_headers()),
                 f"bare x{workers}": Target(bare.url, "/v1/execute", body, execute_headers()),
             }
-            got = await _slices(ws, "WAT echo, default caps", sides, CLIENTS)
+            pids = dict(zip(sides, (single.process.pid, multi.process.pid, bare.process.pid), strict=True))
+            cpu: dict[str, float] = {}
+            got = await _slices(ws, "WAT echo, default caps", sides, CLIENTS, pids, cpu)
             shares = await _spread(client, multi.url, before)
             tail_sides = {name: sides[name] for name in (f"{workers} workers", f"bare x{workers}")}
             tail = await _slices(ws, "WAT echo, default caps", tail_sides, P99_CLIENTS)
@@ -134,6 +158,14 @@ async def _echo_default_caps(ws: Workspace, digest: str, workers: int) -> None:
                f"Quart-trio endpoint with as many processes on one port (SO_REUSEPORT)", many, reference,
                f"runner, {workers} workers ({counts['multi']})", f"bare, {workers} processes ({counts['bare']})",
                BARE_AIM, f"; the aim stays {BARE_GOAL}×")
+    ws.report.add(Row(
+        "workers",
+        f"WAT echo, default caps, {CLIENTS} clients: CPU per request of each side's processes (user + system; "
+        f"steadier than req/s on a loaded machine; 1 worker {cpu['1 worker'] * 1e3:.2f} ms)",
+        f"runner, {workers} workers {cpu[f'{workers} workers'] * 1e3:.2f} ms",
+        f"bare, {workers} processes {cpu[f'bare x{workers}'] * 1e3:.2f} ms",
+        f"{cpu[f'{workers} workers'] / cpu[f'bare x{workers}']:.2f}× the CPU",
+    ))
     runner_tail, bare_tail = tail[f"{workers} workers"], tail[f"bare x{workers}"]
     ws.report.add(Row(
         "workers",
