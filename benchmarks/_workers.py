@@ -15,8 +15,8 @@ Rows (issue 15's "Done means", each side by side in one run):
   ``P99_CLIENTS`` clients (the bare endpoint's beside it);
 * WAT echo with caps of 64 (no invocation waits for a slot): N workers vs one;
 * py-hello ``GET /hello``: N workers vs one (the single-process figure);
-* guests started at once per worker (``RUNNER_GUEST_THREADS``) with N workers: 1 (the default) vs 2 vs 0 (all
-  of ``RUNNER_MAX_CONCURRENCY``, the old default), WAT echo and py-hello at ``CLIENTS`` clients, caps 64
+* guests started at once per worker (``RUNNER_GUEST_THREADS``) with N workers: 1 vs 2 vs 0 (all of
+  ``RUNNER_MAX_CONCURRENCY``, the default), WAT echo and py-hello at ``CLIENTS`` clients, caps 64
   (informational: how the default was chosen, see docs/runner.md).
 """
 
@@ -203,7 +203,7 @@ async def _one_vs_many(ws: Workspace, label: str, digest: str, doc: dict[str, An
 
 
 async def _guest_threads(ws: Workspace, echo: str, py_hello: str, workers: int) -> None:
-    choices = {"1": "", "2": "2", "0": "0"}  # "": the default (1 at once, one more per guest past the stall time)
+    choices = {"1": "1", "2": "2", "0": ""}  # "": the default, 0 (all at once)
     runners = {name: await start_runner(ws, ws.warm_cache, RUNNER_WORKERS="0", **_CAPS_64,
                                         **({"RUNNER_GUEST_THREADS": n} if n else {}))
                for name, n in choices.items()}
@@ -222,9 +222,10 @@ async def _guest_threads(ws: Workspace, echo: str, py_hello: str, workers: int) 
             one, two, every = got["1"], got["2"], got["0"]
             ws.report.add(Row(
                 "workers",
-                f"{label}, {workers} workers, caps 64, {CLIENTS} clients: RUNNER_GUEST_THREADS=1 (the default) vs "
-                f"=0 (all RUNNER_MAX_CONCURRENCY at once, the old default) (p50 / p99 {one.p50 * 1e3:.1f} / "
-                f"{one.p99 * 1e3:.1f} vs {every.p50 * 1e3:.1f} / {every.p99 * 1e3:.1f} ms; =2: {two.rps:.0f} req/s, "
+                f"{label}, {workers} workers, caps 64, {CLIENTS} clients: RUNNER_GUEST_THREADS=1 (one more per guest "
+                f"past the stall time) vs =0 (all RUNNER_MAX_CONCURRENCY at once, the default) "
+                f"(p50 / p99 {one.p50 * 1e3:.1f} / {one.p99 * 1e3:.1f} vs {every.p50 * 1e3:.1f} / "
+                f"{every.p99 * 1e3:.1f} ms; =2: {two.rps:.0f} req/s, "
                 f"p99 {two.p99 * 1e3:.1f} ms)",
                 f"1 at once {one.rps:.0f} req/s",
                 f"all at once {every.rps:.0f} req/s",

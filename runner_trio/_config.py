@@ -192,10 +192,10 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
              "content hashes (sha256:<hex>, comma-separated) fetched and compiled at start; /readyz waits for them"),
     _Setting("RUNNER_WARMUP_TIMEOUT_S", "warmup_timeout_s", _int(1, 3600), 300,
              "longest /readyz waits for the warm-up before answering ready anyway"),
-    _Setting("RUNNER_GUEST_THREADS", "guest_threads", _int(0, 1024), 1,
+    _Setting("RUNNER_GUEST_THREADS", "guest_threads", _int(0, 1024), 0,
              "guests a worker process starts at once; each further one (up to RUNNER_MAX_CONCURRENCY) starts when "
              "a running guest has run RUNNER_GUEST_STALL_MS; 0 = all of RUNNER_MAX_CONCURRENCY at once "
-             "(docs/runner.md)"),
+             "(the measured default: docs/runner.md)"),
     _Setting("RUNNER_GUEST_STALL_MS", "guest_stall_ms", _int(0, 60_000), 2,
              "how long a guest runs before it lets one more guest of its worker process start"),
 )
@@ -271,7 +271,7 @@ class Settings:
     registry_base_url: str | None = None
     warmup_hashes: tuple[str, ...] = ()
     warmup_timeout_s: int = 300
-    guest_threads: int = 1
+    guest_threads: int = 0
     guest_stall_ms: int = 2
     # Everything the bundle store reads (STORAGE_S3_*), passed through untouched.
     store_env: Mapping[str, str] = field(default_factory=dict)

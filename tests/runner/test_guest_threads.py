@@ -1,7 +1,8 @@
-"""Guest threads (``_guest_threads.GuestThreads``, ``RUNNER_GUEST_THREADS``, ``RUNNER_GUEST_STALL_MS``): short
-guests run one after the other per worker process; a guest that runs long lets the next one start; never more
-than ``RUNNER_MAX_CONCURRENCY`` at once. The clock here is trio's virtual one (``MockClock``, autojump): the
-tests check the order of events, not how long anything takes on this machine."""
+"""Guest threads (``_guest_threads.GuestThreads``, ``RUNNER_GUEST_THREADS``, ``RUNNER_GUEST_STALL_MS``): by default
+every admitted guest starts at once; with ``RUNNER_GUEST_THREADS=N`` short guests run N at a time per worker
+process and a guest that runs long lets the next one start; never more than ``RUNNER_MAX_CONCURRENCY`` at once.
+The clock here is trio's virtual one (``MockClock``, autojump): the tests check the order of events, not how long
+anything takes on this machine."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from runner_trio._guest_threads import GuestThreads
 
 
 @pytest.mark.parametrize(("env", "eager", "total"), [
-    ({}, 1, 8),
-    ({"RUNNER_MAX_CONCURRENCY": "3"}, 1, 3),
-    ({"RUNNER_GUEST_THREADS": "0"}, 8, 8),
+    ({}, 8, 8),
+    ({"RUNNER_GUEST_THREADS": "1", "RUNNER_MAX_CONCURRENCY": "3"}, 1, 3),
+    ({"RUNNER_GUEST_THREADS": "0", "RUNNER_MAX_CONCURRENCY": "3"}, 3, 3),
     ({"RUNNER_GUEST_THREADS": "2", "RUNNER_MAX_CONCURRENCY": "16"}, 2, 16),
     ({"RUNNER_GUEST_THREADS": "20", "RUNNER_MAX_CONCURRENCY": "4"}, 4, 4),
 ])
