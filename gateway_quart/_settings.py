@@ -68,6 +68,8 @@ DEFAULT_UI_URL_TTL_S: Final = 600
 """How long a signed ``/ext-ui`` URL stays valid: the frame and the assets it loads at once fit easily; a UI
 that loads code lazily after that long needs the page reloaded (docs/ui.md)."""
 MIN_UI_URL_TTL_S: Final = 10
+DEFAULT_CANARY_INTERVAL_S: Final = 1.0
+"""How often the running canaries are reloaded and judged: a breached budget is rolled back within about this."""
 MAX_UI_URL_TTL_S: Final = 24 * 3600
 
 _PREFIXES: Final = ("GATEWAY_", "EXT_GATEWAY_")
@@ -287,6 +289,9 @@ TABLE: Final = SettingsTable(
                 "Redis holding the runners' debug streams, for /api/ext-debug/stream (unset: 503 there)"),
         Setting("RUNNER_DEBUG_REDIS_STREAM_PREFIX", "debug_stream_prefix", text, DEFAULT_DEBUG_STREAM_PREFIX,
                 "the runners' debug stream key prefix"),
+        Setting("GATEWAY_CANARY_INTERVAL_S", "canary_interval_s", _interval, DEFAULT_CANARY_INTERVAL_S,
+                "how often running canaries are reloaded and judged against their budget (0: never; "
+                "docs/operations.md)"),
     ],
     owned_prefixes=_PREFIXES,
     # Values are stripped and a blank one counts as unset (as the hand-written loader did before the table).
@@ -341,6 +346,7 @@ class Settings:
     runner_discovery: str = "static"
     runner_affinity: str = "round-robin"
     runner_health_interval_s: float = 2.0
+    canary_interval_s: float = DEFAULT_CANARY_INTERVAL_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -7,6 +7,7 @@ contract's status and error code, and every invocation is counted under exactly 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Awaitable, Iterable, Mapping
@@ -16,7 +17,7 @@ from typing import Any, Final
 
 import trio
 
-from bundles import ALWAYS_GRANTED, ManifestError
+from bundles import ALWAYS_GRANTED, Manifest, ManifestError
 from cache import CacheError
 from servicekit import child_span, tracer
 
@@ -30,12 +31,24 @@ from ._errors import (
     RunnerError,
     SecretDecryptFailed,
 )
+from ._journal import Recording
 from ._runtime import Runtime
+from ._usage import measure_usage
 from ._wire import ExecuteRequest, ExecuteResult, RequestContext
 from .capabilities import InvocationInputs, SecretEnvelopeError
-from .engine import EventSink, GuestError, GuestRequest, Invocation, InvocationContext, UserInfo, invoke
+from .engine import (
+    CallReplayer,
+    EventSink,
+    GuestError,
+    GuestRequest,
+    Invocation,
+    InvocationContext,
+    InvocationCounters,
+    UserInfo,
+    invoke,
+)
 
-__all__ = ["Timing", "execute", "remember_result"]
+__all__ = ["JournalTap", "Timing", "execute", "outcome_of", "remember_result", "run_invocation"]
 
 log = logging.getLogger("runner_trio.execute")
 _TRACER = tracer("runner_trio")
@@ -60,10 +73,24 @@ class Timing:
     queue: float = 0.0
     guest: float = 0.0
 
+    def phases(self) -> dict[str, float]:
+        """``{"load", "queue", "guest"}`` in seconds (an entry's ``timing``)."""
+        return {"load": self.load, "queue": self.queue, "guest": self.guest}
+
     def server_timing(self) -> str:
         """``queue;dur=<ms>, load;dur=<ms>, guest;dur=<ms>`` (the Server-Timing header's grammar)."""
         phases = (("queue", self.queue), ("load", self.load), ("guest", self.guest))
         return ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in phases)
+
+
+@dataclass
+class JournalTap:
+    """How an invocation meets the journal: recorded (``recording``), or replayed from a record (``replayer``,
+    with the recorded ``grants``: no secrets opened, no events published)."""
+
+    recording: Recording | None = None
+    replayer: CallReplayer | None = None
+    grants: frozenset[str] | None = None
 
 
 async def execute(runtime: Runtime, request: ExecuteRequest, timing: Timing | None = None) -> ExecuteResult:
@@ -77,10 +104,14 @@ async def execute(runtime: Runtime, request: ExecuteRequest, timing: Timing | No
     outcome = "ok"
     started = trio.current_time()
     events = runtime.events.for_invocation(request.context)
+    timing = timing if timing is not None else Timing()
+    counters = InvocationCounters()
+    recording = _recording(runtime, request)
+    tap = JournalTap(recording=recording) if recording is not None else None
     try:
-        result = await _run(runtime, request, events.emit, started, timing if timing is not None else Timing())
+        result = await run_invocation(runtime, request, events.emit, started, timing, counters, tap)
     except RunnerError as exc:
-        outcome = _outcome_of(exc)
+        outcome = outcome_of(exc)
         if not isinstance(exc, Overloaded):
             events.emit("error", "log", f"runner: {exc.wire_error}{_detail(exc)}")
         log.info(
@@ -88,9 +119,27 @@ async def execute(runtime: Runtime, request: ExecuteRequest, timing: Timing | No
             ctx.tenant_id, ctx.extension_id, ctx.request_id, ctx.content_hash, exc.wire_error,
         )
         result = ExecuteResult(status=exc.status_code, headers={}, body=None, error=exc.wire_error)
+    # What the guest used, when it started (a failure before that used nothing worth billing).
+    usage = measure_usage(counters, memory_mb=_memory_mb(runtime.settings, request), debug_events=events.emitted)
+    if usage is not None:
+        result = dataclasses.replace(result, usage=usage)
+        metrics.record_usage(ctx.tenant_id, ctx.extension_id, usage)
     metrics.invocations.labels(outcome).inc()
     metrics.invocation_seconds.observe(trio.current_time() - started)
+    if recording is not None and runtime.journal is not None:
+        result = runtime.journal.finish(recording, request, result, outcome=outcome, timing=timing.phases())
     return result
+
+
+def _recording(runtime: Runtime, request: ExecuteRequest) -> Recording | None:
+    """A recording when the request's journal policy may want this invocation (``errors`` needs its outcome)."""
+    policy = request.journal
+    if policy is None or policy.mode == "off":
+        return None
+    if runtime.journal is None:
+        runtime.journal_unconfigured()
+        return None
+    return runtime.journal.start()
 
 
 def remember_result(result: ExecuteResult) -> bool:
@@ -100,9 +149,19 @@ def remember_result(result: ExecuteResult) -> bool:
     return result.error.startswith("execute_failed")
 
 
-async def _run(
-    runtime: Runtime, request: ExecuteRequest, emit: EventSink, started: float, timing: Timing
+async def run_invocation(
+    runtime: Runtime,
+    request: ExecuteRequest,
+    emit: EventSink,
+    started: float,
+    timing: Timing,
+    counters: InvocationCounters,
+    tap: JournalTap | None = None,
 ) -> ExecuteResult:
+    """The invocation itself (bundle, admission, guest), raising :class:`RunnerError` for every failure.
+
+    ``tap`` records it, or replays it (then a divergence from the record raises ``ReplayDivergence``).
+    """
     settings = runtime.settings
     ctx = request.context
     given_ms = request.limits.timeout_ms
@@ -117,7 +176,7 @@ async def _run(
         # is shared and goes on for the others (see BundleService.load).
         try:
             with trio.move_on_at(deadline) as loading:
-                component, asked = await _load(runtime, ctx, stack)
+                component, manifest = await _load(runtime, ctx, stack)
         finally:
             timing.load = trio.current_time() - started
         if loading.cancelled_caught:
@@ -140,14 +199,22 @@ async def _run(
         runtime.metrics.inflight.inc()
         stack.callback(runtime.metrics.inflight.dec)
         try:
-            grants = _grants(request.providers, asked, emit)
-            return await _guest(runtime, request, component, grants, emit, deadline=deadline, timeout_s=timeout_s)
+            if tap is not None and tap.grants is not None:
+                grants = tap.grants  # a replay: what the recorded invocation had
+            else:
+                grants = _grants(request.providers, frozenset(manifest.capabilities), emit)
+            if tap is not None and tap.recording is not None:
+                tap.recording.grants = grants
+            return await _guest(
+                runtime, request, component, grants, emit, counters, tap, deadline=deadline, timeout_s=timeout_s,
+                egress=manifest.egress,
+            )
         finally:
             timing.guest = trio.current_time() - running
 
 
-async def _load(runtime: Runtime, ctx: RequestContext, stack: AsyncExitStack) -> tuple[Any, frozenset[str]]:
-    """The compiled component and the capabilities its manifest asks for, with the bundle's cache entry pinned
+async def _load(runtime: Runtime, ctx: RequestContext, stack: AsyncExitStack) -> tuple[Any, Manifest]:
+    """The compiled component and the bundle's manifest (what it asks for), with the bundle's cache entry pinned
     on ``stack`` until the invocation ends."""
     key_context = _key_context(runtime, ctx.tenant_id, ctx.extension_id)
     component = await _compiled(runtime.bundles.load(ctx.content_hash, key_context=key_context))
@@ -158,7 +225,7 @@ async def _load(runtime: Runtime, ctx: RequestContext, stack: AsyncExitStack) ->
         manifest = await runtime.bundles.manifest(entry)
     except (ManifestError, CacheError) as exc:  # verified at fetch: only a damaged cache gets here
         raise BundleUnavailable(f"invalid_manifest: {exc}") from exc
-    return component, frozenset(manifest.capabilities)
+    return component, manifest
 
 
 def _grants(providers: frozenset[str], asked: frozenset[str], emit: EventSink) -> frozenset[str]:
@@ -180,11 +247,16 @@ async def _guest(
     component: Any,
     grants: frozenset[str],
     emit: EventSink,
+    counters: InvocationCounters,
+    tap: JournalTap | None,
     *,
     deadline: float,
     timeout_s: float,
+    egress: tuple[str, ...] | None = None,
 ) -> ExecuteResult:
     settings = runtime.settings
+    replayer = tap.replayer if tap is not None else None
+    recorder = tap.recording.calls if tap is not None and tap.recording is not None else None
     ctx = request.context
     memory_mb = _memory_mb(settings, request)
     invocation = Invocation(
@@ -196,12 +268,17 @@ async def _guest(
             version_id=ctx.version_id,
             content_hash=f"sha256:{ctx.content_hash}",
             config=dict(ctx.config),
+            egress=egress,
         ),
         grants=grants,
         user=_user(request),
-        events=emit,
+        # A replay publishes nothing: its output is the replayer's.
+        events=emit if replayer is None else None,
+        counters=counters,
+        journal=replayer if replayer is not None else recorder,
     )
-    invocation = await _prepare(runtime, request, invocation)
+    if replayer is None:  # a replay opens no secrets: the record answers them
+        invocation = await _prepare(runtime, request, invocation)
     guest_request = GuestRequest(
         method=request.http.method,
         url=request.http.url,
@@ -212,6 +289,8 @@ async def _guest(
     if left <= 0:
         # Loading and queueing spent the whole deadline: the guest never starts.
         raise ExecuteFailed("timeout", "no time left for the guest")
+    if recorder is not None:
+        recorder.begin()
     try:
         # The guest's span: the host calls it makes (engine.host_function) are its children.
         with child_span(_TRACER, "guest", {"extension.content_hash": f"sha256:{ctx.content_hash}"}):
@@ -290,7 +369,8 @@ def _key_context(runtime: Runtime, tenant: str, extension: str) -> Mapping[str, 
     return {name: values[name] for name in wanted if name in values}
 
 
-def _outcome_of(exc: RunnerError) -> str:
+def outcome_of(exc: RunnerError) -> str:
+    """The ``outcome`` label of an invocation that failed with ``exc``."""
     if isinstance(exc, ExecuteFailed):
         return _OUTCOME_OF_KIND.get(exc.kind, "trap")
     if isinstance(exc, Overloaded):

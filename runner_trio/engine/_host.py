@@ -20,16 +20,21 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar, final
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast, final
 
 import trio
 from opentelemetry import trace
 from wasmtime import WasmtimeError
-from wasmtime.component import LinkerInstance, Record, Variant
+from wasmtime.component import LinkerInstance, Record, ResourceAny, Variant
 
 from ._callstate import current_call
 from ._invocation import Invocation, current_invocation
+
+if TYPE_CHECKING:
+    from ._journal import CallJournal
 
 _TRACER = trace.get_tracer("runner_trio.engine")
 
@@ -39,7 +44,9 @@ __all__ = [
     "Ok",
     "call_backend",
     "host_function",
+    "linking_capability",
     "mapping_to_record",
+    "naming_instance",
     "record_to_mapping",
     "stash_host_exception",
     "take_host_exception",
@@ -102,6 +109,18 @@ def mapping_to_record(value: Any) -> Any:
 
 
 _stash = threading.local()
+_linking: ContextVar[str | None] = ContextVar("linking_capability", default=None)
+
+
+@contextmanager
+def linking_capability(name: str) -> Iterator[None]:
+    """Host functions wrapped in this block count their calls under capability ``name`` (``calls.<name>``
+    of the invocation's usage); ``build_linker`` wraps each capability's ``link`` in it."""
+    token = _linking.set(name)
+    try:
+        yield
+    finally:
+        _linking.reset(token)
 
 
 def stash_host_exception(exc: BaseException) -> None:
@@ -117,7 +136,7 @@ def take_host_exception() -> BaseException | None:
     return exc
 
 
-def host_function(fn: Callable[..., Any], *, with_store: bool = False) -> Callable[..., Any]:
+def host_function(fn: Callable[..., Any], *, with_store: bool = False, name: str | None = None) -> Callable[..., Any]:
     """Wrap ``fn(invocation, *args)`` as a wasmtime-py host function ``(store, *args)``.
 
     Every exception (``BaseException``: trio's ``Cancelled`` and ``KeyboardInterrupt`` too) is stashed for
@@ -129,20 +148,32 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False) -> Callab
     Trio's cancellation and the epoch ticker reach the guest only when the event loop is free; a host call
     that never waits on trio (logging, the clock) would otherwise act after the deadline on a busy loop.
 
+    When the invocation carries a journal (:attr:`Invocation.journal`) the call goes through it: recorded
+    under ``name``, or answered from a record without running ``fn`` (replay).
+
     Args:
         fn: the implementation; it receives the current :class:`Invocation` first.
         with_store: also pass the wasmtime store context, as ``fn(invocation, store, *args)`` (needed to
             convert resource handles).
+        name: the stable name a journal records the call under (``alga:extension/storage#get``); the Linker
+            sets it when the function is added (:func:`naming_instance`), so capabilities need not.
     """
     label = getattr(fn, "__qualname__", repr(fn))
+    capability = _linking.get()  # counted per capability: the invocation's usage calls.<capability>
     span_name = f"host {label}"
+    journal_name = name or label
 
     def call(store: Any, *args: Any) -> Any:
         try:
             invocation = current_invocation()
             if time.monotonic() >= invocation.thread_deadline:
                 raise _after_deadline()
-            invocation.counters.add("host_calls")
+            invocation.counters.host_call(capability)
+            journal = invocation.journal
+            if journal is not None:
+                if with_store:
+                    return _through_journal_with_store(journal, journal_name, fn, invocation, store, args)
+                return journal.call(journal_name, args, lambda: fn(invocation, *args))
             if with_store:
                 return fn(invocation, store, *args)
             return fn(invocation, *args)
@@ -161,7 +192,75 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False) -> Callab
                 return call(store, *args)
         return call(store, *args)
 
+    wrapper.__host_function__ = (fn, with_store)  # type: ignore[attr-defined]  # re-wrapped with a name at link
+    wrapper.__journal_name__ = journal_name  # type: ignore[attr-defined]
     return wrapper
+
+
+def _through_journal_with_store(
+    journal: CallJournal, name: str, fn: Callable[..., Any], invocation: Invocation, store: Any, args: tuple[Any, ...]
+) -> Any:
+    """A call handed to ``journal`` whose arguments may hold resource handles: when the journal answers without
+    running ``fn`` (a replay), the borrows among them are ended here, as ``fn`` would have (wasmtime traps a call
+    that returns with a borrow still held)."""
+    ran = False
+
+    def run() -> Any:
+        nonlocal ran
+        ran = True
+        return fn(invocation, store, *args)
+
+    try:
+        return journal.call(name, args, run)
+    finally:
+        if not ran:
+            _end_borrows(store, args)
+
+
+def _end_borrows(store: Any, values: Any) -> None:
+    for value in values:
+        if isinstance(value, ResourceAny) and not value.owned:
+            value.to_host(store)
+        elif isinstance(value, list | tuple):
+            _end_borrows(store, value)
+
+
+@final
+class _NamingInstance:
+    """A Linker instance that names each host function it is given ``<interface>#<function>`` (version-less).
+
+    Capabilities add ``host_function(...)`` wrappers without a name; this gives each its stable journal name
+    at link time, so no capability spells its interface twice.
+    """
+
+    def __init__(self, inner: LinkerInstance, interface: str | None) -> None:
+        self._inner = inner
+        self._interface = interface
+
+    def __enter__(self) -> _NamingInstance:
+        self._inner.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._inner.__exit__(*exc)
+
+    def add_instance(self, name: str) -> _NamingInstance:
+        return _NamingInstance(self._inner.add_instance(name), name.partition("@")[0])
+
+    def add_func(self, name: str, func: Callable[..., Any]) -> None:
+        wrapped: tuple[Callable[..., Any], bool] | None = getattr(func, "__host_function__", None)
+        if wrapped is not None and self._interface is not None:
+            fn, with_store = wrapped
+            func = host_function(fn, with_store=with_store, name=f"{self._interface}#{name}")
+        self._inner.add_func(name, func)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._inner, attribute)
+
+
+def naming_instance(root: LinkerInstance) -> LinkerInstanceBuilder:
+    """``root`` as a builder whose host functions get their stable journal names (``interface#function``)."""
+    return cast(LinkerInstanceBuilder, _NamingInstance(root, None))
 
 
 def _after_deadline() -> WasmtimeError:

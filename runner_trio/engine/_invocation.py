@@ -19,11 +19,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Final, Protocol, final
+from typing import TYPE_CHECKING, Final, Protocol, final
 
 import trio
 
 from contract import LEVELS, Level, Stream
+
+if TYPE_CHECKING:
+    from ._journal import CallJournal
 
 __all__ = [
     "EVENT_LEVELS",
@@ -70,6 +73,9 @@ class InvocationContext:
     version_id: str | None = None
     content_hash: str | None = None
     config: Mapping[str, str] = field(default_factory=dict)
+    egress: tuple[str, ...] | None = None
+    """The hosts the bundle's manifest declares (``egress``); None: it declares none, the runner's allowlist alone
+    applies. A declared list narrows the allowlist, never widens it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +139,7 @@ class HostScope:
         version_id: the extension version, when known.
         user: the end user, when known.
         usage: per-invocation counters (request caps); shared by every call made with this scope.
+        egress: the hosts the bundle declares (see :attr:`InvocationContext.egress`).
     """
 
     tenant_id: str
@@ -143,6 +150,7 @@ class HostScope:
     version_id: str | None = None
     user: HostUser | None = None
     usage: ScopeUsage = field(default_factory=ScopeUsage, compare=False, repr=False)
+    egress: tuple[str, ...] | None = None
 
     def remaining(self) -> float:
         """Seconds left before the deadline (negative once it has passed). Needs a running trio loop."""
@@ -155,9 +163,11 @@ class HostScope:
 
 @final
 class InvocationCounters:
-    """Mutable, thread-safe counters of one invocation (host calls, denials, output volume, dropped events)."""
+    """Mutable, thread-safe counters of one invocation (host calls, denials, output volume, dropped events,
+    and what it used: guest CPU and wall time, egress, storage, host calls per capability)."""
 
     __slots__ = (
+        "_calls",
         "_lock",
         "_values",
     )
@@ -172,11 +182,38 @@ class InvocationCounters:
         "stderr_bytes",
         "output_bytes_dropped",
         "events_dropped",
+        # Usage (contract.USAGE_FIELDS are computed from these, see runner_trio._usage).
+        "guest_runs",
+        "guest_cpu_us",
+        "guest_wall_us",
+        "egress_requests",
+        "egress_bytes",
+        "storage_ops",
+        "storage_bytes",
     )
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values = dict.fromkeys(self.NAMES, 0)
+        self._calls: dict[str, int] = {}
+
+    def host_call(self, capability: str | None) -> None:
+        """Count one host call, and one call of ``capability`` (the interface it belongs to) when known."""
+        with self._lock:
+            self._values["host_calls"] += 1
+            if capability is not None:
+                self._calls[capability] = self._calls.get(capability, 0) + 1
+
+    def add_pair(self, first: str, first_amount: int, second: str, second_amount: int) -> None:
+        """Add to two counters at once (one lock): e.g. ``egress_requests`` and ``egress_bytes``."""
+        with self._lock:
+            self._values[first] += first_amount
+            self._values[second] += second_amount
+
+    def calls(self) -> dict[str, int]:
+        """Host calls per capability name (``http``, ``storage``...), for the ones called at least once."""
+        with self._lock:
+            return dict(self._calls)
 
     def add(self, name: str, amount: int = 1) -> int:
         """Add ``amount`` to counter ``name`` and return the new value."""
@@ -215,6 +252,8 @@ class Invocation:
         trio_token: the trio run the invocation belongs to.
         events: sink for debug events (guest logs, stdout/stderr lines); None drops them.
         counters: per-invocation counters.
+        journal: records every host call (and output line) of the invocation, or answers them from a record
+            (replay); None (the default) costs one attribute read per host call.
     """
 
     context: InvocationContext
@@ -226,6 +265,7 @@ class Invocation:
     trio_token: trio.lowlevel.TrioToken | None = None
     events: EventSink | None = None
     counters: InvocationCounters = field(default_factory=InvocationCounters)
+    journal: CallJournal | None = None
 
     def allows(self, grant: str | None) -> bool:
         """Whether a capability guarded by ``grant`` (None: always granted) may be used."""
@@ -236,7 +276,9 @@ class Invocation:
         return self.thread_deadline - time.monotonic()
 
     def emit(self, level: EventLevel, stream: EventStream, message: str) -> None:
-        """Send one debug event to the sink; never raises."""
+        """Send one debug event to the sink (and the journal, if any); never raises."""
+        if self.journal is not None:
+            self.journal.output(level, stream, message)
         if self.events is None:
             return
         try:
@@ -263,6 +305,7 @@ class Invocation:
             deadline=self.deadline,
             version_id=self.context.version_id,
             user=user,
+            egress=self.context.egress,
         )
 
 
