@@ -1,4 +1,4 @@
-"""The gateway's registry: tenants, users, tokens, extensions, versions, installs, audit.
+"""The gateway's registry: tenants, users, tokens, extensions, versions, installs, audit, journal index.
 
 :class:`Registry` is the interface; :class:`SqliteRegistry` the embedded implementation and
 :class:`PostgresRegistry` the fleet's, both running the same repository code (:class:`SqlRegistry`);
@@ -17,9 +17,11 @@ from ._models import (
     AuditEntry,
     Extension,
     Install,
+    JournalIndexEntry,
     SealedSecrets,
     Tenant,
     Unset,
+    UpgradeCheck,
     User,
     Version,
 )
@@ -46,6 +48,7 @@ __all__ = [
     "CachedRegistry",
     "Extension",
     "Install",
+    "JournalIndexEntry",
     "Migration",
     "PostgresRegistry",
     "Registry",
@@ -55,6 +58,7 @@ __all__ = [
     "SqliteRegistry",
     "Tenant",
     "Unset",
+    "UpgradeCheck",
     "User",
     "Version",
     "apply_migrations",

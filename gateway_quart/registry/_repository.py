@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from .._errors import RecordConflict, RecordNotFound
 from . import _rows as rows
 from ._db import Db
+from ._journal import JournalRecords
 from ._models import (
     UNSET,
     ApiToken,
@@ -44,7 +45,7 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-class SqlRegistry:
+class SqlRegistry(JournalRecords):
     """The :class:`~gateway_quart.registry.Registry` methods over a ``Db``; subclasses provide ``_run``."""
 
     _version_order: str = "created_at"

@@ -7,12 +7,13 @@ from typing import Any, Final
 
 from .._errors import RecordNotFound
 from ._db import Db
-from ._models import ApiToken, Install, SealedSecrets, Tenant, User, Version
+from ._models import ApiToken, Install, JournalIndexEntry, SealedSecrets, Tenant, UpgradeCheck, User, Version
 
 INSTALL_SELECT: Final = (
     "SELECT i.id, i.tenant_id, i.extension_id, i.enabled, i.granted_capabilities_json, i.config_json, "
     "i.secret_envelope_json, i.secret_keys_json, i.secrets_expires_at, i.created_at, i.updated_at, "
-    "v.id, v.extension_id, v.version, v.content_hash, v.manifest_json, v.signature_status, v.created_at "
+    "v.id, v.extension_id, v.version, v.content_hash, v.manifest_json, v.signature_status, v.created_at, "
+    "i.journal_policy "
     "FROM installs i JOIN versions v ON v.id = i.version_id"
 )
 TOKEN_SELECT: Final = (
@@ -68,6 +69,7 @@ def row_to_install(row: tuple[Any, ...]) -> Install:
         created_at=row[9],
         updated_at=row[10],
         version=Version(*row[11:18]),
+        journal_policy=row[18],
     )
 
 
@@ -80,3 +82,20 @@ def token_row(conn: Db, column: str, value: str) -> tuple[ApiToken, User] | None
     if row is None:
         return None
     return ApiToken(*row[:6]), row_to_user(row[6:])
+
+
+JOURNAL_SELECT: Final = (
+    "SELECT id, tenant_id, extension_id, install_id, content_hash, request_id, outcome, status, recorded_at, "
+    "expires_at FROM journal_entries"
+)
+UPGRADE_CHECK_SELECT: Final = (
+    "SELECT id, tenant_id, extension_id, from_hash, to_hash, passed, report_json, created_at FROM upgrade_checks"
+)
+
+
+def row_to_journal(row: tuple[Any, ...]) -> JournalIndexEntry:
+    return JournalIndexEntry(*row)
+
+
+def row_to_upgrade_check(row: tuple[Any, ...]) -> UpgradeCheck:
+    return UpgradeCheck(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6], row[7])
