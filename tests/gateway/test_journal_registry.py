@@ -6,11 +6,19 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from gateway_quart import RecordNotFound
-from gateway_quart.registry import CachedRegistry, JournalIndexEntry, SqliteRegistry, SqlRegistry, UpgradeCheck
+from gateway_quart.registry import (
+    CachedRegistry,
+    JournalIndexEntry,
+    Registry,
+    SqliteRegistry,
+    SqlRegistry,
+    UpgradeCheck,
+)
 from tests.gateway.test_registry import registry, registry_database
 
 __all__ = ["registry", "registry_database"]  # the fixtures, run per backend
@@ -116,7 +124,7 @@ async def test_upgrade_checks_newest_in_window(registry: SqlRegistry) -> None:
 
 async def test_cached_registry_sees_a_new_policy_at_once(registry: SqlRegistry) -> None:
     await _installed(registry)
-    cached = CachedRegistry(registry, ttl_s=60)
+    cached = CachedRegistry(cast(Registry, registry), ttl_s=60)
     first = await cached.find_active_install("acme", "echo")
     assert first is not None
     assert first.journal_policy == "errors"
