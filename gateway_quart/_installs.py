@@ -15,6 +15,7 @@ import sealing
 
 from ._bodies import CapabilitiesReplace, ConfigReplace, InstallCreate, InstallUpgrade, SecretsReplace, VersionPick
 from ._errors import ApiError, Conflict, InvalidRequest, NotFound, RecordConflict, RecordNotFound
+from ._journal_gate import ensure_upgrade_allowed
 from ._rules import parse_body, read_body
 from ._state import GatewayState, check_signature, state
 from ._validation import Fields, check_id, read_json
@@ -155,6 +156,7 @@ async def upgrade(tenant_id: str, extension_id: str) -> Response:
     fields.finish()
     assert version is not None
     await _check_signature(st, version)
+    await ensure_upgrade_allowed(st, current, version)  # journal: the tenant may require a passing upgrade check
     still_requested = set(st.manifests.get(version).capabilities) | bundles.ALWAYS_GRANTED
     granted = [cap for cap in current.granted_capabilities if cap in still_requested]
     install = await st.registry.update_install(

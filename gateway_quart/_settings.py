@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
+from journal import JournalError, JournalKeyring
+
 from bundles import TrustBundle, TrustBundleError
 from contract import MAX_GUEST_BODY_BYTES, SAFE_ID_PATTERN
 from servicekit import (
@@ -69,6 +71,9 @@ DEFAULT_UI_URL_TTL_S: Final = 600
 that loads code lazily after that long needs the page reloaded (docs/ui.md)."""
 MIN_UI_URL_TTL_S: Final = 10
 MAX_UI_URL_TTL_S: Final = 24 * 3600
+DEFAULT_JOURNAL_RETENTION_DAYS: Final = 14
+MAX_JOURNAL_RETENTION_DAYS: Final = 3650
+DEFAULT_JOURNAL_PREFIX: Final = "journal"
 
 _PREFIXES: Final = ("GATEWAY_", "EXT_GATEWAY_")
 _TENANT_ID_RE: Final = SAFE_ID_PATTERN
@@ -168,6 +173,13 @@ def _trust_bundle(value: str) -> TrustBundle:
         return TrustBundle.from_file(value)
     except TrustBundleError as exc:
         raise ValueError(exc.message) from None
+
+
+def _journal_keys(value: str) -> JournalKeyring:
+    try:
+        return JournalKeyring.parse(value)
+    except JournalError as exc:
+        raise ValueError(str(exc)) from None
 
 
 _LABEL_VALUE_RE: Final = re.compile("[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -287,6 +299,16 @@ TABLE: Final = SettingsTable(
                 "Redis holding the runners' debug streams, for /api/ext-debug/stream (unset: 503 there)"),
         Setting("RUNNER_DEBUG_REDIS_STREAM_PREFIX", "debug_stream_prefix", text, DEFAULT_DEBUG_STREAM_PREFIX,
                 "the runners' debug stream key prefix"),
+        Setting("GATEWAY_JOURNAL_KEYS", "journal_keys", _journal_keys, None,
+                "the runners' RUNNER_JOURNAL_KEYS (kid:<base64 32 bytes>, comma-separated): reading journal entries "
+                "for the admin API (unset: entries cannot be downloaded, 503 journal_unavailable)"),
+        Setting("GATEWAY_JOURNAL_STORE", "journal_store", backend_url("file", "s3"), None,
+                "file:///dir or s3://bucket/prefix the runners write journal entries to (default BUNDLE_STORE_BASE)"),
+        Setting("GATEWAY_JOURNAL_PREFIX", "journal_prefix", text, DEFAULT_JOURNAL_PREFIX,
+                "key prefix of journal entries in that store, the runners' RUNNER_JOURNAL_PREFIX"),
+        Setting("GATEWAY_JOURNAL_RETENTION_DAYS", "journal_retention_days",
+                integer(1, MAX_JOURNAL_RETENTION_DAYS), DEFAULT_JOURNAL_RETENTION_DAYS,
+                "days a journal entry is kept; the gateway's sweeper then deletes its index row and its object"),
     ],
     owned_prefixes=_PREFIXES,
     # Values are stripped and a blank one counts as unset (as the hand-written loader did before the table).
@@ -341,6 +363,10 @@ class Settings:
     runner_discovery: str = "static"
     runner_affinity: str = "round-robin"
     runner_health_interval_s: float = 2.0
+    journal_keys: JournalKeyring | None = None
+    journal_store: str | None = None
+    journal_prefix: str = DEFAULT_JOURNAL_PREFIX
+    journal_retention_days: int = DEFAULT_JOURNAL_RETENTION_DAYS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -156,4 +156,5 @@ def install_view(install: Install, st: GatewayState) -> dict[str, Any]:
         "secrets": None if secrets is None else {"keys": list(secrets.keys), "expires_at": secrets.expires_at},
         "created_at": install.created_at,
         "updated_at": install.updated_at,
+        "journal_policy": install.journal_policy,
     }
