@@ -387,3 +387,17 @@ def test_settings_read_the_journal_variables() -> None:
         Settings.from_env({**base, "GATEWAY_JOURNAL_KEYS": "k1:not-base64"})
     assert info.value.setting == "GATEWAY_JOURNAL_KEYS"
     assert "not-base64" not in json.dumps(info.value.message)
+
+
+async def test_debug_console_serves_the_journal_panel(make_gateway: GatewayFactory) -> None:
+    gateway, admin, _ = await _stack(make_gateway)
+    page = await gateway.client.get("/msp/extensions/echo/debug", headers=admin.auth)
+    assert page.status_code == 200, page.text
+    assert 'data-journal-path="/api/v1/tenants/acme/journal"' in page.text, "the caller's own tenant"
+    for element in ('id="journal-load"', 'id="journal-entries"', 'id="journal-timeline"', 'id="journal-replay"'):
+        assert element in page.text
+    script = await gateway.client.get("/ext-debug/assets/console.js")
+    assert script.status_code == 200
+    assert "journalPath + \"/\" + encodeURIComponent(entryId) + \"/replay\"" in script.text
+    assert "innerHTML" not in script.text, "entry contents are inserted as text only"
+    assert "connect-src 'self'" in page.headers["content-security-policy"], "the panel's fetches are same-origin"
