@@ -23,7 +23,8 @@ class BundleStore(Protocol):
     (``ObjectExists``), race-free across concurrent writers. ``replace_bytes`` is the one exception, for the
     objects that are not content-addressed (a bundle's detached signature): it writes ``data`` under ``key``
     whether or not the key exists, atomically (a reader sees the old bytes or the new, never a mix).
-    ``get_bytes`` streams and stops as soon as the
+    ``delete`` removes an object (for the journal's retention and a tenant's deletions, never for bundles);
+    deleting a missing key is not an error. ``get_bytes`` streams and stops as soon as the
     object exceeds ``max_bytes`` (``ObjectTooLarge``), verifies ``sha256_hex`` when given
     (``IntegrityError``) and raises ``ObjectNotFound`` for a missing key. Every other failure is a
     ``StoreError``. Invalid keys raise ``ValueError`` before any I/O.
@@ -36,6 +37,8 @@ class BundleStore(Protocol):
     async def get_bytes(self, key: str, *, max_bytes: int, sha256_hex: str | None = None) -> bytes: ...
 
     async def exists(self, key: str) -> bool: ...
+
+    async def delete(self, key: str) -> None: ...
 
     async def ping(self) -> None: ...
 

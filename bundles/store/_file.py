@@ -237,6 +237,24 @@ class FileStore:
             raise OSError(errno.ELOOP, "symlink", name)
         return stat.S_ISREG(mode)
 
+    def _delete_sync(self, key: str) -> None:
+        try:
+            parent, name = self._open_parent(key, create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            mode = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
+            if stat.S_ISLNK(mode):
+                raise OSError(errno.ELOOP, "symlink", name)
+            if not stat.S_ISREG(mode):
+                raise OSError(errno.EISDIR, "not a regular file", name)
+            os.unlink(name, dir_fd=parent)
+            os.fsync(parent)
+        except FileNotFoundError:
+            return
+        finally:
+            os.close(parent)
+
     def _ping_sync(self) -> None:
         fd = self._open_root(create=self._create)
         os.close(fd)
@@ -329,6 +347,18 @@ class FileStore:
         self._check_open()
         with _os_errors(key, "stat", missing=StoreError):
             return await trio.to_thread.run_sync(self._exists_sync, key)
+
+    async def delete(self, key: str) -> None:
+        """Remove the object ``key``; a missing object is not an error (empty directories are left).
+
+        Raises:
+            ValueError: the key is not a safe key.
+            StoreError: the key names a symlink or a directory, or the file system refused.
+        """
+        validate_key(key)
+        self._check_open()
+        with _os_errors(key, "delete", missing=StoreError):
+            await trio.to_thread.run_sync(self._delete_sync, key)
 
     async def ping(self) -> None:
         """Check that the root is a readable directory (creating it when ``create`` is set).

@@ -378,6 +378,26 @@ class S3Store:
         """
         return await self._head(key)
 
+    async def delete(self, key: str) -> None:
+        """Remove the object ``key`` (DELETE; S3 answers 204 whether or not it existed, and a 404 is accepted
+        too).
+
+        Raises:
+            ValueError: the key is not a safe key.
+            StoreError: the server is unreachable, refused the credentials (``s3:DeleteObject``), or failed.
+        """
+        url = self._object_url(key)
+        response = await self._send("DELETE", url, f"DELETE {key!r}")
+        if response.status_code in (200, 204):
+            await response.aclose()
+            return
+        if response.status_code == 404:
+            error = await self._error(response, f"DELETE {key!r}", key)
+            if isinstance(error, ObjectNotFound):
+                return
+            raise error
+        raise await self._error(response, f"DELETE {key!r}", key)
+
     async def ping(self) -> None:
         """Readiness probe: list at most zero keys under the prefix (ListObjectsV2, ``max-keys=0``).
 

@@ -49,6 +49,9 @@ class MemoryStore:
         self.objects[key] = bytes(data)
         self.writes.append(key)
 
+    async def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+
     async def get_bytes(self, key: str, *, max_bytes: int, sha256_hex: str | None = None) -> bytes:
         if key not in self.objects:
             raise ObjectNotFound(key)

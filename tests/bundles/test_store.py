@@ -161,7 +161,29 @@ async def test_hostile_keys_are_rejected_and_nothing_is_written(store: BundleSto
         await store.get_bytes(key, max_bytes=100)
     with pytest.raises(ValueError, match="object key"):
         await store.exists(key)
+    with pytest.raises(ValueError, match="object key"):
+        await store.delete(key)
     assert backend.everything_written() == []
+
+
+async def test_delete_removes_the_object_and_a_missing_one_is_not_an_error(
+    store: BundleStore, backend: Backend
+) -> None:
+    key = "journal/v1/acme/billing/" + "ab" * 16 + ".jrnl"
+    await store.put_bytes(key, b"sealed entry")
+    await store.put_bytes(KEY, b"a bundle")
+    await store.delete(key)
+    assert not await store.exists(key)
+    with pytest.raises(ObjectNotFound):
+        await store.get_bytes(key, max_bytes=100)
+    await store.delete(key)  # already gone
+    await store.delete("journal/v1/never/written.jrnl")  # never there, parents missing too
+    # The write-once slot is free again, and nothing else was touched.
+    await store.put_bytes(key, b"other bytes")
+    assert await store.get_bytes(key, max_bytes=100) == b"other bytes"
+    assert await store.get_bytes(KEY, max_bytes=100) == b"a bundle"
+    expected = sorted(("store/" if backend.kind == "file" else "bundles/") + k for k in (key, KEY))
+    assert sorted(backend.everything_written()) == expected
 
 
 async def test_ping(store: BundleStore) -> None:
@@ -181,3 +203,5 @@ async def test_closed_store_refuses_calls(backend: Backend) -> None:
     await store.aclose()
     with pytest.raises(StoreError, match="closed"):
         await store.get_bytes(KEY, max_bytes=1)
+    with pytest.raises(StoreError, match="closed"):
+        await store.delete(KEY)

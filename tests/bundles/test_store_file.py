@@ -52,6 +52,8 @@ async def test_symlinked_directory_is_never_followed(root: Path, outside: Path) 
             await store.get_bytes("sha256/secret", max_bytes=100)
         with pytest.raises(StoreError, match="symlink"):
             await store.exists("sha256/secret")
+        with pytest.raises(StoreError, match="symlink"):
+            await store.delete("sha256/secret")
     assert _files(outside) == ["secret"]
 
 
@@ -66,6 +68,8 @@ async def test_symlinked_object_is_never_followed(root: Path, outside: Path) -> 
         # Putting the very bytes the link points at must not "confirm" the link as the object.
         with pytest.raises(StoreError, match="symlink"):
             await store.put_bytes("obj", b"not yours")
+        with pytest.raises(StoreError, match="symlink"):
+            await store.delete("obj")
     assert (outside / "secret").read_bytes() == b"not yours"
     assert (root / "obj").is_symlink()
 
@@ -76,6 +80,17 @@ async def test_fifo_at_a_key_fails_instead_of_hanging(root: Path) -> None:
     async with FileStore(root) as store:
         with trio.fail_after(10), pytest.raises(StoreError, match="not a regular file"):
             await store.get_bytes("pipe", max_bytes=100)
+
+
+async def test_delete_refuses_a_directory_and_ignores_a_missing_parent(root: Path) -> None:
+    (root / "journal" / "v1").mkdir(parents=True)
+    (root / "sha256").write_bytes(b"a file")
+    async with FileStore(root) as store:
+        with pytest.raises(StoreError, match="not a regular file"):
+            await store.delete("journal/v1")
+        await store.delete("sha256/x")  # the parent is a file: nothing named so exists
+    assert (root / "journal" / "v1").is_dir()
+    assert (root / "sha256").read_bytes() == b"a file"
 
 
 async def test_a_file_where_a_directory_should_be(root: Path) -> None:

@@ -120,6 +120,8 @@ async def test_read_only_user_pings_and_reads_but_cannot_write(moto_s3: MotoS3, 
         assert await store.get_bytes(KEY, max_bytes=100) == b"published"
         with pytest.raises(StoreError, match="access denied"):
             await store.put_bytes("sha256/new", b"x")
+        with pytest.raises(StoreError, match="access denied"):
+            await store.delete(KEY)
     assert moto_s3.keys(s3_bucket) == [KEY]
 
 
@@ -130,6 +132,9 @@ async def test_missing_bucket(moto_s3: MotoS3) -> None:
         with pytest.raises(StoreError, match="does not exist") as info:
             await store.get_bytes(KEY, max_bytes=10)
         assert not isinstance(info.value, ObjectNotFound)
+        # Deleting from a bucket that is not there is a store error, not "already deleted".
+        with pytest.raises(StoreError, match="does not exist"):
+            await store.delete(KEY)
 
 
 async def test_ping_against_a_stopped_server() -> None:
