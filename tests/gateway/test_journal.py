@@ -23,8 +23,8 @@ from bundles.store import FileStore
 from gateway_quart._journal_index import JournalIndexer, sweep_expired
 from gateway_quart.registry import JournalIndexEntry, SqliteRegistry
 
-from .conftest import SERVICE_TOKEN, Gateway, GatewayFactory, Tenant
 from ._helpers import RunnerReply
+from .conftest import SERVICE_TOKEN, Gateway, GatewayFactory, Tenant
 
 KEYS = journal.JournalKeyring.generate("k1")
 SECRET_VALUE = "s3cr3t-value-never-in-a-journal-9f8e"
