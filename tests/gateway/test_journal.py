@@ -20,6 +20,8 @@ import trio
 
 import journal
 from bundles.store import FileStore
+from gateway_quart import Settings, SettingsError
+from gateway_quart._journal_admin import object_deleter
 from gateway_quart._journal_index import JournalIndexer, sweep_expired
 from gateway_quart.registry import JournalIndexEntry, SqliteRegistry
 
@@ -345,10 +347,9 @@ async def test_retention_sweeper_deletes_expired_objects_and_rows(tmp_path: Path
         await indexer.flush()
         async with FileStore(str(store_dir)) as store:
             reader = journal.JournalReader(store, journal.JournalKeyring.parse(KEYS))
-
-            async def delete(entry: JournalIndexEntry) -> None:
-                await reader.delete(entry.tenant_id, entry.extension_id, entry.id)
-
+            # What the app's sweeper deletes objects with (it needs no key: the object's name is enough).
+            delete = object_deleter(Settings(runner_base_urls=("http://127.0.0.1:1",)), store)
+            assert delete is not None
             assert await sweep_expired(registry, delete, now=now) == 1
             with pytest.raises(journal.JournalNotFound):
                 await reader.read("acme", "echo", ENTRY_ONE)
@@ -375,8 +376,6 @@ async def test_index_buffer_is_bounded_and_counts_drops(tmp_path: Path) -> None:
 
 
 def test_settings_read_the_journal_variables() -> None:
-    from gateway_quart import Settings, SettingsError
-
     base = {"RUNNER_BASE_URL": "http://127.0.0.1:1"}
     settings = Settings.from_env({**base, "GATEWAY_JOURNAL_KEYS": KEYS, "GATEWAY_JOURNAL_RETENTION_DAYS": "3"})
     assert settings.journal_keys is not None
@@ -401,3 +400,25 @@ async def test_debug_console_serves_the_journal_panel(make_gateway: GatewayFacto
     assert "journalPath + \"/\" + encodeURIComponent(entryId) + \"/replay\"" in script.text
     assert "innerHTML" not in script.text, "entry contents are inserted as text only"
     assert "connect-src 'self'" in page.headers["content-security-policy"], "the panel's fetches are same-origin"
+
+
+async def test_a_starting_gateway_sweeps_expired_entries(make_gateway: GatewayFactory) -> None:
+    first = await make_gateway()
+    await _write_entry(first.store_dir, ENTRY_ONE, content_hash="a" * 64)
+    registry = await SqliteRegistry.open(first.settings.registry_database)
+    try:
+        await registry.record_journal_entries([JournalIndexEntry(
+            ENTRY_ONE, "acme", "echo", None, "a" * 64, None, "ok", 200, "2020-01-01T00:00:00.000Z",
+            "2020-01-15T00:00:00.000Z")])
+        # A second gateway on the same registry and store: its sweeper runs at start, then every 10 minutes.
+        await make_gateway(registry_database=first.settings.registry_database,
+                           bundle_store_base=first.settings.bundle_store_base)
+        with trio.fail_after(10):
+            for _ in range(1000):  # the sweep runs in the new gateway's background: poll its outcome
+                if not await registry.list_journal_entries("acme", limit=1):
+                    break
+                await trio.sleep(0.05)
+        assert await registry.list_journal_entries("acme", limit=1) == []
+        assert not list(first.store_dir.rglob("*.jrnl")), "the sealed object went with its row"
+    finally:
+        await registry.aclose()
