@@ -13,11 +13,11 @@ import json
 import logging
 from typing import Any, Final
 
-import journal
 import trio
 from quart import Blueprint, Response, request
 
 import bundles
+import journal
 from bundles.store import BundleStore
 from contract import parse_journal_policy
 
@@ -216,9 +216,12 @@ async def _replay(st: GatewayState, entry: JournalIndexEntry, to_hash: str | Non
     code = answer.get("error") if isinstance(answer, dict) else None
     if status == 404:
         raise NotFound("journal_entry_not_found", "the runner found no such entry (expired?)")
-    if 400 <= status < 500 and status not in (401, 403) and isinstance(code, str) and ID_PATTERN.fullmatch(code):
-        message = answer.get("message") if isinstance(answer.get("message"), str) else None
-        raise ApiError(code, message, status=400 if status != 409 else 409)
+    if status == 503 and code == "journal_disabled":
+        raise ApiError("journal_unavailable", "the runner holds no journal keys (RUNNER_JOURNAL_KEYS)", status=503)
+    if status in (400, 409, 422) and isinstance(code, str) and ID_PATTERN.fullmatch(code):
+        # 422: the entry is there but cannot be replayed (its request does not decode): a conflict, not a typo.
+        message = answer.get("message") if isinstance(answer, dict) else None
+        raise ApiError(code, message if isinstance(message, str) else None, status=400 if status == 400 else 409)
     log.error("runner answered HTTP %d to a replay of %s (check RUNNER_SERVICE_TOKEN)", status, entry.id)
     raise ApiError("bad_gateway", "the runner could not replay the entry", status=502)
 

@@ -297,7 +297,8 @@ def _journal_paths() -> dict[str, Any]:
             params=[t, entry])},
         "/api/v1/tenants/{tenant_id}/journal/{entry_id}/replay": {"post": _op(
             "Replay the entry on a runner (nothing real is touched), against its bundle or another version",
-            {"200": report, **_errors(400, 401, 403, 404, 502, 504)}, params=[t, entry], body=ReplayRequest)},
+            {"200": report, **_errors(400, 401, 403, 404, 409, 502, 503, 504)}, params=[t, entry],
+            body=ReplayRequest)},
         "/api/v1/tenants/{tenant_id}/installs/{extension_id}/upgrade-check": {"post": _op(
             "Replay the last recorded invocations of the installed version against another one",
             {"200": _json(_ref("UpgradeCheck"), "the table"), **_errors(400, 401, 403, 404)}, params=[t, e],

@@ -256,6 +256,13 @@ async def test_replay_is_forwarded_to_a_runner_with_the_service_token(make_gatew
     gateway.runner.replay = lambda call: (404, {"error": "journal_entry_not_found", "message": "gone"})
     resp = await gateway.client.post(f"/api/v1/tenants/acme/journal/{ENTRY_ONE}/replay", headers=admin.auth)
     assert (resp.status_code, resp.json()["error"]) == (404, "journal_entry_not_found")
+    gateway.runner.replay = lambda call: (422, {"error": "journal_entry_unreadable", "message": "no calls"})
+    resp = await gateway.client.post(f"/api/v1/tenants/acme/journal/{ENTRY_ONE}/replay", headers=admin.auth)
+    assert (resp.status_code, resp.json()["error"], resp.json()["message"]) == (409, "journal_entry_unreadable",
+                                                                                "no calls")
+    gateway.runner.replay = lambda call: (503, {"error": "journal_disabled"})
+    resp = await gateway.client.post(f"/api/v1/tenants/acme/journal/{ENTRY_ONE}/replay", headers=admin.auth)
+    assert (resp.status_code, resp.json()["error"]) == (503, "journal_unavailable")
     gateway.runner.replay = lambda call: (401, {"error": "unauthorized"})
     resp = await gateway.client.post(f"/api/v1/tenants/acme/journal/{ENTRY_ONE}/replay", headers=admin.auth)
     assert (resp.status_code, resp.json()["error"]) == (502, "bad_gateway")
