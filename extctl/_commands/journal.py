@@ -3,6 +3,8 @@
 - ``journal policy EXTENSION_ID POLICY``: which invocations the runners record (off, errors, all, sample:<rate>).
 - ``journal list [--extension E] [--outcome O] [--limit N] [--json]``: recorded invocations, newest first.
 - ``journal show ENTRY [--out FILE]``: the entry document (``alga-journal/1``, JSON; secret values never in it).
+- ``journal keygen [--id KID]``: a new journal key in the setting form of ``RUNNER_JOURNAL_KEYS`` and
+  ``GATEWAY_JOURNAL_KEYS`` (``kid:<base64 of 32 bytes>``; put it first to rotate, keep the old one after it).
 
 The tenant is ``--tenant``, else the token's own (``/api/v1/me``).
 """
@@ -13,6 +15,8 @@ import argparse
 import json
 import urllib.parse
 from pathlib import Path
+
+import journal
 
 from .._errors import CommandFailed, UsageError
 from ._base import Command, write_atomic
@@ -56,9 +60,19 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     for action in (policy, listing, show):
         add_gateway_arguments(action)
         add_tenant_argument(action)
+    keygen = sub.add_parser("keygen", help="print a new journal key (RUNNER_JOURNAL_KEYS / GATEWAY_JOURNAL_KEYS)")
+    keygen.add_argument("--id", dest="key_id", metavar="KID", help="the key id (default: k<8 random hex>)")
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.journal_action == "keygen":
+        try:
+            key = journal.JournalKeyring.generate(args.key_id)
+            journal.JournalKeyring.parse(key)  # the id must be one the settings accept
+        except journal.JournalError as exc:
+            raise UsageError(f"--id: {exc}") from None
+        print(key)
+        return 0
     with open_client(args) as client:
         tenant = segment(tenant_of(args, client))
         if args.journal_action == "policy":

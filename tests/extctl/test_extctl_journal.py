@@ -161,3 +161,16 @@ async def test_upgrade_check_prints_a_table(stack: Stack, capsys: pytest.Capture
     assert captured.err.startswith("upgrade_check_failed: ")
     assert await _extctl(stack, "upgrade-check", "echo", "--to", "sha256:" + "0" * 64) == 1
     assert capsys.readouterr().err.startswith("version_not_found: ")
+
+
+def test_journal_keygen_prints_a_key_both_services_accept(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["journal", "keygen", "--id", "k2026"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert key.startswith("k2026:")
+    assert journal.JournalKeyring.parse(key).key_ids == ("k2026",)
+    settings = Settings.from_env({"RUNNER_BASE_URL": "http://127.0.0.1:1", "GATEWAY_JOURNAL_KEYS": key})
+    assert settings.journal_keys is not None
+    assert main(["journal", "keygen"]) == 0
+    assert capsys.readouterr().out.strip() != key, "a new key each time"
+    assert main(["journal", "keygen", "--id", "not ok"]) == 2
+    assert capsys.readouterr().err.startswith("usage: --id: ")
