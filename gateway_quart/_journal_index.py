@@ -164,6 +164,9 @@ class JournalIndexer:
             except RegistryError as exc:
                 self._failed += len(batch)
                 log.error("%d journal index rows not written: %s", len(batch), exc.message)
+            except Exception:  # a background task: whatever failed, the gateway keeps serving
+                self._failed += len(batch)
+                log.exception("%d journal index rows not written", len(batch))
         if timer.cancelled_caught:
             self._failed += len(batch)
             log.error("%d journal index rows not written: the registry did not answer in time", len(batch))
@@ -209,6 +212,8 @@ async def run_sweeper(registry: Registry, delete_object: DeleteObject | None, *,
                 log.info("journal retention: %d expired entries deleted", swept)
         except RegistryError as exc:
             log.error("journal retention sweep failed: %s", exc.message)
+        except Exception:  # a background task: whatever failed, the gateway keeps serving
+            log.exception("journal retention sweep failed")
         await trio.sleep(interval_s)
 
 
