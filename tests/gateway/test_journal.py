@@ -13,7 +13,8 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import trio
@@ -21,9 +22,12 @@ import trio
 import journal
 from bundles.store import FileStore
 from gateway_quart import Settings, SettingsError
+from gateway_quart._errors import ApiError
 from gateway_quart._journal_admin import object_deleter
+from gateway_quart._journal_gate import ensure_upgrade_allowed
 from gateway_quart._journal_index import JournalIndexer, sweep_expired
-from gateway_quart.registry import JournalIndexEntry, SqliteRegistry
+from gateway_quart._state import GatewayState
+from gateway_quart.registry import JournalIndexEntry, SqliteRegistry, UpgradeCheck
 
 from ._helpers import RunnerReply
 from .conftest import SERVICE_TOKEN, Gateway, GatewayFactory, Tenant
@@ -427,5 +431,43 @@ async def test_a_starting_gateway_sweeps_expired_entries(make_gateway: GatewayFa
                 await trio.sleep(0.05)
         assert await registry.list_journal_entries("acme", limit=1) == []
         assert not list(first.store_dir.rglob("*.jrnl")), "the sealed object went with its row"
+    finally:
+        await registry.aclose()
+
+
+async def test_the_gate_accepts_a_passing_check_younger_than_a_day(tmp_path: Path) -> None:
+    registry = await SqliteRegistry.open(str(tmp_path / "r.sqlite3"))
+    try:
+        await registry.ensure_tenant("acme", "Acme")
+        versions = []
+        for content_hash in ("a" * 64, "b" * 64):
+            _, version, _ = await registry.register_version(
+                extension_id="echo", name="echo", publisher="Example", version="1", content_hash=content_hash,
+                manifest_json="{}", signature_status="unsigned")
+            versions.append(version)
+        install = await registry.create_install(tenant_id="acme", extension_id="echo", version_id=versions[0].id,
+                                                granted_capabilities=[], config={})
+        st = cast(GatewayState, SimpleNamespace(registry=registry))
+        now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+        await ensure_upgrade_allowed(st, install, versions[1], now=now)  # the tenant does not require checks
+        await registry.update_tenant_settings("acme", {"require_upgrade_check": True})
+        await ensure_upgrade_allowed(st, install, versions[0], now=now)  # not a version change
+
+        async def check(age: timedelta, passed: bool) -> None:
+            created = (now - age).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            await registry.record_upgrade_check(UpgradeCheck(f"c-{age}-{passed}", "acme", "echo", "a" * 64, "b" * 64,
+                                                             passed, "{}", created))
+
+        await check(timedelta(hours=25), True)
+        with pytest.raises(ApiError) as refused:
+            await ensure_upgrade_allowed(st, install, versions[1], now=now)
+        assert (refused.value.status, refused.value.code) == (409, "upgrade_check_required")
+        assert refused.value.extra["check_id"] is None, "a passing check older than a day does not count"
+        await check(timedelta(hours=23), True)
+        await ensure_upgrade_allowed(st, install, versions[1], now=now)
+        await check(timedelta(hours=1), False)
+        with pytest.raises(ApiError) as refused:
+            await ensure_upgrade_allowed(st, install, versions[1], now=now)
+        assert refused.value.extra["check_id"] == f"c-{timedelta(hours=1)}-False", "the newest check decides"
     finally:
         await registry.aclose()
