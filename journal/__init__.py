@@ -11,6 +11,7 @@ Public API::
     JournalWriter(store, keyring, ...): run(task_status=), submit(...) -> bool, statistics(), flush(), aclose()
     JournalReader(store, keyring, ...): read(...) -> dict, delete(...)
     diff_responses(expected, actual) -> list[str]; ReplayReport / Divergence (to_json, from_json)
+    call_divergence(calls, i, fn, args), missing_calls_divergence(calls, n), make_report(entry, result, ...)
 
 The entry document's format and the policies are described in docs/journal.md. This package never imports a
 service package, quart or wasmtime: converting guest values to the journal's tagged JSON is the runner's.
@@ -30,6 +31,7 @@ from ._keys import KEY_BYTES, JournalKey, JournalKeyring
 from ._policy import JournalPolicyLike, should_record
 from ._reader import JournalReader
 from ._redact import SECRET_MARKER, redact_secrets, secret_marker
+from ._replay import OK_OUTCOME, call_divergence, make_report, missing_calls_divergence
 from ._report import IGNORED_RESULT_FIELDS, VERDICTS, Divergence, ReplayReport, diff_responses
 from ._seal import DEFAULT_MAX_DOCUMENT_BYTES, open_entry, seal_entry
 from ._writer import (
@@ -49,6 +51,7 @@ __all__ = [
     "IGNORED_RESULT_FIELDS",
     "JOURNAL_FORMAT",
     "KEY_BYTES",
+    "OK_OUTCOME",
     "SECRET_MARKER",
     "VERDICTS",
     "Divergence",
@@ -66,8 +69,11 @@ __all__ = [
     "ReplayReport",
     "ReportInvalid",
     "WriterStatistics",
+    "call_divergence",
     "diff_responses",
     "entry_key",
+    "make_report",
+    "missing_calls_divergence",
     "new_entry_id",
     "open_entry",
     "redact_secrets",

@@ -6,7 +6,7 @@ The blob::
 
 The associated data is the header (magic, key id, nonce) followed by the object key (``aad``), so a blob
 copied under another tenant's, extension's or entry's key, or with its key id rewritten, does not open.
-Nonces are random: 96 bits per entry under one key is safe far past any journal's size (rotate keys yearly).
+Nonces are random (96 bits): NIST bounds one key to 2^32 such messages, billions of entries; rotate long before.
 """
 
 from __future__ import annotations

@@ -192,6 +192,15 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
              "content hashes (sha256:<hex>, comma-separated) fetched and compiled at start; /readyz waits for them"),
     _Setting("RUNNER_WARMUP_TIMEOUT_S", "warmup_timeout_s", _int(1, 3600), 300,
              "longest /readyz waits for the warm-up before answering ready anyway"),
+    _Setting("RUNNER_JOURNAL_KEYS", "journal_keys", _optional_text, None,
+             "invocation journal keys, kid:<base64 32 bytes>[,kid:...] (first encrypts, all decrypt; the gateway "
+             "holds the same); unset: no journal (a request's journal policy is ignored, logged once)"),
+    _Setting("RUNNER_JOURNAL_STORE", "journal_store", backend_url("file", "s3"), None,
+             "where journal entries are written (default: the bundle store)"),
+    _Setting("RUNNER_JOURNAL_PREFIX", "journal_prefix", _text, "journal",
+             "object key prefix of journal entries: <prefix>/v1/<tenant>/<extension>/<entry>.jrnl"),
+    _Setting("RUNNER_JOURNAL_MAX_QUEUE", "journal_max_queue", _int(1, 100_000), 256,
+             "journal entries waiting to be written; past it entries are dropped (counted), never waited for"),
 )
 
 _TABLE: Final = SettingsTable(
@@ -265,6 +274,10 @@ class Settings:
     registry_base_url: str | None = None
     warmup_hashes: tuple[str, ...] = ()
     warmup_timeout_s: int = 300
+    journal_keys: str | None = field(default=None, repr=False)
+    journal_store: str | None = None
+    journal_prefix: str = "journal"
+    journal_max_queue: int = 256
     # Everything the bundle store reads (STORAGE_S3_*), passed through untouched.
     store_env: Mapping[str, str] = field(default_factory=dict)
 

@@ -30,12 +30,22 @@ from ._errors import (
     RunnerError,
     SecretDecryptFailed,
 )
+from ._journal import Recording
 from ._runtime import Runtime
 from ._wire import ExecuteRequest, ExecuteResult, RequestContext
 from .capabilities import InvocationInputs, SecretEnvelopeError
-from .engine import EventSink, GuestError, GuestRequest, Invocation, InvocationContext, UserInfo, invoke
+from .engine import (
+    CallReplayer,
+    EventSink,
+    GuestError,
+    GuestRequest,
+    Invocation,
+    InvocationContext,
+    UserInfo,
+    invoke,
+)
 
-__all__ = ["Timing", "execute", "remember_result"]
+__all__ = ["JournalTap", "Timing", "execute", "outcome_of", "remember_result", "run_invocation"]
 
 log = logging.getLogger("runner_trio.execute")
 _TRACER = tracer("runner_trio")
@@ -60,10 +70,24 @@ class Timing:
     queue: float = 0.0
     guest: float = 0.0
 
+    def phases(self) -> dict[str, float]:
+        """``{"load", "queue", "guest"}`` in seconds (an entry's ``timing``)."""
+        return {"load": self.load, "queue": self.queue, "guest": self.guest}
+
     def server_timing(self) -> str:
         """``queue;dur=<ms>, load;dur=<ms>, guest;dur=<ms>`` (the Server-Timing header's grammar)."""
         phases = (("queue", self.queue), ("load", self.load), ("guest", self.guest))
         return ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in phases)
+
+
+@dataclass
+class JournalTap:
+    """How an invocation meets the journal: recorded (``recording``), or replayed from a record (``replayer``,
+    with the recorded ``grants``: no secrets opened, no events published)."""
+
+    recording: Recording | None = None
+    replayer: CallReplayer | None = None
+    grants: frozenset[str] | None = None
 
 
 async def execute(runtime: Runtime, request: ExecuteRequest, timing: Timing | None = None) -> ExecuteResult:
@@ -77,10 +101,13 @@ async def execute(runtime: Runtime, request: ExecuteRequest, timing: Timing | No
     outcome = "ok"
     started = trio.current_time()
     events = runtime.events.for_invocation(request.context)
+    timing = timing if timing is not None else Timing()
+    recording = _recording(runtime, request)
+    tap = JournalTap(recording=recording) if recording is not None else None
     try:
-        result = await _run(runtime, request, events.emit, started, timing if timing is not None else Timing())
+        result = await run_invocation(runtime, request, events.emit, started, timing, tap)
     except RunnerError as exc:
-        outcome = _outcome_of(exc)
+        outcome = outcome_of(exc)
         if not isinstance(exc, Overloaded):
             events.emit("error", "log", f"runner: {exc.wire_error}{_detail(exc)}")
         log.info(
@@ -90,7 +117,20 @@ async def execute(runtime: Runtime, request: ExecuteRequest, timing: Timing | No
         result = ExecuteResult(status=exc.status_code, headers={}, body=None, error=exc.wire_error)
     metrics.invocations.labels(outcome).inc()
     metrics.invocation_seconds.observe(trio.current_time() - started)
+    if recording is not None and runtime.journal is not None:
+        result = runtime.journal.finish(recording, request, result, outcome=outcome, timing=timing.phases())
     return result
+
+
+def _recording(runtime: Runtime, request: ExecuteRequest) -> Recording | None:
+    """A recording when the request's journal policy may want this invocation (``errors`` needs its outcome)."""
+    policy = request.journal
+    if policy is None or policy.mode == "off":
+        return None
+    if runtime.journal is None:
+        runtime.journal_unconfigured()
+        return None
+    return runtime.journal.start()
 
 
 def remember_result(result: ExecuteResult) -> bool:
@@ -100,9 +140,18 @@ def remember_result(result: ExecuteResult) -> bool:
     return result.error.startswith("execute_failed")
 
 
-async def _run(
-    runtime: Runtime, request: ExecuteRequest, emit: EventSink, started: float, timing: Timing
+async def run_invocation(
+    runtime: Runtime,
+    request: ExecuteRequest,
+    emit: EventSink,
+    started: float,
+    timing: Timing,
+    tap: JournalTap | None = None,
 ) -> ExecuteResult:
+    """The invocation itself (bundle, admission, guest), raising :class:`RunnerError` for every failure.
+
+    ``tap`` records it, or replays it (then a divergence from the record raises ``ReplayDivergence``).
+    """
     settings = runtime.settings
     ctx = request.context
     given_ms = request.limits.timeout_ms
@@ -140,8 +189,14 @@ async def _run(
         runtime.metrics.inflight.inc()
         stack.callback(runtime.metrics.inflight.dec)
         try:
-            grants = _grants(request.providers, asked, emit)
-            return await _guest(runtime, request, component, grants, emit, deadline=deadline, timeout_s=timeout_s)
+            if tap is not None and tap.grants is not None:
+                grants = tap.grants  # a replay: what the recorded invocation had
+            else:
+                grants = _grants(request.providers, asked, emit)
+            if tap is not None and tap.recording is not None:
+                tap.recording.grants = grants
+            return await _guest(runtime, request, component, grants, emit, tap, deadline=deadline,
+                                timeout_s=timeout_s)
         finally:
             timing.guest = trio.current_time() - running
 
@@ -180,11 +235,14 @@ async def _guest(
     component: Any,
     grants: frozenset[str],
     emit: EventSink,
+    tap: JournalTap | None,
     *,
     deadline: float,
     timeout_s: float,
 ) -> ExecuteResult:
     settings = runtime.settings
+    replayer = tap.replayer if tap is not None else None
+    recorder = tap.recording.calls if tap is not None and tap.recording is not None else None
     ctx = request.context
     memory_mb = _memory_mb(settings, request)
     invocation = Invocation(
@@ -199,9 +257,12 @@ async def _guest(
         ),
         grants=grants,
         user=_user(request),
-        events=emit,
+        # A replay publishes nothing: its output is the replayer's.
+        events=emit if replayer is None else None,
+        journal=replayer if replayer is not None else recorder,
     )
-    invocation = await _prepare(runtime, request, invocation)
+    if replayer is None:  # a replay opens no secrets: the record answers them
+        invocation = await _prepare(runtime, request, invocation)
     guest_request = GuestRequest(
         method=request.http.method,
         url=request.http.url,
@@ -212,6 +273,8 @@ async def _guest(
     if left <= 0:
         # Loading and queueing spent the whole deadline: the guest never starts.
         raise ExecuteFailed("timeout", "no time left for the guest")
+    if recorder is not None:
+        recorder.begin()
     try:
         # The guest's span: the host calls it makes (engine.host_function) are its children.
         with child_span(_TRACER, "guest", {"extension.content_hash": f"sha256:{ctx.content_hash}"}):
@@ -290,7 +353,8 @@ def _key_context(runtime: Runtime, tenant: str, extension: str) -> Mapping[str, 
     return {name: values[name] for name in wanted if name in values}
 
 
-def _outcome_of(exc: RunnerError) -> str:
+def outcome_of(exc: RunnerError) -> str:
+    """The ``outcome`` label of an invocation that failed with ``exc``."""
     if isinstance(exc, ExecuteFailed):
         return _OUTCOME_OF_KIND.get(exc.kind, "trap")
     if isinstance(exc, Overloaded):

@@ -129,6 +129,12 @@ class RunnerMetrics:
         self.idempotent_replays = Counter(
             "runner_idempotent_replays", "Invocations answered from the idempotency cache.", registry=r
         )
+        self.journal_entries = Counter(
+            "runner_journal_entries", "Invocation journal entries, by result (written, dropped, failed).",
+            ["result"], registry=r,
+        )
+        for result in ("written", "dropped", "failed"):
+            self.journal_entries.labels(result)
 
     def watch_cache(self, source: Callable[[], Mapping[str, float]]) -> None:
         """Expose the cache's statistics (read from ``source`` at every scrape, and with worker processes

@@ -4,6 +4,7 @@
   body_b64, error}``), except malformed JSON or fields (HTTP 400 naming the field) and a missing service
   token (HTTP 401);
 - ``POST /v1/warmup``   — fetch, verify and precompile a bundle ahead of traffic;
+- ``POST /v1/replay``   — replay an invocation journal entry (against its bundle or another) and report;
 - ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 """
 
@@ -19,12 +20,14 @@ from typing import Any, Final
 import trio
 from quart import Blueprint, Response, current_app, request
 
+import journal
 from contract import (
     ContentHashError,
     ContractError,
     ErrorCode,
     encode_execute_result,
     format_content_hash,
+    is_safe_id,
     load_json,
     parse_content_hash,
 )
@@ -33,6 +36,7 @@ from servicekit import server_span, tracer
 from ._errors import BodyTooLarge, RequestInvalid, RunnerError, UnknownCapabilities
 from ._execute import Timing, execute, remember_result
 from ._metrics import CONTENT_TYPE
+from ._replay import ReplayInputError, replay_entry
 from ._runtime import Runtime
 from ._wire import ExecuteRequest, ExecuteResult, parse_execute_json
 from .idempotency import IdempotencyError, StoreUnavailable, request_fingerprint
@@ -46,6 +50,7 @@ _TRACER = tracer("runner_trio")
 
 _REQUEST_ID_MAX: Final = 128
 _WARMUP_MAX_BYTES: Final = 4096
+_REPLAY_MAX_BYTES: Final = 4096
 
 
 def runtime() -> Runtime:
@@ -177,6 +182,63 @@ async def warmup_route() -> Response:
     )
 
 
+def _replay_target(doc: Any) -> tuple[str, str, str, str | None]:
+    """``(tenant, extension, entry, content_hash hex | None)`` of a ``/v1/replay`` body.
+
+    Raises:
+        RequestInvalid: a field is missing or malformed (``.field`` names it).
+    """
+    if not isinstance(doc, dict):
+        raise RequestInvalid("$", "must be an object")
+    ids: list[str] = []
+    for name in ("tenant_id", "extension_id", "entry_id"):
+        value = doc.get(name)
+        if not isinstance(value, str) or not is_safe_id(value):
+            raise RequestInvalid(name, "is required (an id)")
+        ids.append(value)
+    raw_hash = doc.get("content_hash")
+    if raw_hash is None:
+        return ids[0], ids[1], ids[2], None
+    if not isinstance(raw_hash, str):
+        raise RequestInvalid("content_hash", "must be a string")
+    try:
+        return ids[0], ids[1], ids[2], parse_content_hash(raw_hash)
+    except ContentHashError as exc:
+        raise RequestInvalid("content_hash", str(exc)) from None
+
+
+@api.post("/v1/replay")
+async def replay_route() -> Response:
+    rt = runtime()
+    try:
+        tenant, extension, entry_id, content_hash = _replay_target(
+            load_json(await request.get_data(cache=False), max_bytes=_REPLAY_MAX_BYTES)
+        )
+    except ContractError as exc:
+        return _json({"error": ErrorCode.INVALID_REQUEST, "field": "$", "message": str(exc)}, 400)
+    except RequestInvalid as exc:
+        return _json({"error": ErrorCode.INVALID_REQUEST, "field": exc.field, "message": exc.message}, 400)
+    service = rt.journal
+    if service is None:
+        return _json({"error": "journal_disabled", "message": "this runner has no RUNNER_JOURNAL_KEYS"}, 503)
+    try:
+        doc = await service.read(tenant, extension, entry_id)
+    except journal.JournalNotFound:
+        return _json({"error": "journal_entry_not_found", "entry_id": entry_id}, 404)
+    except journal.JournalError as exc:
+        log.warning("journal entry unreadable tenant=%s extension=%s entry=%s: %s", tenant, extension, entry_id,
+                    type(exc).__name__)
+        return _json({"error": "journal_entry_unreadable", "entry_id": entry_id,
+                      "message": f"the entry does not open ({type(exc).__name__})"}, 422)
+    if doc.get("tenant_id") != tenant or doc.get("extension_id") != extension:
+        return _json({"error": "journal_entry_not_found", "entry_id": entry_id}, 404)
+    try:
+        report = await replay_entry(rt, doc, content_hash=content_hash)
+    except ReplayInputError as exc:
+        return _json({"error": exc.code, "entry_id": entry_id, "message": exc.message}, 422)
+    return _json(report.to_json())
+
+
 @api.get("/healthz")
 async def healthz() -> Response:
     return _json({"status": "ok"})
@@ -218,4 +280,7 @@ def _check_writable(rt: Runtime) -> None:
 
 @api.get("/metrics")
 async def metrics() -> Response:
-    return Response(runtime().metrics.render(), content_type=CONTENT_TYPE)
+    rt = runtime()
+    if rt.journal is not None:
+        rt.journal.sync_metrics()
+    return Response(rt.metrics.render(), content_type=CONTENT_TYPE)

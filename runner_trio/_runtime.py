@@ -23,6 +23,7 @@ from ._admission import Admission
 from ._bundles import BundleService
 from ._config import MIB, Settings
 from ._errors import ConfigError
+from ._journal import JournalService
 from ._metrics import RunnerMetrics
 from ._shared_caps import SharedCaps
 from ._warmup import WarmUp
@@ -74,11 +75,14 @@ class Runtime:
     capabilities: tuple[Capability, ...]
     events: DebugEventPublisher
     warmup: WarmUp
+    journal: JournalService | None = None
+    """The invocation journal (``RUNNER_JOURNAL_KEYS``); None: requests' journal policies are ignored."""
     guest_threads: trio.CapacityLimiter | None = None
     """The worker threads guests run on: ``RUNNER_MAX_CONCURRENCY`` of them, apart from trio's default limiter
     (DNS, disk), so guests never take the threads those need, nor the other way round."""
     _closers: list[Any] = field(default_factory=list)
     _preparers: tuple[Capability, ...] = ()
+    _journal_warned: bool = False
 
     @classmethod
     async def open(cls, settings: Settings, *, worker: WorkerRole | None = None) -> Runtime:
@@ -149,6 +153,7 @@ class Runtime:
         )
         metrics.watch_cache(lambda: _cache_figures(artifacts))
 
+        journal = JournalService.open(settings, store, metrics)
         linker = world_linker(engine, capabilities)
         events = DebugEventPublisher(
             settings.debug_redis_url,
@@ -190,8 +195,10 @@ class Runtime:
             capabilities=capabilities,
             events=events,
             warmup=WarmUp(settings.warmup_hashes, bundles.warm, timeout_s=settings.warmup_timeout_s),
+            journal=journal,
         )
-        runtime._closers = [*capabilities, store, disk, records]
+        # The journal first: its last entries go to the store before that closes.
+        runtime._closers = [*([journal] if journal is not None else []), *capabilities, store, disk, records]
         # Only the capabilities with per-invocation state are awaited per invocation (today: secrets).
         runtime._preparers = tuple(c for c in capabilities if _has_prepare(c))
         return runtime
@@ -204,6 +211,12 @@ class Runtime:
         """
         return await prepare_invocation(self._preparers, invocation, inputs)
 
+    def journal_unconfigured(self) -> None:
+        """A request asked for a journal and this runner has none: say so once (not per request)."""
+        if not self._journal_warned:
+            self._journal_warned = True
+            log.warning("requests ask for an invocation journal but RUNNER_JOURNAL_KEYS is not set: not recording")
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Background work while serving: the epoch ticker, the debug event publisher, shared bundle loads."""
         async with trio.open_nursery() as nursery:
@@ -212,6 +225,8 @@ class Runtime:
             await nursery.start(self.bundles.run)
             nursery.start_soon(self.metrics.run)
             await nursery.start(self.warmup.run)
+            if self.journal is not None:
+                await nursery.start(self.journal.run)
             task_status.started()
 
     async def aclose(self) -> None:

@@ -13,6 +13,9 @@ WIT values (:func:`wit_record`, :class:`Ok` / :class:`Err`) and reach async back
 The engine imports nothing from ``runner_trio.capabilities``: capabilities build on this package.
 ``bind_call(CallState(invocation, trio_thread=False))`` drives a guest synchronously outside ``invoke()``.
 
+An invocation may carry a journal (:class:`CallRecorder` records every host call with its arguments and result,
+:class:`CallReplayer` answers them from a record, see ``_journal.py``).
+
 Importing this package applies two checked patches to wasmtime-py (see ``_patches.py``), the ``list<u8>``
 fast path (see ``_values.py``) and the memo of component type reflection, read once per compiled component
 instead of on every call (see ``_reflect.py``).
@@ -71,6 +74,17 @@ from ._invoke import (
     HANDLER_EXPORT,
     invoke,
 )
+from ._journal import (
+    LIVE_FUNCTIONS,
+    CallJournal,
+    CallRecorder,
+    CallReplayer,
+    ReplayDivergence,
+    decode_value,
+    encode_value,
+    redact,
+    secret_placeholder,
+)
 from ._linker import Capability, build_linker
 from ._output import (
     DEFAULT_MAX_LINE_BYTES,
@@ -106,8 +120,12 @@ __all__ = [
     "EVENT_LEVELS",
     "GUEST_ERROR_KINDS",
     "HANDLER_EXPORT",
+    "LIVE_FUNCTIONS",
     "STREAM_LEVELS",
     "ArtifactError",
+    "CallJournal",
+    "CallRecorder",
+    "CallReplayer",
     "CallState",
     "Capability",
     "ComponentError",
@@ -130,6 +148,7 @@ __all__ = [
     "LinkerInstanceBuilder",
     "Ok",
     "OutputCapture",
+    "ReplayDivergence",
     "ScopeUsage",
     "SecretsProvider",
     "TickerError",
@@ -143,7 +162,9 @@ __all__ = [
     "classify_failure",
     "current_call",
     "current_invocation",
+    "decode_value",
     "detect_wasip2_version",
+    "encode_value",
     "fast_bytes_installed",
     "host_function",
     "install_fast_bytes",
@@ -151,6 +172,8 @@ __all__ = [
     "mapping_to_record",
     "parse_execute_response",
     "record_to_mapping",
+    "redact",
+    "secret_placeholder",
     "stash_host_exception",
     "stock_bytes_conversion",
     "take_host_exception",

@@ -21,7 +21,7 @@ import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar, final
+from typing import Any, TypeVar, cast, final
 
 import trio
 from opentelemetry import trace
@@ -40,6 +40,7 @@ __all__ = [
     "call_backend",
     "host_function",
     "mapping_to_record",
+    "naming_instance",
     "record_to_mapping",
     "stash_host_exception",
     "take_host_exception",
@@ -117,7 +118,7 @@ def take_host_exception() -> BaseException | None:
     return exc
 
 
-def host_function(fn: Callable[..., Any], *, with_store: bool = False) -> Callable[..., Any]:
+def host_function(fn: Callable[..., Any], *, with_store: bool = False, name: str | None = None) -> Callable[..., Any]:
     """Wrap ``fn(invocation, *args)`` as a wasmtime-py host function ``(store, *args)``.
 
     Every exception (``BaseException``: trio's ``Cancelled`` and ``KeyboardInterrupt`` too) is stashed for
@@ -129,13 +130,19 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False) -> Callab
     Trio's cancellation and the epoch ticker reach the guest only when the event loop is free; a host call
     that never waits on trio (logging, the clock) would otherwise act after the deadline on a busy loop.
 
+    When the invocation carries a journal (:attr:`Invocation.journal`) the call goes through it: recorded
+    under ``name``, or answered from a record without running ``fn`` (replay).
+
     Args:
         fn: the implementation; it receives the current :class:`Invocation` first.
         with_store: also pass the wasmtime store context, as ``fn(invocation, store, *args)`` (needed to
             convert resource handles).
+        name: the stable name a journal records the call under (``alga:extension/storage#get``); the Linker
+            sets it when the function is added (:func:`naming_instance`), so capabilities need not.
     """
     label = getattr(fn, "__qualname__", repr(fn))
     span_name = f"host {label}"
+    journal_name = name or label
 
     def call(store: Any, *args: Any) -> Any:
         try:
@@ -143,6 +150,11 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False) -> Callab
             if time.monotonic() >= invocation.thread_deadline:
                 raise _after_deadline()
             invocation.counters.add("host_calls")
+            journal = invocation.journal
+            if journal is not None:
+                if with_store:
+                    return journal.call(journal_name, args, lambda: fn(invocation, store, *args))
+                return journal.call(journal_name, args, lambda: fn(invocation, *args))
             if with_store:
                 return fn(invocation, store, *args)
             return fn(invocation, *args)
@@ -161,7 +173,47 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False) -> Callab
                 return call(store, *args)
         return call(store, *args)
 
+    wrapper.__host_function__ = (fn, with_store)  # type: ignore[attr-defined]  # re-wrapped with a name at link
+    wrapper.__journal_name__ = journal_name  # type: ignore[attr-defined]
     return wrapper
+
+
+@final
+class _NamingInstance:
+    """A Linker instance that names each host function it is given ``<interface>#<function>`` (version-less).
+
+    Capabilities add ``host_function(...)`` wrappers without a name; this gives each its stable journal name
+    at link time, so no capability spells its interface twice.
+    """
+
+    def __init__(self, inner: LinkerInstance, interface: str | None) -> None:
+        self._inner = inner
+        self._interface = interface
+
+    def __enter__(self) -> _NamingInstance:
+        self._inner.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._inner.__exit__(*exc)
+
+    def add_instance(self, name: str) -> _NamingInstance:
+        return _NamingInstance(self._inner.add_instance(name), name.partition("@")[0])
+
+    def add_func(self, name: str, func: Callable[..., Any]) -> None:
+        wrapped: tuple[Callable[..., Any], bool] | None = getattr(func, "__host_function__", None)
+        if wrapped is not None and self._interface is not None:
+            fn, with_store = wrapped
+            func = host_function(fn, with_store=with_store, name=f"{self._interface}#{name}")
+        self._inner.add_func(name, func)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._inner, attribute)
+
+
+def naming_instance(root: LinkerInstance) -> LinkerInstanceBuilder:
+    """``root`` as a builder whose host functions get their stable journal names (``interface#function``)."""
+    return cast(LinkerInstanceBuilder, _NamingInstance(root, None))
 
 
 def _after_deadline() -> WasmtimeError:

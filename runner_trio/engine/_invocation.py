@@ -19,11 +19,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Final, Protocol, final
+from typing import TYPE_CHECKING, Final, Protocol, final
 
 import trio
 
 from contract import LEVELS, Level, Stream
+
+if TYPE_CHECKING:
+    from ._journal import CallJournal
 
 __all__ = [
     "EVENT_LEVELS",
@@ -215,6 +218,8 @@ class Invocation:
         trio_token: the trio run the invocation belongs to.
         events: sink for debug events (guest logs, stdout/stderr lines); None drops them.
         counters: per-invocation counters.
+        journal: records every host call (and output line) of the invocation, or answers them from a record
+            (replay); None (the default) costs one attribute read per host call.
     """
 
     context: InvocationContext
@@ -226,6 +231,7 @@ class Invocation:
     trio_token: trio.lowlevel.TrioToken | None = None
     events: EventSink | None = None
     counters: InvocationCounters = field(default_factory=InvocationCounters)
+    journal: CallJournal | None = None
 
     def allows(self, grant: str | None) -> bool:
         """Whether a capability guarded by ``grant`` (None: always granted) may be used."""
@@ -236,7 +242,9 @@ class Invocation:
         return self.thread_deadline - time.monotonic()
 
     def emit(self, level: EventLevel, stream: EventStream, message: str) -> None:
-        """Send one debug event to the sink; never raises."""
+        """Send one debug event to the sink (and the journal, if any); never raises."""
+        if self.journal is not None:
+            self.journal.output(level, stream, message)
         if self.events is None:
             return
         try:

@@ -18,7 +18,7 @@ from wasmtime.component import Component, Linker
 
 from ._engine import WasmEngine
 from ._errors import EngineError
-from ._host import LinkerInstanceBuilder
+from ._host import LinkerInstanceBuilder, naming_instance
 from ._wasi import define_wasi_overrides
 
 __all__ = ["Capability", "build_linker", "unresolved_import"]
@@ -64,7 +64,9 @@ def build_linker(engine: WasmEngine, capabilities: Iterable[Capability]) -> Link
     linker = Linker(engine.wasmtime)
     linker.add_wasip2()
     linker.allow_shadowing = True
-    with linker.root() as root:
+    with linker.root() as plain_root:
+        # Every host function gets its stable name (``interface#function``) for the invocation journal.
+        root = naming_instance(plain_root)
         define_wasi_overrides(root, engine.wasip2_version)
         for capability in chosen:
             capability.link(root)

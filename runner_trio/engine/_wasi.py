@@ -9,6 +9,10 @@ an instant; waiting for one sleeps in short slices and traps as soon as the invo
 of time. Stream and socket pollables are always ready (stdout/stderr accept writes at once, stdin is empty,
 sockets are refused).
 
+The wall clock (``wasi:clocks/wall-clock``) and randomness (``wasi:random/random``, ``insecure``,
+``insecure-seed``) are this module's too, for another reason: every value a guest observes from outside must
+pass through :func:`host_function`, so an invocation journal records it and a replay answers it.
+
 The definitions are added to the instances ``add_wasip2()`` created, under the exact version wasmtime uses
 (:func:`detect_wasip2_version`): wasmtime resolves every ``0.2.x`` import to that instance, so all guest
 versions see these functions, and the other functions of the same interfaces stay wasmtime's.
@@ -16,6 +20,8 @@ versions see these functions, and the other functions of the same interfaces sta
 
 from __future__ import annotations
 
+import os
+import random
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -25,7 +31,7 @@ from wasmtime.component import Component, Linker, LinkerInstance, ResourceAny, R
 
 from ._callstate import POLLABLE_TYPE, current_call
 from ._errors import EngineError
-from ._host import host_function
+from ._host import host_function, wit_record
 from ._invocation import Invocation
 
 __all__ = ["WASIP2_VERSION_HINT", "define_wasi_overrides", "detect_wasip2_version", "new_wasi_config"]
@@ -33,6 +39,8 @@ __all__ = ["WASIP2_VERSION_HINT", "define_wasi_overrides", "detect_wasip2_versio
 WASIP2_VERSION_HINT: Final = "0.2.12"
 """The version wasmtime 50's ``add_wasip2()`` defines; probed first, then others are tried."""
 _PROBE_PATCHES: Final = range(64)
+MAX_RANDOM_BYTES: Final = 1024 * 1024
+"""Largest ``get-random-bytes`` answer; a larger request traps (no guest needs more entropy per call)."""
 
 _SUBSCRIBERS: Final = {
     "wasi:io/streams": ("[method]input-stream.subscribe", "[method]output-stream.subscribe"),
@@ -125,6 +133,43 @@ def _subscribe_ready(_invocation: Invocation, _handle: Any) -> Any:
     return current_call().new_pollable(0)
 
 
+def _wall_now(_invocation: Invocation) -> Any:
+    seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    return wit_record(seconds=seconds, nanoseconds=nanoseconds)
+
+
+def _wall_resolution(_invocation: Invocation) -> Any:
+    resolution_ns = max(1, round(time.get_clock_info("time").resolution * 1e9))
+    seconds, nanoseconds = divmod(resolution_ns, 1_000_000_000)
+    return wit_record(seconds=seconds, nanoseconds=nanoseconds)
+
+
+def _checked_length(length: int) -> int:
+    if length > MAX_RANDOM_BYTES:
+        raise wasmtime.WasmtimeError(f"wasi:random: {length} bytes asked, at most {MAX_RANDOM_BYTES} per call")
+    return length
+
+
+def _random_bytes(_invocation: Invocation, length: int) -> bytes:
+    return os.urandom(_checked_length(length))
+
+
+def _random_u64(_invocation: Invocation) -> int:
+    return int.from_bytes(os.urandom(8), "little")
+
+
+def _insecure_bytes(_invocation: Invocation, length: int) -> bytes:
+    return random.randbytes(_checked_length(length))  # noqa: S311 - the interface is the insecure one
+
+
+def _insecure_u64(_invocation: Invocation) -> int:
+    return random.getrandbits(64)
+
+
+def _insecure_seed(_invocation: Invocation) -> tuple[int, int]:
+    return (int.from_bytes(os.urandom(8), "little"), int.from_bytes(os.urandom(8), "little"))
+
+
 def _rep(store: Any, handle: ResourceAny) -> int:
     return handle.to_host(store).rep
 
@@ -171,6 +216,17 @@ def define_wasi_overrides(root: LinkerInstance, version: str) -> None:
         clock.add_func("resolution", host_function(_resolution))
         clock.add_func("subscribe-instant", host_function(_subscribe_instant))
         clock.add_func("subscribe-duration", host_function(_subscribe_duration))
+    with root.add_instance(f"wasi:clocks/wall-clock@{version}") as wall:
+        wall.add_func("now", host_function(_wall_now))
+        wall.add_func("resolution", host_function(_wall_resolution))
+    with root.add_instance(f"wasi:random/random@{version}") as secure:
+        secure.add_func("get-random-bytes", host_function(_random_bytes))
+        secure.add_func("get-random-u64", host_function(_random_u64))
+    with root.add_instance(f"wasi:random/insecure@{version}") as insecure:
+        insecure.add_func("get-insecure-random-bytes", host_function(_insecure_bytes))
+        insecure.add_func("get-insecure-random-u64", host_function(_insecure_u64))
+    with root.add_instance(f"wasi:random/insecure-seed@{version}") as seed:
+        seed.add_func("insecure-seed", host_function(_insecure_seed))
     for interface, functions in _SUBSCRIBERS.items():
         with root.add_instance(f"{interface}@{version}") as instance:
             for name in functions:

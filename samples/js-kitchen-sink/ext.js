@@ -289,6 +289,43 @@ function alloc(query) {
   return json(200, { allocatedMb: chunks.length, checksum });
 }
 
+// POST /journal-demo: every kind of value the invocation journal records, in one invocation. Body
+// `{url, key?}`: reads secret `key` (default "api_key"), fetches `url` with it as a bearer token, stores the
+// answer under journal/last, reads the wall clock and randomness, logs, and answers all of it (the secret
+// too: the journal must never keep it, wherever it appears).
+function journalDemo(req) {
+  const input = readJson(req);
+  const key = input.key ?? 'api_key';
+  const secretValue = guarded(() => getSecret(key));
+  const token = typeof secretValue === 'string' ? secretValue : '';
+  const fetched = guarded(() => {
+    const res = hostFetch({
+      method: 'GET',
+      url: input.url,
+      headers: [{ name: 'authorization', value: `Bearer ${token}` }],
+      body: undefined,
+    });
+    return { status: res.status, bodyText: res.body === undefined ? null : decoder.decode(res.body) };
+  });
+  const now = Date.now();
+  const random = Math.random();
+  const bytes = new Uint8Array(8);
+  crypto.getRandomValues(bytes);
+  const stored = guarded(() =>
+    entryJson(
+      storagePut({
+        namespace: 'journal',
+        key: 'last',
+        value: encoder.encode(JSON.stringify({ fetched, now })),
+        revision: undefined,
+      }),
+    ),
+  );
+  logInfo(`journal-demo fetched ${fetched.status ?? fetched.error} with ${token}`);
+  console.log(`journal-demo at ${now}`);
+  return json(200, { secret: secretValue, fetched, stored, now, random, bytes: bytesToBase64(bytes) });
+}
+
 // ---------------------------------------------------------------- dispatch
 
 // Routes that read a JSON body answer 400 instead of trapping when the body is not JSON or a field has the
@@ -315,6 +352,7 @@ const ROUTES = {
   'POST /http': withInput(outboundHttp),
   'POST /storage': withInput(storage),
   'POST /ui-proxy': withInput(uiProxy),
+  'POST /journal-demo': withInput(journalDemo),
   'GET /spin': () => spin(),
   'GET /alloc': (_req, q) => alloc(q),
   'GET /throw': () => {

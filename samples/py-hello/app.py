@@ -6,11 +6,16 @@ Routes (the guest sees `http.url` as `path` + `?` + urlencoded query):
     GET  /log           -> 204, logs through the logging import, print() (stdout) and sys.stderr
     GET  /sleep?ms=N    -> blocks in time.sleep (WASI monotonic clock) for N ms, then 200 JSON
     GET  /alloc?mb=N    -> allocates and touches N MiB, then 200 JSON
+    GET  /journal-demo  -> 200 JSON of what the invocation journal records and replays: the wall clock
+                           (time.time), the monotonic clock, randomness (os.urandom, random.SystemRandom),
+                           the context; logs through the logging import, print() and sys.stderr
     GET  /raise         -> raises an uncaught exception (the component call traps)
     anything else       -> 404 JSON
 """
 
 import json
+import os
+import random
 import sys
 import time
 from urllib.parse import parse_qs
@@ -68,6 +73,19 @@ def _alloc(query: dict[str, list[str]]) -> ExecuteResponse:
     return _json(200, {"allocated_mb": len(chunks)})
 
 
+def _journal_demo() -> ExecuteResponse:
+    started = time.monotonic()
+    wall = time.time()
+    token = os.urandom(8).hex()
+    draw = random.SystemRandom().random()
+    tenant = context.get_context().tenant_id
+    logging.log_info(f"journal-demo {token}")
+    print(f"journal-demo at {wall}")
+    print(f"journal-demo draw {draw}", file=sys.stderr)
+    return _json(200, {"wall": wall, "token": token, "draw": draw, "tenant": tenant,
+                       "elapsed_ns": round((time.monotonic() - started) * 1e9)})
+
+
 class WitWorld(wit_world.WitWorld):
     def handler(self, request: ExecuteRequest) -> ExecuteResponse:
         path, _, raw_query = request.http.url.partition("?")
@@ -83,6 +101,8 @@ class WitWorld(wit_world.WitWorld):
             return _sleep(query)
         if method == "GET" and path == "/alloc":
             return _alloc(query)
+        if method == "GET" and path == "/journal-demo":
+            return _journal_demo()
         if method == "GET" and path == "/raise":
             raise RuntimeError("py-hello: deliberate uncaught exception")
         return _json(404, {"error": "not_found", "method": method, "path": path})

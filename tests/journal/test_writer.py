@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
-from bundles.store import FileStore
+from bundles.store import FileStore, S3Settings, S3Store
 from journal import (
     JOURNAL_FORMAT,
     JournalCorrupt,
@@ -231,3 +232,30 @@ async def test_reader_reports_a_failing_store(root: Path, ring: JournalKeyring) 
     await store.aclose()
     with pytest.raises(JournalStoreError, match="journal store failed"):
         await JournalReader(store, ring).read("acme", "billing", "e1")
+
+
+async def test_a_hanging_store_never_blocks_submit(ring: JournalKeyring) -> None:
+    # An "S3 endpoint" that accepts connections and never answers: every write hangs.
+    connected = trio.Event()
+
+    async def silent(stream: trio.SocketStream) -> None:
+        connected.set()
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(trio.serve_tcp, silent, 0)
+        port = listeners[0].socket.getsockname()[1]
+        settings = S3Settings(
+            access_key="AKIAEXAMPLE", secret_key="x", endpoint_url=f"http://127.0.0.1:{port}", force_path_style=True
+        )
+        async with S3Store(settings, bucket="journal", max_attempts=1, read_timeout=600) as store:
+            writer = JournalWriter(store, ring, max_queue=2, max_concurrent_writes=1)
+            await nursery.start(writer.run)
+            await trio.testing.wait_all_tasks_blocked()  # the writer task waits for entries
+            # It takes the first entry at once; two more wait in the queue; the rest are dropped.
+            results = [writer.submit("acme", "billing", f"e{i}", _doc(f"e{i}")) for i in range(5)]
+            assert results == [True, True, True, False, False]
+            await connected.wait()  # the writer is stuck on its first entry
+            assert not writer.submit("acme", "billing", "e5", _doc("e5"))
+            assert writer.statistics() == WriterStatistics(queued=3, written=0, dropped=3, failed=0)
+            nursery.cancel_scope.cancel()

@@ -30,6 +30,9 @@ ENGINE_NAMES = {
     # the invocation
     "EventLevel", "EventSink", "EventStream", "HostScope", "HostUser", "Invocation", "InvocationContext",
     "InvocationCounters", "ScopeUsage", "SecretsProvider", "UserInfo", "bind_invocation", "current_invocation",
+    # the invocation journal
+    "LIVE_FUNCTIONS", "CallJournal", "CallRecorder", "CallReplayer", "ReplayDivergence", "decode_value",
+    "encode_value", "redact", "secret_placeholder",
 }  # fmt: skip
 
 
