@@ -7,7 +7,7 @@ host function fails (``calls_differ`` at that call) and the tenant's upgrade gat
 bundle that behaves the same passes and lets it through.
 
 The guest is the journal tests' hand-written component (``tests/runner/journal/clocklog.wat``: reads the wall
-clock, logs twice), so no toolchain-built sample is compiled here.
+clock, logs twice), so no toolchain-built sample is compiled there; the secret test runs the JS sample (slow).
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ import pytest
 import trio
 
 import journal
+import sealing
 from gateway_quart import Settings as GatewaySettings
 from gateway_quart import create_app
 from runner_trio import Settings
 from tests.gateway._helpers import start_server
+from tests.runner.capabilities._servers import Req, Resp
+from tests.runner.capabilities._servers import start_server as start_upstream
 from tests.runner.http.conftest import TOKEN, RunnerHandle, Shared, runner_settings, shared, start_runner  # noqa: F401 - fixtures
 from tests.runner.journal.wat import clocklog
 
@@ -151,3 +154,80 @@ async def test_record_download_replay_and_gate_an_upgrade(stack: Stack) -> None:
                              json={"content_hash": stack.hashes["same"]}, headers=tenant_admin)
     assert upgraded.status_code == 200, upgraded.text
     assert upgraded.json()["content_hash"] == stack.hashes["same"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+async def test_js_guest_secret_never_reaches_a_download(
+    nursery: trio.Nursery, runner_settings: Callable[..., Settings], shared: Shared, tmp_path: Path  # noqa: F811
+) -> None:
+    """The JS guest reads a secret, fetches with it, writes storage, reads the clock and randomness; the entry
+    the tenant admin downloads through the gateway (and its sealed object) holds the secret's name, never its
+    value, and replays identically."""
+    secret = "gw-e2e-secret-value-5b1d9c"
+    upstream = await start_upstream(nursery, _upstream(secret))
+    keys = journal.JournalKeyring.generate("e2e")
+    private, public = sealing.generate_keypair()
+    runner = await start_runner(nursery, runner_settings(journal_keys=keys, secrets_private_key=private,
+                                                         egress_allowlist=(f"127.0.0.1:{upstream.port}",)), shared)
+    settings = GatewaySettings(
+        runner_base_urls=(runner.url,), runner_service_token=TOKEN, admin_token=ADMIN,
+        registry_database=str(tmp_path / "registry.sqlite3"), bundle_store_base=runner.settings.resolved_store_base,
+        journal_keys=journal.JournalKeyring.parse(keys), runner_secrets_public_key=public, timeout_ms=300_000,
+    )
+    server = await start_server(nursery, create_app(settings))
+    admin = {"authorization": f"Bearer {ADMIN}"}
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=330, headers=admin) as gw:
+            digest = await runner.publish_sample("js-kitchen-sink")
+            assert (await gw.post("/api/v1/extensions", json={"content_hash": digest,
+                                                              "extension_id": "kitchen"})).is_success
+            await gw.post("/api/v1/tenants", json={"id": "acme", "name": "Acme"})
+            user = (await gw.post("/api/v1/tenants/acme/users", json={"email": "a@acme.test",
+                                                                       "roles": ["admin"]})).json()
+            token = (await gw.post(f"/api/v1/users/{user['id']}/tokens", json={})).json()["token"]
+            tenant_admin = {"authorization": f"Bearer {token}"}
+            grants = ["cap:secrets.get", "cap:http.fetch", "cap:storage.kv"]
+            assert (await gw.post("/api/v1/tenants/acme/installs", json={
+                "extension_id": "kitchen", "granted_capabilities": grants})).status_code == 201
+            assert (await gw.put("/api/v1/tenants/acme/installs/kitchen/secrets",
+                                 json={"secrets": {"api_key": secret}})).is_success
+            assert (await gw.put("/api/v1/tenants/acme/installs/kitchen/journal", json={"policy": "all"},
+                                 headers=tenant_admin)).is_success
+
+            called = await gw.post("/api/ext/kitchen/journal-demo", json={"url": f"{upstream.url}/data"},
+                                   headers=tenant_admin)
+            assert called.status_code == 200, called.text
+            assert called.json()["secret"] == secret, "the guest did read it"
+            assert json.loads(called.json()["fetched"]["bodyText"])["auth_ok"] is True
+            entries = (await gw.get("/api/v1/tenants/acme/journal", headers=tenant_admin)).json()["entries"]
+            assert len(entries) == 1
+            doc = await _entry(Stack(gw, runner, admin, tenant_admin, tenant_admin, {}), entries[0]["id"])
+            downloaded = json.dumps(doc, ensure_ascii=False)
+            assert secret not in downloaded
+            assert doc["secrets_read"] == ["api_key"]
+            assert "«secret:api_key»" in downloaded
+            functions = {c["fn"] for c in doc["calls"]}
+            assert {"alga:extension/secrets#get", "alga:extension/http#fetch",
+                    "wasi:clocks/wall-clock#now"} <= functions
+            objects = [p.read_bytes() for p in (shared.store_dir / "journal").rglob("*.jrnl")]
+            assert objects
+            assert all(secret.encode() not in blob for blob in objects)
+
+            seen_upstream = len(upstream.seen)
+            replayed = await gw.post(f"/api/v1/tenants/acme/journal/{entries[0]['id']}/replay", headers=tenant_admin)
+            assert replayed.status_code == 200, replayed.text
+            assert replayed.json()["verdict"] == "identical", replayed.json()
+            assert len(upstream.seen) == seen_upstream, "a replay touches nothing real"
+    finally:
+        await runner.client.aclose()
+        with trio.fail_after(10):
+            await server.close()
+        runner.shutdown.set()
+
+
+def _upstream(secret: str) -> Any:
+    async def handler(req: Req) -> Resp:
+        return Resp.json(200, {"path": req.path, "auth_ok": req.header("authorization") == f"Bearer {secret}"})
+
+    return handler
