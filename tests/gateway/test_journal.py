@@ -150,7 +150,8 @@ async def test_another_tenant_can_neither_list_nor_fetch_an_entry(make_gateway: 
     assert (await gateway.client.get("/api/v1/tenants/acme/journal", headers=member.auth)).status_code == 403
 
 
-async def _write_entry(store_dir: Path, entry_id: str, *, content_hash: str, keys: str = KEYS) -> dict[str, Any]:
+async def _write_entry(store_dir: Path, entry_id: str, *, content_hash: str, keys: str = KEYS,
+                       prefix: str = journal.DEFAULT_PREFIX) -> dict[str, Any]:
     """An entry as a runner records it (secret value replaced by its name), sealed into the file store."""
     doc = {
         "format": journal.JOURNAL_FORMAT, "entry_id": entry_id, "recorded_at": "2026-12-06T10:00:00.000Z",
@@ -170,7 +171,7 @@ async def _write_entry(store_dir: Path, entry_id: str, *, content_hash: str, key
         "timing": {"load_ms": 1, "queue_ms": 0, "guest_ms": 2}, "dropped_calls": 0,
     }
     async with FileStore(str(store_dir)) as store:
-        writer = journal.JournalWriter(store, journal.JournalKeyring.parse(keys))
+        writer = journal.JournalWriter(store, journal.JournalKeyring.parse(keys), prefix=prefix)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             assert writer.submit("acme", "echo", entry_id, doc)
@@ -471,3 +472,17 @@ async def test_the_gate_accepts_a_passing_check_younger_than_a_day(tmp_path: Pat
         assert refused.value.extra["check_id"] == f"c-{timedelta(hours=1)}-False", "the newest check decides"
     finally:
         await registry.aclose()
+
+
+async def test_a_journal_store_of_its_own(make_gateway: GatewayFactory, tmp_path: Path) -> None:
+    journal_dir = tmp_path / "journal-store"
+    journal_dir.mkdir()
+    gateway, admin, _ = await _stack(make_gateway, journal_keys=journal.JournalKeyring.parse(KEYS),
+                                     journal_store=f"file://{journal_dir}", journal_prefix="jr")
+    doc = await _write_entry(journal_dir, ENTRY_ONE, content_hash=gateway.bundles["v1"], prefix="jr")
+    gateway.runner.reply = _recording([ENTRY_ONE])
+    await _call(gateway, admin)
+    resp = await gateway.client.get(f"/api/v1/tenants/acme/journal/{ENTRY_ONE}", headers=admin.auth)
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == doc
+    assert not list(gateway.store_dir.rglob("*.jrnl")), "nothing in the bundle store"
