@@ -187,7 +187,8 @@ async def get_entry(tenant_id: str, entry_id: str) -> Response:
     try:
         doc = await st.journal_reader.read(entry.tenant_id, entry.extension_id, entry.id)
     except journal.JournalNotFound:
-        raise NotFound("journal_entry_not_found", "the entry is indexed but its object is gone (expired?)") from None
+        raise NotFound("journal_entry_not_found", "the entry is not in the journal store: runners write it "
+                       "moments after the call, and it expires") from None
     except journal.JournalKeyError:
         raise ApiError("journal_unavailable", "the entry is sealed with a key GATEWAY_JOURNAL_KEYS does not hold",
                        status=503) from None
