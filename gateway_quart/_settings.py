@@ -18,10 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
-from journal import JournalError, JournalKeyring
-
 from bundles import TrustBundle, TrustBundleError
 from contract import MAX_GUEST_BODY_BYTES, SAFE_ID_PATTERN
+from journal import JournalError, JournalKeyring
 from servicekit import (
     DEVELOPMENT,
     POSTGRES_SCHEMES,

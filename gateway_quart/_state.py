@@ -8,11 +8,11 @@ from typing import Final, cast, final
 
 import trio
 from cachetools import LRUCache
-from journal import JournalReader
 from quart import current_app
 
 import bundles
 from bundles.store import BundleLayout, BundleStore
+from journal import JournalReader
 
 from ._audit import AuditWriter
 from ._auth import SessionSigner
