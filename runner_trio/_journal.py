@@ -28,7 +28,7 @@ from contract import ExecuteRequest, ExecuteResult, encode_execute_request, enco
 from ._config import Settings
 from ._errors import ConfigError
 from ._metrics import RunnerMetrics
-from .engine import CallRecorder, redact
+from .engine import CallRecorder
 
 __all__ = ["SECRET_FUNCTIONS", "JournalService", "Recording", "entry_document"]
 
@@ -37,6 +37,7 @@ log = logging.getLogger("runner_trio.journal")
 SECRET_FUNCTIONS: Final = frozenset({"alga:extension/secrets#get"})
 """Host functions whose answer is a secret value (named by their first argument): redacted from every entry."""
 _METRICS_SYNC_S: Final = 1.0
+_CLOSE_TIMEOUT_S: Final = 5.0
 JOURNAL_RESULTS: Final = ("written", "dropped", "failed")
 
 
@@ -86,7 +87,8 @@ def entry_document(
         "dropped_calls": parts["dropped_calls"],
     }
     # The calls and output are redacted already; the request and the result may carry a value too (an echo).
-    return redact(doc, recording.calls.secret_values)  # type: ignore[no-any-return]
+    secrets = {name: value for value, name in recording.calls.secret_values.items()}
+    return journal.redact_secrets(doc, secrets) if secrets else doc
 
 
 @final
@@ -205,10 +207,10 @@ class JournalService:
 
     async def aclose(self) -> None:
         started = time.monotonic()
-        with trio.move_on_after(2):
+        with trio.move_on_after(_CLOSE_TIMEOUT_S):  # a hanging store loses the queued rest, never the shutdown
             await self.writer.flush()
+            await self.writer.aclose()
         self.sync_metrics()
-        await self.writer.aclose()
         if self._owns_store:
             await self.store.aclose()
         log.debug("journal closed in %.3f s", time.monotonic() - started)

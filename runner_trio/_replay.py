@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 import trio
 
@@ -21,7 +21,7 @@ import journal
 from contract import ErrorCode, ExecuteResult, FailureKind, encode_execute_result
 
 from ._errors import RunnerError
-from ._execute import JournalTap, Timing, run_invocation
+from ._execute import JournalTap, Timing, outcome_of, run_invocation
 from ._runtime import Runtime
 from ._wire import ExecuteRequest, parse_execute_request
 from .engine import CallReplayer, ReplayDivergence
@@ -30,10 +30,6 @@ __all__ = ["ReplayInputError", "replay_entry"]
 
 log = logging.getLogger("runner_trio.replay")
 
-_IGNORED_RESULT_FIELDS: Final = ("journal_entry", "usage")
-"""Fields of an answer that differ between runs by nature (the entry's own id, measured usage)."""
-
-
 class ReplayInputError(Exception):
     """The entry cannot be replayed (its request does not decode); ``code`` is the wire error."""
 
@@ -41,15 +37,6 @@ class ReplayInputError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def _failed(result: Mapping[str, Any]) -> bool:
-    status = result.get("status")
-    return result.get("error") is not None or (isinstance(status, int) and status >= 500)
-
-
-def _comparable(result: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in result.items() if key not in _IGNORED_RESULT_FIELDS}
 
 
 def recorded_request(runtime: Runtime, doc: Mapping[str, Any], content_hash: str | None) -> ExecuteRequest:
@@ -84,33 +71,27 @@ async def replay_entry(
     replayer = CallReplayer(calls)
     tap = JournalTap(replayer=replayer, grants=frozenset(str(grant) for grant in grants))
     divergence: ReplayDivergence | None = None
+    outcome = journal.OK_OUTCOME
     try:
         result = await run_invocation(runtime, request, _drop, trio.current_time(), Timing(), tap)
     except ReplayDivergence as exc:
-        divergence = exc
+        divergence, outcome = exc, "trap"  # the guest was stopped at the call that differs
         result = ExecuteResult.failure(500, ErrorCode.EXECUTE_FAILED, FailureKind.TRAP)
     except RunnerError as exc:
+        outcome = outcome_of(exc)
         result = ExecuteResult(status=exc.status_code, headers={}, body=None, error=exc.wire_error)
     divergence = divergence or replayer.finish()
-    expected = _comparable(doc.get("result") or {})
-    actual = _comparable(encode_execute_result(result))
-    diff = journal.diff_responses(expected, actual)
-    if divergence is not None:
-        verdict = "calls_differ"
-    elif _failed(actual) and not _failed(expected):
-        verdict = "new_failure"
-    elif diff:
-        verdict = "response_differs"
-    else:
-        verdict = "identical"
-    report = journal.ReplayReport(
-        verdict=verdict,
-        divergence=None if divergence is None else journal.Divergence(
-            index=divergence.index, expected=divergence.expected, actual=divergence.actual, reason=divergence.reason
-        ),
-        response_diff=diff,
+    report = journal.make_report(
+        doc,
+        encode_execute_result(result),
+        replayed_outcome=outcome,
         calls_replayed=replayer.calls_replayed,
+        divergence=None if divergence is None else journal.Divergence(
+            divergence.index, divergence.expected, divergence.actual, divergence.reason
+        ),
+        content_hash=f"sha256:{request.context.content_hash}",
     )
+    verdict = report.verdict
     log.info("replayed entry=%s tenant=%s extension=%s against=%s verdict=%s calls=%d",
              doc.get("entry_id"), request.context.tenant_id, request.context.extension_id,
              request.context.content_hash, verdict, replayer.calls_replayed)

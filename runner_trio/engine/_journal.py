@@ -45,7 +45,6 @@ __all__ = [
     "encode_value",
     "redact",
     "secret_placeholder",
-    "stable_interface",
 ]
 
 DEFAULT_MAX_CALLS: Final = 10_000
@@ -67,11 +66,6 @@ LIVE_FUNCTIONS: Final = frozenset({
 """Functions that create a resource: run for real in replay too (still compared with the record)."""
 
 _TRAP: Final = "$trap"
-
-
-def stable_interface(name: str) -> str:
-    """``wasi:io/poll@0.2.12`` -> ``wasi:io/poll``: the version-less name a record uses."""
-    return name.partition("@")[0]
 
 
 def secret_placeholder(name: str) -> str:

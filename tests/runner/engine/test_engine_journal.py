@@ -9,18 +9,22 @@ import json
 import pytest
 from wasmtime.component import Linker, Record
 
+from runner_trio.capabilities import interface_name, world_linker
 from runner_trio.engine import (
     CallRecorder,
     CallReplayer,
     Err,
+    GuestError,
     GuestRequest,
     Invocation,
     InvocationContext,
+    LinkerInstanceBuilder,
     Ok,
     ReplayDivergence,
     WasmEngine,
     decode_value,
     encode_value,
+    host_function,
     invoke,
     redact,
     secret_placeholder,
@@ -123,3 +127,41 @@ async def test_replay_reports_calls_the_guest_never_made(ticking: WasmEngine, li
     assert divergence is not None
     assert divergence.index == 3
     assert divergence.actual is None
+
+
+class HostBug(Exception):
+    pass
+
+
+class BrokenLogging:
+    """``log-info("two")`` raises (a host bug): the guest traps, the record says so."""
+
+    name = "logging"
+    grant: str | None = None
+
+    def link(self, root: LinkerInstanceBuilder) -> None:
+        with root.add_instance(interface_name(self.name)) as instance:
+            instance.add_func("log-info", host_function(self.log))
+            instance.add_func("log-warn", host_function(self.log))
+            instance.add_func("log-error", host_function(self.log))
+
+    @staticmethod
+    def log(invocation: Invocation, message: str) -> None:
+        if message == "two":
+            raise HostBug(message)
+
+
+async def test_a_host_function_that_raised_is_recorded_and_replayed_as_a_trap(ticking: WasmEngine) -> None:
+    linker = world_linker(ticking, [BrokenLogging()])
+    component = ticking.compile(clocklog())
+    recorder = CallRecorder()
+    with pytest.raises(HostBug):
+        await invoke(ticking, linker, component, GET, dataclasses.replace(invocation(), journal=recorder), timeout=5)
+    calls = recorder.document_parts()["calls"]
+    assert calls[-1]["fn"] == "alga:extension/logging#log-info"
+    assert calls[-1]["result"] == {"$trap": "HostBug"}
+    replayer = CallReplayer(calls)
+    with pytest.raises(GuestError) as caught:  # the replay traps where the recording did, without the host bug
+        await invoke(ticking, linker, component, GET, dataclasses.replace(invocation(), journal=replayer), timeout=5)
+    assert caught.value.kind == "trap"
+    assert replayer.calls_replayed == 3
