@@ -486,3 +486,22 @@ async def test_a_journal_store_of_its_own(make_gateway: GatewayFactory, tmp_path
     assert resp.status_code == 200, resp.text
     assert resp.json() == doc
     assert not list(gateway.store_dir.rglob("*.jrnl")), "nothing in the bundle store"
+
+
+async def test_index_and_gate_on_postgresql(make_gateway: GatewayFactory, postgres_url: str) -> None:
+    gateway, admin, other = await _stack(make_gateway, registry_database=postgres_url)
+    gateway.runner.reply = _recording([ENTRY_ONE])
+    await _call(gateway, admin, "req-pg")
+    listed = (await gateway.client.get("/api/v1/tenants/acme/journal", headers=admin.auth)).json()["entries"]
+    assert [(e["id"], e["request_id"]) for e in listed] == [(ENTRY_ONE, "req-pg")]
+    assert (await gateway.client.get("/api/v1/tenants/globex/journal", headers=other.auth)).json() == {"entries": []}
+    v2 = await gateway.publish("v2", version="2.0.0")
+    await gateway.register(v2)
+    await gateway.client.put("/api/v1/tenants/acme/settings", json={"require_upgrade_check": True}, headers=admin.auth)
+    upgrade = "/api/v1/tenants/acme/installs/echo/upgrade"
+    assert (await gateway.client.post(upgrade, json={"content_hash": v2}, headers=admin.auth)).status_code == 409
+    gateway.runner.replay = lambda call: (200, _report("identical"))
+    check = await gateway.client.post("/api/v1/tenants/acme/installs/echo/upgrade-check", json={"to": v2},
+                                      headers=admin.auth)
+    assert check.json()["passed"] is True
+    assert (await gateway.client.post(upgrade, json={"content_hash": v2}, headers=admin.auth)).status_code == 200
