@@ -68,7 +68,11 @@ def object_deleter(settings: Settings, store: BundleStore | None) -> DeleteObjec
 
     async def delete(entry: JournalIndexEntry) -> None:
         # Deleting needs no key: the object's name is enough (JournalReader.delete does the same).
-        await store.delete(journal.entry_key(entry.tenant_id, entry.extension_id, entry.id, prefix=prefix))
+        try:
+            key = journal.entry_key(entry.tenant_id, entry.extension_id, entry.id, prefix=prefix)
+        except ValueError:
+            return  # ids no object can be named by: only the row goes
+        await store.delete(key)
 
     return delete
 
