@@ -227,7 +227,12 @@ async def _replay(st: GatewayState, entry: JournalIndexEntry, to_hash: str | Non
         # 422: the entry is there but cannot be replayed (its request does not decode): a conflict, not a typo.
         message = answer.get("message") if isinstance(answer, dict) else None
         raise ApiError(code, message if isinstance(message, str) else None, status=400 if status == 400 else 409)
-    log.error("runner answered HTTP %d to a replay of %s (check RUNNER_SERVICE_TOKEN)", status, entry.id)
+    if status == 502 and isinstance(code, str) and ID_PATTERN.fullmatch(code):
+        # The runner's own failure (bundle_fetch_failed: the bundle to replay against could not be loaded).
+        message = answer.get("message") if isinstance(answer, dict) else None
+        raise ApiError(code, message if isinstance(message, str) else None, status=502)
+    hint = " (check RUNNER_SERVICE_TOKEN)" if status in (401, 403) else ""
+    log.error("runner answered HTTP %d to a replay of %s%s", status, entry.id, hint)
     raise ApiError("bad_gateway", "the runner could not replay the entry", status=502)
 
 
