@@ -37,6 +37,7 @@ BENCHMARKS: Final = {
     "herd": ("_herd", "50 concurrent requests on an uncached hash: 1 fetch, 1 compile"),
     "cold": ("_cold", "first request after restart: precompiled artifact vs compile from bytes"),
     "hostile": ("_hostile", "each hostile guest's outcome and time past its deadline; a neighbour's p99 beside them"),
+    "fairness": ("_fairness", "a steady tenant's p99 beside another's 10:1 burst vs alone, fair queue and fifo"),
     "journal": ("_journal", "invocation time with the invocation journal recording every call (all) vs none"),
     "soak": ("_soak", "10,000 mixed calls through gateway + 2 runners: none lost, RSS and files (only when named)"),
 }

@@ -2,10 +2,11 @@
 
 One ``Runtime`` with ``RUNNER_JOURNAL_KEYS`` (entries sealed and written to a file:// store by its background
 writer), ``execute()`` called in process with the same request but ``journal``: ``all`` (every host call
-recorded, the entry built, redacted and queued; sealing and writing happen on the writer task, interleaved with
-both sides, so the order is rotated per round) against no ``journal`` (the engine's one attribute read per host call). Interleaved call by call.
-Guests: py-hello ``GET /journal-demo`` (clocks, randomness, logging, stdout: ~a dozen recorded calls),
-py-hello ``GET /hello`` and the WAT echo (no host call: the fixed cost of an entry).
+recorded, the entry built, redacted and queued; sealing and writing happen on the writer task while the next
+call runs, whichever side it is, so the order is rotated per round), ``errors`` (recorded, not kept) and no
+``journal`` (the engine's one attribute read per host call). Guests: py-hello ``GET /journal-demo`` (clocks,
+randomness, logging, stdout: about a dozen recorded calls), py-hello ``GET /hello`` and the WAT echo (no host
+call: the fixed cost of an entry).
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ DEFAULT_ENTRY_CANDIDATES: Final[tuple[str, ...]] = ("dist/main.wasm", "entry.was
 _TOP_LEVEL_KEYS: Final = frozenset(
     {"name", "publisher", "version", "runtime", "capabilities", "ui", "api", "assets", "precompiled", "entry"}
     | {"sbom", "events"}
+    | {"egress", "secrets"}  # declarations a tenant admin consents to (docs/operations.md); not the reference's
     | {"$schema"}  # where an editor finds the JSON Schema (bundles/manifest.schema.json); not used here
 )
 _UI_KEYS: Final = frozenset({"type", "entry", "hooks", "routes"})
@@ -160,6 +161,11 @@ class Manifest:
     precompiled: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     sbom: str | None = None
     events: tuple[EventSubscription, ...] | None = None
+    #: Hosts the extension fetches from (``EXT_EGRESS_ALLOWLIST`` entries: ``host``, ``*.domain``, ``:port``),
+    #: trimmed and lower-cased: what it asks for, shown to a tenant admin; the runner's allowlist still rules.
+    egress: tuple[str, ...] | None = None
+    #: Names of the secrets the extension reads; an upgrade that adds one needs the tenant admin's consent.
+    secrets: tuple[str, ...] | None = None
     #: Paths of the keys outside the schema (accepted and ignored); not part of equality.
     unknown_fields: tuple[str, ...] = field(default=(), compare=False)
 
@@ -213,6 +219,10 @@ class Manifest:
             out["precompiled"] = dict(self.precompiled)
         if self.sbom is not None:
             out["sbom"] = self.sbom
+        if self.egress is not None:
+            out["egress"] = list(self.egress)
+        if self.secrets is not None:
+            out["secrets"] = list(self.secrets)
         return out
 
     def to_json(self) -> str:
@@ -273,6 +283,8 @@ def parse_manifest(raw: bytes | str | Mapping[str, Any] | object, *, strict: boo
         precompiled=MappingProxyType(_precompiled(obj.get("precompiled"))),
         sbom=None if obj.get("sbom") is None else _text(obj["sbom"], "sbom", max_len=1024),
         events=None if obj.get("events") is None else _events(obj["events"], unknown),
+        egress=None if obj.get("egress") is None else _names(obj["egress"], "egress", lower=True),
+        secrets=None if obj.get("secrets") is None else _names(obj["secrets"], "secrets", lower=False),
         unknown_fields=tuple(unknown),
     )
     if strict and unknown:
@@ -526,6 +538,15 @@ def _assets(value: Any) -> tuple[str, ...]:
     return tuple(
         _relative_path(item, f"assets[{i}]", glob=True) for i, item in enumerate(_list(value, "assets"))
     )
+
+
+def _names(value: Any, path: str, *, lower: bool) -> tuple[str, ...]:
+    """A list of texts, trimmed (and lower-cased when ``lower``), duplicates dropped, order kept."""
+    out: dict[str, None] = {}
+    for i, item in enumerate(_list(value, path)):
+        text = _text(item, f"{path}[{i}]").strip()
+        out[text.lower() if lower else text] = None
+    return tuple(out)
 
 
 def _precompiled(value: Any) -> dict[str, str]:

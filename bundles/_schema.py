@@ -162,6 +162,8 @@ def manifest_schema() -> dict[str, Any]:
                 "additionalProperties": _relative_path(glob=False),
             }),
             "sbom": _optional(_text(_LONG_TEXT)),
+            "egress": _optional({"type": "array", "items": _text()}),
+            "secrets": _optional({"type": "array", "items": _text()}),
         },
     }
 

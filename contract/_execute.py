@@ -43,7 +43,7 @@ USAGE_FIELDS: Final = (
 )
 """What a runner measures per invocation and answers in ``usage`` (all non-negative numbers).
 
-``guest_cpu_ms``: time the guest ran (epoch-based); ``memory_mb_ms``: the memory cap in MiB times the guest's
+``guest_cpu_ms``: CPU time of the guest's worker thread; ``memory_mb_ms``: the memory cap in MiB times the guest's
 wall time in ms; ``egress_*``: outbound HTTP requests and bytes sent plus received; ``storage_ops`` /
 ``storage_bytes``: storage calls and bytes read plus written; ``debug_events``: events the invocation emitted.
 """

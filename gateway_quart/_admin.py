@@ -7,12 +7,13 @@ from typing import Final
 
 from quart import Blueprint, Response, request
 
-from ._auth import authenticate, generate_token, hash_token
+from . import _rollout
+from ._auth import PERMISSION_ADMIN, authenticate, generate_token, hash_token
 from ._bodies import ExtensionRegister, TenantCreate, TokenCreate, UserCreate
 from ._errors import Conflict, InvalidRequest, NotFound, RecordConflict, RecordNotFound
 from ._rules import parse_body
 from ._state import read_published, state
-from ._validation import read_json
+from ._validation import check_id, read_json
 from ._views import (
     admin_principal,
     check_tenant_admin,
@@ -30,6 +31,7 @@ from .registry import new_id
 
 DEFAULT_AUDIT_LIMIT: Final = 100
 MAX_AUDIT_LIMIT: Final = 1000
+MAX_VERSION_REF: Final = 128
 
 blueprint = Blueprint("admin", __name__, url_prefix="/api/v1")
 
@@ -138,6 +140,32 @@ async def get_extension(extension_id: str) -> Response:
         raise NotFound("extension_not_found", "no such extension") from None
     versions = [version_view(v, st) for v in await st.registry.list_versions(extension_id)]
     return json_response({**extension_view(extension), "versions": versions})
+
+
+@blueprint.get("/extensions/<extension_id>/diff")
+async def diff_versions(extension_id: str) -> Response:
+    """What version ``to`` asks for that ``from`` did not (capabilities, egress hosts, secrets), and what it
+    drops; each a version string, ``sha256:<hex>`` or version id. A tenant admin sees the extensions their tenant
+    has installed; the admin token sees all."""
+    st = state()
+    principal = await admin_principal(st)
+    check_id(extension_id, "extension_id")
+    if principal is not None:
+        principal.require(PERMISSION_ADMIN)
+        try:
+            await st.registry.get_install(principal.tenant_id, extension_id)
+        except RecordNotFound:
+            raise NotFound("extension_not_found", "no such extension") from None
+    refs = {name: request.args.get(name, "") for name in ("from", "to")}
+    bad = {name: "is required: a version, sha256:<hex> or version id" for name, ref in refs.items()
+           if not ref or len(ref) > MAX_VERSION_REF or not ref.isprintable()}
+    if bad:
+        raise InvalidRequest(bad)
+    old = await _rollout.resolve_version(st, extension_id, refs["from"])
+    new = await _rollout.resolve_version(st, extension_id, refs["to"])
+    diff = _rollout.capability_diff(st.manifests.get(old), st.manifests.get(new))
+    return json_response({"extension_id": extension_id, "from": _rollout.version_ref(old),
+                          "to": _rollout.version_ref(new), "diff": diff.to_json()})
 
 
 @blueprint.get("/tenants/<tenant_id>/audit")

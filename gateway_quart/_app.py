@@ -15,9 +15,11 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from bundles.store import BundleStore, open_store
 from servicekit import configure_tracing, harden_connections, json_errors, serve_app
 
-from . import _admin, _host_page, _installs, _journal_admin, _proxy, _public
+from . import _admin, _canary_api, _host_page, _installs, _journal_admin, _proxy, _public
 from ._audit import AuditWriter
 from ._auth import Principal, SessionSigner, authenticate, principal_for_token
+from ._canary import CanaryController
+from ._canary_fleet import FleetCanaryStats
 from ._errors import ApiError, PayloadTooLarge, RegistryError
 from ._fleet import FleetState
 from ._headers import SECURITY_HEADERS
@@ -77,6 +79,7 @@ def create_app(
     pool_scope = trio.CancelScope()  # the runner pool's health checks and discovery, while serving
     journal_scope = trio.CancelScope()  # the journal index writer and retention sweeper, while serving
     journal_store = open_store(settings.journal_store) if settings.journal_store is not None else store
+    canary_scope = trio.CancelScope()  # the canary evaluator, while serving
 
     @app.before_serving
     async def _open() -> None:
@@ -111,16 +114,24 @@ def create_app(
             # Audit rows are written in the app's nursery (set by the ASGI lifespan before start-up).
             audit=AuditWriter(reg, nursery=getattr(app, "nursery", None)),
             fleet=fleet,
+            canaries=CanaryController(
+                reg, interval_s=settings.canary_interval_s,
+                fleet=FleetCanaryStats(settings.redis_url) if settings.redis_url is not None else None),
             journal_index=JournalIndexer(reg),
             journal_reader=_journal_admin.open_reader(settings, journal_store),
         )
+        st = app.extensions[STATE_KEY]
+        assert st.canaries is not None
+        await st.canaries.refresh()  # route by the running canaries from the first request on
         if nursery is not None:
-            nursery.start_soon(run_journal_tasks, app.extensions[STATE_KEY].journal_index, reg,
+            nursery.start_soon(_run_canaries, st, canary_scope)
+            nursery.start_soon(run_journal_tasks, st.journal_index, reg,
                                _journal_admin.object_deleter(settings, journal_store), journal_scope)
 
     @app.after_serving
     async def _close() -> None:
         pool_scope.cancel()
+        canary_scope.cancel()
         st: GatewayState | None = app.extensions.pop(STATE_KEY, None)
         if st is None:
             return
@@ -138,6 +149,8 @@ def create_app(
             await journal_store.aclose()
         if st.fleet is not None:
             await st.fleet.aclose()
+        if st.canaries is not None:
+            await st.canaries.aclose()
 
     @app.errorhandler(ApiError)
     async def _api_error(exc: ApiError) -> Response:
@@ -170,6 +183,7 @@ def create_app(
     app.register_blueprint(_admin.blueprint)
     app.register_blueprint(_installs.blueprint)
     app.register_blueprint(_proxy.blueprint)
+    app.register_blueprint(_canary_api.blueprint)
     app.register_blueprint(_host_page.blueprint)
     app.register_blueprint(_journal_admin.blueprint)
 
@@ -230,6 +244,12 @@ async def serve(
         accesslog="-",
         task_status=task_status,
     )
+
+
+async def _run_canaries(st: GatewayState, scope: trio.CancelScope) -> None:
+    with scope:
+        assert st.canaries is not None
+        await st.canaries.run(st)
 
 
 async def _watch_runners(pool: RunnerPool, scope: trio.CancelScope) -> None:

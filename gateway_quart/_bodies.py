@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Final
 
 from ._auth import ROLE_PERMISSIONS
-from ._rules import Choice, Flag, Integer, Text, TextList, TextMap, Timestamp
+from ._rules import Choice, Flag, Integer, Nested, Number, Text, TextList, TextMap, Timestamp
 from ._validation import ID_HINT, ID_PATTERN
 
 USER_TYPES: Final = ("internal", "client")
@@ -26,6 +26,8 @@ MAX_CONFIG_ENTRIES: Final = 256
 MAX_CONFIG_VALUE: Final = 8 * 1024
 MAX_SECRET_ENTRIES: Final = 128
 MAX_SECRET_VALUE: Final = 64 * 1024
+MAX_REASON: Final = 500
+"""Characters of the free-text reason kept in an install's version history."""
 KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 """Names of config entries and secrets."""
 EMAIL_PATTERN: Final = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
@@ -83,10 +85,12 @@ class ExtensionRegister:
 
 @dataclass(frozen=True, slots=True)
 class VersionPick:
-    """A registered version by ``version_id`` or ``content_hash`` (one at most)."""
+    """A registered version by ``version_id``, ``content_hash`` or ``version`` string (one at most; a version
+    string names the newest bundle registered under it)."""
 
     version_id: Annotated[str | None, Text(max_len=128)]
     content_hash: Annotated[str | None, Text(max_len=80)]
+    version: Annotated[str | None, Text(max_len=128)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,25 @@ class InstallCreate(VersionPick):
 
 @dataclass(frozen=True, slots=True)
 class InstallUpgrade(VersionPick):
-    """The version to move the install to (one of the two is required)."""
+    """The version to move the install to (one of the three is required); held for consent when it asks for
+    more than the installed one."""
+
+    reason: Annotated[str | None, Text(max_len=MAX_REASON)]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentApprove(VersionPick):
+    """Approve the upgrade waiting for consent; naming its version (optional) refuses a different one that
+    replaced it meanwhile."""
+
+    reason: Annotated[str | None, Text(max_len=MAX_REASON)]
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackRequest:
+    """Restore the version the install ran before."""
+
+    reason: Annotated[str | None, Text(max_len=MAX_REASON)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +150,45 @@ class SecretsReplace:
     secrets: Annotated[dict[str, str], TextMap(required=True, max_items=MAX_SECRET_ENTRIES, key_pattern=KEY_PATTERN,
                                                max_value_len=MAX_SECRET_VALUE)] = field(repr=False)
     expires_at: Annotated[datetime | None, Timestamp()] = None
+
+
+MAX_CANARY_TENANTS: Final = 100
+MAX_CANARY_WINDOW_S: Final = 7 * 24 * 3600
+MAX_CANARY_P99_MS: Final = 600_000.0
+MAX_CANARY_MIN_REQUESTS: Final = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryBudgetBody:
+    """What the new version must hold (defaults: 5% errors, 5% timeouts, no p99 limit, judged from 20 requests)."""
+
+    max_error_rate: Annotated[float | None, Number(0, 1)]
+    max_timeout_rate: Annotated[float | None, Number(0, 1)]
+    max_p99_ms: Annotated[float | None, Number(0, MAX_CANARY_P99_MS, above_low=True)]
+    min_requests: Annotated[int | None, Integer(1, MAX_CANARY_MIN_REQUESTS)]
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryCreate:
+    """A canary: ``to`` (a version, ``sha256:`` hash or version id) for ``percent`` of ``tenant``'s requests, or
+    for every request of ``tenants``."""
+
+    to: Annotated[str, Text(required=True, max_len=128)]
+    tenant: Annotated[str | None, _ID]
+    percent: Annotated[float | None, Number(0, 100, above_low=True)]
+    tenants: Annotated[list[str] | None, TextList(max_items=MAX_CANARY_TENANTS, max_len=128)]
+    budget: Annotated[CanaryBudgetBody | None, Nested(CanaryBudgetBody)]
+    window_s: Annotated[int | None, Integer(1, MAX_CANARY_WINDOW_S)]
+
+
+@dataclass(frozen=True, slots=True)
+class InstallCanaryCreate:
+    """A canary of this install: ``to`` (a version, ``sha256:`` hash or version id) for ``percent`` of its requests."""
+
+    to: Annotated[str, Text(required=True, max_len=128)]
+    percent: Annotated[float, Number(0, 100, above_low=True, required=True)]
+    budget: Annotated[CanaryBudgetBody | None, Nested(CanaryBudgetBody)]
+    window_s: Annotated[int | None, Integer(1, MAX_CANARY_WINDOW_S)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +222,7 @@ class TenantSettingsUpdate:
 
 
 BODIES: Final = (SessionCreate, TenantCreate, UserCreate, TokenCreate, ExtensionRegister, InstallCreate,
-                 InstallUpgrade, ConfigReplace, CapabilitiesReplace, SecretsReplace,
+                 InstallUpgrade, ConfigReplace, CapabilitiesReplace, SecretsReplace, ConsentApprove, RollbackRequest,
+                 CanaryCreate, InstallCanaryCreate,
                  JournalPolicySet, ReplayRequest, UpgradeCheckRequest, TenantSettingsUpdate)
 """Every request body model, in the order the OpenAPI document lists them."""

@@ -1,4 +1,5 @@
-"""Admin API, part two: a tenant's installs — install, upgrade, enable/disable, uninstall, config, secrets, grants.
+"""Admin API, part two: a tenant's installs — install, upgrade, enable/disable, uninstall, config, secrets, grants;
+and their versions: upgrade (held for consent when it asks for more), consent, rollback, history (``_rollout.py``).
 
 Secrets are sealed to ``RUNNER_SECRETS_PUBLIC_KEY`` the moment they arrive; the plaintext is never stored,
 logged or sent back. Grants are limited to what the installed version's manifest asks for.
@@ -7,46 +8,78 @@ logged or sent back. Grants are limited to what the installed version's manifest
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
 from quart import Blueprint, Response, request
 
 import bundles
 import sealing
 
-from ._bodies import CapabilitiesReplace, ConfigReplace, InstallCreate, InstallUpgrade, SecretsReplace, VersionPick
+from . import _rollout
+from ._auth import Principal
+from ._bodies import (
+    CapabilitiesReplace,
+    ConfigReplace,
+    ConsentApprove,
+    InstallCreate,
+    InstallUpgrade,
+    RollbackRequest,
+    SecretsReplace,
+    VersionPick,
+)
 from ._errors import ApiError, Conflict, InvalidRequest, NotFound, RecordConflict, RecordNotFound
-from ._journal_gate import ensure_upgrade_allowed
 from ._rules import parse_body, read_body
 from ._state import GatewayState, check_signature, state
 from ._validation import Fields, check_id, read_json
 from ._views import install_view, json_response, no_content, require_tenant_admin
 from .registry import Install, SealedSecrets, Version
 
+DEFAULT_HISTORY_LIMIT: Final = 100
+MAX_HISTORY_LIMIT: Final = 1000
+
 blueprint = Blueprint("installs", __name__, url_prefix="/api/v1/tenants/<tenant_id>/installs")
 
 
 async def _install(st: GatewayState, tenant_id: str, extension_id: str) -> Install:
-    await require_tenant_admin(st, tenant_id)
+    return (await _admin_install(st, tenant_id, extension_id))[1]
+
+
+async def _admin_install(st: GatewayState, tenant_id: str, extension_id: str) -> tuple[Principal | None, Install]:
+    """The caller (``None`` for the admin token) and the install they administer."""
+    principal = await require_tenant_admin(st, tenant_id)
     check_id(extension_id, "extension_id")
     try:
-        return await st.registry.get_install(tenant_id, extension_id)
+        return principal, await st.registry.get_install(tenant_id, extension_id)
     except RecordNotFound:
         raise NotFound("not_installed", "the extension is not installed for this tenant") from None
 
 
+def _actor(principal: Principal | None) -> str | None:
+    """Who a history row names: the user's id; ``None`` for the gateway admin token."""
+    return None if principal is None else principal.user.id
+
+
 async def _pick_version(st: GatewayState, extension_id: str, pick: VersionPick, fields: Fields, *,
                         required: bool) -> Version | None:
-    """The version named by ``version_id`` or ``content_hash`` (one at most); the newest when neither.
+    """The version named by ``version_id``, ``content_hash`` or ``version`` (one at most; a version string names
+    the newest bundle registered under it); the newest when none (``None`` when not ``required`` here).
 
     Problems go to ``fields`` (which read ``pick``); the registry is consulted only when there are none.
     """
-    version_id, content_hash = pick.version_id, pick.content_hash
-    if version_id and content_hash:
-        fields.errors["version_id"] = "give version_id or content_hash, not both"
-    elif required and not version_id and not content_hash:
-        fields.errors["version_id"] = "version_id or content_hash is required"
+    version_id, content_hash, named = pick.version_id, pick.content_hash, pick.version
+    given = [name for name, value in (("version_id", version_id), ("content_hash", content_hash),
+                                      ("version", named)) if value]
+    if len(given) > 1:
+        fields.errors[given[1]] = "give one of version_id, content_hash or version"
+    elif required and not given:
+        fields.errors["version_id"] = "version_id, content_hash or version is required"
     if fields.errors:
         return None
+    if named:
+        versions = await st.registry.list_versions(extension_id, version=named)
+        if not versions:
+            raise NotFound("version_not_found", f"no version {named} of this extension is registered")
+        return versions[-1]
     if version_id:
         try:
             version = await st.registry.get_version(version_id)
@@ -110,7 +143,7 @@ async def list_installs(tenant_id: str) -> Response:
 @blueprint.post("")
 async def create_install(tenant_id: str) -> Response:
     st = state()
-    await require_tenant_admin(st, tenant_id)
+    principal = await require_tenant_admin(st, tenant_id)
     fields = Fields(await read_json(request))
     body = read_body(fields, InstallCreate)
     version = await _pick_version(st, body.extension_id, body, fields, required=False)
@@ -121,7 +154,7 @@ async def create_install(tenant_id: str) -> Response:
     try:
         install = await st.registry.create_install(
             tenant_id=tenant_id, extension_id=body.extension_id, version_id=version.id,
-            granted_capabilities=granted, config=body.config or {},
+            granted_capabilities=granted, config=body.config or {}, actor=_actor(principal),
         )
         if body.enabled is False:
             install = await st.registry.update_install(tenant_id, body.extension_id, enabled=False)
@@ -148,21 +181,58 @@ async def uninstall(tenant_id: str, extension_id: str) -> Response:
 
 @blueprint.post("/<extension_id>/upgrade")
 async def upgrade(tenant_id: str, extension_id: str) -> Response:
-    """Move the install to another registered version; grants the new manifest no longer asks for are dropped."""
+    """Move the install to another registered version (grants the new manifest no longer asks for are dropped);
+    202 ``pending_consent`` with the diff, the install unchanged, when that version asks for more."""
     st = state()
-    current = await _install(st, tenant_id, extension_id)
+    principal, current = await _admin_install(st, tenant_id, extension_id)
     fields = Fields(await read_json(request))
-    version = await _pick_version(st, extension_id, read_body(fields, InstallUpgrade), fields, required=True)
+    body = read_body(fields, InstallUpgrade)
+    version = await _pick_version(st, extension_id, body, fields, required=True)
     fields.finish()
     assert version is not None
-    await _check_signature(st, version)
-    await ensure_upgrade_allowed(st, current, version)  # journal: the tenant may require a passing upgrade check
-    still_requested = set(st.manifests.get(version).capabilities) | bundles.ALWAYS_GRANTED
-    granted = [cap for cap in current.granted_capabilities if cap in still_requested]
-    install = await st.registry.update_install(
-        tenant_id, extension_id, version_id=version.id, granted_capabilities=granted
-    )
+    outcome = await _rollout.upgrade(st, current, version, actor=_actor(principal), reason=body.reason or "")
+    if outcome.status == "pending_consent":
+        return json_response({"status": "pending_consent", "diff": outcome.diff.to_json(),
+                              "pending": _rollout.version_ref(version), "install": install_view(outcome.install, st)},
+                             202)
+    return json_response(install_view(outcome.install, st))
+
+
+@blueprint.post("/<extension_id>/consent")
+async def consent(tenant_id: str, extension_id: str) -> Response:
+    """Approve the upgrade waiting for consent: the install moves to it, with the capabilities it added."""
+    st = state()
+    principal, current = await _admin_install(st, tenant_id, extension_id)
+    fields = Fields(await read_json(request))
+    body = read_body(fields, ConsentApprove)
+    expected = await _pick_version(st, extension_id, body, fields, required=False) if (
+        body.version_id or body.content_hash or body.version) else None
+    fields.finish()
+    install, _ = await _rollout.consent(st, current, expected=expected, actor=_actor(principal),
+                                        reason=body.reason or "")
     return json_response(install_view(install, st))
+
+
+@blueprint.post("/<extension_id>/rollback")
+async def rollback(tenant_id: str, extension_id: str) -> Response:
+    """Restore the version the install ran before, in one call (a pending upgrade is withdrawn)."""
+    st = state()
+    principal, current = await _admin_install(st, tenant_id, extension_id)
+    body = parse_body(RollbackRequest, await read_json(request))
+    install = await _rollout.rollback(st, current, actor=_actor(principal), reason=body.reason or "")
+    return json_response(install_view(install, st))
+
+
+@blueprint.get("/<extension_id>/history")
+async def history(tenant_id: str, extension_id: str) -> Response:
+    """The install's version changes, newest first (``limit``, default 100)."""
+    st = state()
+    await _install(st, tenant_id, extension_id)
+    raw = request.args.get("limit", str(DEFAULT_HISTORY_LIMIT))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_HISTORY_LIMIT:
+        raise InvalidRequest({"limit": f"must be an integer in 1..{MAX_HISTORY_LIMIT}"})
+    entries = await st.registry.list_install_history(tenant_id, extension_id, limit=int(raw))
+    return json_response({"entries": [_rollout.history_view(e) for e in entries]})
 
 
 @blueprint.post("/<extension_id>/enable")

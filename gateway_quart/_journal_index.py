@@ -52,8 +52,11 @@ def outcome_of(result: ExecuteResult) -> str:
 
 
 def index_row(install: Install, result: ExecuteResult, *, request_id: str | None, retention_days: int,
-              now: datetime | None = None) -> JournalIndexEntry | None:
-    """The index row of the entry ``result`` names (``None`` when the runner recorded nothing)."""
+              content_hash: str | None = None, now: datetime | None = None) -> JournalIndexEntry | None:
+    """The index row of the entry ``result`` names (``None`` when the runner recorded nothing).
+
+    ``content_hash`` is the bundle that ran (a canary may route a call to another version than the install's).
+    """
     if result.journal_entry is None:
         return None
     at = now or datetime.now(UTC)
@@ -62,7 +65,7 @@ def index_row(install: Install, result: ExecuteResult, *, request_id: str | None
         tenant_id=install.tenant_id,
         extension_id=install.extension_id,
         install_id=install.id,
-        content_hash=install.version.content_hash,
+        content_hash=content_hash or install.version.content_hash,
         request_id=request_id,
         outcome=outcome_of(result),
         status=result.status,

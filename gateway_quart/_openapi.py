@@ -12,13 +12,17 @@ from typing import Any, Final
 from ._auth import ROLE_PERMISSIONS
 from ._bodies import (
     BODIES,
+    CanaryCreate,
     CapabilitiesReplace,
     ConfigReplace,
+    ConsentApprove,
     ExtensionRegister,
+    InstallCanaryCreate,
     InstallCreate,
     InstallUpgrade,
     JournalPolicySet,
     ReplayRequest,
+    RollbackRequest,
     SecretsReplace,
     SessionCreate,
     TenantCreate,
@@ -28,6 +32,7 @@ from ._bodies import (
     UserCreate,
 )
 from ._rules import body_schema
+from .registry import HISTORY_ACTIONS
 
 _STR: Final = {"type": "string"}
 _NULLABLE_STR: Final = {"type": ["string", "null"]}
@@ -131,6 +136,40 @@ _SCHEMAS: Final[dict[str, Any]] = {
         "requested_capabilities": _STR_LIST, "granted_capabilities": _STR_LIST, "config": _STR_MAP,
         "secrets": {"oneOf": [{"type": "null"}, _obj(["keys"], {"keys": _STR_LIST, "expires_at": _NULLABLE_STR})]},
         "created_at": _STR, "updated_at": _STR, "journal_policy": _STR,
+        "pending": {"oneOf": [{"type": "null"}, _obj(["version_id", "version", "content_hash"], {
+            "version_id": _STR, "version": _STR, "content_hash": _STR, "since": _NULLABLE_STR})]},
+    }),
+    "VersionRef": _obj(["version_id", "version", "content_hash"],
+                       {"version_id": _STR, "version": _STR, "content_hash": _STR}),
+    "CapabilityDiff": _obj(["requires_consent", "capabilities", "egress", "secrets"], {
+        "requires_consent": {"type": "boolean"},
+        **{part: _obj(["added", "removed"], {"added": _STR_LIST, "removed": _STR_LIST})
+           for part in ("capabilities", "egress", "secrets")},
+    }),
+    "HistoryEntry": _obj(["id", "action", "to", "at"], {
+        "id": {"type": "integer"},
+        "action": {"enum": list(HISTORY_ACTIONS)},
+        "from": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/VersionRef"}]},
+        "to": {"$ref": "#/components/schemas/VersionRef"}, "actor": _NULLABLE_STR, "reason": _STR, "at": _STR,
+    }),
+    "CanaryArm": _obj(["requests", "errors", "timeouts"], {
+        "requests": {"type": "integer"}, "errors": {"type": "integer"}, "timeouts": {"type": "integer"},
+        "error_rate": {"type": "number"}, "timeout_rate": {"type": "number"}, "p99_ms": {"type": ["number", "null"]},
+    }),
+    "Canary": _obj(["id", "extension_id", "state", "percent", "window_s", "stats"], {
+        "id": _STR, "extension_id": _STR, "tenant_id": _NULLABLE_STR,
+        "tenants": {"type": ["array", "null"], "items": _STR},
+        "from": _obj(["version_id"], {"version_id": _STR, "version": _STR, "content_hash": _STR}),
+        "to": _obj(["version_id"], {"version_id": _STR, "version": _STR, "content_hash": _STR}),
+        "percent": {"type": "number"},
+        "budget": _obj([], {"max_error_rate": {"type": "number"}, "max_timeout_rate": {"type": "number"},
+                            "max_p99_ms": {"type": ["number", "null"]}, "min_requests": {"type": "integer"}}),
+        "window_s": {"type": "integer"},
+        "state": {"enum": ["running", "promoted", "rolled_back", "cancelled"]},
+        "reason": _NULLABLE_STR, "started_at": _STR, "ends_at": _STR, "decided_at": _NULLABLE_STR,
+        "actor": _NULLABLE_STR,
+        "stats": {"type": "object", "additionalProperties": _ref("CanaryArm"),
+                  "description": "per arm (old, new): live while running, as decided after"},
     }),
     **_JOURNAL_SCHEMAS,
     **{model.__name__: body_schema(model) for model in BODIES},
@@ -146,6 +185,7 @@ _ERROR_TEXT: Final = {
 def _paths() -> dict[str, Any]:
     t, e, u = _path_param("tenant_id"), _path_param("extension_id"), _path_param("user_id")
     install = _json(_ref("Install"), "the install")
+    canary, c = _json(_ref("Canary"), "the canary"), _path_param("canary_id")
     ext_proxy = _op(
         "Call an extension endpoint (any method); answered by the extension's handler", {
             "200": {"description": "the extension's response (status, filtered headers and body pass through)"},
@@ -250,9 +290,33 @@ def _paths() -> dict[str, Any]:
             "delete": _op("Uninstall", {"204": {"description": "removed"}, **_errors(401, 403, 404)}, params=[t, e]),
         },
         "/api/v1/tenants/{tenant_id}/installs/{extension_id}/upgrade": {"post": _op(
-            "Move to another registered version", {"200": install, **_errors(400, 401, 403, 404, 409)},
-            params=[t, e],
-            body=InstallUpgrade)},
+            "Move to another registered version; held for a tenant admin's consent when it asks for more "
+            "capabilities, egress hosts or secrets", {
+                "200": install,
+                "202": _json(_obj(["status", "diff", "pending", "install"], {
+                    "status": {"const": "pending_consent"}, "diff": _ref("CapabilityDiff"),
+                    "pending": _ref("VersionRef"), "install": _ref("Install")}),
+                    "held: the install still serves its version"),
+                **_errors(400, 401, 403, 404, 409)}, params=[t, e], body=InstallUpgrade)},
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/consent": {"post": _op(
+            "Approve the upgrade waiting for consent (grants the capabilities it adds)", {
+                "200": install,
+                **_errors(400, 401, 403, 404, 409)}, params=[t, e], body=ConsentApprove)},
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/rollback": {"post": _op(
+            "Restore the version the install ran before (withdraws a pending upgrade)", {
+                "200": install, **_errors(400, 401, 403, 404, 409)}, params=[t, e], body=RollbackRequest)},
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/history": {"get": _op(
+            "The install's version changes, newest first", {
+                "200": _json(_obj(["entries"], {"entries": {"type": "array", "items": _ref("HistoryEntry")}}),
+                             "history"), **_errors(400, 401, 403, 404)},
+            params=[t, e, _query_param("limit", {"type": "integer", "minimum": 1, "maximum": 1000})])},
+        "/api/v1/extensions/{extension_id}/diff": {"get": _op(
+            "What version `to` asks for more or less than `from` (a version, sha256:<hex> or version id)", {
+                "200": _json(_obj(["extension_id", "from", "to", "diff"], {
+                    "extension_id": _STR, "from": _ref("VersionRef"), "to": _ref("VersionRef"),
+                    "diff": _ref("CapabilityDiff")}), "the diff"),
+                **_errors(400, 401, 403, 404)},
+            params=[e, _query_param("from", _STR, True), _query_param("to", _STR, True)])},
         "/api/v1/tenants/{tenant_id}/installs/{extension_id}/enable": {"post": _op(
             "Enable", {"200": install, **_errors(401, 403, 404)}, params=[t, e])},
         "/api/v1/tenants/{tenant_id}/installs/{extension_id}/disable": {"post": _op(
@@ -272,6 +336,29 @@ def _paths() -> dict[str, Any]:
             "delete": _op("Remove the secrets", {"204": {"description": "removed"}, **_errors(401, 403, 404)},
                           params=[t, e]),
         },
+        "/api/v1/extensions/{extension_id}/canaries": {"get": _op(
+            "The extension's canaries, newest first (a tenant admin sees their tenant's)",
+            {"200": _json(_obj(["canaries"], {"canaries": {"type": "array", "items": _ref("Canary")}}), "canaries"),
+             **_errors(400, 401, 403)},
+            params=[e, _query_param("state", {"enum": ["running", "promoted", "rolled_back", "cancelled"]}),
+                    _query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200})]), "post": _op(
+            "Start a canary: a percentage of one tenant's requests, or every request of a list of tenants, on "
+            "another version, promoted at the end of its window if the budget held, rolled back at once if not "
+            "(admin token)", {"201": canary, **_errors(400, 401, 403, 404, 409, 503)}, params=[e],
+            body=CanaryCreate)},
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/canary": {"post": _op(
+            "Start a canary of this install for a percentage of the tenant's requests",
+            {"201": canary, **_errors(400, 401, 403, 404, 409, 503)}, params=[t, e], body=InstallCanaryCreate)},
+        "/api/v1/extensions/{extension_id}/canaries/{canary_id}": {"get": _op(
+            "A canary: state, reason, budget and per-arm counts", {"200": canary, **_errors(401, 403, 404)},
+            params=[e, c])},
+        "/api/v1/extensions/{extension_id}/canaries/{canary_id}/cancel": {"post": _op(
+            "Cancel a running canary (the installs keep the version they run)",
+            {"200": canary, **_errors(401, 403, 404, 409)}, params=[e, c])},
+        "/api/v1/canaries/{canary_id}": {"get": _op(
+            "A canary by id alone", {"200": canary, **_errors(401, 403, 404)}, params=[c])},
+        "/api/v1/canaries/{canary_id}/cancel": {"post": _op(
+            "Cancel a canary by id alone", {"200": canary, **_errors(401, 403, 404, 409)}, params=[c])},
     }
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.parse
 import uuid
 from typing import Final, final
@@ -44,7 +45,8 @@ from contract import (
 from servicekit import server_span, tracer
 
 from ._auth import PERMISSION_READ, PERMISSION_WRITE, Principal, authenticate, check_origin
-from ._errors import ApiError, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, RateLimited
+from ._canary import CANARY_KEY_HEADER, Route
+from ._errors import ApiError, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, RateLimited, UpstreamError
 from ._headers import (
     SECURITY_HEADERS,
     filter_response_headers,
@@ -56,7 +58,7 @@ from ._journal_index import index_row
 from ._runner_client import RunnerResult
 from ._state import GatewayState, state
 from ._validation import ID_PATTERN
-from .registry import Install
+from .registry import Install, Version
 
 log = logging.getLogger("gateway_quart.proxy")
 _TRACER = tracer("gateway_quart")
@@ -287,14 +289,18 @@ async def _execute(
     if guest_key is not None:
         headers["x-idempotency-key"] = guest_key
     user = principal.user
+    # A running canary may send this request to its new version (a dict lookup; see _canary.py).
+    route = (st.canaries.route(install, user.id, request.headers.get(CANARY_KEY_HEADER), g.request_id)
+             if st.canaries is not None else Route(install.version))
+    version = route.version
     call = ExecuteRequest(
         context=RequestContext(
             request_id=g.request_id,
             tenant_id=install.tenant_id,
             extension_id=install.extension_id,
             install_id=install.id,
-            content_hash=install.version.content_hash,
-            version_id=install.version.id,
+            content_hash=version.content_hash,
+            version_id=version.id,
             config=dict(install.config),
         ),
         http=HttpRequest(
@@ -305,7 +311,7 @@ async def _execute(
             body=body if has_body else None,
         ),
         limits=Limits(timeout_ms=st.runner.timeout_ms),
-        providers=frozenset(install.granted_capabilities),
+        providers=_grants(st, install, version),
         secret_envelope=dict(install.secrets.envelope) if install.secrets is not None else None,
         user=UserInfo(
             user_id=user.id,
@@ -318,13 +324,20 @@ async def _execute(
         journal=_journal_policy(install.journal_policy),
     )
     attributes = {"tenant.id": install.tenant_id, "extension.id": install.extension_id,
-                  "extension.content_hash": f"sha256:{install.version.content_hash.removeprefix('sha256:')}",
+                  "extension.content_hash": f"sha256:{version.content_hash.removeprefix('sha256:')}",
                   "request.id": g.request_id,
                   "http.request.method": method}
     with server_span(_TRACER, f"{request.method} /api/ext/{{extensionId}}", request.headers, attributes) as span:
-        answer = await st.runner.execute(call, idempotency_key=runner_key, retryable=read_only or key is not None)
+        started = time.monotonic()
+        try:
+            answer = await st.runner.execute(call, idempotency_key=runner_key, retryable=read_only or key is not None)
+        except UpstreamError as exc:
+            _observe(st, route, started, status=exc.status, error=True, timed_out=exc.status == 504)
+            raise
+        _observe(st, route, started, status=answer.result.status, error=answer.result.error is not None,
+                 timed_out=answer.result.timed_out)
         if answer.result.journal_entry is not None and st.journal_index is not None:
-            row = index_row(install, answer.result, request_id=g.request_id,
+            row = index_row(install, answer.result, request_id=g.request_id, content_hash=version.content_hash,
                             retention_days=st.settings.journal_retention_days)
             if row is not None:
                 st.journal_index.submit(row)  # never waits: the registry write happens in the background
@@ -348,6 +361,19 @@ def _journal_policy(text: str) -> JournalPolicy:
         if len(_POLICIES) < 256:
             _POLICIES[text] = policy
     return policy
+def _grants(st: GatewayState, install: Install, version: Version) -> frozenset[str]:
+    """The install's grants; for a canary's new version, only those its manifest asks for (as a promotion keeps)."""
+    granted = frozenset(install.granted_capabilities)
+    if version is install.version:
+        return granted
+    return granted & (frozenset(st.manifests.get(version).capabilities) | bundles.ALWAYS_GRANTED)
+
+
+def _observe(st: GatewayState, route: Route, started: float, *, status: int, error: bool, timed_out: bool) -> None:
+    """Count the call for its canary arm, if a canary routed it."""
+    if route.canary_id is not None and st.canaries is not None:
+        st.canaries.observe(route, status=status, error=error, timed_out=timed_out,
+                            latency_ms=(time.monotonic() - started) * 1000)
 
 
 def _client_response(answer: RunnerResult, method: str) -> Response:

@@ -1,7 +1,8 @@
 """Typed request-body models: each field's rule reads it (with :class:`Fields`) and describes it (JSON Schema).
 
 A request body is a frozen dataclass whose fields carry their rule as ``Annotated`` metadata (:class:`Text`,
-:class:`Choice`, :class:`Flag`, :class:`Integer`, :class:`Timestamp`, :class:`TextList`, :class:`TextMap`).
+:class:`Choice`, :class:`Flag`, :class:`Integer`, :class:`Timestamp`, :class:`TextList`, :class:`TextMap`,
+:class:`Number`, :class:`Nested`).
 The same rules validate a body (:func:`parse_body`) and describe it in the OpenAPI document
 (:func:`body_schema`), so the two cannot drift::
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from ._errors import InvalidRequest
 from ._validation import DEFAULT_MAX_ITEMS, DEFAULT_MAX_TEXT, Fields
 
 _Body = TypeVar("_Body")
@@ -171,6 +173,45 @@ class TextMap:
                 "additionalProperties": {"type": "string", "maxLength": self.max_value_len}}
 
 
+@dataclass(frozen=True, slots=True)
+class Number:
+    """A JSON number in ``low..high`` (``(low, high]`` with ``above_low``), read as a float."""
+
+    low: float
+    high: float
+    above_low: bool = False
+    required: bool = False
+
+    def read(self, fields: Fields, key: str) -> float | None:
+        return fields.number(key, low=self.low, high=self.high, above_low=self.above_low, required=self.required)
+
+    def schema(self) -> dict[str, Any]:
+        low: dict[str, Any] = {"exclusiveMinimum": self.low} if self.above_low else {"minimum": self.low}
+        return {"type": "number", **low, "maximum": self.high}
+
+
+@dataclass(frozen=True, slots=True)
+class Nested:
+    """A JSON object read as the body model ``model`` (its problems named ``key.field``)."""
+
+    model: type
+    required: bool = False
+
+    def read(self, fields: Fields, key: str) -> object:
+        inner = fields.nested(key, required=self.required)
+        if inner is None:
+            return None
+        value: object = read_body(inner, self.model)
+        try:
+            inner.finish()
+        except InvalidRequest as exc:
+            fields.errors.update(exc.fields)
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        return body_schema(self.model)
+
+
 def body_fields(model: type) -> tuple[tuple[str, FieldRule], ...]:
     """The ``(name, rule)`` of each field of the body model ``model``, in declaration order.
 
@@ -205,7 +246,7 @@ def _read_rules(model: type) -> tuple[tuple[str, FieldRule], ...]:
     return tuple(out)
 
 
-_RULES: Final = (Text, Choice, Flag, Integer, Timestamp, TextList, TextMap)
+_RULES: Final = (Text, Choice, Flag, Integer, Timestamp, TextList, TextMap, Number, Nested)
 # Models are module-level classes, a handful per process: the cache never grows past them.
 _FIELDS_CACHE: Final[dict[type, tuple[tuple[str, FieldRule], ...]]] = {}
 

@@ -69,6 +69,8 @@ DEFAULT_UI_URL_TTL_S: Final = 600
 """How long a signed ``/ext-ui`` URL stays valid: the frame and the assets it loads at once fit easily; a UI
 that loads code lazily after that long needs the page reloaded (docs/ui.md)."""
 MIN_UI_URL_TTL_S: Final = 10
+DEFAULT_CANARY_INTERVAL_S: Final = 1.0
+"""How often the running canaries are reloaded and judged: a breached budget is rolled back within about this."""
 MAX_UI_URL_TTL_S: Final = 24 * 3600
 DEFAULT_JOURNAL_RETENTION_DAYS: Final = 14
 MAX_JOURNAL_RETENTION_DAYS: Final = 3650
@@ -308,6 +310,9 @@ TABLE: Final = SettingsTable(
         Setting("GATEWAY_JOURNAL_RETENTION_DAYS", "journal_retention_days",
                 integer(1, MAX_JOURNAL_RETENTION_DAYS), DEFAULT_JOURNAL_RETENTION_DAYS,
                 "days a journal entry is kept; the gateway's sweeper then deletes its index row and its object"),
+        Setting("GATEWAY_CANARY_INTERVAL_S", "canary_interval_s", _interval, DEFAULT_CANARY_INTERVAL_S,
+                "how often running canaries are reloaded and judged against their budget (0: never; "
+                "docs/operations.md)"),
     ],
     owned_prefixes=_PREFIXES,
     # Values are stripped and a blank one counts as unset (as the hand-written loader did before the table).
@@ -366,6 +371,7 @@ class Settings:
     journal_store: str | None = None
     journal_prefix: str = DEFAULT_JOURNAL_PREFIX
     journal_retention_days: int = DEFAULT_JOURNAL_RETENTION_DAYS
+    canary_interval_s: float = DEFAULT_CANARY_INTERVAL_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

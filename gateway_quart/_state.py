@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Final, cast, final
+from typing import TYPE_CHECKING, Final, cast, final
 
 import trio
 from cachetools import LRUCache
@@ -23,6 +23,9 @@ from ._ratelimit import RateLimiter
 from ._runner_client import RunnerClient
 from ._settings import Settings
 from .registry import SIGNATURE_PRESENT, SIGNATURE_UNSIGNED, SIGNATURE_VERIFIED, Registry, Version
+
+if TYPE_CHECKING:
+    from ._canary import CanaryController
 
 STATE_KEY: Final = "alga_gateway"
 DEFAULT_MANIFEST_CACHE_ENTRIES: Final = 1024
@@ -157,6 +160,7 @@ class GatewayState:
     journal_index: JournalIndexer | None = None
     journal_reader: JournalReader | None = None
     """Reads sealed journal entries (``GATEWAY_JOURNAL_KEYS`` and a journal store set); ``None`` otherwise."""
+    canaries: CanaryController | None = None
 
 
 def state() -> GatewayState:

@@ -15,6 +15,7 @@ rule, never the value (values may be secrets). Handlers declare their bodies as 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Collection
 from datetime import datetime
@@ -117,6 +118,30 @@ class Fields:
             self.errors[self._path(key)] = f"must be an integer in {low}..{high}"
             return None
         return value
+
+    def number(self, key: str, *, low: float, high: float, above_low: bool = False,
+               required: bool = False) -> float | None:
+        """A JSON number (integer or not) in ``low..high`` (``(low, high]`` with ``above_low``)."""
+        value = self._take(key, required)
+        if value is None:
+            return 0.0 if required else None
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+        in_range = (low < number if above_low else low <= number) and number <= high  # False for NaN
+        if not in_range:
+            interval = f"({low:g}, {high:g}]" if above_low else f"{low:g}..{high:g}"
+            self.errors[self._path(key)] = f"must be a number in {interval}"
+            return None
+        return number
+
+    def nested(self, key: str, *, required: bool = False) -> Fields | None:
+        """The JSON object at ``key`` as :class:`Fields` of its own (its problems named ``key.field``)."""
+        value = self._take(key, required)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.errors[self._path(key)] = "must be a JSON object"
+            return None
+        return Fields(value, prefix=self._path(key))
 
     def timestamp(self, key: str) -> datetime | None:
         """An RFC 3339 timestamp with an offset (``2030-01-01T00:00:00Z``)."""

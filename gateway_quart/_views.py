@@ -157,4 +157,9 @@ def install_view(install: Install, st: GatewayState) -> dict[str, Any]:
         "created_at": install.created_at,
         "updated_at": install.updated_at,
         "journal_policy": install.journal_policy,
+        # An upgrade held until a tenant admin consents (POST .../consent); the install serves ``version``.
+        "pending": None if install.pending_version is None else {
+            "version_id": install.pending_version.id, "version": install.pending_version.version,
+            "content_hash": f"sha256:{install.pending_version.content_hash}", "since": install.pending_since,
+        },
     }

@@ -10,12 +10,26 @@ happens before (see ``_execute``), so a compile never holds a slot that others q
 A fourth, weighted cap bounds memory: each invocation reserves its memory cap (``memory_mb``) from
 ``memory_budget_mb`` after its global slot, so the guests running at once can never together be allowed more
 memory than the budget. An invocation that would exceed it waits in the same queue, under the same bounds.
+
+The global slots and the memory budget are handed out by one :class:`FairGate`, in weighted fair order between
+tenants (start-time fair queueing): each waiter is tagged with a virtual start time, ``max(now, its tenant's
+previous tag + 1 / weight)``, and the waiter with the smallest tag whose memory fits goes first. A tenant that
+queues a burst of a hundred invocations tags them one after another, so another tenant's single waiter, tagged
+at the current virtual time, goes before all but the burst's first; a tenant of weight 2 gets twice the slots
+of one of weight 1 while both wait. ``discipline="fifo"`` tags by arrival instead (first come, first served:
+the behaviour before the fair queue, kept for comparison, see ``scripts/bench fairness``). The per-tenant and
+per-extension caps are taken before the gate, so a tenant never has more waiters at the gate than its cap.
+A full queue is shared fairly too: under the fair queue a newcomer whose tenant has at least two waiters fewer
+than the tenant with the most takes that tenant's newest place (which is refused as ``queue full``), so a
+burst that fills the queue cannot keep other tenants out of it.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Final, TypeVar, final
@@ -25,7 +39,14 @@ import trio
 from ._errors import Overloaded
 from ._shared_caps import SharedCaps
 
-__all__ = ["Admission", "AdmissionStatistics", "MemoryBudget"]
+__all__ = [
+    "DEFAULT_QUEUE_DISCIPLINE",
+    "QUEUE_DISCIPLINES",
+    "Admission",
+    "AdmissionStatistics",
+    "FairGate",
+    "MemoryBudget",
+]
 
 K = TypeVar("K")
 
@@ -35,6 +56,9 @@ DEFAULT_MAX_PER_EXTENSION: Final = 4
 DEFAULT_MAX_QUEUE: Final = 64
 DEFAULT_QUEUE_TIMEOUT: Final = 2.0
 DEFAULT_MEMORY_BUDGET_MB: Final = 2048
+QUEUE_DISCIPLINES: Final = ("fair", "fifo")
+DEFAULT_QUEUE_DISCIPLINE: Final = "fair"
+DEFAULT_TENANT_WEIGHT: Final = 1
 
 
 @final
@@ -70,6 +94,153 @@ class MemoryBudget:
         self._lot.unpark_all()  # every waiter checks again; the ones that now fit go on
 
 
+@final
+class _Waiter:
+    __slots__ = ("event", "granted", "memory_mb", "seq", "tag", "tenant")
+
+    def __init__(self, tenant: str, memory_mb: int, tag: float, seq: int) -> None:
+        self.tenant = tenant
+        self.memory_mb = memory_mb
+        self.tag = tag
+        self.seq = seq
+        self.granted = False
+        self.event = trio.Event()
+
+
+@final
+class FairGate:
+    """Global slots plus a memory budget, granted to waiters in weighted fair order between tenants.
+
+    Args:
+        slots: invocations running at once.
+        memory_budget_mb: the sum of the memory caps of the invocations running at once.
+        discipline: ``fair`` (start-time fair queueing between tenants) or ``fifo`` (arrival order).
+        weights: tenant -> weight (a positive integer; tenants not named have :data:`DEFAULT_TENANT_WEIGHT`).
+
+    Waiters of one tenant are always served in their order of arrival; between tenants the smallest virtual
+    start tag goes first, skipping a waiter whose memory does not fit (as the plain budget did). The scan is
+    over the heads of the tenants that wait, so a grant costs O(waiting tenants), bounded by the queue size.
+    """
+
+    def __init__(
+        self,
+        slots: int,
+        memory_budget_mb: int,
+        *,
+        discipline: str = DEFAULT_QUEUE_DISCIPLINE,
+        weights: Mapping[str, int] | None = None,
+    ) -> None:
+        if slots <= 0:
+            raise ValueError("the gate needs at least one slot")
+        if discipline not in QUEUE_DISCIPLINES:
+            raise ValueError(f"discipline must be one of {', '.join(QUEUE_DISCIPLINES)}, not {discipline!r}")
+        chosen = dict(weights or {})
+        if any(isinstance(w, bool) or not isinstance(w, int) or w <= 0 for w in chosen.values()):
+            raise ValueError("tenant weights must be positive integers")
+        self.slots = slots
+        self.running = 0
+        self.memory = MemoryBudget(memory_budget_mb)
+        self.discipline = discipline
+        self._fair = discipline == "fair"
+        self._weights = chosen
+        self._queues: dict[str, deque[_Waiter]] = {}
+        self._vtime = 0.0
+        self._seq = itertools.count()
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
+
+    def would_wait(self, memory_mb: int) -> bool:
+        """Whether an invocation arriving now would have to queue."""
+        return bool(self._queues) or self.running >= self.slots or not self.memory.fits(memory_mb)
+
+    async def acquire(self, tenant: str, memory_mb: int, *, give_up: float) -> bool:
+        """Take a slot and ``memory_mb`` of the budget; False when none came before ``give_up``.
+
+        Raises:
+            ValueError: ``memory_mb`` can never fit the budget.
+        """
+        if memory_mb > self.memory.total:
+            raise ValueError(f"{memory_mb} MB can never fit a budget of {self.memory.total} MB")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if not self.would_wait(memory_mb):
+            self._take(memory_mb)
+            return True
+        waiter = self._enqueue(tenant, memory_mb)
+        self._dispatch()
+        if not waiter.granted:
+            try:
+                with trio.move_on_at(give_up):
+                    await waiter.event.wait()
+            except BaseException:
+                self._abandon(waiter)
+                raise
+            if not waiter.granted:
+                self._abandon(waiter)
+                return False
+        return True
+
+    def release(self, memory_mb: int) -> None:
+        self.running -= 1
+        self.memory.release(memory_mb)
+        self._dispatch()
+
+    def _take(self, memory_mb: int) -> None:
+        self.running += 1
+        self.memory.used += memory_mb
+
+    def _enqueue(self, tenant: str, memory_mb: int) -> _Waiter:
+        seq = next(self._seq)
+        queue = self._queues.get(tenant)
+        if not self._fair:
+            tag = float(seq)
+        else:
+            # Start-time fair queueing: a tenant's next waiter starts where its previous one finishes (one slot
+            # costs 1 / weight of virtual time), never before the virtual time now (no credit for idling).
+            previous = queue[-1].tag + 1 / self._weights.get(tenant, DEFAULT_TENANT_WEIGHT) if queue else 0.0
+            tag = max(self._vtime, previous)
+        waiter = _Waiter(tenant, memory_mb, tag, seq)
+        if queue is None:
+            self._queues[tenant] = deque((waiter,))
+        else:
+            queue.append(waiter)
+        return waiter
+
+    def _dispatch(self) -> None:
+        while self._queues and self.running < self.slots:
+            best: _Waiter | None = None
+            for queue in self._queues.values():
+                head = queue[0]
+                if self.memory.fits(head.memory_mb) and (
+                    best is None or (head.tag, head.seq) < (best.tag, best.seq)
+                ):
+                    best = head
+            if best is None:
+                return
+            queue = self._queues[best.tenant]
+            queue.popleft()
+            if not queue:
+                del self._queues[best.tenant]
+            self._take(best.memory_mb)
+            if self._fair:
+                self._vtime = max(self._vtime, best.tag)
+            best.granted = True
+            best.event.set()
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """A waiter gives up (timeout, cancellation): out of the queue, or its slot back if it got one."""
+        if waiter.granted:
+            self.release(waiter.memory_mb)
+            return
+        queue = self._queues.get(waiter.tenant)
+        if queue is not None and waiter in queue:  # a waiter not granted is in its queue
+            queue.remove(waiter)
+            if not queue:
+                del self._queues[waiter.tenant]
+        self._dispatch()
+
+
 @dataclass(frozen=True)
 class AdmissionStatistics:
     running: int
@@ -94,12 +265,14 @@ class Admission:
         queue_timeout: float = DEFAULT_QUEUE_TIMEOUT,
         memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB,
         shared: SharedCaps | None = None,
+        discipline: str = DEFAULT_QUEUE_DISCIPLINE,
+        weights: Mapping[str, int] | None = None,
     ) -> None:
         # ``shared``: the runner-wide tenant and extension caps of a multi-worker runner, taken after this
         # process's own tenant and extension slots and before the global one (the same fixed order).
+        # ``discipline`` and ``weights``: how the global slots are handed out between tenants (FairGate).
         self._shared = shared
-        self._global = trio.CapacityLimiter(max_concurrency)
-        self._memory = MemoryBudget(memory_budget_mb)
+        self._gate = FairGate(max_concurrency, memory_budget_mb, discipline=discipline, weights=weights)
         self._per_tenant = max_per_tenant
         self._per_extension = max_per_extension
         self._max_queue = max_queue
@@ -110,11 +283,18 @@ class Admission:
         self._extensions: dict[tuple[str, str], tuple[trio.CapacityLimiter, int]] = {}
         self._waiting = 0
         self._running = 0
+        # Tenant -> its invocations waiting in slot(), oldest first (for the fair queue's longest queue drop).
+        self._queued: dict[str, deque[_Place]] = {}
 
     def statistics(self) -> AdmissionStatistics:
         return AdmissionStatistics(
-            self._running, self._waiting, len(self._tenants), len(self._extensions), self._memory.used
+            self._running, self._waiting, len(self._tenants), len(self._extensions), self._gate.memory.used
         )
+
+    @property
+    def discipline(self) -> str:
+        """``fair`` or ``fifo``: how waiting invocations of different tenants are ordered."""
+        return self._gate.discipline
 
     @asynccontextmanager
     async def slot(
@@ -133,11 +313,12 @@ class Admission:
         ext_key = (tenant, extension)
         tenant_limiter = _take(self._tenants, tenant, self._per_tenant)
         ext_limiter = _take(self._extensions, ext_key, self._per_extension)
-        limiters = (tenant_limiter, ext_limiter, self._global)
+        limiters = (tenant_limiter, ext_limiter)
+        gate = self._gate
         try:
-            must_wait = any(limiter.available_tokens == 0 for limiter in limiters) or not self._memory.fits(memory_mb)
+            must_wait = any(limiter.available_tokens == 0 for limiter in limiters) or gate.would_wait(memory_mb)
             if must_wait and self._waiting >= self._max_queue:
-                raise Overloaded("queue full")
+                self._make_room(tenant)
             async with AsyncExitStack() as stack:
                 queue_deadline = trio.current_time() + self._queue_timeout
                 give_up = min(queue_deadline, deadline)
@@ -145,31 +326,20 @@ class Admission:
                 if give_up < queue_deadline:
                     reason = "no capacity before the request's deadline"
                 self._waiting += 1
+                place = _Place()
+                queued = self._queued.setdefault(tenant, deque())
+                queued.append(place)
                 try:
-                    for limiter in limiters:
-                        if limiter is self._global and self._shared is not None:
-                            await stack.enter_async_context(
-                                self._shared.hold(tenant, extension, give_up=give_up, reason=reason)
-                            )
-                        try:
-                            limiter.acquire_nowait()
-                        except trio.WouldBlock:
-                            with trio.move_on_at(give_up) as waited:
-                                await limiter.acquire()
-                            if waited.cancelled_caught:
-                                raise Overloaded(reason) from None
-                        stack.callback(limiter.release)
-                    if memory_mb:
-                        try:
-                            self._memory.acquire_nowait(memory_mb)
-                        except trio.WouldBlock:
-                            with trio.move_on_at(give_up) as waited:
-                                await self._memory.acquire(memory_mb)
-                            if waited.cancelled_caught:
-                                raise Overloaded(f"{reason} (memory budget)") from None
-                        stack.callback(self._memory.release, memory_mb)
+                    with place.scope:
+                        await self._acquire(stack, tenant, extension, limiters, memory_mb, give_up, reason)
+                    if place.pushed_out:
+                        raise Overloaded("queue full (its place was given to a tenant with fewer waiters)")
                 finally:
                     self._waiting -= 1
+                    if not place.pushed_out:
+                        queued.remove(place)
+                    if not queued and self._queued.get(tenant) is queued:
+                        del self._queued[tenant]
                 self._running += 1
                 try:
                     yield
@@ -178,6 +348,65 @@ class Admission:
         finally:
             _release(self._extensions, ext_key)
             _release(self._tenants, tenant)
+
+    def _make_room(self, tenant: str) -> None:
+        """The queue is full: refuse ``tenant``, or (fair queue) push out the newest waiter of the tenant with
+        the most waiters when it has at least two more than ``tenant`` (longest queue drop), so that a burst that
+        fills the queue cannot keep another tenant out of it.
+
+        Raises:
+            Overloaded: ``tenant`` already has as many waiters as any, or the queue is first come, first served.
+        """
+        if self._gate.discipline == "fair" and self._queued:
+            mine = len(self._queued.get(tenant, ()))
+            longest = max(self._queued.values(), key=len)
+            if len(longest) >= mine + 2:
+                place = longest.pop()
+                place.pushed_out = True
+                place.scope.cancel()
+                return
+        raise Overloaded("queue full")
+
+    async def _acquire(
+        self,
+        stack: AsyncExitStack,
+        tenant: str,
+        extension: str,
+        limiters: tuple[trio.CapacityLimiter, trio.CapacityLimiter],
+        memory_mb: int,
+        give_up: float,
+        reason: str,
+    ) -> None:
+        """Take the tenant's and the extension's slots, the shared caps, then the gate (in this order)."""
+        gate = self._gate
+        for limiter in limiters:
+            try:
+                limiter.acquire_nowait()
+            except trio.WouldBlock:
+                with trio.move_on_at(give_up) as waited:
+                    await limiter.acquire()
+                if waited.cancelled_caught:
+                    raise Overloaded(reason) from None
+            stack.callback(limiter.release)
+        if self._shared is not None:
+            await stack.enter_async_context(self._shared.hold(tenant, extension, give_up=give_up, reason=reason))
+        # The global slot and the memory reservation, in fair order between tenants.
+        if not await gate.acquire(tenant, memory_mb, give_up=give_up):
+            if gate.running < gate.slots:
+                reason = f"{reason} (memory budget)"
+            raise Overloaded(reason)
+        stack.callback(gate.release, memory_mb)
+
+
+@final
+class _Place:
+    """One invocation's place in the queue: a cancel scope the fair queue may cancel to give it away."""
+
+    __slots__ = ("pushed_out", "scope")
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.pushed_out = False
 
 
 def _take(table: dict[K, tuple[trio.CapacityLimiter, int]], key: K, size: int) -> trio.CapacityLimiter:

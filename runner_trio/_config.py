@@ -80,6 +80,25 @@ def _default_var() -> Path:
     return Path(os.environ.get("RUNNER_VAR_DIR", "var"))
 
 
+def _queue_discipline(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("fair", "fifo"):
+        raise ValueError(f"must be fair or fifo, not {raw!r}")
+    return value
+
+
+def _tenant_weights(raw: str) -> tuple[tuple[str, int], ...]:
+    """``tenant:weight,tenant:weight`` -> pairs (weights are integers from 1 to 1000)."""
+    pairs: dict[str, int] = {}
+    for item in _csv(raw):
+        tenant, sep, weight = item.rpartition(":")
+        tenant = tenant.strip()
+        if not sep or not tenant or not weight.strip().isdigit() or not 1 <= int(weight) <= 1000:
+            raise ValueError(f"expected tenant:weight with a weight from 1 to 1000, not {item!r}")
+        pairs[tenant] = int(weight)
+    return tuple(pairs.items())
+
+
 # The shortest EXT_UI_SIGNING_KEY accepted (the gateway holds the same key, under the same rule).
 MIN_KEY_LENGTH: Final = 16
 
@@ -133,6 +152,14 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
     _Setting("RUNNER_MAX_QUEUE", "max_queue", _int(0), 64, "invocations waiting for a slot before 429"),
     _Setting("RUNNER_QUEUE_TIMEOUT_MS", "queue_timeout_ms", _int(0), 2_000,
              "how long an invocation waits for a slot before 429"),
+    _Setting("RUNNER_ADMISSION_QUEUE", "admission_queue", _queue_discipline, "fair",
+             "order of invocations waiting for a slot: fair (weighted fair queue between tenants) or fifo"),
+    _Setting("RUNNER_TENANT_WEIGHTS", "tenant_weights", _tenant_weights, (),
+             "tenant:weight,... shares of the fair queue (default weight 1): a tenant of weight 2 gets twice the "
+             "slots of one of weight 1 while both wait"),
+    _Setting("RUNNER_USAGE_METRICS_PER_TENANT", "usage_metrics_per_tenant", _bool, True,
+             "label runner_usage_*_total with tenant and extension (off: one series per field, for fleets of "
+             "many tenants; per-invocation usage still goes to the gateway)"),
     _Setting("RUNNER_IDEMPOTENCY_URL", "idempotency_url", backend_url("sqlite", *REDIS_SCHEMES, *POSTGRES_SCHEMES),
              None, "where keyed requests are claimed and their results shared: sqlite:///path "
              "(default <var>/idempotency.sqlite3), redis://host:port/db or postgresql://user@host:port/db"),
@@ -244,6 +271,9 @@ class Settings:
     max_concurrency_per_extension: int = 4
     max_queue: int = 64
     queue_timeout_ms: int = 2_000
+    admission_queue: str = "fair"
+    tenant_weights: tuple[tuple[str, int], ...] = ()
+    usage_metrics_per_tenant: bool = True
     idempotency_url: str | None = None
     idempotency_ttl_s: int = 86_400
     idempotency_max_entries: int = 10_000

@@ -7,6 +7,7 @@ contract's status and error code, and every invocation is counted under exactly 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Awaitable, Iterable, Mapping
@@ -16,7 +17,7 @@ from typing import Any, Final
 
 import trio
 
-from bundles import ALWAYS_GRANTED, ManifestError
+from bundles import ALWAYS_GRANTED, Manifest, ManifestError
 from cache import CacheError
 from servicekit import child_span, tracer
 
@@ -32,6 +33,7 @@ from ._errors import (
 )
 from ._journal import Recording
 from ._runtime import Runtime
+from ._usage import measure_usage
 from ._wire import ExecuteRequest, ExecuteResult, RequestContext
 from .capabilities import InvocationInputs, SecretEnvelopeError
 from .engine import (
@@ -41,6 +43,7 @@ from .engine import (
     GuestRequest,
     Invocation,
     InvocationContext,
+    InvocationCounters,
     UserInfo,
     invoke,
 )
@@ -102,10 +105,11 @@ async def execute(runtime: Runtime, request: ExecuteRequest, timing: Timing | No
     started = trio.current_time()
     events = runtime.events.for_invocation(request.context)
     timing = timing if timing is not None else Timing()
+    counters = InvocationCounters()
     recording = _recording(runtime, request)
     tap = JournalTap(recording=recording) if recording is not None else None
     try:
-        result = await run_invocation(runtime, request, events.emit, started, timing, tap)
+        result = await run_invocation(runtime, request, events.emit, started, timing, counters, tap)
     except RunnerError as exc:
         outcome = outcome_of(exc)
         if not isinstance(exc, Overloaded):
@@ -115,6 +119,11 @@ async def execute(runtime: Runtime, request: ExecuteRequest, timing: Timing | No
             ctx.tenant_id, ctx.extension_id, ctx.request_id, ctx.content_hash, exc.wire_error,
         )
         result = ExecuteResult(status=exc.status_code, headers={}, body=None, error=exc.wire_error)
+    # What the guest used, when it started (a failure before that used nothing worth billing).
+    usage = measure_usage(counters, memory_mb=_memory_mb(runtime.settings, request), debug_events=events.emitted)
+    if usage is not None:
+        result = dataclasses.replace(result, usage=usage)
+        metrics.record_usage(ctx.tenant_id, ctx.extension_id, usage)
     metrics.invocations.labels(outcome).inc()
     metrics.invocation_seconds.observe(trio.current_time() - started)
     if recording is not None and runtime.journal is not None:
@@ -146,6 +155,7 @@ async def run_invocation(
     emit: EventSink,
     started: float,
     timing: Timing,
+    counters: InvocationCounters,
     tap: JournalTap | None = None,
 ) -> ExecuteResult:
     """The invocation itself (bundle, admission, guest), raising :class:`RunnerError` for every failure.
@@ -166,7 +176,7 @@ async def run_invocation(
         # is shared and goes on for the others (see BundleService.load).
         try:
             with trio.move_on_at(deadline) as loading:
-                component, asked = await _load(runtime, ctx, stack)
+                component, manifest = await _load(runtime, ctx, stack)
         finally:
             timing.load = trio.current_time() - started
         if loading.cancelled_caught:
@@ -192,17 +202,19 @@ async def run_invocation(
             if tap is not None and tap.grants is not None:
                 grants = tap.grants  # a replay: what the recorded invocation had
             else:
-                grants = _grants(request.providers, asked, emit)
+                grants = _grants(request.providers, frozenset(manifest.capabilities), emit)
             if tap is not None and tap.recording is not None:
                 tap.recording.grants = grants
-            return await _guest(runtime, request, component, grants, emit, tap, deadline=deadline,
-                                timeout_s=timeout_s)
+            return await _guest(
+                runtime, request, component, grants, emit, counters, tap, deadline=deadline, timeout_s=timeout_s,
+                egress=manifest.egress,
+            )
         finally:
             timing.guest = trio.current_time() - running
 
 
-async def _load(runtime: Runtime, ctx: RequestContext, stack: AsyncExitStack) -> tuple[Any, frozenset[str]]:
-    """The compiled component and the capabilities its manifest asks for, with the bundle's cache entry pinned
+async def _load(runtime: Runtime, ctx: RequestContext, stack: AsyncExitStack) -> tuple[Any, Manifest]:
+    """The compiled component and the bundle's manifest (what it asks for), with the bundle's cache entry pinned
     on ``stack`` until the invocation ends."""
     key_context = _key_context(runtime, ctx.tenant_id, ctx.extension_id)
     component = await _compiled(runtime.bundles.load(ctx.content_hash, key_context=key_context))
@@ -213,7 +225,7 @@ async def _load(runtime: Runtime, ctx: RequestContext, stack: AsyncExitStack) ->
         manifest = await runtime.bundles.manifest(entry)
     except (ManifestError, CacheError) as exc:  # verified at fetch: only a damaged cache gets here
         raise BundleUnavailable(f"invalid_manifest: {exc}") from exc
-    return component, frozenset(manifest.capabilities)
+    return component, manifest
 
 
 def _grants(providers: frozenset[str], asked: frozenset[str], emit: EventSink) -> frozenset[str]:
@@ -235,10 +247,12 @@ async def _guest(
     component: Any,
     grants: frozenset[str],
     emit: EventSink,
+    counters: InvocationCounters,
     tap: JournalTap | None,
     *,
     deadline: float,
     timeout_s: float,
+    egress: tuple[str, ...] | None = None,
 ) -> ExecuteResult:
     settings = runtime.settings
     replayer = tap.replayer if tap is not None else None
@@ -254,11 +268,13 @@ async def _guest(
             version_id=ctx.version_id,
             content_hash=f"sha256:{ctx.content_hash}",
             config=dict(ctx.config),
+            egress=egress,
         ),
         grants=grants,
         user=_user(request),
         # A replay publishes nothing: its output is the replayer's.
         events=emit if replayer is None else None,
+        counters=counters,
         journal=replayer if replayer is not None else recorder,
     )
     if replayer is None:  # a replay opens no secrets: the record answers them

@@ -13,6 +13,13 @@ dead worker's files). The cache's figures are then copied into real counters: by
 scrapes and every :data:`CACHE_SYNC_INTERVAL_S`, so another worker's latest fills may show up that much later.
 ``runner_worker_requests_total{worker}`` counts the HTTP requests each worker served (how evenly the kernel
 spread the connections).
+
+**Usage.** ``runner_usage_<field>_total{tenant,extension}`` adds up the ``usage`` of every answer (one counter
+per ``contract.USAGE_FIELDS`` field) and ``runner_usage_calls_total{tenant,extension,capability}`` the host
+calls per capability; with worker processes they add up over the workers like the other counters. Two labels
+per tenant and extension make series a fleet of many tenants may not want: ``usage_per_tenant=False``
+(``RUNNER_USAGE_METRICS_PER_TENANT=false``) keeps one unlabelled series per field (``capability`` only for
+the calls), and the per-tenant figures come from the answers (the gateway's usage API).
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+from contract import USAGE_FIELDS
 
 __all__ = ["CACHE_SYNC_INTERVAL_S", "OUTCOMES", "RunnerMetrics", "multiprocess_mode"]
 
@@ -91,7 +100,7 @@ class RunnerMetrics:
         multiprocess: report every worker's files (default: when ``PROMETHEUS_MULTIPROC_DIR`` is set).
     """
 
-    def __init__(self, *, worker: int = 1, multiprocess: bool | None = None) -> None:
+    def __init__(self, *, worker: int = 1, multiprocess: bool | None = None, usage_per_tenant: bool = True) -> None:
         self.multiprocess = multiprocess_mode() if multiprocess is None else multiprocess
         self._cache_source: Callable[[], Mapping[str, float]] | None = None
         self._cache_synced: dict[str, float] = {}
@@ -135,6 +144,42 @@ class RunnerMetrics:
         )
         for result in ("written", "dropped", "failed"):
             self.journal_entries.labels(result)
+        self.usage_per_tenant = usage_per_tenant
+        labels = ("tenant", "extension") if usage_per_tenant else ()
+        self.usage = {
+            name: Counter(f"runner_usage_{name}", f"Sum of usage.{name} over the answers.", labels, registry=r)
+            for name in USAGE_FIELDS
+        }
+        self.usage_calls = Counter(
+            "runner_usage_calls", "Host calls by capability (usage.calls.<capability>).", (*labels, "capability"),
+            registry=r,
+        )
+
+        # The labelled children, looked up once per (tenant, extension): labels() costs more than inc() itself,
+        # and there are eight counters per answer. As many entries as the registry has series anyway.
+        self._usage_children: dict[tuple[str, ...], dict[str, Counter]] = {}
+        self._calls_children: dict[tuple[str, ...], Counter] = {}
+
+    def record_usage(self, tenant: str, extension: str, usage: Mapping[str, float]) -> None:
+        """Add one answer's ``usage`` to the counters (keys outside the contract's fields and ``calls.*`` are
+        ignored; zeros are skipped)."""
+        keys = (tenant, extension) if self.usage_per_tenant else ()
+        children = self._usage_children.get(keys)
+        if children is None:
+            children = {name: counter.labels(*keys) if keys else counter for name, counter in self.usage.items()}
+            self._usage_children[keys] = children
+        for name, amount in usage.items():
+            if amount <= 0:
+                continue
+            child = children.get(name)
+            if child is not None:
+                child.inc(amount)
+            elif name.startswith("calls."):
+                call_keys = (*keys, name.removeprefix("calls."))
+                calls = self._calls_children.get(call_keys)
+                if calls is None:
+                    calls = self._calls_children[call_keys] = self.usage_calls.labels(*call_keys)
+                calls.inc(amount)
 
     def watch_cache(self, source: Callable[[], Mapping[str, float]]) -> None:
         """Expose the cache's statistics (read from ``source`` at every scrape, and with worker processes

@@ -20,23 +20,25 @@ import trio
 import journal
 from contract import ErrorCode, ExecuteResult, FailureKind, encode_execute_result
 
-from ._errors import RunnerError
+from ._errors import BundleUnavailable, RunnerError
 from ._execute import JournalTap, Timing, outcome_of, run_invocation
 from ._runtime import Runtime
 from ._wire import ExecuteRequest, parse_execute_request
-from .engine import CallReplayer, ReplayDivergence
+from .engine import CallReplayer, InvocationCounters, ReplayDivergence
 
 __all__ = ["ReplayInputError", "replay_entry"]
 
 log = logging.getLogger("runner_trio.replay")
 
 class ReplayInputError(Exception):
-    """The entry cannot be replayed (its request does not decode); ``code`` is the wire error."""
+    """The entry cannot be replayed: its request does not decode (422), or the bundle asked for cannot be loaded
+    (502 ``bundle_fetch_failed: …``, as ``/v1/execute`` says it). ``code`` is the wire error."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, status: int = 422) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.status = status
 
 
 def recorded_request(runtime: Runtime, doc: Mapping[str, Any], content_hash: str | None) -> ExecuteRequest:
@@ -73,10 +75,13 @@ async def replay_entry(
     divergence: ReplayDivergence | None = None
     outcome = journal.OK_OUTCOME
     try:
-        result = await run_invocation(runtime, request, _drop, trio.current_time(), Timing(), tap)
+        result = await run_invocation(runtime, request, _drop, trio.current_time(), Timing(), InvocationCounters(), tap)
     except ReplayDivergence as exc:
         divergence, outcome = exc, "trap"  # the guest was stopped at the call that differs
         result = ExecuteResult.failure(500, ErrorCode.EXECUTE_FAILED, FailureKind.TRAP)
+    except BundleUnavailable as exc:
+        # No verdict about a guest that never ran: a hash that is not in the store, a bundle that does not compile.
+        raise ReplayInputError(exc.wire_error, str(exc), status=exc.status_code) from None
     except RunnerError as exc:
         outcome = outcome_of(exc)
         result = ExecuteResult(status=exc.status_code, headers={}, body=None, error=exc.wire_error)

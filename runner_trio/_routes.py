@@ -135,7 +135,11 @@ async def execute_route() -> Response:
 async def _run_keyed(rt: Runtime, parsed: ExecuteRequest, key: str, timing: Timing) -> ExecuteResult:
     """``execute`` at most once per (tenant, extension, key), across runners sharing the idempotency store."""
 
+    ran = False
+
     async def run() -> tuple[ExecuteResult, bool]:
+        nonlocal ran
+        ran = True
         result = await execute(rt, parsed, timing)
         return result, remember_result(result)
 
@@ -149,6 +153,9 @@ async def _run_keyed(rt: Runtime, parsed: ExecuteRequest, key: str, timing: Timi
                                           deadline=deadline_ms / 1000)
         if rt.idempotency.replays != before:
             rt.metrics.idempotent_replays.inc()
+        if not ran and result.usage is not None:
+            # A replayed answer ran nothing here: its usage was counted (and billed) with the first run.
+            result = dataclasses.replace(result, usage=None)
     except IdempotencyError as exc:
         log.warning("keyed request refused tenant=%s extension=%s request=%s error=%s (%s)",
                     ctx.tenant_id, ctx.extension_id, ctx.request_id, exc.code, exc)
@@ -235,7 +242,7 @@ async def replay_route() -> Response:
     try:
         report = await replay_entry(rt, doc, content_hash=content_hash)
     except ReplayInputError as exc:
-        return _json({"error": exc.code, "entry_id": entry_id, "message": exc.message}, 422)
+        return _json({"error": exc.code, "entry_id": entry_id, "message": exc.message}, exc.status)
     return _json(report.to_json())
 
 

@@ -91,7 +91,8 @@ class Runtime:
         Raises:
             ConfigError: a setting names something unusable (trust bundle, allowlist, precompile key, …).
         """
-        metrics = RunnerMetrics(worker=worker.index if worker is not None else 1)
+        metrics = RunnerMetrics(worker=worker.index if worker is not None else 1,
+                                usage_per_tenant=settings.usage_metrics_per_tenant)
         try:
             settings.var_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -178,6 +179,8 @@ class Runtime:
                 max_queue=settings.max_queue,
                 queue_timeout=settings.queue_timeout_ms / 1000,
                 memory_budget_mb=settings.memory_budget_mb,
+                discipline=settings.admission_queue,
+                weights=dict(settings.tenant_weights),
                 shared=SharedCaps(
                     worker.caps_dir,
                     max_per_tenant=settings.max_concurrency_per_tenant,

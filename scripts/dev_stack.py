@@ -230,12 +230,20 @@ def main() -> None:
             extctl("install", "--tenant", TENANT, ext_id, "--version", digest, *grants,
                    "--config", "greeting=hello", env=admin)
         else:  # a rebuilt sample is a new version: move the install to it
-            httpx.post(
+            upgraded = httpx.post(
                 f"{gateway_url}/api/v1/tenants/{TENANT}/installs/{ext_id}/upgrade",
                 json={"content_hash": digest},
                 headers={"authorization": f"Bearer {state['admin_token']}"},
                 timeout=10,
-            ).raise_for_status()
+            )
+            upgraded.raise_for_status()
+            if upgraded.status_code == 202:  # it asks for more than the last build: the dev tenant consents
+                httpx.post(
+                    f"{gateway_url}/api/v1/tenants/{TENANT}/installs/{ext_id}/consent",
+                    json={"content_hash": digest},
+                    headers={"authorization": f"Bearer {state['admin_token']}"},
+                    timeout=10,
+                ).raise_for_status()
         extctl("set-secrets", "--tenant", TENANT, ext_id, "--file", "-", env=admin, stdin='{"api_key": "dev-secret"}')
         token_file = DEV / "token"
         if not token_file.exists():

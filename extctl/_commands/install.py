@@ -1,15 +1,14 @@
-"""``extctl install --tenant T EXTENSION_ID [--version HASH|ID] [--grant CAP …] [--config K=V …]``."""
+"""``extctl install --tenant T EXTENSION_ID [--version V|HASH|ID] [--grant CAP …] [--config K=V …]``."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from contract import CONTENT_HASH_PREFIX
-
 from ._base import Command
 from ._gateway import add_gateway_arguments, open_client, print_json, segment
 from ._inputs import parse_pairs
+from ._versions import version_field
 
 __all__ = ["COMMAND"]
 
@@ -19,7 +18,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenant", required=True, metavar="T", help="the tenant to install for")
     parser.add_argument("extension_id", metavar="EXTENSION_ID", help="a registered extension")
     parser.add_argument(
-        "--version", metavar="HASH|ID", help="sha256:<hex> content hash or version id (default: the newest)"
+        "--version", metavar="V",
+        help="a version string (1.2.0), sha256:<hex> content hash or version id (default: the newest)"
     )
     parser.add_argument(
         "--grant", action="append", default=[], metavar="CAP",
@@ -36,7 +36,7 @@ def _run(args: argparse.Namespace) -> int:
         "config": parse_pairs(args.config, "--config"),
     }
     if args.version is not None:
-        body["content_hash" if args.version.startswith(CONTENT_HASH_PREFIX) else "version_id"] = args.version
+        body.update(version_field(args.version))
     if args.disabled:
         body["enabled"] = False
     with open_client(args) as client:

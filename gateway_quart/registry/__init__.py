@@ -7,8 +7,18 @@ of another one in memory for a few seconds.
 """
 
 from ._cached import DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_TTL_S, CachedRegistry, Revocations
+from ._canaries import (
+    CANARY_CANCELLED,
+    CANARY_PROMOTED,
+    CANARY_ROLLED_BACK,
+    CANARY_RUNNING,
+    CANARY_STATES,
+    Canary,
+    CanaryBudget,
+)
 from ._migrations import MIGRATIONS, POSTGRES_MIGRATIONS, Migration, apply_migrations
 from ._models import (
+    HISTORY_ACTIONS,
     SIGNATURE_PRESENT,
     SIGNATURE_UNSIGNED,
     SIGNATURE_VERIFIED,
@@ -16,6 +26,7 @@ from ._models import (
     ApiToken,
     AuditEntry,
     Extension,
+    HistoryEntry,
     Install,
     JournalIndexEntry,
     SealedSecrets,
@@ -32,11 +43,17 @@ from ._repository import SqlRegistry, new_id, utc_now
 from ._sqlite import DEFAULT_BUSY_TIMEOUT_S, DEFAULT_POOL_SIZE, SqliteRegistry
 
 __all__ = [
+    "CANARY_CANCELLED",
+    "CANARY_PROMOTED",
+    "CANARY_ROLLED_BACK",
+    "CANARY_RUNNING",
+    "CANARY_STATES",
     "DEFAULT_BUSY_TIMEOUT_S",
     "DEFAULT_CACHE_MAX_ENTRIES",
     "DEFAULT_CACHE_TTL_S",
     "DEFAULT_POOL_SIZE",
     "DEFAULT_POSTGRES_POOL_SIZE",
+    "HISTORY_ACTIONS",
     "MIGRATIONS",
     "POSTGRES_MIGRATIONS",
     "SIGNATURE_PRESENT",
@@ -46,7 +63,10 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "CachedRegistry",
+    "Canary",
+    "CanaryBudget",
     "Extension",
+    "HistoryEntry",
     "Install",
     "JournalIndexEntry",
     "Migration",

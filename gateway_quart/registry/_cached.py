@@ -22,11 +22,13 @@ from typing import Any, Final, Generic, Protocol, TypeVar, final
 
 from cachetools import TTLCache
 
+from ._canaries import Canary, CanaryBudget
 from ._models import (
     UNSET,
     ApiToken,
     AuditEntry,
     Extension,
+    HistoryEntry,
     Install,
     JournalIndexEntry,
     SealedSecrets,
@@ -236,8 +238,8 @@ class CachedRegistry:
     async def get_extension(self, extension_id: str) -> Extension:
         return await self.inner.get_extension(extension_id)
 
-    async def list_versions(self, extension_id: str) -> list[Version]:
-        return await self.inner.list_versions(extension_id)
+    async def list_versions(self, extension_id: str, *, version: str | None = None) -> list[Version]:
+        return await self.inner.list_versions(extension_id, version=version)
 
     async def get_version(self, version_id: str) -> Version:
         return await self.inner.get_version(version_id)
@@ -254,11 +256,13 @@ class CachedRegistry:
         version_id: str,
         granted_capabilities: Sequence[str],
         config: Mapping[str, str],
+        actor: str | None = None,
     ) -> Install:
         async def write() -> Install:
             return await self.inner.create_install(tenant_id=tenant_id, extension_id=extension_id,
                                                    version_id=version_id,
-                                                   granted_capabilities=granted_capabilities, config=config)
+                                                   granted_capabilities=granted_capabilities, config=config,
+                                                   actor=actor)
 
         return await self._install_write(tenant_id, extension_id, write)
 
@@ -294,6 +298,36 @@ class CachedRegistry:
                                                    secrets=secrets)
 
         return await self._install_write(tenant_id, extension_id, write)
+
+    async def change_install_version(
+        self,
+        tenant_id: str,
+        extension_id: str,
+        *,
+        version_id: str,
+        expected_version_id: str,
+        granted_capabilities: Sequence[str],
+        clear_pending: bool,
+        action: str,
+        actor: str | None,
+        reason: str,
+    ) -> Install:
+        async def write() -> Install:
+            return await self.inner.change_install_version(
+                tenant_id, extension_id, version_id=version_id, expected_version_id=expected_version_id,
+                granted_capabilities=granted_capabilities, clear_pending=clear_pending, action=action, actor=actor,
+                reason=reason)
+
+        return await self._install_write(tenant_id, extension_id, write)
+
+    async def set_pending_version(self, tenant_id: str, extension_id: str, version_id: str | None) -> Install:
+        async def write() -> Install:
+            return await self.inner.set_pending_version(tenant_id, extension_id, version_id)
+
+        return await self._install_write(tenant_id, extension_id, write)
+
+    async def list_install_history(self, tenant_id: str, extension_id: str, *, limit: int) -> list[HistoryEntry]:
+        return await self.inner.list_install_history(tenant_id, extension_id, limit=limit)
 
     async def delete_install(self, tenant_id: str, extension_id: str) -> None:
         async def write() -> None:
@@ -377,3 +411,41 @@ class CachedRegistry:
         self, tenant_id: str, extension_id: str, from_hash: str, to_hash: str, *, since: str
     ) -> UpgradeCheck | None:
         return await self.inner.find_upgrade_check(tenant_id, extension_id, from_hash, to_hash, since=since)
+
+    # canaries (the gateway's canary router keeps its own copy of the running ones)
+    async def create_canary(
+        self,
+        *,
+        canary_id: str,
+        extension_id: str,
+        tenant_id: str | None,
+        tenants: Sequence[str] | None,
+        from_version_id: str,
+        to_version_id: str,
+        percent: float,
+        budget: CanaryBudget,
+        window_s: int,
+        started_at: str,
+        actor: str | None,
+    ) -> Canary:
+        return await self.inner.create_canary(
+            canary_id=canary_id, extension_id=extension_id, tenant_id=tenant_id, tenants=tenants,
+            from_version_id=from_version_id, to_version_id=to_version_id, percent=percent, budget=budget,
+            window_s=window_s, started_at=started_at, actor=actor,
+        )
+
+    async def get_canary(self, canary_id: str) -> Canary:
+        return await self.inner.get_canary(canary_id)
+
+    async def list_running_canaries(self) -> list[Canary]:
+        return await self.inner.list_running_canaries()
+
+    async def list_canaries(self, extension_id: str, *, state: str | None = None,
+                            tenant_id: str | None = None, limit: int) -> list[Canary]:
+        return await self.inner.list_canaries(extension_id, state=state, tenant_id=tenant_id, limit=limit)
+
+    async def finish_canary(
+        self, canary_id: str, *, state: str, reason: str, decided_at: str, stats: Mapping[str, Any] | None
+    ) -> Canary | None:
+        return await self.inner.finish_canary(canary_id, state=state, reason=reason, decided_at=decided_at,
+                                              stats=stats)

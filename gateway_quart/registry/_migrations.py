@@ -153,6 +153,52 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "created_at)",
         ),
     ),
+    Migration(
+        3,
+        "rollout",
+        (
+            # Every version change of an install (gateway_quart/_rollout.py:set_install_version writes them).
+            """CREATE TABLE install_history (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+                extension_id TEXT NOT NULL REFERENCES extensions(id),
+                from_version_id TEXT REFERENCES versions(id),
+                to_version_id TEXT NOT NULL REFERENCES versions(id),
+                action TEXT NOT NULL,
+                actor TEXT,
+                reason TEXT NOT NULL DEFAULT '',
+                at TEXT NOT NULL
+            )""",
+            "CREATE INDEX install_history_by_install ON install_history (tenant_id, extension_id, id)",
+            # An upgrade held until a tenant admin consents to what it asks for more.
+            "ALTER TABLE installs ADD COLUMN pending_version_id TEXT REFERENCES versions(id)",
+            "ALTER TABLE installs ADD COLUMN pending_since TEXT",
+        ),
+    ),
+    Migration(
+        4,
+        "canaries",
+        (
+            """CREATE TABLE canaries (
+                id TEXT PRIMARY KEY,
+                extension_id TEXT NOT NULL REFERENCES extensions(id) ON DELETE CASCADE,
+                tenant_id TEXT REFERENCES tenants(id) ON DELETE CASCADE,
+                tenants_json TEXT,
+                from_version_id TEXT NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+                to_version_id TEXT NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+                percent REAL NOT NULL,
+                budget_json TEXT NOT NULL,
+                window_s INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                reason TEXT,
+                started_at TEXT NOT NULL,
+                decided_at TEXT,
+                actor TEXT,
+                stats_json TEXT
+            )""",
+            "CREATE INDEX canaries_by_state ON canaries (state, extension_id)",
+        ),
+    ),
 )
 
 
@@ -169,7 +215,15 @@ POSTGRES_MIGRATIONS: Final[tuple[Migration, ...]] = (
             "ALTER TABLE versions ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY",
         ),
     ),
-    Migration(2, "journal", MIGRATIONS[1].statements),  # the same SQL on both databases
+    Migration(2, "journal", next(m for m in MIGRATIONS if m.version == 2).statements),  # the same SQL on both
+    *(Migration(m.version, m.name, tuple(s.replace(_SQLITE_ROW_ID, _POSTGRES_ROW_ID) for s in m.statements))
+      for m in MIGRATIONS if m.version == 3),
+    Migration(
+        4,
+        "canaries",
+        tuple(statement.replace("percent REAL", "percent DOUBLE PRECISION")
+              for statement in next(m for m in MIGRATIONS if m.version == 4).statements),
+    ),
 )
 
 

@@ -101,6 +101,28 @@ class Install:
     updated_at: str
     journal_policy: str = "errors"
     """Which invocations the runners record into the journal (``contract.parse_journal_policy``'s forms)."""
+    pending_version: Version | None = None
+    """An upgrade held until a tenant admin consents to what it asks for more (``_rollout.py``)."""
+    pending_since: str | None = None
+
+
+HISTORY_ACTIONS: Final = ("install", "upgrade", "rollback", "consent", "canary_promote", "canary_rollback")
+"""What moved an install from one version to another (``install_history.action``)."""
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One version change of an install: from which version (``None`` for the install itself) to which."""
+
+    id: int
+    tenant_id: str
+    extension_id: str
+    from_version: Version | None
+    to_version: Version
+    action: str
+    actor: str | None
+    reason: str
+    at: str
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from ._canaries import Canary, CanaryBudget
 from ._models import (
     UNSET,
     ApiToken,
     AuditEntry,
     Extension,
+    HistoryEntry,
     Install,
     JournalIndexEntry,
     SealedSecrets,
@@ -89,8 +91,9 @@ class Registry(Protocol):
 
     async def get_extension(self, extension_id: str) -> Extension: ...
 
-    async def list_versions(self, extension_id: str) -> list[Version]:
-        """Versions in registration order, oldest first (the last one is what a plain install picks)."""
+    async def list_versions(self, extension_id: str, *, version: str | None = None) -> list[Version]:
+        """Versions in registration order, oldest first (the last one is what a plain install picks); only those
+        registered under the version string ``version`` (several bundles may carry one) when given."""
 
     async def get_version(self, version_id: str) -> Version: ...
 
@@ -105,7 +108,10 @@ class Registry(Protocol):
         version_id: str,
         granted_capabilities: Sequence[str],
         config: Mapping[str, str],
-    ) -> Install: ...
+        actor: str | None = None,
+    ) -> Install:
+        """Create the install and its first ``install_history`` row (``actor``: the user id, None for the admin
+        token)."""
 
     async def get_install(self, tenant_id: str, extension_id: str) -> Install: ...
 
@@ -128,7 +134,38 @@ class Registry(Protocol):
         config: Mapping[str, str] | Unset = UNSET,
         secrets: SealedSecrets | Unset | None = UNSET,
     ) -> Install:
-        """Change the given fields (``UNSET`` leaves one as it is); returns the updated install."""
+        """Change the given fields (``UNSET`` leaves one as it is); returns the updated install.
+
+        ``version_id`` here writes no history: the gateway changes versions only through
+        ``gateway_quart._rollout.set_install_version`` (:meth:`change_install_version`).
+        """
+
+    async def change_install_version(
+        self,
+        tenant_id: str,
+        extension_id: str,
+        *,
+        version_id: str,
+        expected_version_id: str,
+        granted_capabilities: Sequence[str],
+        clear_pending: bool,
+        action: str,
+        actor: str | None,
+        reason: str,
+    ) -> Install:
+        """Move the install to ``version_id`` with these grants and record the change in ``install_history``, in
+        one transaction. Only ``gateway_quart._rollout.set_install_version`` calls it.
+
+        Raises:
+            RecordNotFound: no such install, or the version is not one of the extension's.
+            RecordConflict: the install is no longer at ``expected_version_id`` (a concurrent change won).
+        """
+
+    async def set_pending_version(self, tenant_id: str, extension_id: str, version_id: str | None) -> Install:
+        """Hold ``version_id`` as the upgrade waiting for consent (replacing any), or clear it (``None``)."""
+
+    async def list_install_history(self, tenant_id: str, extension_id: str, *, limit: int) -> list[HistoryEntry]:
+        """The install's version changes, newest first (rows outlive an uninstall)."""
 
     async def delete_install(self, tenant_id: str, extension_id: str) -> None: ...
 
@@ -195,3 +232,33 @@ class Registry(Protocol):
         self, tenant_id: str, extension_id: str, from_hash: str, to_hash: str, *, since: str
     ) -> UpgradeCheck | None:
         """The newest check of (from_hash -> to_hash) created at or after ``since``, passed or not."""
+
+    # canaries (migration 4)
+    async def create_canary(
+        self,
+        *,
+        canary_id: str,
+        extension_id: str,
+        tenant_id: str | None,
+        tenants: Sequence[str] | None,
+        from_version_id: str,
+        to_version_id: str,
+        percent: float,
+        budget: CanaryBudget,
+        window_s: int,
+        started_at: str,
+        actor: str | None,
+    ) -> Canary:
+        """Record a running canary; ``RecordConflict`` when a running one concerns one of its tenants."""
+
+    async def get_canary(self, canary_id: str) -> Canary: ...
+
+    async def list_running_canaries(self) -> list[Canary]: ...
+
+    async def list_canaries(self, extension_id: str, *, state: str | None = None,
+                            tenant_id: str | None = None, limit: int) -> list[Canary]: ...
+
+    async def finish_canary(
+        self, canary_id: str, *, state: str, reason: str, decided_at: str, stats: Mapping[str, Any] | None
+    ) -> Canary | None:
+        """End a running canary; ``None`` when it had already ended."""

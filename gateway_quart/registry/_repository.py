@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from .._errors import RecordConflict, RecordNotFound
 from . import _rows as rows
+from ._canaries import CanaryRepository
 from ._db import Db
 from ._journal import JournalRecords
 from ._models import (
@@ -25,6 +26,7 @@ from ._models import (
     ApiToken,
     AuditEntry,
     Extension,
+    HistoryEntry,
     Install,
     SealedSecrets,
     Tenant,
@@ -45,7 +47,7 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-class SqlRegistry(JournalRecords):
+class SqlRegistry(CanaryRepository, JournalRecords):
     """The :class:`~gateway_quart.registry.Registry` methods over a ``Db``; subclasses provide ``_run``."""
 
     _version_order: str = "created_at"
@@ -214,13 +216,14 @@ class SqlRegistry(JournalRecords):
 
         return await self._run(work)
 
-    async def list_versions(self, extension_id: str) -> list[Version]:
+    async def list_versions(self, extension_id: str, *, version: str | None = None) -> list[Version]:
+        where, params = ("extension_id = ?", (extension_id,)) if version is None else (
+            "extension_id = ? AND version = ?", (extension_id, version))
         return await self._run(
             lambda conn: [
                 Version(*row)
                 for row in conn.execute(
-                    f"{rows.VERSION_SELECT} WHERE extension_id = ? ORDER BY {self._version_order}",
-                    (extension_id,),
+                    f"{rows.VERSION_SELECT} WHERE {where} ORDER BY {self._version_order}", params
                 )
             ]
         )
@@ -252,6 +255,7 @@ class SqlRegistry(JournalRecords):
         version_id: str,
         granted_capabilities: Sequence[str],
         config: Mapping[str, str],
+        actor: str | None = None,
     ) -> Install:
         now = utc_now()
 
@@ -266,6 +270,8 @@ class SqlRegistry(JournalRecords):
                     (new_id(), tenant_id, extension_id, version_id, json.dumps(sorted(granted_capabilities)),
                      json.dumps(dict(config)), now, now),
                 )
+                rows.record_history(conn, tenant_id=tenant_id, extension_id=extension_id, from_version_id=None,
+                                    to_version_id=version_id, action="install", actor=actor, reason="", at=now)
                 return rows.get_install(conn, tenant_id, extension_id)
 
         return await self._run(work)
@@ -343,6 +349,77 @@ class SqlRegistry(JournalRecords):
                 return rows.get_install(conn, tenant_id, extension_id)
 
         return await self._run(work)
+
+    async def change_install_version(
+        self,
+        tenant_id: str,
+        extension_id: str,
+        *,
+        version_id: str,
+        expected_version_id: str,
+        granted_capabilities: Sequence[str],
+        clear_pending: bool,
+        action: str,
+        actor: str | None,
+        reason: str,
+    ) -> Install:
+        now = utc_now()
+
+        def work(conn: Db) -> Install:
+            with conn.write():
+                rows.check_version_of(conn, version_id, extension_id)
+                row = conn.execute(
+                    "SELECT version_id FROM installs WHERE tenant_id = ? AND extension_id = ?",
+                    (tenant_id, extension_id),
+                ).fetchone()
+                if row is None:
+                    raise RecordNotFound(f"extension {extension_id!r} is not installed for {tenant_id!r}")
+                if row[0] != expected_version_id:
+                    raise RecordConflict(f"the install of {extension_id!r} moved to another version meanwhile")
+                clear = 1 if clear_pending else 0
+                conn.execute(
+                    "UPDATE installs SET version_id = ?, granted_capabilities_json = ?, updated_at = ?, "
+                    "pending_version_id = CASE WHEN ? = 1 THEN NULL ELSE pending_version_id END, "
+                    "pending_since = CASE WHEN ? = 1 THEN NULL ELSE pending_since END "
+                    "WHERE tenant_id = ? AND extension_id = ?",
+                    (version_id, json.dumps(sorted(set(granted_capabilities))), now, clear, clear, tenant_id,
+                     extension_id),
+                )
+                rows.record_history(conn, tenant_id=tenant_id, extension_id=extension_id,
+                                    from_version_id=expected_version_id, to_version_id=version_id, action=action,
+                                    actor=actor, reason=reason, at=now)
+                return rows.get_install(conn, tenant_id, extension_id)
+
+        return await self._run(work)
+
+    async def set_pending_version(self, tenant_id: str, extension_id: str, version_id: str | None) -> Install:
+        now = utc_now()
+
+        def work(conn: Db) -> Install:
+            with conn.write():
+                if version_id is not None:
+                    rows.check_version_of(conn, version_id, extension_id)
+                cursor = conn.execute(
+                    "UPDATE installs SET pending_version_id = ?, pending_since = ?, updated_at = ? "
+                    "WHERE tenant_id = ? AND extension_id = ?",
+                    (version_id, None if version_id is None else now, now, tenant_id, extension_id),
+                )
+                if cursor.rowcount == 0:
+                    raise RecordNotFound(f"extension {extension_id!r} is not installed for {tenant_id!r}")
+                return rows.get_install(conn, tenant_id, extension_id)
+
+        return await self._run(work)
+
+    async def list_install_history(self, tenant_id: str, extension_id: str, *, limit: int) -> list[HistoryEntry]:
+        return await self._run(
+            lambda conn: [
+                rows.row_to_history(row)
+                for row in conn.execute(
+                    f"{rows.HISTORY_SELECT} WHERE h.tenant_id = ? AND h.extension_id = ? ORDER BY h.id DESC LIMIT ?",
+                    (tenant_id, extension_id, limit),
+                )
+            ]
+        )
 
     async def delete_install(self, tenant_id: str, extension_id: str) -> None:
         def work(conn: Db) -> None:

@@ -7,14 +7,25 @@ from typing import Any, Final
 
 from .._errors import RecordNotFound
 from ._db import Db
-from ._models import ApiToken, Install, JournalIndexEntry, SealedSecrets, Tenant, UpgradeCheck, User, Version
+from ._models import (
+    ApiToken,
+    HistoryEntry,
+    Install,
+    JournalIndexEntry,
+    SealedSecrets,
+    Tenant,
+    UpgradeCheck,
+    User,
+    Version,
+)
 
 INSTALL_SELECT: Final = (
     "SELECT i.id, i.tenant_id, i.extension_id, i.enabled, i.granted_capabilities_json, i.config_json, "
     "i.secret_envelope_json, i.secret_keys_json, i.secrets_expires_at, i.created_at, i.updated_at, "
     "v.id, v.extension_id, v.version, v.content_hash, v.manifest_json, v.signature_status, v.created_at, "
-    "i.journal_policy "
-    "FROM installs i JOIN versions v ON v.id = i.version_id"
+    "p.id, p.extension_id, p.version, p.content_hash, p.manifest_json, p.signature_status, p.created_at, "
+    "i.pending_since, i.journal_policy "
+    "FROM installs i JOIN versions v ON v.id = i.version_id LEFT JOIN versions p ON p.id = i.pending_version_id"
 )
 TOKEN_SELECT: Final = (
     "SELECT t.id, t.user_id, t.name, t.created_at, t.expires_at, t.revoked_at, "  # noqa: S105 - SQL
@@ -69,7 +80,9 @@ def row_to_install(row: tuple[Any, ...]) -> Install:
         created_at=row[9],
         updated_at=row[10],
         version=Version(*row[11:18]),
-        journal_policy=row[18],
+        pending_version=None if row[18] is None else Version(*row[18:25]),
+        pending_since=row[25],
+        journal_policy=row[26],
     )
 
 
@@ -84,6 +97,29 @@ def token_row(conn: Db, column: str, value: str) -> tuple[ApiToken, User] | None
     return ApiToken(*row[:6]), row_to_user(row[6:])
 
 
+HISTORY_SELECT: Final = (
+    "SELECT h.id, h.tenant_id, h.extension_id, h.action, h.actor, h.reason, h.at, "
+    "f.id, f.extension_id, f.version, f.content_hash, f.manifest_json, f.signature_status, f.created_at, "
+    "t.id, t.extension_id, t.version, t.content_hash, t.manifest_json, t.signature_status, t.created_at "
+    "FROM install_history h JOIN versions t ON t.id = h.to_version_id "
+    "LEFT JOIN versions f ON f.id = h.from_version_id"
+)
+
+
+def row_to_history(row: tuple[Any, ...]) -> HistoryEntry:
+    return HistoryEntry(
+        id=int(row[0]), tenant_id=row[1], extension_id=row[2], action=row[3], actor=row[4], reason=row[5],
+        at=row[6], from_version=None if row[7] is None else Version(*row[7:14]), to_version=Version(*row[14:21]),
+    )
+
+
+def record_history(conn: Db, *, tenant_id: str, extension_id: str, from_version_id: str | None,
+                   to_version_id: str, action: str, actor: str | None, reason: str, at: str) -> None:
+    conn.execute(
+        "INSERT INTO install_history (tenant_id, extension_id, from_version_id, to_version_id, action, actor, "
+        "reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (tenant_id, extension_id, from_version_id, to_version_id, action, actor, reason, at),
+    )
 JOURNAL_SELECT: Final = (
     "SELECT id, tenant_id, extension_id, install_id, content_hash, request_id, outcome, status, recorded_at, "
     "expires_at FROM journal_entries"

@@ -20,16 +20,21 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar, cast, final
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast, final
 
 import trio
 from opentelemetry import trace
 from wasmtime import WasmtimeError
-from wasmtime.component import LinkerInstance, Record, Variant
+from wasmtime.component import LinkerInstance, Record, ResourceAny, Variant
 
 from ._callstate import current_call
 from ._invocation import Invocation, current_invocation
+
+if TYPE_CHECKING:
+    from ._journal import CallJournal
 
 _TRACER = trace.get_tracer("runner_trio.engine")
 
@@ -39,6 +44,7 @@ __all__ = [
     "Ok",
     "call_backend",
     "host_function",
+    "linking_capability",
     "mapping_to_record",
     "naming_instance",
     "record_to_mapping",
@@ -103,6 +109,18 @@ def mapping_to_record(value: Any) -> Any:
 
 
 _stash = threading.local()
+_linking: ContextVar[str | None] = ContextVar("linking_capability", default=None)
+
+
+@contextmanager
+def linking_capability(name: str) -> Iterator[None]:
+    """Host functions wrapped in this block count their calls under capability ``name`` (``calls.<name>``
+    of the invocation's usage); ``build_linker`` wraps each capability's ``link`` in it."""
+    token = _linking.set(name)
+    try:
+        yield
+    finally:
+        _linking.reset(token)
 
 
 def stash_host_exception(exc: BaseException) -> None:
@@ -141,6 +159,7 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False, name: str
             sets it when the function is added (:func:`naming_instance`), so capabilities need not.
     """
     label = getattr(fn, "__qualname__", repr(fn))
+    capability = _linking.get()  # counted per capability: the invocation's usage calls.<capability>
     span_name = f"host {label}"
     journal_name = name or label
 
@@ -149,11 +168,11 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False, name: str
             invocation = current_invocation()
             if time.monotonic() >= invocation.thread_deadline:
                 raise _after_deadline()
-            invocation.counters.add("host_calls")
+            invocation.counters.host_call(capability)
             journal = invocation.journal
             if journal is not None:
                 if with_store:
-                    return journal.call(journal_name, args, lambda: fn(invocation, store, *args))
+                    return _through_journal_with_store(journal, journal_name, fn, invocation, store, args)
                 return journal.call(journal_name, args, lambda: fn(invocation, *args))
             if with_store:
                 return fn(invocation, store, *args)
@@ -176,6 +195,34 @@ def host_function(fn: Callable[..., Any], *, with_store: bool = False, name: str
     wrapper.__host_function__ = (fn, with_store)  # type: ignore[attr-defined]  # re-wrapped with a name at link
     wrapper.__journal_name__ = journal_name  # type: ignore[attr-defined]
     return wrapper
+
+
+def _through_journal_with_store(
+    journal: CallJournal, name: str, fn: Callable[..., Any], invocation: Invocation, store: Any, args: tuple[Any, ...]
+) -> Any:
+    """A call handed to ``journal`` whose arguments may hold resource handles: when the journal answers without
+    running ``fn`` (a replay), the borrows among them are ended here, as ``fn`` would have (wasmtime traps a call
+    that returns with a borrow still held)."""
+    ran = False
+
+    def run() -> Any:
+        nonlocal ran
+        ran = True
+        return fn(invocation, store, *args)
+
+    try:
+        return journal.call(name, args, run)
+    finally:
+        if not ran:
+            _end_borrows(store, args)
+
+
+def _end_borrows(store: Any, values: Any) -> None:
+    for value in values:
+        if isinstance(value, ResourceAny) and not value.owned:
+            value.to_host(store)
+        elif isinstance(value, list | tuple):
+            _end_borrows(store, value)
 
 
 @final

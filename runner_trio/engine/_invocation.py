@@ -73,6 +73,9 @@ class InvocationContext:
     version_id: str | None = None
     content_hash: str | None = None
     config: Mapping[str, str] = field(default_factory=dict)
+    egress: tuple[str, ...] | None = None
+    """The hosts the bundle's manifest declares (``egress``); None: it declares none, the runner's allowlist alone
+    applies. A declared list narrows the allowlist, never widens it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,7 @@ class HostScope:
         version_id: the extension version, when known.
         user: the end user, when known.
         usage: per-invocation counters (request caps); shared by every call made with this scope.
+        egress: the hosts the bundle declares (see :attr:`InvocationContext.egress`).
     """
 
     tenant_id: str
@@ -146,6 +150,7 @@ class HostScope:
     version_id: str | None = None
     user: HostUser | None = None
     usage: ScopeUsage = field(default_factory=ScopeUsage, compare=False, repr=False)
+    egress: tuple[str, ...] | None = None
 
     def remaining(self) -> float:
         """Seconds left before the deadline (negative once it has passed). Needs a running trio loop."""
@@ -158,9 +163,11 @@ class HostScope:
 
 @final
 class InvocationCounters:
-    """Mutable, thread-safe counters of one invocation (host calls, denials, output volume, dropped events)."""
+    """Mutable, thread-safe counters of one invocation (host calls, denials, output volume, dropped events,
+    and what it used: guest CPU and wall time, egress, storage, host calls per capability)."""
 
     __slots__ = (
+        "_calls",
         "_lock",
         "_values",
     )
@@ -175,11 +182,38 @@ class InvocationCounters:
         "stderr_bytes",
         "output_bytes_dropped",
         "events_dropped",
+        # Usage (contract.USAGE_FIELDS are computed from these, see runner_trio._usage).
+        "guest_runs",
+        "guest_cpu_us",
+        "guest_wall_us",
+        "egress_requests",
+        "egress_bytes",
+        "storage_ops",
+        "storage_bytes",
     )
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values = dict.fromkeys(self.NAMES, 0)
+        self._calls: dict[str, int] = {}
+
+    def host_call(self, capability: str | None) -> None:
+        """Count one host call, and one call of ``capability`` (the interface it belongs to) when known."""
+        with self._lock:
+            self._values["host_calls"] += 1
+            if capability is not None:
+                self._calls[capability] = self._calls.get(capability, 0) + 1
+
+    def add_pair(self, first: str, first_amount: int, second: str, second_amount: int) -> None:
+        """Add to two counters at once (one lock): e.g. ``egress_requests`` and ``egress_bytes``."""
+        with self._lock:
+            self._values[first] += first_amount
+            self._values[second] += second_amount
+
+    def calls(self) -> dict[str, int]:
+        """Host calls per capability name (``http``, ``storage``...), for the ones called at least once."""
+        with self._lock:
+            return dict(self._calls)
 
     def add(self, name: str, amount: int = 1) -> int:
         """Add ``amount`` to counter ``name`` and return the new value."""
@@ -271,6 +305,7 @@ class Invocation:
             deadline=self.deadline,
             version_id=self.context.version_id,
             user=user,
+            egress=self.context.egress,
         )
 
 

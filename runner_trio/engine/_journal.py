@@ -22,6 +22,7 @@ that placeholder (it is what the record holds).
 from __future__ import annotations
 
 import base64
+import functools
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,8 +30,9 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol, final
 
 import wasmtime
-from wasmtime.component import Record, ResourceAny, ResourceHost, Variant
+from wasmtime.component import Record, ResourceAny, ResourceHost, ResourceType, Variant
 
+from ._callstate import POLLABLE_TYPE
 from ._host import Err, Ok
 
 __all__ = [
@@ -99,11 +101,29 @@ def encode_value(value: Any) -> Any:
         return {"$v": value.tag, "p": encode_value(value.payload)}
     if isinstance(value, Record):
         return {"$r": {name: encode_value(item) for name, item in vars(value).items()}}
-    if isinstance(value, (ResourceHost, ResourceAny)):
-        return {"$res": "pollable" if isinstance(value, ResourceHost) else "resource"}
+    if isinstance(value, ResourceHost):
+        return {"$res": "pollable" if value.type == POLLABLE_TYPE else "resource"}
+    if isinstance(value, ResourceAny):
+        return {"$res": _resource_name(value.type)}
     if isinstance(value, set | frozenset):  # WIT flags
         return sorted(str(item) for item in value)
     return {"$repr": type(value).__name__}
+
+
+def _resource_name(resource_type: Any) -> str:
+    """``pollable`` for this runner's pollables (the one host resource it hands out), else ``resource``."""
+    try:
+        if resource_type == _pollable_type():
+            return "pollable"
+    except Exception:  # a name for the record only: it never fails the call
+        return "resource"
+    return "resource"
+
+
+@functools.cache
+def _pollable_type() -> ResourceType:
+    """The pollables' resource type, built once."""
+    return ResourceType.host(POLLABLE_TYPE)
 
 
 def decode_value(value: Any) -> Any:

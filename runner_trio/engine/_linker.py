@@ -18,7 +18,7 @@ from wasmtime.component import Component, Linker
 
 from ._engine import WasmEngine
 from ._errors import EngineError
-from ._host import LinkerInstanceBuilder, naming_instance
+from ._host import LinkerInstanceBuilder, linking_capability, naming_instance
 from ._wasi import define_wasi_overrides
 
 __all__ = ["Capability", "build_linker", "unresolved_import"]
@@ -69,7 +69,8 @@ def build_linker(engine: WasmEngine, capabilities: Iterable[Capability]) -> Link
         root = naming_instance(plain_root)
         define_wasi_overrides(root, engine.wasip2_version)
         for capability in chosen:
-            capability.link(root)
+            with linking_capability(capability.name):
+                capability.link(root)
     linker.allow_shadowing = False
     return linker
 

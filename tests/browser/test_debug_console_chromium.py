@@ -95,6 +95,9 @@ def _drive(console: Console) -> dict[str, Any]:
             _until(lambda: page.get_attribute("#status", "data-state") == "live", "the live tail")
             console.invoke("/log?msg=%3Cb%3Efirst%3C%2Fb%3E", "req-one")
             page.wait_for_selector("text=<b>first</b>")
+            # The invocation's log, stdout and stderr events arrive one by one: wait for all three streams.
+            _until(lambda: all(any(f"\t{stream}\t" in row for row in _rows(page))
+                               for stream in ("log", "stdout", "stderr")), "all three streams")
             out: dict[str, Any] = {"first": _rows(page), "html_tags": page.locator("#events tbody b").count()}
 
             page.click("#pause")

@@ -77,6 +77,7 @@ VALID: list[Any] = [
     manifest_dict(ui={"type": "iframe", "entry": "ui/index.html", "routes": [{"any": {"thing": [1]}}],
                       "hooks": {"appMenu": {"label": "Hi"}, "custom": {"free": "form"}}}),
     manifest_dict(capabilites=["cap:http.fetch"]),  # a key outside the schema: accepted with a warning
+    manifest_dict(egress=["API.example.com", "*.example.org:8443"], secrets=["API_KEY", "API_KEY"]),
 ]
 
 INVALID: list[Any] = [
@@ -103,6 +104,8 @@ INVALID: list[Any] = [
     manifest_dict(capabilities=[None]),
     manifest_dict(assets=["ui/../secret"]),
     manifest_dict(sbom="s" * 1025),
+    manifest_dict(egress="api.example.com"),
+    manifest_dict(secrets=["  "]),
 ]
 
 

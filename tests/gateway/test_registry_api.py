@@ -13,7 +13,9 @@ def test_public_names_are_pinned() -> None:
         "UNSET", "Unset",
         "User", "Version", "apply_migrations", "new_id", "utc_now",
         "DEFAULT_POSTGRES_POOL_SIZE", "POSTGRES_MIGRATIONS", "PostgresRegistry", "SqlRegistry", "open_registry",
-        "Revocations",
+        "Revocations", "HISTORY_ACTIONS", "HistoryEntry",
+        "CANARY_CANCELLED", "CANARY_PROMOTED", "CANARY_ROLLED_BACK", "CANARY_RUNNING", "CANARY_STATES", "Canary",
+        "CanaryBudget",
         "JournalIndexEntry", "UpgradeCheck",
     }
     assert len(registry.__all__) == len(set(registry.__all__))

@@ -34,6 +34,11 @@ class Ran:
         return status
 
     @property
+    def answer(self) -> dict[str, Any]:
+        """The result without ``usage`` (what the guest used: its own tests are tests/runner/http/test_usage.py)."""
+        return {name: value for name, value in self.result.items() if name != "usage"}
+
+    @property
     def body(self) -> bytes:
         encoded = self.result.get("body_b64")
         return base64.b64decode(encoded) if encoded is not None else b""

@@ -151,7 +151,7 @@ async def test_host_calls_after_the_deadline_have_no_effect(
     finally:
         lock.close()
     ran = outcome["late"]
-    assert ran.result == {"status": 504, "headers": {}, "body_b64": None, "error": "execute_failed: timeout"}
+    assert ran.answer == {"status": 504, "headers": {}, "body_b64": None, "error": "execute_failed: timeout"}
     read = await read_key(runner, "late")
     assert (read.status, read.body) == (404, bytes([MISSING])), "the put after the deadline had no effect"
     assert not [r for r in caplog.records if "late host call" in r.getMessage()], "the log after it had none"
@@ -186,7 +186,7 @@ async def test_host_calls_after_the_deadline_have_no_effect_on_a_busy_loop(
         await trio.sleep(timeout_ms / 1000 / 2)
         time.sleep(timeout_ms / 1000 + 0.3)  # noqa: ASYNC251 - blocks the event loop on purpose
     ran = outcome["late"]
-    assert ran.result == {"status": 504, "headers": {}, "body_b64": None, "error": "execute_failed: timeout"}
+    assert ran.answer == {"status": 504, "headers": {}, "body_b64": None, "error": "execute_failed: timeout"}
     assert not [r for r in caplog.records if "late host call" in r.getMessage()], "the late log had no effect"
 
     # Within the deadline the same call takes effect (the check above can see it).

@@ -31,7 +31,7 @@ LONG_TIMEOUT_MS = 20_000
 
 
 def assert_timed_out(ran: Ran, timeout_ms: int = TIMEOUT_MS) -> None:
-    assert ran.result == {"status": 504, "headers": {}, "body_b64": None, "error": "execute_failed: timeout"}
+    assert ran.answer == {"status": 504, "headers": {}, "body_b64": None, "error": "execute_failed: timeout"}
     assert ran.seconds < timeout_ms / 1000 + DEADLINE_SLACK_S, ran.seconds
 
 
@@ -110,7 +110,7 @@ async def test_a_response_over_the_cap_is_refused(runner: RunnerHandle, mib: int
 async def test_a_response_over_the_cap_is_reported_as_response(runner: RunnerHandle) -> None:
     big = await runner.publish_wat("big-output")
     ran = await run(runner, big, body=struct.pack("<I", 3 * 1024 * 1024), timeout_ms=LONG_TIMEOUT_MS)
-    assert ran.result == {"status": 500, "headers": {}, "body_b64": None, "error": "execute_failed: response"}
+    assert ran.answer == {"status": 500, "headers": {}, "body_b64": None, "error": "execute_failed: response"}
 
 
 async def test_huge_stdout_and_stderr_end_with_the_answer_or_the_deadline(runner: RunnerHandle) -> None:

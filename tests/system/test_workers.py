@@ -139,6 +139,12 @@ async def test_fifty_first_requests_on_two_workers_fetch_and_compile_once(
     assert set(served) == {"1", "2"}
     assert all(count > 0 for count in served.values()), served
     assert sum(served.values()) == 50 + 1  # the 50 executes and this scrape
+    # Usage counters add up over both workers too: each is the sum of the answers' usage.
+    for field in ("guest_cpu_ms", "memory_mb_ms"):
+        total = sum(r["usage"][field] for r in results)
+        [counted] = [value for name, value in samples.items() if name.startswith(f"runner_usage_{field}_total{{")
+                     and 'tenant="tenant-a"' in name and 'extension="ext-1"' in name]
+        assert counted == pytest.approx(total, rel=1e-6), field
 
 
 async def test_workers_share_one_cache_without_corrupting_it(

@@ -82,7 +82,7 @@ class HttpCapability(CapabilityBase):
         if backend is None or not invocation.allows(self.grant):
             return denied(invocation, Err("not-allowed"))
         headers = [(str(header.name), str(header.value)) for header in request.headers]
-        body = request.body
+        body = None if request.body is None else bytes(request.body)
         try:
             response = call_backend(
                 invocation,
@@ -91,10 +91,15 @@ class HttpCapability(CapabilityBase):
                 str(request.method),
                 str(request.url),
                 headers,
-                None if body is None else bytes(body),
+                body,
             )
         except HostCallError as exc:
+            if exc.variant == "transport":  # it went out (or tried to): an egress request, its body sent
+                invocation.counters.add_pair("egress_requests", 1, "egress_bytes", len(body or b""))
             return guest_error(invocation, exc, HTTP_ERRORS)
+        received = response.body
+        # Usage: request and response bodies (headers are not counted); a refused request is not egress.
+        invocation.counters.add_pair("egress_requests", 1, "egress_bytes", len(body or b"") + len(received or b""))
         return Ok(_response_record(response))
 
 

@@ -21,6 +21,7 @@ untouched (no decompression): the guest sees what the server sent, with its ``co
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import re
@@ -36,7 +37,7 @@ import trio
 from servicekit import inject_trace
 
 from ...engine import HostScope
-from .._errors import BodyTooLarge, HostCallError
+from .._errors import BodyTooLarge, EgressEntryError, HostCallError
 from .._httpio import read_capped
 from ._egress import URL_REASONS, EgressPolicy, IPAddress, effective_port, normalized_url_host
 
@@ -93,6 +94,18 @@ _HOP_BY_HOP: Final = frozenset(
 _NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
 
 logger = logging.getLogger("runner_trio.capabilities.http")
+
+REASON_UNDECLARED: Final = "undeclared-host"
+"""The bundle's manifest declares its egress hosts and this one is not among them."""
+
+
+@functools.lru_cache(maxsize=256)
+def _declared_policy(hosts: tuple[str, ...]) -> EgressPolicy:
+    """The policy of a manifest's ``egress`` list (parsed once per list); a malformed list allows nothing."""
+    try:
+        return EgressPolicy.parse(hosts)
+    except EgressEntryError:
+        return EgressPolicy.parse(())
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +250,9 @@ class GuestFetcher:
             if decision.reason in URL_REASONS:
                 raise HostCallError("invalid-url", f"URL refused ({decision.reason})")
             self._deny(scope, decision.reason, parsed)
+        if scope.egress is not None and not _declared_policy(scope.egress).allows(parsed).allowed:
+            # The bundle declares its hosts (what a tenant admin consented to): the allowlist is narrowed to them.
+            self._deny(scope, REASON_UNDECLARED, parsed)
         host = normalized_url_host(parsed)
         port = effective_port(parsed)
         if host is None or port is None:  # allows() has checked both; this keeps the types honest

@@ -142,7 +142,9 @@ class StorageCapability(CapabilityBase):
         try:
             entry = call_backend(invocation, backend.get, invocation.host_scope, namespace, key)
         except HostCallError as exc:
+            _count(invocation, 0)
             return guest_error(invocation, exc, STORAGE_ERRORS)
+        _count(invocation, len(entry.value))
         return Ok(_entry_record(entry))
 
     def put(self, invocation: Invocation, entry: Any) -> Ok | Err:
@@ -155,6 +157,7 @@ class StorageCapability(CapabilityBase):
             value=bytes(entry.value),
             revision=entry.revision,
         )
+        _count(invocation, len(request.value))
         try:
             stored = call_backend(invocation, backend.put, invocation.host_scope, request)
         except HostCallError as exc:
@@ -165,6 +168,7 @@ class StorageCapability(CapabilityBase):
         backend = self._backend(invocation)
         if backend is None:
             return denied(invocation, Err("denied"))
+        _count(invocation, 0)
         try:
             call_backend(invocation, backend.delete, invocation.host_scope, namespace, key)
         except HostCallError as exc:
@@ -178,8 +182,15 @@ class StorageCapability(CapabilityBase):
         try:
             entries = call_backend(invocation, backend.list_entries, invocation.host_scope, namespace, cursor)
         except HostCallError as exc:
+            _count(invocation, 0)
             return guest_error(invocation, exc, STORAGE_ERRORS)
+        _count(invocation, sum(len(entry.value) for entry in entries))
         return Ok([_entry_record(entry) for entry in entries])
+
+
+def _count(invocation: Invocation, size: int) -> None:
+    """Usage: one storage operation that reached the backend, and the value bytes it read or wrote."""
+    invocation.counters.add_pair("storage_ops", 1, "storage_bytes", size)
 
 
 def _entry_record(entry: StorageEntryLike) -> Record:

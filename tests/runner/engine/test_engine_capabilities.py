@@ -133,6 +133,12 @@ async def test_context_is_visible_and_everything_else_is_denied(
         **({"ui-proxy.call-route": err(PROXY, "route-not-found")} if grants else {}),
     }
     assert invocation.counters["denied_calls"] == 19
+    # Every call is counted under the interface it belongs to (usage calls.<capability>), denied ones included.
+    calls = invocation.counters.calls()
+    assert (calls["context"], calls["http"], calls["storage"], calls["secrets"]) == (1, 1, 4, 2)
+    assert invocation.counters["host_calls"] >= sum(calls.values())
+    assert invocation.counters["guest_runs"] == 1
+    assert 0 < invocation.counters["guest_cpu_us"] <= invocation.counters["guest_wall_us"] + 1000
 
 
 async def test_user_reaches_both_user_interfaces(

@@ -17,7 +17,9 @@ async def test_echo_round_trip_and_shape(runner: RunnerHandle) -> None:
     digest = await runner.publish_wat("echo")
     result = await runner.execute(digest, "/items/7", method="POST", body=b"hello \x00\xff",
                                   query={"q": "a b"}, http_headers={"X-Custom": "yes"})
-    assert set(result) == {"status", "headers", "body_b64", "error"}
+    # "usage": what the guest used (contract.USAGE_FIELDS), an extension the reference's callers ignore.
+    assert set(result) == {"status", "headers", "body_b64", "error", "usage"}
+    assert set(result["usage"]) >= {"guest_cpu_ms", "memory_mb_ms", "egress_bytes", "storage_ops", "debug_events"}
     assert result["status"] == 200
     assert result["error"] is None
     assert decode_body(result) == b"hello \x00\xff"

@@ -1,6 +1,7 @@
 ;; clocklog: reads the WASI wall clock, then calls `logging.log-info("one")` and `logging.{{SECOND_FN}}("{{SECOND_ARG}}")`;
-;; answers 200 with the clock's seconds (u64, little-endian) as its body. A template: the journal tests build the
-;; recorded bundle (log-info "two") and changed ones (another function, or another argument, as the third call).
+;; answers {{STATUS}} with the clock's seconds (u64, little-endian) as its body. A template: the journal tests build the
+;; recorded bundle (log-info "two", 200) and changed ones (another function or argument as the third call, another
+;; status, or a trap after the calls: {{TAIL}} is `unreachable`).
 (component $C
   ;; @include _alga_types.wat
   (type $datetime (record (field "seconds" u64) (field "nanoseconds" u32)))
@@ -27,8 +28,9 @@
       (call $now (i32.const 2048))
       (call $log-info (i32.const 1024) (i32.const 3))
       (call $log-second (i32.const 1040) (i32.const {{SECOND_LEN}}))
+      {{TAIL}}
       (local.set $resp (call $realloc (i32.const 0) (i32.const 0) (i32.const 4) (i32.const 24)))
-      (i32.store16 (local.get $resp) (i32.const 200))
+      (i32.store16 (local.get $resp) (i32.const {{STATUS}}))
       ;; body: some(list<u8>) of the 8 bytes of `seconds`
       (i32.store8 offset=12 (local.get $resp) (i32.const 1))
       (i32.store offset=16 (local.get $resp) (i32.const 2048))

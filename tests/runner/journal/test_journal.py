@@ -186,6 +186,18 @@ async def test_python_guest_recorded_then_replayed_identically(journaled: Journa
     assert report["verdict"] == "identical", report
     assert report["calls_replayed"] == len(doc["calls"])
 
+    # A sleep: the pollable is made again (subscribe-* runs), waiting on it answers from the record.
+    slept = await j.handle.execute(digest, "/sleep", query={"ms": "50"}, extra={"journal": "all"})
+    assert slept["error"] is None, slept
+    sleep_doc = await j.entry(slept["journal_entry"])
+    functions = {call["fn"] for call in sleep_doc["calls"]}
+    assert functions & {"wasi:clocks/monotonic-clock#subscribe-duration",
+                        "wasi:clocks/monotonic-clock#subscribe-instant"}
+    assert functions & {"wasi:io/poll#[method]pollable.block", "wasi:io/poll#poll"}
+    status, report = await j.replay(slept["journal_entry"])
+    assert status == 200, report
+    assert report["verdict"] == "identical", report
+
 
 async def test_replay_against_a_changed_bundle_reports_the_divergence(journaled: Journaled) -> None:
     j = journaled
@@ -209,6 +221,35 @@ async def test_replay_against_a_changed_bundle_reports_the_divergence(journaled:
 
     same = await j.replay(entry_id, content_hash=same_calls)  # another bundle, the same component
     assert same[1]["verdict"] == "identical"
+
+
+async def test_replay_verdicts_response_differs_and_new_failure(journaled: Journaled) -> None:
+    j = journaled
+    work = j.handle.shared.work
+    recorded = await j.handle.publish_dir(bundle_dir(work, "journal-verdict-base", clocklog()))
+    other_status = await j.handle.publish_dir(bundle_dir(work, "journal-verdict-201", clocklog(status=201)))
+    trapping = await j.handle.publish_dir(bundle_dir(work, "journal-verdict-trap", clocklog(trap=True)))
+    entry_id = (await j.handle.execute(recorded, "/", extra={"journal": "all"}))["journal_entry"]
+    await j.entry(entry_id)
+
+    status, differs = await j.replay(entry_id, content_hash=other_status)
+    assert status == 200
+    assert differs["verdict"] == "response_differs"
+    assert differs["divergence"] is None
+    assert "-status: 200" in differs["response_diff"]
+    assert "+status: 201" in differs["response_diff"]
+    assert differs["calls_replayed"] == 3
+
+    status, failure = await j.replay(entry_id, content_hash=trapping)
+    assert status == 200
+    assert failure["verdict"] == "new_failure"
+    assert failure["divergence"] is None
+    assert '+error: "execute_failed: trap"' in failure["response_diff"]
+
+    status, missing = await j.replay(entry_id, content_hash="sha256:" + "0" * 64)
+    assert status == 502
+    assert missing["error"].startswith("bundle_fetch_failed")
+    assert missing["entry_id"] == entry_id
 
 
 async def test_errors_policy_and_no_policy(journaled: Journaled) -> None:
