@@ -31,6 +31,10 @@ MAX_REASON: Final = 500
 KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 """Names of config entries and secrets."""
 EMAIL_PATTERN: Final = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
+JOURNAL_POLICY_PATTERN: Final = re.compile(r"off|errors|all|sample:[0-9.eE+-]{1,24}")
+"""The forms of a journal policy; the rate itself is checked by ``contract.parse_journal_policy``."""
+MAX_UPGRADE_CHECK_ENTRIES: Final = 100
+DEFAULT_UPGRADE_CHECK_ENTRIES: Final = 20
 
 _ID: Final = Text(max_len=128, pattern=ID_PATTERN, hint=ID_HINT)
 _CONFIG: Final = TextMap(max_items=MAX_CONFIG_ENTRIES, key_pattern=KEY_PATTERN, max_value_len=MAX_CONFIG_VALUE)
@@ -187,7 +191,38 @@ class InstallCanaryCreate:
     window_s: Annotated[int | None, Integer(1, MAX_CANARY_WINDOW_S)]
 
 
+@dataclass(frozen=True, slots=True)
+class JournalPolicySet:
+    """Which invocations of the install the runners record: off, errors, all or sample:<rate> (0 < rate <= 1)."""
+
+    policy: Annotated[str, Text(required=True, max_len=32, pattern=JOURNAL_POLICY_PATTERN,
+                                hint="must be off, errors, all or sample:<rate>")]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRequest:
+    """Replay a journal entry, against the bundle that recorded it or another registered version."""
+
+    content_hash: Annotated[str | None, Text(max_len=80)]
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeCheckRequest:
+    """Replay the last recorded invocations of the installed version against the version ``to``."""
+
+    to: Annotated[str, Text(required=True, max_len=80)]
+    last: Annotated[int | None, Integer(low=1, high=MAX_UPGRADE_CHECK_ENTRIES)]
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSettingsUpdate:
+    """Per-tenant settings to change (the others are kept)."""
+
+    require_upgrade_check: Annotated[bool | None, Flag()]
+
+
 BODIES: Final = (SessionCreate, TenantCreate, UserCreate, TokenCreate, ExtensionRegister, InstallCreate,
                  InstallUpgrade, ConfigReplace, CapabilitiesReplace, SecretsReplace, ConsentApprove, RollbackRequest,
-                 CanaryCreate, InstallCanaryCreate)
+                 CanaryCreate, InstallCanaryCreate,
+                 JournalPolicySet, ReplayRequest, UpgradeCheckRequest, TenantSettingsUpdate)
 """Every request body model, in the order the OpenAPI document lists them."""

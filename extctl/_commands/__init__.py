@@ -18,12 +18,14 @@ from . import (
     history,
     install,
     invoke,
+    journal,
     keygen,
     manifest_schema,
     new,
     pack,
     publish,
     register,
+    replay,
     rollback,
     seal,
     secrets_keygen,
@@ -32,6 +34,7 @@ from . import (
     tail,
     uninstall,
     upgrade,
+    upgrade_check,
     verify,
 )
 from ._base import Command
@@ -66,4 +69,7 @@ COMMANDS: tuple[Command, ...] = (
     invoke.COMMAND,
     tail.COMMAND,
     canary.COMMAND,
+    journal.COMMAND,
+    replay.COMMAND,
+    upgrade_check.COMMAND,
 )

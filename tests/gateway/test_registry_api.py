@@ -16,6 +16,7 @@ def test_public_names_are_pinned() -> None:
         "Revocations", "HISTORY_ACTIONS", "HistoryEntry",
         "CANARY_CANCELLED", "CANARY_PROMOTED", "CANARY_ROLLED_BACK", "CANARY_RUNNING", "CANARY_STATES", "Canary",
         "CanaryBudget",
+        "JournalIndexEntry", "UpgradeCheck",
     }
     assert len(registry.__all__) == len(set(registry.__all__))
     for name in registry.__all__:
