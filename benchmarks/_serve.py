@@ -4,7 +4,10 @@ KIND is ``runner`` (``runner_trio.serve_workers`` with ``Settings.from_env()``: 
 ``python -m runner_trio`` runs, ``RUNNER_WORKERS`` processes), ``gateway`` (the gateway app with the
 Hypercorn config of ``python -m gateway_quart``) or ``bare`` (a Quart-trio app whose ``POST /v1/execute``
 parses the JSON request and answers an envelope of the same shape as the runner's, on the Hypercorn config of
-``runner_trio.serve``): the reference side of the HTTP benchmark.
+``runner_trio.serve``): the reference side of the HTTP benchmark. With ``BENCH_BARE_PROCESSES=N`` (N > 1) the
+bare app runs as N processes behind one port the way a runner's workers do (``runner_trio._workers``): this
+process reserves the port (a bound, never listening ``SO_REUSEPORT`` socket) and starts N children, each
+listening on its own ``SO_REUSEPORT`` socket of it, so the kernel spreads connections between them alike.
 
 Every service binds ``127.0.0.1:0``; the bound URL is written (atomically) to URL_FILE once it listens.
 SIGTERM or SIGINT stops it. With ``BENCH_PROFILE=PREFIX`` in the environment the service runs under cProfile
@@ -17,7 +20,10 @@ import json
 import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +80,39 @@ async def _serve_runner(url_file: Path) -> None:
         _write_url(url_file, binds)
 
 
+async def _serve_bare_processes(count: int, url_file: Path) -> None:
+    """``count`` bare-app children on one port shared like the runner's workers; stop them on a signal."""
+    # As runner_trio's supervisor does: a bound, never listening SO_REUSEPORT socket holds the port for all.
+    reservation = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reservation.bind(("127.0.0.1", 0))
+    bind = f"127.0.0.1:{reservation.getsockname()[1]}"
+    children: list[trio.Process] = []
+    try:
+        for i in range(count):
+            child_url = url_file.with_name(f"{url_file.name}.{i}")
+            env = {**os.environ, "BENCH_BARE_BIND": bind}
+            env.pop("BENCH_BARE_PROCESSES", None)
+            children.append(await trio.lowlevel.open_process(
+                [sys.executable, "-m", "benchmarks._serve", "bare", str(child_url)], env=env,
+                stdin=subprocess.DEVNULL,
+            ))
+            while not child_url.exists():
+                if children[-1].returncode is not None:
+                    raise RuntimeError(f"bare child {i} exited with {children[-1].returncode}")
+                await trio.sleep(0.02)
+        _write_url(url_file, [f"http://{bind}"])
+        await _until_signalled()
+    finally:
+        for child in children:
+            if child.returncode is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            await child.wait()
+        reservation.close()
+
+
 async def _serve_app(app: Any, config: Config, url_file: Path) -> None:
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
@@ -109,14 +148,23 @@ def _main() -> int:
 
         settings = load_settings(os.environ)
         config.graceful_timeout = float(settings.drain_timeout_s)
-        config.accesslog = "-"  # as `python -m gateway_quart` does
+        config.accesslog = "-"  # as `python -m gateway_quart` does (servicekit.serve_app), with its logger
+        from servicekit import AccessLogger
+
+        config.logger_class = AccessLogger
         trio.run(_serve_app, create_app(settings), config, url_file)
+    elif kind == "bare" and int(os.environ.get("BENCH_BARE_PROCESSES", "1")) > 1:
+        trio.run(_serve_bare_processes, int(os.environ["BENCH_BARE_PROCESSES"]), url_file)
     elif kind == "bare":
         from runner_trio import Settings
 
         # The Hypercorn configuration runner_trio.serve() builds.
         config.graceful_timeout = float(Settings().drain_timeout_s)
         config.accesslog = None
+        if "BENCH_BARE_BIND" in os.environ:  # one of several processes on one port (see the module's docstring)
+            config.bind = [os.environ["BENCH_BARE_BIND"]]
+            config.workers = 2  # Hypercorn sets SO_REUSEPORT on its sockets when workers > 1, as serve_app does
+            warnings.filterwarnings("ignore", "The config `workers` has no affect")  # it serves one process
         trio.run(_serve_app, bare_app(), config, url_file)
     else:
         print(f"unknown service kind {kind!r}", file=sys.stderr)

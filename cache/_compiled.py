@@ -79,6 +79,15 @@ class CompiledCache(Generic[K, V]):
         item = self._touch(key)
         return None if item is None else item[0]
 
+    def hit(self, key: K) -> V | None:
+        """The cached object (marked most recently used, counted as a hit), or None (not counted: a caller that
+        then calls :meth:`get_or_create` has its miss counted there). The hot path's lookup: no coroutine."""
+        item = self._touch(key)
+        if item is None:
+            return None
+        self._hits += 1
+        return item[0]
+
     def _touch(self, key: K) -> tuple[V, int] | None:
         item = self._items.pop(key, None)
         if item is not None:

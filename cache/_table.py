@@ -215,13 +215,16 @@ class EntryTable:
     async def release(self, state: EntryState) -> None:
         """Give back a pin; then persist the access time if it is due and evict what no longer fits."""
         self.unpin(state)
+        persist = (
+            not state.doomed
+            and state.index.last_access - state.persisted_access >= self._persist_interval
+            and not self._closed
+        )
+        if not persist and self._bytes <= self.max_bytes and not self._pending_trash:
+            return  # the common case (a warm entry, a cache within bounds): nothing to await, no shielded scope
         # Runs on every exit path, cancelled or not: finish the bookkeeping it starts.
         with trio.CancelScope(shield=True):
-            if (
-                not state.doomed
-                and state.index.last_access - state.persisted_access >= self._persist_interval
-                and not self._closed
-            ):
+            if persist:
                 async with self.mutating(state):
                     await self.write_index(state, best_effort=True)
             await self.evict()

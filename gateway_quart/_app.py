@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from bundles.store import BundleStore, open_store
 from servicekit import configure_tracing, harden_connections, json_errors, serve_app
 
-from . import _admin, _canary_api, _host_page, _installs, _proxy, _public, _usage_api
+from . import _admin, _canary_api, _host_page, _installs, _journal_admin, _proxy, _public, _usage_api
 from ._audit import AuditWriter
 from ._auth import Principal, SessionSigner, authenticate, principal_for_token
 from ._budgets import BudgetGuard
@@ -24,6 +24,7 @@ from ._canary_fleet import FleetCanaryStats
 from ._errors import ApiError, PayloadTooLarge, RegistryError
 from ._fleet import FleetState
 from ._headers import SECURITY_HEADERS
+from ._journal_index import JournalIndexer, run_journal_tasks
 from ._ratelimit import FleetRateLimiter, RateLimiter, TokenBucketLimiter
 from ._runner_client import RunnerClient
 from ._runner_pool import Affinity, Discovery, RunnerPool
@@ -79,6 +80,8 @@ def create_app(
     signer = SessionSigner(settings.session_secret or secrets.token_urlsafe(32), ttl_s=settings.session_ttl_s)
     pool_scope = trio.CancelScope()  # the runner pool's health checks and discovery, while serving
     usage_scope = trio.CancelScope()  # the usage and budget writers, while serving
+    journal_scope = trio.CancelScope()  # the journal index writer and retention sweeper, while serving
+    journal_store = open_store(settings.journal_store) if settings.journal_store is not None else store
     canary_scope = trio.CancelScope()  # the canary evaluator, while serving
 
     @app.before_serving
@@ -121,12 +124,16 @@ def create_app(
             canaries=CanaryController(
                 reg, interval_s=settings.canary_interval_s,
                 fleet=FleetCanaryStats(settings.redis_url) if settings.redis_url is not None else None),
+            journal_index=JournalIndexer(reg),
+            journal_reader=_journal_admin.open_reader(settings, journal_store),
         )
         st = app.extensions[STATE_KEY]
         assert st.canaries is not None
         await st.canaries.refresh()  # route by the running canaries from the first request on
         if nursery is not None:
             nursery.start_soon(_run_canaries, st, canary_scope)
+            nursery.start_soon(run_journal_tasks, st.journal_index, reg,
+                               _journal_admin.object_deleter(settings, journal_store), journal_scope)
             # Without the app's nursery (no lifespan), usage is written by reads and the stop's flush instead.
             nursery.start_soon(_background, st, usage_scope)
 
@@ -144,11 +151,16 @@ def create_app(
                 await st.usage.flush()  # the last usage sums, likewise
             if st.budgets is not None:
                 await st.budgets.flush()
+            if st.journal_index is not None:
+                await st.journal_index.flush()
+        journal_scope.cancel()
         await st.runner.aclose()
         if registry is None:
             await st.registry.aclose()
         if st.store is not None:
             await st.store.aclose()
+        if journal_store is not None and journal_store is not st.store:
+            await journal_store.aclose()
         if st.fleet is not None:
             await st.fleet.aclose()
         if st.canaries is not None:
@@ -187,6 +199,7 @@ def create_app(
     app.register_blueprint(_proxy.blueprint)
     app.register_blueprint(_canary_api.blueprint)
     app.register_blueprint(_host_page.blueprint)
+    app.register_blueprint(_journal_admin.blueprint)
     app.register_blueprint(_usage_api.blueprint)
 
     async def _debug_caller(credentials: DebugCredentials) -> Principal:

@@ -35,6 +35,10 @@ KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 EMAIL_PATTERN: Final = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
 MAX_BUDGET_LIMIT: Final = 2**53
 MAX_BUDGETS: Final = len(BUDGET_PERIODS) * len(BUDGET_NAMES)
+JOURNAL_POLICY_PATTERN: Final = re.compile(r"off|errors|all|sample:[0-9.eE+-]{1,24}")
+"""The forms of a journal policy; the rate itself is checked by ``contract.parse_journal_policy``."""
+MAX_UPGRADE_CHECK_ENTRIES: Final = 100
+DEFAULT_UPGRADE_CHECK_ENTRIES: Final = 20
 
 _ID: Final = Text(max_len=128, pattern=ID_PATTERN, hint=ID_HINT)
 _CONFIG: Final = TextMap(max_items=MAX_CONFIG_ENTRIES, key_pattern=KEY_PATTERN, max_value_len=MAX_CONFIG_VALUE)
@@ -192,6 +196,36 @@ class InstallCanaryCreate:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalPolicySet:
+    """Which invocations of the install the runners record: off, errors, all or sample:<rate> (0 < rate <= 1)."""
+
+    policy: Annotated[str, Text(required=True, max_len=32, pattern=JOURNAL_POLICY_PATTERN,
+                                hint="must be off, errors, all or sample:<rate>")]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRequest:
+    """Replay a journal entry, against the bundle that recorded it or another registered version."""
+
+    content_hash: Annotated[str | None, Text(max_len=80)]
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeCheckRequest:
+    """Replay the last recorded invocations of the installed version against the version ``to``."""
+
+    to: Annotated[str, Text(required=True, max_len=80)]
+    last: Annotated[int | None, Integer(low=1, high=MAX_UPGRADE_CHECK_ENTRIES)]
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSettingsUpdate:
+    """Per-tenant settings to change (the others are kept)."""
+
+    require_upgrade_check: Annotated[bool | None, Flag()]
+
+
+@dataclass(frozen=True, slots=True)
 class BudgetItem:
     """A limit on one counter of the tenant per fixed UTC period."""
 
@@ -209,5 +243,7 @@ class BudgetsReplace:
 
 BODIES: Final = (SessionCreate, TenantCreate, UserCreate, TokenCreate, ExtensionRegister, InstallCreate,
                  InstallUpgrade, ConfigReplace, CapabilitiesReplace, SecretsReplace, ConsentApprove, RollbackRequest,
-                 CanaryCreate, InstallCanaryCreate, BudgetsReplace)
+                 CanaryCreate, InstallCanaryCreate,
+                 JournalPolicySet, ReplayRequest, UpgradeCheckRequest, TenantSettingsUpdate,
+                 BudgetsReplace)
 """Every request body model, in the order the OpenAPI document lists them."""

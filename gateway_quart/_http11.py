@@ -148,7 +148,13 @@ class Pool:
         busy = self._busy.get(origin)
         if busy is None:
             busy = self._busy[origin] = trio.Semaphore(self._max_connections)
-        async with busy:
+        # A free connection slot is taken without the schedule point ``async with busy`` adds even then: the
+        # exchange's socket calls are schedule points anyway, and each one more is a pass of the event loop.
+        try:
+            busy.acquire_nowait()
+        except trio.WouldBlock:
+            await busy.acquire()
+        try:
             conn = self._take(origin) or await self._connect(origin)
             try:
                 response = await self._exchange(conn, origin, method, target, headers, body, max_response_bytes)
@@ -157,6 +163,8 @@ class Pool:
                 raise
             self._give_back(origin, conn)
             return response
+        finally:
+            busy.release()
 
     async def aclose(self) -> None:
         self._closed = True

@@ -23,11 +23,15 @@ from ._bodies import (
     InstallCanaryCreate,
     InstallCreate,
     InstallUpgrade,
+    JournalPolicySet,
+    ReplayRequest,
     RollbackRequest,
     SecretsReplace,
     SessionCreate,
     TenantCreate,
+    TenantSettingsUpdate,
     TokenCreate,
+    UpgradeCheckRequest,
     UserCreate,
 )
 from ._budgets import BUDGET_NAMES
@@ -105,6 +109,25 @@ _USAGE_SCHEMAS: Final[dict[str, Any]] = {
             "period_s": _NUM})}}),
 }
 
+_JOURNAL_SCHEMAS: Final[dict[str, Any]] = {
+    "JournalEntry": _obj(["id", "tenant_id", "extension_id", "content_hash", "outcome", "recorded_at"], {
+        "id": _STR, "tenant_id": _STR, "extension_id": _STR, "install_id": _NULLABLE_STR, "content_hash": _STR,
+        "request_id": _NULLABLE_STR, "outcome": _STR, "status": {"type": ["integer", "null"]},
+        "recorded_at": _STR, "expires_at": _STR,
+    }),
+    "ReplayReport": _obj(["verdict"], {
+        "verdict": {"enum": ["identical", "response_differs", "calls_differ", "new_failure"]},
+        "divergence": {"type": ["object", "null"]}, "response_diff": _STR_LIST,
+        "calls_replayed": {"type": "integer"}, "entry_id": _STR, "content_hash": _STR,
+    }, closed=False),
+    "UpgradeCheck": _obj(["id", "from", "to", "passed", "summary", "entries"], {
+        "id": _STR, "tenant_id": _STR, "extension_id": _STR, "from": _STR, "to": _STR, "passed": {"type": "boolean"},
+        "summary": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "entries": {"type": "array", "items": {"type": "object"}}, "created_at": _STR,
+    }),
+    "TenantSettings": _obj(["require_upgrade_check"], {"require_upgrade_check": {"type": "boolean"}}, closed=False),
+}
+
 _SCHEMAS: Final[dict[str, Any]] = {
     "Error": _obj(["error"], {"error": _STR, "message": _STR, "requestId": _STR, "retryAfter": {"type": "integer"},
                               "fields": _STR_MAP, "permission": _STR, "limit": {"type": "integer"}}),
@@ -134,7 +157,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
         "content_hash": _STR, "signature_status": _STR, "enabled": {"type": "boolean"},
         "requested_capabilities": _STR_LIST, "granted_capabilities": _STR_LIST, "config": _STR_MAP,
         "secrets": {"oneOf": [{"type": "null"}, _obj(["keys"], {"keys": _STR_LIST, "expires_at": _NULLABLE_STR})]},
-        "created_at": _STR, "updated_at": _STR,
+        "created_at": _STR, "updated_at": _STR, "journal_policy": _STR,
         "pending": {"oneOf": [{"type": "null"}, _obj(["version_id", "version", "content_hash"], {
             "version_id": _STR, "version": _STR, "content_hash": _STR, "since": _NULLABLE_STR})]},
     }),
@@ -170,6 +193,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
         "stats": {"type": "object", "additionalProperties": _ref("CanaryArm"),
                   "description": "per arm (old, new): live while running, as decided after"},
     }),
+    **_JOURNAL_SCHEMAS,
     **{model.__name__: body_schema(model) for model in BODIES},
     **_USAGE_SCHEMAS,
 }
@@ -393,13 +417,49 @@ def _usage_paths(t: dict[str, Any], e: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _journal_paths() -> dict[str, Any]:
+    """The invocation journal (``_journal_admin.py``)."""
+    t, e, entry = _path_param("tenant_id"), _path_param("extension_id"), _path_param("entry_id")
+    report = _json(_ref("ReplayReport"), "the replay report")
+    settings = _json(_ref("TenantSettings"), "the tenant's settings")
+    return {
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/journal": {"put": _op(
+            "Set the install's journal policy (off, errors, all, sample:<rate>)",
+            {"200": _json(_ref("Install"), "the install"), **_errors(400, 401, 403, 404)}, params=[t, e],
+            body=JournalPolicySet)},
+        "/api/v1/tenants/{tenant_id}/journal": {"get": _op(
+            "The tenant's recorded invocations, newest first", {
+                "200": _json(_obj(["entries"], {"entries": {"type": "array", "items": _ref("JournalEntry")}}),
+                             "entries"), **_errors(400, 401, 403, 404)},
+            params=[t, _query_param("extension", _STR), _query_param("outcome", _STR),
+                    _query_param("limit", {"type": "integer", "minimum": 1, "maximum": 1000})])},
+        "/api/v1/tenants/{tenant_id}/journal/{entry_id}": {"get": _op(
+            "Download one recorded invocation (alga-journal/1; secret values are never in it)",
+            {"200": _json({"type": "object"}, "the entry document"), **_errors(401, 403, 404, 503)},
+            params=[t, entry])},
+        "/api/v1/tenants/{tenant_id}/journal/{entry_id}/replay": {"post": _op(
+            "Replay the entry on a runner (nothing real is touched), against its bundle or another version",
+            {"200": report, **_errors(400, 401, 403, 404, 409, 502, 503, 504)}, params=[t, entry],
+            body=ReplayRequest)},
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/upgrade-check": {"post": _op(
+            "Replay the last recorded invocations of the installed version against another one",
+            {"200": _json(_ref("UpgradeCheck"), "the table"), **_errors(400, 401, 403, 404)}, params=[t, e],
+            body=UpgradeCheckRequest)},
+        "/api/v1/tenants/{tenant_id}/settings": {
+            "get": _op("The tenant's settings", {"200": settings, **_errors(401, 403, 404)}, params=[t]),
+            "put": _op("Change tenant settings (require_upgrade_check: upgrades need a passing upgrade check)",
+                       {"200": settings, **_errors(400, 401, 403, 404)}, params=[t], body=TenantSettingsUpdate),
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     """A fresh copy of the OpenAPI 3.1 document."""
     return {
         "openapi": "3.1.0",
         "info": {"title": "ext-runtime gateway", "version": "1",
                  "description": "Extension calls, UI gate, sessions, and the registry/install admin API."},
-        "paths": _paths(),
+        "paths": {**_paths(), **_journal_paths()},
         "components": {
             "schemas": copy.deepcopy(_SCHEMAS),
             "responses": {f"E{s}": _json(_ref("Error"), text) for s, text in _ERROR_TEXT.items()},

@@ -37,9 +37,11 @@ from contract import (
     ExecuteRequest,
     ExecuteResult,
     HttpRequest,
+    JournalPolicy,
     Limits,
     RequestContext,
     UserInfo,
+    parse_journal_policy,
     split_error,
 )
 from servicekit import server_span, tracer
@@ -54,6 +56,7 @@ from ._headers import (
     idempotency_key,
     request_id,
 )
+from ._journal_index import index_row
 from ._runner_client import RunnerResult
 from ._state import GatewayState, state
 from ._validation import ID_PATTERN
@@ -322,6 +325,7 @@ async def _execute(
             client_name=user.client_name or "",
             client_id=user.client_id,
         ),
+        journal=_journal_policy(install.journal_policy),
     )
     attributes = {"tenant.id": install.tenant_id, "extension.id": install.extension_id,
                   "extension.content_hash": f"sha256:{version.content_hash.removeprefix('sha256:')}",
@@ -336,6 +340,11 @@ async def _execute(
             raise
         _observe(st, route, started, status=answer.result.status, error=answer.result.error is not None,
                  timed_out=answer.result.timed_out)
+        if answer.result.journal_entry is not None and st.journal_index is not None:
+            row = index_row(install, answer.result, request_id=g.request_id, content_hash=version.content_hash,
+                            retention_days=st.settings.journal_retention_days)
+            if row is not None:
+                st.journal_index.submit(row)  # never waits: the registry write happens in the background
         _account(st, install, answer.result)
         span.set_attribute("http.response.status_code", answer.result.status)
         if answer.result.error is not None:
@@ -349,6 +358,22 @@ def _account(st: GatewayState, install: Install, result: ExecuteResult) -> None:
         st.budgets.consume(install.tenant_id, result)
     if st.usage is not None:
         st.usage.record(install.tenant_id, install.extension_id, result)
+
+
+_POLICIES: Final[dict[str, JournalPolicy]] = {}
+
+
+def _journal_policy(text: str) -> JournalPolicy:
+    """The install's stored policy as the wire value (parsed once per distinct text; stored ones are valid)."""
+    policy = _POLICIES.get(text)
+    if policy is None:
+        try:
+            policy = parse_journal_policy(text)
+        except ValueError:
+            policy = parse_journal_policy("errors")  # never stored by the admin API; the default keeps calls going
+        if len(_POLICIES) < 256:
+            _POLICIES[text] = policy
+    return policy
 
 
 def _grants(st: GatewayState, install: Install, version: Version) -> frozenset[str]:

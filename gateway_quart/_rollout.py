@@ -28,6 +28,7 @@ from typing import Any, Final, Literal
 import bundles
 
 from ._errors import Conflict, NotFound, RecordConflict, RecordNotFound
+from ._journal_gate import ensure_upgrade_allowed
 from ._state import GatewayState, check_signature
 from .registry import HISTORY_ACTIONS, HistoryEntry, Install, Version
 
@@ -197,13 +198,12 @@ async def _check_gates(st: GatewayState, install: Install, target: Version, acti
 
     With a trust bundle the target's signature must verify now (it may have been registered before the trust
     bundle was set, or its signature replaced since). Forward moves (:data:`GATED_ACTIONS`) also pass the
-    journal's upgrade gate, ``_journal_gate.ensure_upgrade_allowed(st, install, target)`` (issue 19), once
-    that is merged: this is where its one call goes.
+    journal's upgrade gate, ``_journal_gate.ensure_upgrade_allowed(st, install, target)`` (issue 19).
     """
     if st.settings.trust_bundle is not None:
         await check_signature(st.store, target.content_hash, st.settings.trust_bundle)
     if action in GATED_ACTIONS:
-        pass  # issue 19's branch: await ensure_upgrade_allowed(st, install, target)
+        await ensure_upgrade_allowed(st, install, target)  # the tenant may require a passing upgrade check
 
 
 UpgradeStatus = Literal["upgraded", "pending_consent", "unchanged"]

@@ -20,9 +20,9 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Final, Protocol, final
+from typing import Any, Final, Protocol, final
 from urllib.parse import urlsplit
 
 import httpx
@@ -207,6 +207,8 @@ class RunnerClient:
         # Idle connections to runners are let go well before a runner would close them (servicekit's
         # KEEP_ALIVE_TIMEOUT_S, 75 s): never reuse a connection the runner is closing at that instant.
         connect_s = min(connect_timeout_s, self._budget_s)
+        self._transport = transport
+        self._admin: httpx.AsyncClient | None = None  # replays: rare, long, never on the hot path
         self._hop: _Hop
         if transport is None and all(url.startswith("http://") for url in urls):
             self._hop = _LeanHop(connect_timeout_s=connect_s, max_response_bytes=max_response_bytes)
@@ -220,6 +222,41 @@ class RunnerClient:
 
     async def aclose(self) -> None:
         await self._hop.aclose()
+        if self._admin is not None:
+            await self._admin.aclose()
+
+    async def replay(self, body: Mapping[str, Any], *, timeout_s: float) -> tuple[int, Any]:
+        """``POST {runner}/v1/replay`` with ``body`` (service token), to the first runner that answers.
+
+        Returns the runner's HTTP status and its JSON answer (``None`` when it sent no JSON). A runner that
+        refuses the connection is skipped; nothing else is retried (a replay may take long).
+
+        Raises:
+            UpstreamError: 502 ``bad_gateway`` when no runner answered, 504 ``gateway_timeout`` after ``timeout_s``.
+        """
+        if self._admin is None:
+            self._admin = httpx.AsyncClient(transport=self._transport, follow_redirects=False, trust_env=False,
+                                            timeout=httpx.Timeout(timeout_s, connect=DEFAULT_CONNECT_TIMEOUT_S))
+        headers = {name.decode(): value.decode() for name, value in self._headers}
+        key = body.get("content_hash")
+        for url in self._pool.order(key.removeprefix("sha256:") if isinstance(key, str) else None):
+            try:
+                resp = await self._admin.post(f"{url}/v1/replay", json=dict(body), headers=headers,
+                                              timeout=timeout_s)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                self._pool.cool(url, self._cooldown_s)
+                log.warning("runner %s refused the replay: %s", url, exc)
+                continue
+            except httpx.TimeoutException:
+                raise UpstreamError("gateway_timeout", "the replay did not finish in time", status=504) from None
+            except httpx.TransportError as exc:
+                log.warning("runner %s failed the replay: %s", url, type(exc).__name__)
+                raise UpstreamError("bad_gateway", "the runner failed the replay", status=502) from None
+            try:
+                return resp.status_code, resp.json()
+            except ValueError:
+                return resp.status_code, None
+        raise UpstreamError("bad_gateway", "no runner could serve the replay", status=502)
 
     @property
     def pool(self) -> RunnerPool:

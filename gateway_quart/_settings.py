@@ -20,6 +20,7 @@ from typing import ClassVar, Final
 
 from bundles import TrustBundle, TrustBundleError
 from contract import MAX_GUEST_BODY_BYTES, SAFE_ID_PATTERN
+from journal import JournalError, JournalKeyring
 from servicekit import (
     DEVELOPMENT,
     POSTGRES_SCHEMES,
@@ -71,6 +72,9 @@ MIN_UI_URL_TTL_S: Final = 10
 DEFAULT_CANARY_INTERVAL_S: Final = 1.0
 """How often the running canaries are reloaded and judged: a breached budget is rolled back within about this."""
 MAX_UI_URL_TTL_S: Final = 24 * 3600
+DEFAULT_JOURNAL_RETENTION_DAYS: Final = 14
+MAX_JOURNAL_RETENTION_DAYS: Final = 3650
+DEFAULT_JOURNAL_PREFIX: Final = "journal"
 DEFAULT_USAGE_FLUSH_INTERVAL_S: Final = 1.0
 DEFAULT_USAGE_MAX_PENDING_ROWS: Final = 100_000
 DEFAULT_BUDGET_CACHE_TTL_S: Final = 5.0
@@ -186,6 +190,13 @@ def _trust_bundle(value: str) -> TrustBundle:
         return TrustBundle.from_file(value)
     except TrustBundleError as exc:
         raise ValueError(exc.message) from None
+
+
+def _journal_keys(value: str) -> JournalKeyring:
+    try:
+        return JournalKeyring.parse(value)
+    except JournalError as exc:
+        raise ValueError(str(exc)) from None
 
 
 _LABEL_VALUE_RE: Final = re.compile("[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -305,6 +316,16 @@ TABLE: Final = SettingsTable(
                 "Redis holding the runners' debug streams, for /api/ext-debug/stream (unset: 503 there)"),
         Setting("RUNNER_DEBUG_REDIS_STREAM_PREFIX", "debug_stream_prefix", text, DEFAULT_DEBUG_STREAM_PREFIX,
                 "the runners' debug stream key prefix"),
+        Setting("GATEWAY_JOURNAL_KEYS", "journal_keys", _journal_keys, None,
+                "the runners' RUNNER_JOURNAL_KEYS (kid:<base64 32 bytes>, comma-separated): reading journal entries "
+                "for the admin API (unset: entries cannot be downloaded, 503 journal_unavailable)"),
+        Setting("GATEWAY_JOURNAL_STORE", "journal_store", backend_url("file", "s3"), None,
+                "file:///dir or s3://bucket/prefix the runners write journal entries to (default BUNDLE_STORE_BASE)"),
+        Setting("GATEWAY_JOURNAL_PREFIX", "journal_prefix", text, DEFAULT_JOURNAL_PREFIX,
+                "key prefix of journal entries in that store, the runners' RUNNER_JOURNAL_PREFIX"),
+        Setting("GATEWAY_JOURNAL_RETENTION_DAYS", "journal_retention_days",
+                integer(1, MAX_JOURNAL_RETENTION_DAYS), DEFAULT_JOURNAL_RETENTION_DAYS,
+                "days a journal entry is kept; the gateway's sweeper then deletes its index row and its object"),
         Setting("GATEWAY_CANARY_INTERVAL_S", "canary_interval_s", _interval, DEFAULT_CANARY_INTERVAL_S,
                 "how often running canaries are reloaded and judged against their budget (0: never; "
                 "docs/operations.md)"),
@@ -370,6 +391,10 @@ class Settings:
     runner_discovery: str = "static"
     runner_affinity: str = "round-robin"
     runner_health_interval_s: float = 2.0
+    journal_keys: JournalKeyring | None = None
+    journal_store: str | None = None
+    journal_prefix: str = DEFAULT_JOURNAL_PREFIX
+    journal_retention_days: int = DEFAULT_JOURNAL_RETENTION_DAYS
     canary_interval_s: float = DEFAULT_CANARY_INTERVAL_S
     usage_flush_interval_s: float = DEFAULT_USAGE_FLUSH_INTERVAL_S
     usage_max_pending_rows: int = DEFAULT_USAGE_MAX_PENDING_ROWS

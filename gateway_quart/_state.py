@@ -12,12 +12,14 @@ from quart import current_app
 
 import bundles
 from bundles.store import BundleLayout, BundleStore
+from journal import JournalReader
 
 from ._audit import AuditWriter
 from ._auth import SessionSigner
 from ._budgets import BudgetGuard
 from ._errors import ApiError, InvalidRequest, NotFound
 from ._fleet import FleetState
+from ._journal_index import JournalIndexer
 from ._ratelimit import RateLimiter
 from ._runner_client import RunnerClient
 from ._settings import Settings
@@ -157,6 +159,9 @@ class GatewayState:
     store: BundleStore | None
     audit: AuditWriter
     fleet: FleetState | None = None
+    journal_index: JournalIndexer | None = None
+    journal_reader: JournalReader | None = None
+    """Reads sealed journal entries (``GATEWAY_JOURNAL_KEYS`` and a journal store set); ``None`` otherwise."""
     usage: UsageRecorder | None = None
     budgets: BudgetGuard | None = None
     canaries: CanaryController | None = None

@@ -156,6 +156,7 @@ def install_view(install: Install, st: GatewayState) -> dict[str, Any]:
         "secrets": None if secrets is None else {"keys": list(secrets.keys), "expires_at": secrets.expires_at},
         "created_at": install.created_at,
         "updated_at": install.updated_at,
+        "journal_policy": install.journal_policy,
         # An upgrade held until a tenant admin consents (POST .../consent); the install serves ``version``.
         "pending": None if install.pending_version is None else {
             "version_id": install.pending_version.id, "version": install.pending_version.version,

@@ -201,15 +201,19 @@ class BundleService:
         """Wait until a bundle is fetched, verified and compiled; return its component (None: nothing to wait for).
 
         The work runs once in the task :meth:`run` hosts, however many callers ask meanwhile; bound the wait with
-        a cancel scope. None means the component is in memory (or :meth:`run` is not running, and the caller's own
-        :meth:`entry` and :meth:`component` do the work as before).
+        a cancel scope. A component in memory is returned at once (counted as a memory hit, as :meth:`component`
+        would). None means :meth:`run` is not running: the caller's own :meth:`entry` and :meth:`component` do
+        the work as before.
 
         Raises:
             BundleUnavailable: the bundle cannot be fetched, verified or read.
             Exception: whatever compiling the component raised.
         """
-        if self._nursery is None or (hex_digest, self._compiler.target) in self.artifacts.compiled:
+        if self._nursery is None:
             return None
+        in_memory = self.artifacts.compiled.hit((hex_digest, self._compiler.target))
+        if in_memory is not None:
+            return in_memory
         load = self._loads.get(hex_digest)
         if load is None:
             load = self._loads[hex_digest] = _Load()

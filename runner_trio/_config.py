@@ -228,6 +228,12 @@ _SETTINGS: Final[tuple[_Setting, ...]] = (
              "object key prefix of journal entries: <prefix>/v1/<tenant>/<extension>/<entry>.jrnl"),
     _Setting("RUNNER_JOURNAL_MAX_QUEUE", "journal_max_queue", _int(1, 100_000), 256,
              "journal entries waiting to be written; past it entries are dropped (counted), never waited for"),
+    _Setting("RUNNER_GUEST_THREADS", "guest_threads", _int(0, 1024), 0,
+             "guests a worker process starts at once; each further one (up to RUNNER_MAX_CONCURRENCY) starts when "
+             "a running guest has run RUNNER_GUEST_STALL_MS; 0 = all of RUNNER_MAX_CONCURRENCY at once "
+             "(the measured default: docs/runner.md)"),
+    _Setting("RUNNER_GUEST_STALL_MS", "guest_stall_ms", _int(0, 60_000), 2,
+             "how long a guest runs before it lets one more guest of its worker process start"),
 )
 
 _TABLE: Final = SettingsTable(
@@ -308,6 +314,8 @@ class Settings:
     journal_store: str | None = None
     journal_prefix: str = "journal"
     journal_max_queue: int = 256
+    guest_threads: int = 0
+    guest_stall_ms: int = 2
     # Everything the bundle store reads (STORAGE_S3_*), passed through untouched.
     store_env: Mapping[str, str] = field(default_factory=dict)
 

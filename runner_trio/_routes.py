@@ -112,7 +112,8 @@ async def execute_route() -> Response:
         detail = "x-alga-tenant/x-alga-extension disagree with context"
         return _json(encode_execute_result(ExecuteResult.failure(400, ErrorCode.ROUTING_MISMATCH, detail)))
     request_id = _request_id(ctx.request_id)
-    parsed = dataclasses.replace(parsed, context=dataclasses.replace(ctx, request_id=request_id))
+    if request_id != ctx.request_id:  # the gateway sends one: then the parsed request stays as it is
+        parsed = dataclasses.replace(parsed, context=dataclasses.replace(ctx, request_id=request_id))
 
     timing = Timing()
     key = request.headers.get("x-idempotency-key", "").strip()

@@ -23,6 +23,7 @@ from ._admission import Admission
 from ._bundles import BundleService
 from ._config import MIB, Settings
 from ._errors import ConfigError
+from ._guest_threads import GuestThreads
 from ._journal import JournalService
 from ._metrics import RunnerMetrics
 from ._shared_caps import SharedCaps
@@ -77,9 +78,10 @@ class Runtime:
     warmup: WarmUp
     journal: JournalService | None = None
     """The invocation journal (``RUNNER_JOURNAL_KEYS``); None: requests' journal policies are ignored."""
-    guest_threads: trio.CapacityLimiter | None = None
-    """The worker threads guests run on: ``RUNNER_MAX_CONCURRENCY`` of them, apart from trio's default limiter
-    (DNS, disk), so guests never take the threads those need, nor the other way round."""
+    guest_threads: GuestThreads | None = None
+    """The worker threads guests run on (``_guest_threads``: ``RUNNER_GUEST_THREADS`` at once, up to
+    ``RUNNER_MAX_CONCURRENCY`` as guests run long), apart from trio's default limiter (DNS, disk), so guests
+    never take the threads those need, nor the other way round."""
     _closers: list[Any] = field(default_factory=list)
     _preparers: tuple[Capability, ...] = ()
     _journal_warned: bool = False
@@ -187,7 +189,11 @@ class Runtime:
                     max_per_extension=settings.max_concurrency_per_extension,
                 ) if worker is not None else None,
             ),
-            guest_threads=trio.CapacityLimiter(settings.max_concurrency),
+            guest_threads=GuestThreads(
+                settings.max_concurrency,
+                eager=min(settings.guest_threads or settings.max_concurrency, settings.max_concurrency),
+                stall_s=settings.guest_stall_ms / 1000,
+            ),
             idempotency=IdempotencyCache(
                 ttl=settings.idempotency_ttl_s,
                 max_entries=settings.idempotency_max_entries,

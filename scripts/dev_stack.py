@@ -70,6 +70,10 @@ def dev_state() -> dict[str, str]:
     if "ui_signing_key" not in state:  # a dev.json written before signed /ext-ui URLs
         state["ui_signing_key"] = secrets.token_urlsafe(32)
         changed = True
+    if "journal_keys" not in state:  # a dev.json written before the invocation journal
+        # The runner seals journal entries with it, the gateway opens them for the admin API.
+        state["journal_keys"] = extctl("journal", "keygen", "--id", "dev")
+        changed = True
     if changed or not path.exists():
         path.write_text(json.dumps(state, indent=2))
         path.chmod(0o600)
@@ -164,6 +168,7 @@ def main() -> None:
         "EXT_UI_FRAME_ANCESTORS": gateway_url,
         "EXT_UI_SIGNING_KEY": state["ui_signing_key"],  # the gateway's: it signs the /ext-ui URLs this verifies
         "EXT_EGRESS_ALLOWLIST": "httpbin.org",
+        "RUNNER_JOURNAL_KEYS": state["journal_keys"],
     }
     gateway_env = {
         **base,
@@ -180,6 +185,7 @@ def main() -> None:
         "GATEWAY_SESSION_SECRET": state["session_secret"],
         "DEV_TENANT_ID": TENANT,
         "EXT_UI_SIGNING_KEY": state["ui_signing_key"],
+        "GATEWAY_JOURNAL_KEYS": state["journal_keys"],
     }
     if redis_url:
         gateway_env["DEBUG_STREAM_REDIS_URL"] = redis_url

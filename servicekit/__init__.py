@@ -27,6 +27,7 @@
 servicekit imports neither service.
 """
 
+from ._accesslog import AccessLogger
 from ._connections import harden_connections
 from ._docs import render_settings_doc, resolve_table, table_refs
 from ._errors import InvalidSetting, ServiceKitError
@@ -77,6 +78,7 @@ __all__ = [
     "PRODUCTION",
     "REDIS_SCHEMES",
     "REQUIRED",
+    "AccessLogger",
     "InvalidSetting",
     "JsonLogFormatter",
     "Mode",

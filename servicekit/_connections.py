@@ -24,6 +24,12 @@ bookkeeping from the app's cancellation. :func:`install` wraps two methods, once
 work, bounded by the socket's own send path, so shielding cannot hold a cancelled task for long.
 Raw-socket tests (``tests/servicekit/test_connections.py``, and per service) fail without it.
 
+**One write per small answer.** Hypercorn writes a response's head and its body with a socket send each; the
+peer wakes up twice and, with threads in the process (the runner's guests), each send hands the GIL over and
+waits to get it back. :func:`install` also makes the HTTP/1.1 protocol hold the head of a response that
+declares a non-empty ``Content-Length`` until its first body chunk, and send both in one write (anything else
+sent on the stream, or its end, sends the held head first).
+
 Apps also say ``Connection: close`` themselves when they answer before the request's body has fully arrived
 (:func:`harden_connections`, which also installs the fix): Hypercorn then closes the connection anyway, and a
 client told so in the headers never sends a next request into it.
@@ -35,8 +41,9 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+import h11
 import trio
-from hypercorn.events import Closed
+from hypercorn.events import Closed, RawData
 from hypercorn.protocol.events import StreamClosed
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio.tcp_server import TCPServer
@@ -76,6 +83,69 @@ def _locked_close(close: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Aw
     return locked
 
 
+_HELD: Final = "_servicekit_held_head"
+_FLUSHING: Final = "_servicekit_flushing"
+
+
+def _declares_body(event: h11.Response) -> bool:
+    for name, value in event.headers:
+        if name == b"content-length":
+            return value not in (b"0", b"")
+    return False
+
+
+def _coalescing(send_event: Callable[[Any, Any], Awaitable[None]]) -> Callable[[Any, Any], Awaitable[None]]:
+    # ``H11Protocol._send_h11_event``: a response head (status >= 200, a non-empty Content-Length) is held
+    # and sent with whatever the protocol sends next on this stream (its first body chunk).
+    @functools.wraps(send_event)
+    async def coalesced(self: Any, event: Any) -> None:
+        held: bytes | None = self.__dict__.pop(_HELD, None)
+        if held is None and type(event) is h11.Response and _declares_body(event):
+            try:
+                self.__dict__[_HELD] = self.connection.send(event)
+            except h11.LocalProtocolError:
+                if self.connection.their_state != h11.ERROR:
+                    raise
+            return
+        try:
+            data = self.connection.send(event)
+        except h11.LocalProtocolError:
+            if held is not None:
+                await self.send(RawData(data=held))
+            if self.connection.their_state != h11.ERROR:
+                raise
+            return
+        if held is not None:
+            data = held + data if data else held
+        if data:  # an end of message with a Content-Length is b"": nothing to write
+            await self.send(RawData(data=data))
+
+    setattr(coalesced, _MARK, True)
+    return coalesced
+
+
+async def _flush_held(protocol: Any) -> None:
+    held: bytes | None = protocol.__dict__.pop(_HELD, None)
+    if held is not None:
+        await protocol.send(RawData(data=held))
+
+
+def _flushing_on(
+    method: Callable[[Any, Any], Awaitable[None]], event_type: type
+) -> Callable[[Any, Any], Awaitable[None]]:
+    # ``H11Protocol.stream_send``: the stream ends (``StreamClosed``) with a head still held (the app sent no
+    # body): send it before the recycle or close, as Hypercorn would have.
+    @functools.wraps(method)
+    async def flushing(self: Any, event: Any) -> None:
+        if isinstance(event, event_type):
+            with trio.CancelScope(shield=True):  # as the recycle itself (see _shield_when)
+                await _flush_held(self)
+        await method(self, event)
+
+    setattr(flushing, _FLUSHING, True)
+    return flushing
+
+
 def install() -> None:
     """Shield Hypercorn's connection recycle/close from the app's cancellation, and serialise the close with
     the connection's writers (idempotent)."""
@@ -85,6 +155,10 @@ def install() -> None:
         TCPServer.protocol_send = _shield_when(TCPServer.protocol_send, Closed)  # type: ignore[method-assign,assignment]
     if not getattr(TCPServer._close, _MARK, False):
         TCPServer._close = _locked_close(TCPServer._close)  # type: ignore[method-assign,assignment]
+    if not getattr(H11Protocol._send_h11_event, _MARK, False):
+        H11Protocol._send_h11_event = _coalescing(H11Protocol._send_h11_event)  # type: ignore[method-assign,assignment]
+    if not getattr(H11Protocol.stream_send, _FLUSHING, False):
+        H11Protocol.stream_send = _flushing_on(H11Protocol.stream_send, StreamClosed)  # type: ignore[method-assign,assignment]
 
 
 def harden_connections(app: Any) -> None:

@@ -38,6 +38,7 @@ from hypercorn.trio.run import worker_serve
 from hypercorn.typing import ASGIFramework
 from hypercorn.utils import wrap_app
 
+from ._accesslog import AccessLogger
 from ._connections import install as install_connection_fix
 
 __all__ = ["DEFAULT_SIGNALS", "DRAINING", "DRAIN_LINGER_S", "DRAIN_RETRY_AFTER_S", "serve_app"]
@@ -102,6 +103,7 @@ async def serve_app(
     config = HypercornConfig()
     config.bind = [bind] if isinstance(bind, str) else list(bind)
     config.accesslog = accesslog
+    config.logger_class = AccessLogger  # Hypercorn's lines, each atom computed only when the format reads it
     config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT_S
     if reuse_port:
         # Hypercorn sets SO_REUSEPORT on the sockets it creates when ``workers > 1``; ``worker_serve`` itself

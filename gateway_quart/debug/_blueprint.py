@@ -40,6 +40,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from importlib import resources
@@ -389,7 +390,7 @@ def create_debug_blueprint(
     @blueprint.get(CONSOLE_PATH)
     async def console(extension_id: str) -> Response:
         try:
-            await authorized(request, cookie_needs_origin=False)
+            caller, _ = await authorized(request, cookie_needs_origin=False)
             if not is_stream_key_part(extension_id):
                 raise InvalidRequest({"extensionId": "not a valid extension id"})
         except ApiError as exc:
@@ -401,6 +402,10 @@ def create_debug_blueprint(
             .replace("{{STREAM_PATH}}", html.escape(url_for(f"{own}.stream_sse"), quote=True))
             .replace("{{CONSOLE_JS}}", html.escape(url_for(f"{own}.asset", name="console.js"), quote=True))
             .replace("{{CONSOLE_CSS}}", html.escape(url_for(f"{own}.asset", name="console.css"), quote=True))
+            # The journal panel reads the caller's own tenant's entries through the admin API (tenant admins).
+            .replace("{{JOURNAL_PATH}}",
+                     html.escape(f"/api/v1/tenants/{urllib.parse.quote(caller.tenant_id, safe='')}/journal",
+                                 quote=True))
         )
         response = Response(page, status=200, content_type="text/html; charset=utf-8")
         host = request.host if _HOST.match(request.host) else ""

@@ -213,3 +213,151 @@
 
   connect();
 })();
+
+// Journal panel: lists this extension's recorded invocations (GET {journal}?extension=…, session cookie), shows
+// one as a timeline of its host calls (function, arguments and result summarised, time since guest start and
+// duration), and replays it on a runner (POST {journal}/{entry}/replay). Entry contents come from guests: text only.
+(function () {
+  const SUMMARY_CHARS = 120;
+  const body = document.body;
+  const extensionId = body.dataset.extensionId;
+  const journalPath = body.dataset.journalPath;
+  const loadButton = document.getElementById("journal-load");
+  const statusEl = document.getElementById("journal-status");
+  const entriesBody = document.querySelector("#journal-entries tbody");
+  const entryBox = document.getElementById("journal-entry");
+  const entryIdEl = document.getElementById("journal-entry-id");
+  const timeline = document.getElementById("journal-timeline");
+  const replayButton = document.getElementById("journal-replay");
+  const replayResult = document.getElementById("journal-replay-result");
+  if (!journalPath || !loadButton) return;
+  let current = null;
+
+  function summary(value) {
+    let text;
+    try {
+      text = JSON.stringify(value);
+    } catch (_err) {
+      text = String(value);
+    }
+    if (text === undefined) text = "";
+    return text.length > SUMMARY_CHARS ? text.slice(0, SUMMARY_CHARS) + "…" : text;
+  }
+
+  function micros(us) {
+    const n = Number(us);
+    if (!Number.isFinite(n)) return "?";
+    return n >= 1000 ? (n / 1000).toFixed(1) + " ms" : n + " µs";
+  }
+
+  async function call(method, url) {
+    const response = await fetch(url, {
+      method: method, credentials: "same-origin",
+      headers: method === "POST" ? { "content-type": "application/json" } : {},
+      body: method === "POST" ? "{}" : undefined,
+    });
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (_err) {
+      data = null;
+    }
+    if (!response.ok) {
+      const code = data && data.error ? data.error : "HTTP " + response.status;
+      throw new Error(code);
+    }
+    return data;
+  }
+
+  function cell(row, className, text) {
+    const td = document.createElement("td");
+    td.className = className;
+    td.textContent = text == null ? "" : String(text);
+    row.appendChild(td);
+  }
+
+  function showTimeline(doc) {
+    timeline.replaceChildren();
+    (doc.calls || []).forEach(function (c) {
+      const li = document.createElement("li");
+      li.className = "call";
+      li.dataset.fn = String(c.fn);
+      const at = document.createElement("span");
+      at.className = "at";
+      at.textContent = "+" + micros(c.at_us) + " (" + micros(c.dur_us) + ") ";
+      li.appendChild(at);
+      li.appendChild(document.createTextNode("#" + c.i + " " + c.fn + "(" + summary(c.args) + ") → " + summary(c.result)));
+      timeline.appendChild(li);
+    });
+    if (!timeline.children.length) {
+      const li = document.createElement("li");
+      li.textContent = "no host calls";
+      timeline.appendChild(li);
+    }
+  }
+
+  async function open(entryId) {
+    current = entryId;
+    entryIdEl.textContent = entryId;
+    replayResult.hidden = true;
+    entryBox.hidden = false;
+    statusEl.textContent = "loading entry…";
+    try {
+      const doc = await call("GET", journalPath + "/" + encodeURIComponent(entryId));
+      if (current !== entryId) return;
+      showTimeline(doc);
+      statusEl.textContent = (doc.calls || []).length + " host calls · outcome " + doc.outcome;
+    } catch (err) {
+      statusEl.textContent = "entry: " + err.message;
+    }
+  }
+
+  async function load() {
+    statusEl.textContent = "loading…";
+    try {
+      const data = await call("GET", journalPath + "?extension=" + encodeURIComponent(extensionId) + "&limit=100");
+      entriesBody.replaceChildren();
+      (data.entries || []).forEach(function (e) {
+        const row = document.createElement("tr");
+        row.className = "entry" + (e.outcome === "ok" ? "" : " outcome-failed");
+        row.dataset.entryId = e.id;
+        cell(row, "time", e.recorded_at);
+        cell(row, "outcome", e.outcome);
+        cell(row, "status", e.status);
+        cell(row, "request", e.request_id);
+        cell(row, "id", e.id);
+        row.addEventListener("click", function () { open(e.id); });
+        entriesBody.appendChild(row);
+      });
+      statusEl.textContent = (data.entries || []).length + " entries";
+    } catch (err) {
+      statusEl.textContent = "journal: " + err.message;
+    }
+  }
+
+  async function replay() {
+    if (!current) return;
+    const entryId = current;
+    replayResult.hidden = false;
+    replayResult.textContent = "replaying…";
+    delete replayResult.dataset.verdict;
+    try {
+      const report = await call("POST", journalPath + "/" + encodeURIComponent(entryId) + "/replay");
+      if (current !== entryId) return;
+      replayResult.dataset.verdict = report.verdict;
+      const lines = [report.verdict + " (" + (report.calls_replayed || 0) + " host calls replayed)"];
+      if (report.divergence) {
+        lines.push("first divergence at call " + report.divergence.index + ": " + (report.divergence.reason || ""));
+        lines.push("  expected: " + summary(report.divergence.expected));
+        lines.push("  actual:   " + summary(report.divergence.actual));
+      }
+      (report.response_diff || []).forEach(function (line) { lines.push("  " + line); });
+      replayResult.textContent = lines.join("\n");
+    } catch (err) {
+      replayResult.textContent = "replay: " + err.message;
+    }
+  }
+
+  loadButton.addEventListener("click", load);
+  replayButton.addEventListener("click", replay);
+})();

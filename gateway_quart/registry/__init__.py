@@ -1,4 +1,4 @@
-"""The gateway's registry: tenants, users, tokens, extensions, versions, installs, audit.
+"""The gateway's registry: tenants, users, tokens, extensions, versions, installs, audit, journal index.
 
 :class:`Registry` is the interface; :class:`SqliteRegistry` the embedded implementation and
 :class:`PostgresRegistry` the fleet's, both running the same repository code (:class:`SqlRegistry`);
@@ -28,9 +28,11 @@ from ._models import (
     Extension,
     HistoryEntry,
     Install,
+    JournalIndexEntry,
     SealedSecrets,
     Tenant,
     Unset,
+    UpgradeCheck,
     User,
     Version,
 )
@@ -70,6 +72,7 @@ __all__ = [
     "Extension",
     "HistoryEntry",
     "Install",
+    "JournalIndexEntry",
     "Migration",
     "PostgresRegistry",
     "Registry",
@@ -79,6 +82,7 @@ __all__ = [
     "SqliteRegistry",
     "Tenant",
     "Unset",
+    "UpgradeCheck",
     "UsageBucket",
     "UsageDelta",
     "User",

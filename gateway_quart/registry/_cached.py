@@ -30,9 +30,11 @@ from ._models import (
     Extension,
     HistoryEntry,
     Install,
+    JournalIndexEntry,
     SealedSecrets,
     Tenant,
     Unset,
+    UpgradeCheck,
     User,
     Version,
 )
@@ -365,6 +367,51 @@ class CachedRegistry:
 
     async def list_audit(self, tenant_id: str, *, limit: int) -> list[AuditEntry]:
         return await self.inner.list_audit(tenant_id, limit=limit)
+
+    # journal (the policy is part of the cached install: set it as an install write)
+    async def set_journal_policy(self, tenant_id: str, extension_id: str, policy: str) -> Install:
+        async def write() -> Install:
+            return await self.inner.set_journal_policy(tenant_id, extension_id, policy)
+
+        return await self._install_write(tenant_id, extension_id, write)
+
+    async def record_journal_entries(self, entries: Sequence[JournalIndexEntry]) -> int:
+        return await self.inner.record_journal_entries(entries)
+
+    async def list_journal_entries(
+        self,
+        tenant_id: str,
+        *,
+        extension_id: str | None = None,
+        outcome: str | None = None,
+        content_hash: str | None = None,
+        limit: int,
+    ) -> list[JournalIndexEntry]:
+        return await self.inner.list_journal_entries(tenant_id, extension_id=extension_id, outcome=outcome,
+                                                     content_hash=content_hash, limit=limit)
+
+    async def get_journal_entry(self, tenant_id: str, entry_id: str) -> JournalIndexEntry:
+        return await self.inner.get_journal_entry(tenant_id, entry_id)
+
+    async def list_expired_journal_entries(self, now: str, *, limit: int) -> list[JournalIndexEntry]:
+        return await self.inner.list_expired_journal_entries(now, limit=limit)
+
+    async def delete_journal_entries(self, entry_ids: Sequence[str]) -> int:
+        return await self.inner.delete_journal_entries(entry_ids)
+
+    async def get_tenant_settings(self, tenant_id: str) -> dict[str, Any]:
+        return await self.inner.get_tenant_settings(tenant_id)
+
+    async def update_tenant_settings(self, tenant_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.inner.update_tenant_settings(tenant_id, changes)
+
+    async def record_upgrade_check(self, check: UpgradeCheck) -> UpgradeCheck:
+        return await self.inner.record_upgrade_check(check)
+
+    async def find_upgrade_check(
+        self, tenant_id: str, extension_id: str, from_hash: str, to_hash: str, *, since: str
+    ) -> UpgradeCheck | None:
+        return await self.inner.find_upgrade_check(tenant_id, extension_id, from_hash, to_hash, since=since)
 
     # canaries (the gateway's canary router keeps its own copy of the running ones)
     async def create_canary(

@@ -146,6 +146,46 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         ),
     ),
     Migration(
+        2,
+        "journal",
+        (
+            # Which invocations of the install the runners record (contract.parse_journal_policy's forms).
+            "ALTER TABLE installs ADD COLUMN journal_policy TEXT NOT NULL DEFAULT 'errors'",
+            # The index of recorded entries; the entries themselves are sealed objects in the bundle store.
+            """CREATE TABLE journal_entries (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL,
+                extension_id TEXT NOT NULL,
+                install_id TEXT,
+                content_hash TEXT NOT NULL,
+                request_id TEXT,
+                outcome TEXT NOT NULL,
+                status INTEGER,
+                recorded_at TEXT NOT NULL,
+                expires_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX journal_by_tenant ON journal_entries (tenant_id, extension_id, recorded_at)",
+            "CREATE INDEX journal_by_expiry ON journal_entries (expires_at)",
+            # Generic per-tenant settings (require_upgrade_check first); new settings are keys, never columns.
+            """CREATE TABLE IF NOT EXISTS tenant_settings (
+                tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+                settings_json TEXT NOT NULL DEFAULT '{}'
+            )""",
+            """CREATE TABLE upgrade_checks (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL,
+                extension_id TEXT NOT NULL,
+                from_hash TEXT NOT NULL,
+                to_hash TEXT NOT NULL,
+                passed INTEGER NOT NULL,
+                report_json TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX upgrade_checks_by_pair ON upgrade_checks (tenant_id, extension_id, from_hash, to_hash, "
+            "created_at)",
+        ),
+    ),
+    Migration(
         3,
         "rollout",
         (
@@ -208,6 +248,7 @@ POSTGRES_MIGRATIONS: Final[tuple[Migration, ...]] = (
             "ALTER TABLE versions ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY",
         ),
     ),
+    Migration(2, "journal", next(m for m in MIGRATIONS if m.version == 2).statements),  # the same SQL on both
     *(Migration(m.version, m.name, tuple(s.replace(_SQLITE_ROW_ID, _POSTGRES_ROW_ID) for s in m.statements))
       for m in MIGRATIONS if m.version == 3),
     Migration(

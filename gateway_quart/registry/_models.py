@@ -99,6 +99,8 @@ class Install:
     secrets: SealedSecrets | None = field(hash=False)
     created_at: str
     updated_at: str
+    journal_policy: str = "errors"
+    """Which invocations the runners record into the journal (``contract.parse_journal_policy``'s forms)."""
     pending_version: Version | None = None
     """An upgrade held until a tenant admin consents to what it asks for more (``_rollout.py``)."""
     pending_since: str | None = None
@@ -134,3 +136,36 @@ class AuditEntry:
     path: str
     status: int | None
     request_id: str
+
+
+@dataclass(frozen=True)
+class JournalIndexEntry:
+    """The registry's index row of one journal entry (the entry itself is a sealed object in the store)."""
+
+    id: str
+    tenant_id: str
+    extension_id: str
+    install_id: str | None
+    content_hash: str
+    """Bare lower-case hex of the bundle that ran."""
+    request_id: str | None
+    outcome: str
+    """``ok``, or why the invocation failed (``timeout``, ``trap``, an error code…)."""
+    status: int | None
+    recorded_at: str
+    expires_at: str
+    """When the retention sweeper deletes the entry and its object (RFC 3339 UTC)."""
+
+
+@dataclass(frozen=True)
+class UpgradeCheck:
+    """The stored result of replaying recorded invocations of ``from_hash`` against ``to_hash``."""
+
+    id: str
+    tenant_id: str
+    extension_id: str
+    from_hash: str
+    to_hash: str
+    passed: bool
+    report_json: str
+    created_at: str

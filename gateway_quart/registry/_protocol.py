@@ -18,9 +18,11 @@ from ._models import (
     Extension,
     HistoryEntry,
     Install,
+    JournalIndexEntry,
     SealedSecrets,
     Tenant,
     Unset,
+    UpgradeCheck,
     User,
     Version,
 )
@@ -191,6 +193,46 @@ class Registry(Protocol):
     async def finish_audit(self, audit_id: int, status: int) -> None: ...
 
     async def list_audit(self, tenant_id: str, *, limit: int) -> list[AuditEntry]: ...
+
+    # journal (migration 2)
+    async def set_journal_policy(self, tenant_id: str, extension_id: str, policy: str) -> Install:
+        """Set the install's journal policy (already validated); ``RecordNotFound`` when not installed."""
+
+    async def record_journal_entries(self, entries: Sequence[JournalIndexEntry]) -> int:
+        """Index journal entries; an id already indexed is skipped. Returns the rows written."""
+
+    async def list_journal_entries(
+        self,
+        tenant_id: str,
+        *,
+        extension_id: str | None = None,
+        outcome: str | None = None,
+        content_hash: str | None = None,
+        limit: int,
+    ) -> list[JournalIndexEntry]:
+        """The tenant's indexed entries, newest first, filtered by the given fields."""
+
+    async def get_journal_entry(self, tenant_id: str, entry_id: str) -> JournalIndexEntry:
+        """One of the tenant's entries; another tenant's raises ``RecordNotFound`` like a missing one."""
+
+    async def list_expired_journal_entries(self, now: str, *, limit: int) -> list[JournalIndexEntry]:
+        """Entries whose ``expires_at`` is at or before ``now``, oldest expiry first."""
+
+    async def delete_journal_entries(self, entry_ids: Sequence[str]) -> int:
+        """Drop index rows; returns how many there were."""
+
+    async def get_tenant_settings(self, tenant_id: str) -> dict[str, Any]:
+        """The tenant's settings object (``{}`` when none was set); ``RecordNotFound`` for no tenant."""
+
+    async def update_tenant_settings(self, tenant_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``changes`` into the tenant's settings (keys replaced, others kept); returns the result."""
+
+    async def record_upgrade_check(self, check: UpgradeCheck) -> UpgradeCheck: ...
+
+    async def find_upgrade_check(
+        self, tenant_id: str, extension_id: str, from_hash: str, to_hash: str, *, since: str
+    ) -> UpgradeCheck | None:
+        """The newest check of (from_hash -> to_hash) created at or after ``since``, passed or not."""
 
     # canaries (migration 4)
     async def create_canary(

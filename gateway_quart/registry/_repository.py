@@ -21,6 +21,7 @@ from . import _rows as rows
 from . import _usage as usage
 from ._canaries import CanaryRepository
 from ._db import Db
+from ._journal import JournalRecords
 from ._models import (
     UNSET,
     ApiToken,
@@ -47,7 +48,7 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-class SqlRegistry(CanaryRepository):
+class SqlRegistry(CanaryRepository, JournalRecords):
     """The :class:`~gateway_quart.registry.Registry` methods over a ``Db``; subclasses provide ``_run``."""
 
     _version_order: str = "created_at"

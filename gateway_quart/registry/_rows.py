@@ -7,14 +7,24 @@ from typing import Any, Final
 
 from .._errors import RecordNotFound
 from ._db import Db
-from ._models import ApiToken, HistoryEntry, Install, SealedSecrets, Tenant, User, Version
+from ._models import (
+    ApiToken,
+    HistoryEntry,
+    Install,
+    JournalIndexEntry,
+    SealedSecrets,
+    Tenant,
+    UpgradeCheck,
+    User,
+    Version,
+)
 
 INSTALL_SELECT: Final = (
     "SELECT i.id, i.tenant_id, i.extension_id, i.enabled, i.granted_capabilities_json, i.config_json, "
     "i.secret_envelope_json, i.secret_keys_json, i.secrets_expires_at, i.created_at, i.updated_at, "
     "v.id, v.extension_id, v.version, v.content_hash, v.manifest_json, v.signature_status, v.created_at, "
     "p.id, p.extension_id, p.version, p.content_hash, p.manifest_json, p.signature_status, p.created_at, "
-    "i.pending_since "
+    "i.pending_since, i.journal_policy "
     "FROM installs i JOIN versions v ON v.id = i.version_id LEFT JOIN versions p ON p.id = i.pending_version_id"
 )
 TOKEN_SELECT: Final = (
@@ -72,6 +82,7 @@ def row_to_install(row: tuple[Any, ...]) -> Install:
         version=Version(*row[11:18]),
         pending_version=None if row[18] is None else Version(*row[18:25]),
         pending_since=row[25],
+        journal_policy=row[26],
     )
 
 
@@ -109,3 +120,18 @@ def record_history(conn: Db, *, tenant_id: str, extension_id: str, from_version_
         "reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (tenant_id, extension_id, from_version_id, to_version_id, action, actor, reason, at),
     )
+JOURNAL_SELECT: Final = (
+    "SELECT id, tenant_id, extension_id, install_id, content_hash, request_id, outcome, status, recorded_at, "
+    "expires_at FROM journal_entries"
+)
+UPGRADE_CHECK_SELECT: Final = (
+    "SELECT id, tenant_id, extension_id, from_hash, to_hash, passed, report_json, created_at FROM upgrade_checks"
+)
+
+
+def row_to_journal(row: tuple[Any, ...]) -> JournalIndexEntry:
+    return JournalIndexEntry(*row)
+
+
+def row_to_upgrade_check(row: tuple[Any, ...]) -> UpgradeCheck:
+    return UpgradeCheck(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6], row[7])

@@ -244,3 +244,16 @@ async def test_single_flight_gives_back_shares_of_cancelled_waiters() -> None:
     for _ in range(50):
         held, taken = await _cancel_two_of_four_waiters()
         assert len(held) == len(taken) == 2
+
+
+async def test_compiled_cache_hit_counts_only_what_it_finds() -> None:
+    # The runner's hot path looks a component up without a coroutine: a hit is counted as get_or_create's would
+    # be, a miss is not (the caller then goes to get_or_create, which counts it).
+    cache: CompiledCache[str, str] = CompiledCache(max_entries=2, max_bytes=100)
+    assert cache.hit("a") is None
+    cache.put("a", "A", 10)
+    cache.put("b", "B", 10)
+    assert cache.hit("a") == "A"
+    assert list(cache) == ["b", "a"]  # a became most recently used
+    stats = cache.statistics()
+    assert (stats.hits, stats.misses) == (1, 0)

@@ -109,6 +109,7 @@ class RunnerReply:
     http_status: int = 200
     delay_s: float = 0.0
     http_headers: dict[str, str] = field(default_factory=dict)  # of the runner's own answer (server-timing)
+    journal_entry: str | None = None  # the id of the journal entry the runner says it recorded
     usage: dict[str, float] | None = None  # the answer's "usage" (contract.USAGE_FIELDS, calls.<capability>)
 
 
@@ -123,6 +124,8 @@ class FakeRunner:
     reply: Behaviour | None = None
     ready: bool = True  # what /readyz answers (200 or 503), for the gateway's health checks
     readyz_calls: int = 0
+    replays: list[dict[str, Any]] = field(default_factory=list)
+    replay: Callable[[dict[str, Any]], tuple[int, Any]] | None = None  # POST /v1/replay: (status, JSON answer)
 
     def app(self) -> QuartTrio:
         app = QuartTrio("fake_runner")
@@ -152,10 +155,21 @@ class FakeRunner:
                 "body_b64": None if reply.body is None else base64.b64encode(reply.body).decode(),
                 "error": reply.error,
             }
+            if reply.journal_entry is not None:
+                envelope["journal_entry"] = reply.journal_entry
             if reply.usage is not None:
                 envelope["usage"] = reply.usage
             return Response(json.dumps(envelope), status=200, content_type="application/json",
                             headers=reply.http_headers)
+
+        @app.post("/v1/replay")
+        async def replay() -> Response:
+            call = {"headers": {k.lower(): v for k, v in request.headers.items()}, "body": await request.get_json()}
+            self.replays.append(call)
+            if self.replay is None:
+                return Response(json.dumps({"error": "not_found"}), status=404, content_type="application/json")
+            status, answer = self.replay(call)
+            return Response(json.dumps(answer), status=status, content_type="application/json")
 
         return app
 

@@ -17,6 +17,7 @@ def test_public_names_are_pinned() -> None:
         "BUDGET_PERIODS", "GRANULARITY_PREFIX", "Budget", "UsageBucket", "UsageDelta",
         "CANARY_CANCELLED", "CANARY_PROMOTED", "CANARY_ROLLED_BACK", "CANARY_RUNNING", "CANARY_STATES", "Canary",
         "CanaryBudget",
+        "JournalIndexEntry", "UpgradeCheck",
     }
     assert len(registry.__all__) == len(set(registry.__all__))
     for name in registry.__all__:

@@ -97,3 +97,22 @@ async def test_a_killed_process_gives_its_slot_back(tmp_path: Path) -> None:
             child.kill()
             await child.wait()
         await child.stdout.aclose()  # type: ignore[union-attr]
+
+
+def test_one_worker_never_takes_its_own_slot_twice_and_reuses_the_files(tmp_path: Path) -> None:
+    # A worker keeps its slot files open: a second flock on its own file would succeed, so it must skip the
+    # slots it holds itself; another worker (its own open files) is still excluded by the kernel.
+    worker, other = (SharedCaps(tmp_path, max_per_tenant=2, max_per_extension=2) for _ in range(2))
+    key = ("extension", "t", "e")
+    assert worker.try_take(key, 2) == 0
+    assert worker.try_take(key, 2) == 1
+    assert worker.try_take(key, 2) is None
+    assert other.try_take(key, 2) is None
+    worker.give_back(key, 0)
+    assert other.try_take(key, 2) == 0
+    assert worker.try_take(key, 2) is None
+    worker.give_back(key, 1)
+    assert worker.try_take(key, 2) == 1
+    assert sorted(p.name.rsplit(".", 2)[1] for p in tmp_path.iterdir()) == ["0", "1"]  # one file per slot
+    worker.close()
+    other.close()
