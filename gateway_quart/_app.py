@@ -15,9 +15,10 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from bundles.store import BundleStore, open_store
 from servicekit import configure_tracing, harden_connections, json_errors, serve_app
 
-from . import _admin, _canary_api, _host_page, _installs, _journal_admin, _proxy, _public
+from . import _admin, _canary_api, _host_page, _installs, _journal_admin, _proxy, _public, _usage_api
 from ._audit import AuditWriter
 from ._auth import Principal, SessionSigner, authenticate, principal_for_token
+from ._budgets import BudgetGuard
 from ._canary import CanaryController
 from ._canary_fleet import FleetCanaryStats
 from ._errors import ApiError, PayloadTooLarge, RegistryError
@@ -29,6 +30,7 @@ from ._runner_client import RunnerClient
 from ._runner_pool import Affinity, Discovery, RunnerPool
 from ._settings import Settings
 from ._state import STATE_KEY, GatewayState, ManifestCache
+from ._usage import UsageRecorder
 from ._views import json_response
 from .debug import DEFAULT_REAUTHORIZE_S, DebugCredentials, create_debug_blueprint
 from .registry import CachedRegistry, Registry, open_registry
@@ -77,6 +79,7 @@ def create_app(
         store = open_store(settings.bundle_store_base)
     signer = SessionSigner(settings.session_secret or secrets.token_urlsafe(32), ttl_s=settings.session_ttl_s)
     pool_scope = trio.CancelScope()  # the runner pool's health checks and discovery, while serving
+    usage_scope = trio.CancelScope()  # the usage and budget writers, while serving
     journal_scope = trio.CancelScope()  # the journal index writer and retention sweeper, while serving
     journal_store = open_store(settings.journal_store) if settings.journal_store is not None else store
     canary_scope = trio.CancelScope()  # the canary evaluator, while serving
@@ -101,6 +104,8 @@ def create_app(
         nursery = getattr(app, "nursery", None)
         if nursery is not None and (settings.runner_health_interval_s > 0 or settings.runner_discovery == "dns"):
             nursery.start_soon(_watch_runners, pool, pool_scope)
+        recorder = UsageRecorder(reg, flush_interval_s=settings.usage_flush_interval_s,
+                                 max_pending_rows=settings.usage_max_pending_rows)
         app.extensions[STATE_KEY] = GatewayState(
             settings=settings,
             registry=reg,
@@ -114,6 +119,8 @@ def create_app(
             # Audit rows are written in the app's nursery (set by the ASGI lifespan before start-up).
             audit=AuditWriter(reg, nursery=getattr(app, "nursery", None)),
             fleet=fleet,
+            usage=recorder,
+            budgets=BudgetGuard(reg, fleet=fleet, cache_ttl_s=settings.budget_cache_ttl_s),
             canaries=CanaryController(
                 reg, interval_s=settings.canary_interval_s,
                 fleet=FleetCanaryStats(settings.redis_url) if settings.redis_url is not None else None),
@@ -127,6 +134,8 @@ def create_app(
             nursery.start_soon(_run_canaries, st, canary_scope)
             nursery.start_soon(run_journal_tasks, st.journal_index, reg,
                                _journal_admin.object_deleter(settings, journal_store), journal_scope)
+            # Without the app's nursery (no lifespan), usage is written by reads and the stop's flush instead.
+            nursery.start_soon(_background, st, usage_scope)
 
     @app.after_serving
     async def _close() -> None:
@@ -135,8 +144,13 @@ def create_app(
         st: GatewayState | None = app.extensions.pop(STATE_KEY, None)
         if st is None:
             return
+        usage_scope.cancel()
         with trio.move_on_after(AUDIT_FLUSH_TIMEOUT_S):
             await st.audit.flush()  # rows of the last calls, before the registry closes
+            if st.usage is not None:
+                await st.usage.flush()  # the last usage sums, likewise
+            if st.budgets is not None:
+                await st.budgets.flush()
             if st.journal_index is not None:
                 await st.journal_index.flush()
         journal_scope.cancel()
@@ -186,6 +200,7 @@ def create_app(
     app.register_blueprint(_canary_api.blueprint)
     app.register_blueprint(_host_page.blueprint)
     app.register_blueprint(_journal_admin.blueprint)
+    app.register_blueprint(_usage_api.blueprint)
 
     async def _debug_caller(credentials: DebugCredentials) -> Principal:
         st: GatewayState = app.extensions[STATE_KEY]
@@ -244,6 +259,16 @@ async def serve(
         accesslog="-",
         task_status=task_status,
     )
+
+
+async def _background(st: GatewayState, scope: trio.CancelScope) -> None:
+    """The usage recorder's flushes and the budget counters' pushes to Redis, until the app stops."""
+    with scope:
+        async with trio.open_nursery() as nursery:
+            if st.usage is not None:
+                nursery.start_soon(st.usage.run)
+            if st.budgets is not None and st.fleet is not None:
+                nursery.start_soon(st.budgets.run)
 
 
 async def _run_canaries(st: GatewayState, scope: trio.CancelScope) -> None:

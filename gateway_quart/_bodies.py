@@ -14,8 +14,10 @@ from datetime import datetime
 from typing import Annotated, Final
 
 from ._auth import ROLE_PERMISSIONS
-from ._rules import Choice, Flag, Integer, Nested, Number, Text, TextList, TextMap, Timestamp
+from ._budgets import BUDGET_NAMES
+from ._rules import Choice, Flag, Integer, ModelList, Nested, Number, Text, TextList, TextMap, Timestamp
 from ._validation import ID_HINT, ID_PATTERN
+from .registry import BUDGET_PERIODS
 
 USER_TYPES: Final = ("internal", "client")
 MAX_ROLES: Final = 8
@@ -31,6 +33,8 @@ MAX_REASON: Final = 500
 KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 """Names of config entries and secrets."""
 EMAIL_PATTERN: Final = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
+MAX_BUDGET_LIMIT: Final = 2**53
+MAX_BUDGETS: Final = len(BUDGET_PERIODS) * len(BUDGET_NAMES)
 JOURNAL_POLICY_PATTERN: Final = re.compile(r"off|errors|all|sample:[0-9.eE+-]{1,24}")
 """The forms of a journal policy; the rate itself is checked by ``contract.parse_journal_policy``."""
 MAX_UPGRADE_CHECK_ENTRIES: Final = 100
@@ -221,8 +225,25 @@ class TenantSettingsUpdate:
     require_upgrade_check: Annotated[bool | None, Flag()]
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetItem:
+    """A limit on one counter of the tenant per fixed UTC period."""
+
+    name: Annotated[str, Choice(BUDGET_NAMES, required=True)]
+    period: Annotated[str, Choice(BUDGET_PERIODS, required=True)]
+    limit: Annotated[float, Number(0, MAX_BUDGET_LIMIT, required=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetsReplace:
+    """The tenant's whole list of budgets: a limit per counter and UTC period, enforced before each call."""
+
+    budgets: Annotated[list[BudgetItem], ModelList(BudgetItem, required=True, max_items=MAX_BUDGETS)]
+
+
 BODIES: Final = (SessionCreate, TenantCreate, UserCreate, TokenCreate, ExtensionRegister, InstallCreate,
                  InstallUpgrade, ConfigReplace, CapabilitiesReplace, SecretsReplace, ConsentApprove, RollbackRequest,
                  CanaryCreate, InstallCanaryCreate,
-                 JournalPolicySet, ReplayRequest, UpgradeCheckRequest, TenantSettingsUpdate)
+                 JournalPolicySet, ReplayRequest, UpgradeCheckRequest, TenantSettingsUpdate,
+                 BudgetsReplace)
 """Every request body model, in the order the OpenAPI document lists them."""

@@ -15,6 +15,7 @@ The tree::
         ├── Conflict                 409
         ├── PayloadTooLarge          413
         ├── RateLimited              429, with ``retry_after`` seconds
+        ├── QuotaExceeded            429 ``quota_exceeded``: a tenant budget is used up for its period
         └── UpstreamError            502/503/504 from the runner hop
 
 ``code`` is stable and goes on the wire; ``message`` is for humans and never carries secret values.
@@ -138,3 +139,25 @@ class UpstreamError(ApiError):
     """The runner hop failed: 502 ``bad_gateway``, 503 ``runner_unavailable`` or 504 ``gateway_timeout``."""
 
     status = 502
+
+
+class QuotaExceeded(ApiError):
+    """429 ``quota_exceeded``: the tenant used its budget ``budget`` for the current ``period`` (a fixed UTC minute,
+    hour or day); ``retry_after_s`` is when that period ends (also the ``Retry-After`` header)."""
+
+    status = 429
+
+    def __init__(self, *, budget: str, limit: float, used: float, period: str, retry_after_s: int) -> None:
+        super().__init__(
+            "quota_exceeded", f"the tenant's {budget} budget per {period} is used up",
+            extra={"budget": budget, "limit": _number(limit), "used": _number(used), "period": period,
+                   "retry_after_s": retry_after_s},
+            headers={"retry-after": str(retry_after_s)},
+        )
+        self.budget = budget
+        self.retry_after_s = retry_after_s
+
+
+def _number(value: float) -> float | int:
+    """An integral float as an int (``1000``, not ``1000.0``), for JSON that people read."""
+    return int(value) if float(value).is_integer() else value

@@ -1,6 +1,6 @@
 """State that every gateway of a fleet shares through Redis (``GATEWAY_REDIS_URL``).
 
-Two things live there, under :data:`DEFAULT_KEY_PREFIX`:
+Three things live there, under :data:`DEFAULT_KEY_PREFIX`:
 
 * the rate-limit buckets (``<prefix>bucket:<tenant>:<extension>``, a hash of ``tokens`` and ``ts``), taken by
   one Lua script that Redis runs atomically: refill by the time elapsed on the Redis server's clock (so the
@@ -8,7 +8,10 @@ Two things live there, under :data:`DEFAULT_KEY_PREFIX`:
 * the revocation generation (``<prefix>revocations``), a counter that a gateway increments after it revoked
   a token or changed or removed an install. Every gateway reads it before answering from its auth cache and
   drops the cache when it moved, so a credential revoked through one gateway is refused by all of them on
-  their next request, without waiting for the cache's TTL.
+  their next request, without waiting for the cache's TTL;
+* the budget counters (``<prefix>usage:<tenant>:<budget>:<period>:<window>``, floats that expire with their
+  period): :meth:`FleetState.admit_usage` checks a tenant's counters and counts the invocation in one Lua
+  script, :meth:`FleetState.add_usage` adds answered usage in one pipeline (``_budgets.py``).
 
 redis-py's synchronous client runs in trio's worker threads (its asyncio client needs asyncio); it reconnects
 by itself on the next command. Failures are :class:`FleetUnavailable`; the callers decide what is safe
@@ -18,7 +21,7 @@ by itself on the next command. Failures are :class:`FleetUnavailable`; the calle
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final, TypeVar, final
 
 import redis
@@ -61,6 +64,33 @@ return wait
 """
 
 
+# KEYS: one counter per budget. ARGV[1] = n, then per budget i: limit, "1" to count this invocation, expiry (ms),
+# seed (a counter not in Redis yet starts there; negative: no seed). Returns {0, "0"} when every counter is under
+# its limit (and counts the invocation), else {i, "<used>"}.
+_ADMIT: Final = """
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  local seed = tonumber(ARGV[4 * i + 1])
+  if seed >= 0 and redis.call('EXISTS', KEYS[i]) == 0 then
+    redis.call('SET', KEYS[i], tostring(seed), 'PX', ARGV[4 * i])
+  end
+end
+for i = 1, n do
+  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if used >= tonumber(ARGV[4 * i - 2]) then
+    return {i, tostring(used)}
+  end
+end
+for i = 1, n do
+  if ARGV[4 * i - 1] == '1' then
+    redis.call('INCRBYFLOAT', KEYS[i], 1)
+    redis.call('PEXPIRE', KEYS[i], ARGV[4 * i])
+  end
+end
+return {0, '0'}
+"""
+
+
 class FleetUnavailable(Exception):
     """Redis did not answer (or answered with an error)."""
 
@@ -81,6 +111,7 @@ class FleetState:
         self._url = url
         self._prefix = key_prefix
         self._take = self._client.register_script(_TAKE)
+        self._admit = self._client.register_script(_ADMIT)
 
     @property
     def name(self) -> str:
@@ -110,6 +141,37 @@ class FleetState:
     async def revoked(self) -> int:
         """Announce a revocation to every gateway; returns the new generation."""
         return int(await self._call(lambda: self._client.incr(self._prefix + "revocations")))
+
+    def usage_key(self, tenant_id: str, budget: str, period: str, window: int) -> str:
+        """The counter of ``budget`` in the ``window``-th ``period`` since the epoch, for ``tenant_id``."""
+        return f"{self._prefix}usage:{urllib.parse.quote(tenant_id, safe='')}:{budget}:{period}:{window}"
+
+    async def admit_usage(self, checks: Sequence[tuple[str, float, bool, int, float]]) -> tuple[int, float]:
+        """Check budget counters atomically: each ``(key, limit, count_invocation, expiry_ms, seed)``; a counter
+        not in Redis yet starts at ``seed`` (the registry's sum for the period; negative: none).
+
+        Returns:
+            ``(0, 0.0)`` when all are under their limits (the invocation counters were incremented), else the
+            1-based index of the first counter at or over its limit and its value.
+        """
+        keys = [check[0] for check in checks]
+        args: list[str | int] = [len(checks)]
+        for _, limit, count, expiry_ms, seed in checks:
+            args += [repr(float(limit)), "1" if count else "0", expiry_ms, repr(float(seed))]
+        index, used = await self._call(lambda: self._admit(keys=keys, args=args))
+        return int(index), float(used)
+
+    async def add_usage(self, increments: Mapping[str, tuple[float, int]]) -> None:
+        """Add ``amount`` to each counter ``key`` and set its expiry: ``{key: (amount, expiry_ms)}``."""
+
+        def work() -> None:
+            pipe = self._client.pipeline(transaction=False)
+            for key, (amount, expiry_ms) in increments.items():
+                pipe.incrbyfloat(key, amount)
+                pipe.pexpire(key, expiry_ms)
+            pipe.execute()
+
+        await self._call(work)
 
     async def aclose(self) -> None:
         await trio.to_thread.run_sync(self._client.close)

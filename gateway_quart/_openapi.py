@@ -9,9 +9,12 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
+from contract import USAGE_FIELDS
+
 from ._auth import ROLE_PERMISSIONS
 from ._bodies import (
     BODIES,
+    BudgetsReplace,
     CanaryCreate,
     CapabilitiesReplace,
     ConfigReplace,
@@ -31,6 +34,7 @@ from ._bodies import (
     UpgradeCheckRequest,
     UserCreate,
 )
+from ._budgets import BUDGET_NAMES
 from ._rules import body_schema
 from .registry import HISTORY_ACTIONS
 
@@ -86,6 +90,24 @@ def _path_param(name: str) -> dict[str, Any]:
 def _query_param(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
+
+_NUM: Final = {"type": "number", "minimum": 0}
+_USAGE_SUMS: Final = _obj(["invocations", "errors"], {
+    **{name: _NUM for name in ("invocations", "errors", *USAGE_FIELDS)},
+    "calls": {"type": "object", "additionalProperties": _NUM},
+}, closed=False)
+_USAGE_SCHEMAS: Final[dict[str, Any]] = {
+    "UsageReport": _obj(["tenant_id", "from", "to", "granularity", "totals", "series"], {
+        "tenant_id": _STR, "extension_id": _NULLABLE_STR, "from": _STR, "to": _STR,
+        "granularity": {"enum": ["minute", "hour", "day"]}, "counters": _STR_LIST, "totals": _USAGE_SUMS,
+        "extensions": {"type": "object", "additionalProperties": _USAGE_SUMS},
+        "series": {"type": "array", "items": _USAGE_SUMS},
+    }),
+    "Budgets": _obj(["tenant_id", "budgets"], {"tenant_id": _STR, "budgets": {
+        "type": "array", "items": _obj(["name", "period", "limit"], {
+            "name": {"enum": list(BUDGET_NAMES)}, "period": {"enum": ["minute", "hour", "day"]}, "limit": _NUM,
+            "period_s": _NUM})}}),
+}
 
 _JOURNAL_SCHEMAS: Final[dict[str, Any]] = {
     "JournalEntry": _obj(["id", "tenant_id", "extension_id", "content_hash", "outcome", "recorded_at"], {
@@ -173,6 +195,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
     }),
     **_JOURNAL_SCHEMAS,
     **{model.__name__: body_schema(model) for model in BODIES},
+    **_USAGE_SCHEMAS,
 }
 
 _ERROR_TEXT: Final = {
@@ -180,6 +203,10 @@ _ERROR_TEXT: Final = {
     404: "not found", 409: "conflict", 413: "payload_too_large", 429: "rate limited (Retry-After)",
     502: "bad_gateway", 503: "unavailable", 504: "gateway_timeout",
 }
+# 429 quota_exceeded (a tenant budget, _budgets.py) names the budget it hit.
+_SCHEMAS["Error"]["properties"].update({"budget": _STR, "used": _NUM, "period": _STR,
+                                        "retry_after_s": {"type": "integer"}})
+_SCHEMAS["Error"]["properties"]["limit"] = {"type": "number"}
 
 
 def _paths() -> dict[str, Any]:
@@ -359,6 +386,34 @@ def _paths() -> dict[str, Any]:
             "A canary by id alone", {"200": canary, **_errors(401, 403, 404)}, params=[c])},
         "/api/v1/canaries/{canary_id}/cancel": {"post": _op(
             "Cancel a canary by id alone", {"200": canary, **_errors(401, 403, 404, 409)}, params=[c])},
+        **_usage_paths(t, e),
+    }
+
+
+def _usage_paths(t: dict[str, Any], e: dict[str, Any]) -> dict[str, Any]:
+    """Usage (billing), budgets and the least-privilege report (``_usage_api.py``)."""
+    budgets = _json(_ref("Budgets"), "the tenant's budgets")
+    return {
+        "/api/v1/usage": {"get": _op(
+            "A tenant's usage over [from, to) per bucket and extension, with totals (global admin: any tenant; "
+            "tenant admin: their own)", {"200": _json(_ref("UsageReport"), "the report"),
+                                         **_errors(400, 401, 403, 404, 503)},
+            params=[_query_param("tenant", _STR), _query_param("from", _STR, True), _query_param("to", _STR),
+                    _query_param("extension", _STR),
+                    _query_param("granularity", {"type": "string", "enum": ["minute", "hour", "day"]})])},
+        "/api/v1/usage/statistics": {"get": _op(
+            "This gateway's accounting counters since start: answers recorded and dropped, rows written, failed "
+            "writes; budget refusals (admin token)", {"200": {"description": "counters"}, **_errors(401, 403)})},
+        "/api/v1/tenants/{tenant_id}/budgets": {
+            "get": _op("The tenant's budgets", {"200": budgets, **_errors(401, 403, 404)}, params=[t]),
+            "put": _op("Replace the tenant's budgets (admin token); enforced before each call (429 "
+                       "quota_exceeded)", {"200": budgets, **_errors(400, 401, 403, 404)}, params=[t],
+                       body=BudgetsReplace),
+        },
+        "/api/v1/tenants/{tenant_id}/installs/{extension_id}/privileges": {"get": _op(
+            "Least privilege: per granted capability, the host calls made with it in the last N days; grants "
+            "not used", {"200": {"description": "the report"}, **_errors(400, 401, 403, 404)},
+            params=[t, e, _query_param("days", {"type": "integer", "minimum": 1, "maximum": 366})])},
     }
 
 

@@ -2,8 +2,9 @@
 
 The order is the contract's: credential (401) -> tenant from the credential, an ``x-alga-tenant`` header may only
 agree (403) -> active install (404 ``not_installed``) -> manifest endpoint (404 ``endpoint_not_found``) -> RBAC
-(403) -> rate limit per (tenant, extension) (429) -> audit row -> body (413) -> ``POST /v1/execute``; the
-row's final status is set after the call, whatever its outcome, off the response path.
+(403) -> rate limit per (tenant, extension) (429) -> tenant budgets (429 ``quota_exceeded``) -> audit row -> body (413)
+-> ``POST /v1/execute``; the row's final status is set after the call, whatever its outcome, off the response
+path, and the answer's usage goes to the usage recorder and the budget counters (``_usage.py``, ``_budgets.py``).
 
 ``/api/ext-proxy/{extensionId}/{path...}`` (where the reference's host page sends the iframe's ``apiproxy``
 calls) is the same handler with the same checks. ``/api/ext/{extensionId}`` routes to the guest's ``/``.
@@ -34,6 +35,7 @@ import bundles
 from contract import (
     ErrorCode,
     ExecuteRequest,
+    ExecuteResult,
     HttpRequest,
     JournalPolicy,
     Limits,
@@ -154,6 +156,8 @@ async def proxy(ext_id: str, rest: str) -> Response:
             method = _checked_method(override)
         _authorize(manifest, principal, frozenset({method}), guest_path)
 
+    if st.budgets is not None:
+        await st.budgets.admit(principal.tenant_id)  # 429 quota_exceeded; last refusal before the runner is called
     audit_id = await st.registry.record_audit(
         tenant_id=principal.tenant_id, user_id=principal.user.id, extension_id=ext_id, method=method,
         path=guest_path, request_id=g.request_id,
@@ -341,10 +345,19 @@ async def _execute(
                             retention_days=st.settings.journal_retention_days)
             if row is not None:
                 st.journal_index.submit(row)  # never waits: the registry write happens in the background
+        _account(st, install, answer.result)
         span.set_attribute("http.response.status_code", answer.result.status)
         if answer.result.error is not None:
             span.set_attribute("error.type", answer.result.error)
     return _client_response(answer, request.method)
+
+
+def _account(st: GatewayState, install: Install, result: ExecuteResult) -> None:
+    """Hand the answer's usage to the budget counters and the usage recorder (memory only, never blocks)."""
+    if st.budgets is not None:
+        st.budgets.consume(install.tenant_id, result)
+    if st.usage is not None:
+        st.usage.record(install.tenant_id, install.extension_id, result)
 
 
 _POLICIES: Final[dict[str, JournalPolicy]] = {}
@@ -361,6 +374,8 @@ def _journal_policy(text: str) -> JournalPolicy:
         if len(_POLICIES) < 256:
             _POLICIES[text] = policy
     return policy
+
+
 def _grants(st: GatewayState, install: Install, version: Version) -> frozenset[str]:
     """The install's grants; for a canary's new version, only those its manifest asks for (as a promotion keeps)."""
     granted = frozenset(install.granted_capabilities)

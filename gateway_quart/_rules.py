@@ -2,7 +2,7 @@
 
 A request body is a frozen dataclass whose fields carry their rule as ``Annotated`` metadata (:class:`Text`,
 :class:`Choice`, :class:`Flag`, :class:`Integer`, :class:`Timestamp`, :class:`TextList`, :class:`TextMap`,
-:class:`Number`, :class:`Nested`).
+:class:`Number`, :class:`Nested`, :class:`ModelList`).
 The same rules validate a body (:func:`parse_body`) and describe it in the OpenAPI document
 (:func:`body_schema`), so the two cannot drift::
 
@@ -212,6 +212,38 @@ class Nested:
         return body_schema(self.model)
 
 
+@dataclass(frozen=True, slots=True)
+class ModelList:
+    """A list of at most ``max_items`` JSON objects, each read as the body model ``model`` (problems are named
+    ``key[i].field``)."""
+
+    model: type
+    required: bool = False
+    max_items: int = DEFAULT_MAX_ITEMS
+
+    def read(self, fields: Fields, key: str) -> list[Any] | None:
+        value = fields.raw(key, required=self.required)
+        if value is None:
+            return [] if self.required else None
+        where = fields.path(key)
+        if not isinstance(value, list):
+            fields.errors[where] = "must be a list of objects"
+            return []
+        if len(value) > self.max_items:
+            fields.errors[where] = f"must have at most {self.max_items} items"
+            return []
+        out = []
+        for index, item in enumerate(value):
+            inner = Fields(item, prefix=f"{where}[{index}]")
+            body: Any = read_body(inner, self.model)
+            inner.finish_into(fields.errors)
+            out.append(body)
+        return out
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "array", "maxItems": self.max_items, "items": body_schema(self.model)}
+
+
 def body_fields(model: type) -> tuple[tuple[str, FieldRule], ...]:
     """The ``(name, rule)`` of each field of the body model ``model``, in declaration order.
 
@@ -246,7 +278,7 @@ def _read_rules(model: type) -> tuple[tuple[str, FieldRule], ...]:
     return tuple(out)
 
 
-_RULES: Final = (Text, Choice, Flag, Integer, Timestamp, TextList, TextMap, Number, Nested)
+_RULES: Final = (Text, Choice, Flag, Integer, Timestamp, TextList, TextMap, Number, Nested, ModelList)
 # Models are module-level classes, a handful per process: the cache never grows past them.
 _FIELDS_CACHE: Final[dict[type, tuple[tuple[str, FieldRule], ...]]] = {}
 

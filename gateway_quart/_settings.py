@@ -75,6 +75,9 @@ MAX_UI_URL_TTL_S: Final = 24 * 3600
 DEFAULT_JOURNAL_RETENTION_DAYS: Final = 14
 MAX_JOURNAL_RETENTION_DAYS: Final = 3650
 DEFAULT_JOURNAL_PREFIX: Final = "journal"
+DEFAULT_USAGE_FLUSH_INTERVAL_S: Final = 1.0
+DEFAULT_USAGE_MAX_PENDING_ROWS: Final = 100_000
+DEFAULT_BUDGET_CACHE_TTL_S: Final = 5.0
 
 _PREFIXES: Final = ("GATEWAY_", "EXT_GATEWAY_")
 _TENANT_ID_RE: Final = SAFE_ID_PATTERN
@@ -145,6 +148,19 @@ def _interval(value: str) -> float:
     if not 0 <= seconds <= 300:
         raise ValueError("must be between 0 and 300 seconds")
     return seconds
+
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number") from None
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low:g} and {high:g} seconds")
+        return number
+
+    return parse
 
 
 def _secret(value: str) -> str:
@@ -313,6 +329,14 @@ TABLE: Final = SettingsTable(
         Setting("GATEWAY_CANARY_INTERVAL_S", "canary_interval_s", _interval, DEFAULT_CANARY_INTERVAL_S,
                 "how often running canaries are reloaded and judged against their budget (0: never; "
                 "docs/operations.md)"),
+        Setting("GATEWAY_USAGE_FLUSH_INTERVAL_S", "usage_flush_interval_s", _seconds(0.05, 60),
+                DEFAULT_USAGE_FLUSH_INTERVAL_S, "how often usage sums are written to the registry (a crash loses "
+                "at most this much accounting; docs/operations.md)"),
+        Setting("GATEWAY_USAGE_MAX_PENDING_ROWS", "usage_max_pending_rows", integer(1, 10_000_000),
+                DEFAULT_USAGE_MAX_PENDING_ROWS, "(tenant, extension, minute) usage sums held in memory at most; "
+                "beyond, answers are not accounted (and counted as dropped)"),
+        Setting("GATEWAY_BUDGET_CACHE_TTL_S", "budget_cache_ttl_s", _seconds(0, 300), DEFAULT_BUDGET_CACHE_TTL_S,
+                "seconds a tenant's budgets are reused from memory (other gateways see a change after this)"),
     ],
     owned_prefixes=_PREFIXES,
     # Values are stripped and a blank one counts as unset (as the hand-written loader did before the table).
@@ -372,6 +396,9 @@ class Settings:
     journal_prefix: str = DEFAULT_JOURNAL_PREFIX
     journal_retention_days: int = DEFAULT_JOURNAL_RETENTION_DAYS
     canary_interval_s: float = DEFAULT_CANARY_INTERVAL_S
+    usage_flush_interval_s: float = DEFAULT_USAGE_FLUSH_INTERVAL_S
+    usage_max_pending_rows: int = DEFAULT_USAGE_MAX_PENDING_ROWS
+    budget_cache_ttl_s: float = DEFAULT_BUDGET_CACHE_TTL_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -16,12 +16,14 @@ from journal import JournalReader
 
 from ._audit import AuditWriter
 from ._auth import SessionSigner
+from ._budgets import BudgetGuard
 from ._errors import ApiError, InvalidRequest, NotFound
 from ._fleet import FleetState
 from ._journal_index import JournalIndexer
 from ._ratelimit import RateLimiter
 from ._runner_client import RunnerClient
 from ._settings import Settings
+from ._usage import UsageRecorder
 from .registry import SIGNATURE_PRESENT, SIGNATURE_UNSIGNED, SIGNATURE_VERIFIED, Registry, Version
 
 if TYPE_CHECKING:
@@ -160,6 +162,8 @@ class GatewayState:
     journal_index: JournalIndexer | None = None
     journal_reader: JournalReader | None = None
     """Reads sealed journal entries (``GATEWAY_JOURNAL_KEYS`` and a journal store set); ``None`` otherwise."""
+    usage: UsageRecorder | None = None
+    budgets: BudgetGuard | None = None
     canaries: CanaryController | None = None
 
 

@@ -224,6 +224,21 @@ class Fields:
                 out[name] = item
         return out
 
+    def raw(self, key: str, *, required: bool = False) -> object | None:
+        """The value of ``key`` as it is (for a rule that reads nested values itself)."""
+        return self._take(key, required)
+
+    def path(self, key: str) -> str:
+        """Where ``key`` is in the body, as error messages name it (``budgets[0].limit``)."""
+        return self._path(key)
+
+    def finish_into(self, errors: dict[str, str]) -> None:
+        """Add the unknown fields and everything collected to ``errors`` (a nested object's problems)."""
+        for key in self._data:
+            if key not in self._seen:
+                self.errors[self._path(key)] = "unknown field"
+        errors.update(self.errors)
+
     def finish(self) -> None:
         """Reject unknown fields and raise everything collected.
 

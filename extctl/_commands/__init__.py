@@ -7,6 +7,7 @@ and list it in ``COMMANDS`` below.
 from __future__ import annotations
 
 from . import (
+    budgets,
     build,
     canary,
     consent,
@@ -23,6 +24,7 @@ from . import (
     manifest_schema,
     new,
     pack,
+    privileges,
     publish,
     register,
     replay,
@@ -35,6 +37,7 @@ from . import (
     uninstall,
     upgrade,
     upgrade_check,
+    usage,
     verify,
 )
 from ._base import Command
@@ -72,4 +75,7 @@ COMMANDS: tuple[Command, ...] = (
     journal.COMMAND,
     replay.COMMAND,
     upgrade_check.COMMAND,
+    usage.COMMAND,
+    budgets.COMMAND,
+    privileges.COMMAND,
 )

@@ -119,14 +119,15 @@ class GatewayClient:
     ) -> None:
         self._client.close()
 
-    def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+    def call(self, method: str, path: str, body: Mapping[str, Any] | None = None, *,
+             params: Mapping[str, str] | None = None) -> Any:
         """One admin API call; returns the JSON answer (``None`` for 204).
 
         Raises:
             CommandFailed: the gateway refused (its code), or could not be reached / answered garbage.
         """
         with self._translate():
-            response = self._client.request(method, path, json=body)
+            response = self._client.request(method, path, json=body, params=params)
         if not response.is_success:
             raise refusal(response)
         if response.status_code == 204 or not response.content:

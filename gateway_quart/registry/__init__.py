@@ -41,8 +41,10 @@ from ._postgres import DEFAULT_POSTGRES_POOL_SIZE, PostgresRegistry
 from ._protocol import Registry
 from ._repository import SqlRegistry, new_id, utc_now
 from ._sqlite import DEFAULT_BUSY_TIMEOUT_S, DEFAULT_POOL_SIZE, SqliteRegistry
+from ._usage import BUDGET_PERIODS, GRANULARITY_PREFIX, Budget, UsageBucket, UsageDelta
 
 __all__ = [
+    "BUDGET_PERIODS",
     "CANARY_CANCELLED",
     "CANARY_PROMOTED",
     "CANARY_ROLLED_BACK",
@@ -53,6 +55,7 @@ __all__ = [
     "DEFAULT_CACHE_TTL_S",
     "DEFAULT_POOL_SIZE",
     "DEFAULT_POSTGRES_POOL_SIZE",
+    "GRANULARITY_PREFIX",
     "HISTORY_ACTIONS",
     "MIGRATIONS",
     "POSTGRES_MIGRATIONS",
@@ -62,6 +65,7 @@ __all__ = [
     "UNSET",
     "ApiToken",
     "AuditEntry",
+    "Budget",
     "CachedRegistry",
     "Canary",
     "CanaryBudget",
@@ -79,6 +83,8 @@ __all__ = [
     "Tenant",
     "Unset",
     "UpgradeCheck",
+    "UsageBucket",
+    "UsageDelta",
     "User",
     "Version",
     "apply_migrations",

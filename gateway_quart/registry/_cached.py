@@ -39,6 +39,7 @@ from ._models import (
     Version,
 )
 from ._protocol import Registry
+from ._usage import Budget, UsageBucket, UsageDelta
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -449,3 +450,18 @@ class CachedRegistry:
     ) -> Canary | None:
         return await self.inner.finish_canary(canary_id, state=state, reason=reason, decided_at=decided_at,
                                               stats=stats)
+
+    # usage and budgets (the gateway caches budgets itself, see _budgets.py)
+    async def add_usage(self, deltas: Sequence[UsageDelta]) -> None:
+        await self.inner.add_usage(deltas)
+
+    async def usage_buckets(self, tenant_id: str, *, start: str, end: str, extension_id: str | None = None,
+                            granularity: str = "hour") -> list[UsageBucket]:
+        return await self.inner.usage_buckets(tenant_id, start=start, end=end, extension_id=extension_id,
+                                              granularity=granularity)
+
+    async def get_budgets(self, tenant_id: str) -> list[Budget]:
+        return await self.inner.get_budgets(tenant_id)
+
+    async def set_budgets(self, tenant_id: str, budgets: Sequence[Budget]) -> list[Budget]:
+        return await self.inner.set_budgets(tenant_id, budgets)

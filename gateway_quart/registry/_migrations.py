@@ -35,6 +35,38 @@ class Migration:
     statements: tuple[str, ...]
 
 
+_USAGE_TABLES: Final[tuple[str, ...]] = (
+    # One row per (tenant, extension, UTC minute), added to by every flush (upsert-add): the billing
+    # record. No foreign keys: usage outlives uninstalls and must never block one.
+    """CREATE TABLE usage_minutes (
+        tenant_id TEXT NOT NULL,
+        extension_id TEXT NOT NULL,
+        minute TEXT NOT NULL,
+        invocations INTEGER NOT NULL DEFAULT 0,
+        errors INTEGER NOT NULL DEFAULT 0,
+        guest_cpu_ms REAL NOT NULL DEFAULT 0,
+        memory_mb_ms REAL NOT NULL DEFAULT 0,
+        egress_requests REAL NOT NULL DEFAULT 0,
+        egress_bytes REAL NOT NULL DEFAULT 0,
+        storage_ops REAL NOT NULL DEFAULT 0,
+        storage_bytes REAL NOT NULL DEFAULT 0,
+        debug_events REAL NOT NULL DEFAULT 0,
+        calls_json TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (tenant_id, extension_id, minute)
+    )""",
+    "CREATE INDEX usage_by_tenant_minute ON usage_minutes (tenant_id, minute)",
+    """CREATE TABLE tenant_budgets (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        period TEXT NOT NULL,
+        limit_value REAL NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, name, period)
+    )""",
+)
+"""Migration 5 (usage and budgets, ``gateway_quart/_usage.py``), written for SQLite; PostgreSQL widens the types."""
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -199,6 +231,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX canaries_by_state ON canaries (state, extension_id)",
         ),
     ),
+    Migration(5, "usage", _USAGE_TABLES),
 )
 
 
@@ -223,6 +256,13 @@ POSTGRES_MIGRATIONS: Final[tuple[Migration, ...]] = (
         "canaries",
         tuple(statement.replace("percent REAL", "percent DOUBLE PRECISION")
               for statement in next(m for m in MIGRATIONS if m.version == 4).statements),
+    ),
+    Migration(
+        5,
+        "usage",
+        tuple(statement.replace("INTEGER NOT NULL", "BIGINT NOT NULL").replace("REAL NOT NULL",
+                                                                               "DOUBLE PRECISION NOT NULL")
+              for statement in _USAGE_TABLES),
     ),
 )
 

@@ -26,6 +26,7 @@ from ._models import (
     User,
     Version,
 )
+from ._usage import Budget, UsageBucket, UsageDelta
 
 
 class Registry(Protocol):
@@ -262,3 +263,16 @@ class Registry(Protocol):
         self, canary_id: str, *, state: str, reason: str, decided_at: str, stats: Mapping[str, Any] | None
     ) -> Canary | None:
         """End a running canary; ``None`` when it had already ended."""
+
+    # usage and budgets
+    async def add_usage(self, deltas: Sequence[UsageDelta]) -> None:
+        """Add each delta to its (tenant, extension, minute) row, in one transaction."""
+
+    async def usage_buckets(self, tenant_id: str, *, start: str, end: str, extension_id: str | None = None,
+                            granularity: str = "hour") -> list[UsageBucket]:
+        """Sums per (bucket, extension) of the minutes in ``[start, end)`` (RFC 3339 minutes), oldest first."""
+
+    async def get_budgets(self, tenant_id: str) -> list[Budget]: ...
+
+    async def set_budgets(self, tenant_id: str, budgets: Sequence[Budget]) -> list[Budget]:
+        """Replace the tenant's budgets; returns them as stored. Raises ``RecordNotFound`` for no tenant."""

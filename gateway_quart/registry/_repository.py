@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from .._errors import RecordConflict, RecordNotFound
 from . import _rows as rows
+from . import _usage as usage
 from ._canaries import CanaryRepository
 from ._db import Db
 from ._journal import JournalRecords
@@ -472,4 +473,24 @@ class SqlRegistry(CanaryRepository, JournalRecords):
             ]
         )
 
+    # usage and budgets (migration 5, see _usage.py) ----------------------------------------------------------
+    async def add_usage(self, deltas: Sequence[usage.UsageDelta]) -> None:
+        if deltas:
+            await self._run(lambda conn: usage.add_usage(conn, deltas))
 
+    async def usage_buckets(self, tenant_id: str, *, start: str, end: str, extension_id: str | None = None,
+                            granularity: str = "hour") -> list[usage.UsageBucket]:
+        return await self._run(lambda conn: usage.usage_buckets(conn, tenant_id, start=start, end=end,
+                                                                 extension_id=extension_id, granularity=granularity))
+
+    async def get_budgets(self, tenant_id: str) -> list[usage.Budget]:
+        return await self._run(lambda conn: usage.get_budgets(conn, tenant_id))
+
+    async def set_budgets(self, tenant_id: str, budgets: Sequence[usage.Budget]) -> list[usage.Budget]:
+        now = utc_now()
+
+        def work(conn: Db) -> list[usage.Budget]:
+            usage.set_budgets(conn, tenant_id, budgets, now=now)
+            return usage.get_budgets(conn, tenant_id)
+
+        return await self._run(work)

@@ -110,6 +110,7 @@ class RunnerReply:
     delay_s: float = 0.0
     http_headers: dict[str, str] = field(default_factory=dict)  # of the runner's own answer (server-timing)
     journal_entry: str | None = None  # the id of the journal entry the runner says it recorded
+    usage: dict[str, float] | None = None  # the answer's "usage" (contract.USAGE_FIELDS, calls.<capability>)
 
 
 Behaviour = Callable[[dict[str, Any]], Awaitable[RunnerReply] | RunnerReply]
@@ -156,6 +157,8 @@ class FakeRunner:
             }
             if reply.journal_entry is not None:
                 envelope["journal_entry"] = reply.journal_entry
+            if reply.usage is not None:
+                envelope["usage"] = reply.usage
             return Response(json.dumps(envelope), status=200, content_type="application/json",
                             headers=reply.http_headers)
 

@@ -50,7 +50,8 @@ def test_exported_names() -> None:
         "ENV_VARS", "FORWARDED_REQUEST_HEADERS", "PERMISSION_ADMIN", "PERMISSION_READ", "PERMISSION_WRITE",
         "RESPONSE_HEADERS", "ROLE_PERMISSIONS", "SECURITY_HEADERS", "SESSION_COOKIE", "TOKEN_PREFIX", "ApiError",
         "Conflict", "Forbidden", "GatewayError", "InvalidRequest", "NotFound", "PayloadTooLarge", "Principal",
-        "RateLimited", "RecordConflict", "RecordNotFound", "RegistryError", "RunnerClient", "RunnerResult",
+        "QuotaExceeded", "RateLimited", "RecordConflict", "RecordNotFound", "RegistryError", "RunnerClient",
+        "RunnerResult",
         "Settings", "SettingsError", "TokenBucketLimiter", "Unauthorized", "UpstreamError", "create_app",
         "generate_token", "hash_token", "load_settings", "openapi_document", "serve",
     }

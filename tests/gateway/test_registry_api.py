@@ -14,6 +14,7 @@ def test_public_names_are_pinned() -> None:
         "User", "Version", "apply_migrations", "new_id", "utc_now",
         "DEFAULT_POSTGRES_POOL_SIZE", "POSTGRES_MIGRATIONS", "PostgresRegistry", "SqlRegistry", "open_registry",
         "Revocations", "HISTORY_ACTIONS", "HistoryEntry",
+        "BUDGET_PERIODS", "GRANULARITY_PREFIX", "Budget", "UsageBucket", "UsageDelta",
         "CANARY_CANCELLED", "CANARY_PROMOTED", "CANARY_ROLLED_BACK", "CANARY_RUNNING", "CANARY_STATES", "Canary",
         "CanaryBudget",
         "JournalIndexEntry", "UpgradeCheck",
