@@ -13,6 +13,7 @@ import trio
 
 import sealing
 from gateway_quart import Settings, create_app
+from gateway_quart.registry import SqlRegistry, open_registry
 
 from ._helpers import FakeRunner, Server, manifest, publish, start_runner, start_server
 
@@ -83,6 +84,27 @@ class Gateway:
 
 
 GatewayFactory = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """``REGISTRY_DATABASE`` of each backend: a SQLite file in a new directory, a fresh PostgreSQL database.
+
+    A test asking for it (or for ``registry``) runs once on each backend.
+    """
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return str(tmp_path / "nested" / "registry.sqlite3")
+
+
+@pytest.fixture
+async def registry(registry_database: str) -> AsyncIterator[SqlRegistry]:
+    """The registry of ``registry_database``, opened (migrated) and closed after the test."""
+    opened = await open_registry(registry_database)
+    assert isinstance(opened, SqlRegistry)
+    yield opened
+    await opened.aclose()
 
 
 @pytest.fixture

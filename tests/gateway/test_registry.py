@@ -4,7 +4,6 @@ install updates, concurrency. The shared tests take the ``registry`` fixture, ru
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
@@ -24,23 +23,6 @@ from gateway_quart.registry import (
     open_registry,
 )
 from tests._postgres import PostgresServer
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def registry_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """``REGISTRY_DATABASE`` of each backend: a SQLite file in a new directory, a fresh PostgreSQL database."""
-    if request.param == "postgresql":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return str(tmp_path / "nested" / "registry.sqlite3")
-
-
-@pytest.fixture
-async def registry(registry_database: str) -> AsyncIterator[SqlRegistry]:
-    opened = await open_registry(registry_database)
-    assert isinstance(opened, SqlRegistry)
-    yield opened
-    await opened.aclose()
 
 
 async def _version(registry: SqlRegistry, content_hash: str = "a" * 64) -> str:

@@ -3,8 +3,6 @@ admin API over a served gateway whose runner records which bundle each call ran.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,28 +10,12 @@ import pytest
 import bundles
 from gateway_quart import RecordConflict
 from gateway_quart._rollout import capability_diff, previous_version
-from gateway_quart.registry import HistoryEntry, SqlRegistry, Version, open_registry
+from gateway_quart.registry import HistoryEntry, SqlRegistry, Version
 from tests._redis import RedisServer
 
 from .conftest import Gateway, GatewayFactory, Tenant
 
 # -- the registry, on SQLite and PostgreSQL --------------------------------------------------------------------
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def registry_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgresql":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return str(tmp_path / "registry.sqlite3")
-
-
-@pytest.fixture
-async def registry(registry_database: str) -> AsyncIterator[SqlRegistry]:
-    opened = await open_registry(registry_database)
-    assert isinstance(opened, SqlRegistry)
-    yield opened
-    await opened.aclose()
-
 
 async def _register(registry: SqlRegistry, version: str, content_hash: str) -> Version:
     _, record, _ = await registry.register_version(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,24 +16,7 @@ from gateway_quart.registry import (
     SqliteRegistry,
     SqlRegistry,
     UsageDelta,
-    open_registry,
 )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def registry_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgresql":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return str(tmp_path / "registry.sqlite3")
-
-
-@pytest.fixture
-async def registry(registry_database: str) -> AsyncIterator[SqlRegistry]:
-    opened = await open_registry(registry_database)
-    assert isinstance(opened, SqlRegistry)
-    yield opened
-    await opened.aclose()
 
 
 def test_migration_5_is_in_both_lists_with_the_same_name() -> None:
