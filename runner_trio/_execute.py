@@ -207,7 +207,7 @@ async def run_invocation(
                 tap.recording.grants = grants
             return await _guest(
                 runtime, request, component, grants, emit, counters, tap, deadline=deadline, timeout_s=timeout_s,
-                egress=manifest.egress,
+                declared=manifest,
             )
         finally:
             timing.guest = trio.current_time() - running
@@ -252,7 +252,7 @@ async def _guest(
     *,
     deadline: float,
     timeout_s: float,
-    egress: tuple[str, ...] | None = None,
+    declared: Manifest | None = None,
 ) -> ExecuteResult:
     settings = runtime.settings
     replayer = tap.replayer if tap is not None else None
@@ -268,7 +268,8 @@ async def _guest(
             version_id=ctx.version_id,
             content_hash=f"sha256:{ctx.content_hash}",
             config=dict(ctx.config),
-            egress=egress,
+            egress=declared.egress if declared is not None else None,
+            secrets=declared.secrets if declared is not None else None,
         ),
         grants=grants,
         user=_user(request),

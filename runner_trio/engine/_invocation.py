@@ -76,6 +76,9 @@ class InvocationContext:
     egress: tuple[str, ...] | None = None
     """The hosts the bundle's manifest declares (``egress``); None: it declares none, the runner's allowlist alone
     applies. A declared list narrows the allowlist, never widens it."""
+    secrets: tuple[str, ...] | None = None
+    """The secret names the bundle's manifest declares (``secrets``); None: it declares none, every secret of the
+    install may be read. A declared list is all the guest can read or list."""
 
 
 @dataclass(frozen=True, slots=True)

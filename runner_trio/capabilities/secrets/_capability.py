@@ -65,7 +65,9 @@ class SecretsCapability(CapabilityBase):
 
     def get(self, invocation: Invocation, key: str) -> Ok | Err:
         provider = self._provider(invocation)
-        if provider is None:
+        declared = invocation.context.secrets
+        if provider is None or (declared is not None and key not in declared):
+            # A bundle that declares its secrets reads only those (what the tenant admin consented to).
             return denied(invocation, Err("denied"))
         try:
             value = call_backend(invocation, provider.get, key)
@@ -82,4 +84,5 @@ class SecretsCapability(CapabilityBase):
         except HostCallError:
             invocation.counters.add("host_errors")
             return []
-        return [str(key) for key in keys]
+        declared = invocation.context.secrets
+        return [str(key) for key in keys if declared is None or str(key) in declared]
