@@ -105,7 +105,8 @@ def create_app(
         if nursery is not None and (settings.runner_health_interval_s > 0 or settings.runner_discovery == "dns"):
             nursery.start_soon(_watch_runners, pool, pool_scope)
         recorder = UsageRecorder(reg, flush_interval_s=settings.usage_flush_interval_s,
-                                 max_pending_rows=settings.usage_max_pending_rows)
+                                 max_pending_rows=settings.usage_max_pending_rows,
+                                 retention_days=settings.usage_retention_days)
         app.extensions[STATE_KEY] = GatewayState(
             settings=settings,
             registry=reg,

@@ -77,6 +77,7 @@ MAX_JOURNAL_RETENTION_DAYS: Final = 3650
 DEFAULT_JOURNAL_PREFIX: Final = "journal"
 DEFAULT_USAGE_FLUSH_INTERVAL_S: Final = 1.0
 DEFAULT_USAGE_MAX_PENDING_ROWS: Final = 100_000
+DEFAULT_USAGE_RETENTION_DAYS: Final = 400
 DEFAULT_BUDGET_CACHE_TTL_S: Final = 5.0
 
 _PREFIXES: Final = ("GATEWAY_", "EXT_GATEWAY_")
@@ -335,6 +336,9 @@ TABLE: Final = SettingsTable(
         Setting("GATEWAY_USAGE_MAX_PENDING_ROWS", "usage_max_pending_rows", integer(1, 10_000_000),
                 DEFAULT_USAGE_MAX_PENDING_ROWS, "(tenant, extension, minute) usage sums held in memory at most; "
                 "beyond, answers are not accounted (and counted as dropped)"),
+        Setting("GATEWAY_USAGE_RETENTION_DAYS", "usage_retention_days", integer(0, 3650),
+                DEFAULT_USAGE_RETENTION_DAYS, "days usage rows (the billing record) are kept; the gateway deletes "
+                "older minutes hourly (0: keep them forever)"),
         Setting("GATEWAY_BUDGET_CACHE_TTL_S", "budget_cache_ttl_s", _seconds(0, 300), DEFAULT_BUDGET_CACHE_TTL_S,
                 "seconds a tenant's budgets are reused from memory (other gateways see a change after this)"),
     ],
@@ -398,6 +402,7 @@ class Settings:
     canary_interval_s: float = DEFAULT_CANARY_INTERVAL_S
     usage_flush_interval_s: float = DEFAULT_USAGE_FLUSH_INTERVAL_S
     usage_max_pending_rows: int = DEFAULT_USAGE_MAX_PENDING_ROWS
+    usage_retention_days: int = DEFAULT_USAGE_RETENTION_DAYS
     budget_cache_ttl_s: float = DEFAULT_BUDGET_CACHE_TTL_S
 
     @classmethod

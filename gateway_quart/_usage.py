@@ -40,6 +40,10 @@ DEFAULT_FLUSH_INTERVAL_S: Final = 1.0
 DEFAULT_MAX_PENDING_ROWS: Final = 100_000
 """(tenant, extension, minute) sums held in memory at most; beyond, new ones are dropped (and counted)."""
 DEFAULT_WRITE_BATCH: Final = 500
+DEFAULT_RETENTION_DAYS: Final = 400
+"""Days of usage rows kept (13 months and change: a year's invoices and their disputes); 0 keeps them forever."""
+SWEEP_INTERVAL_S: Final = 3600.0
+"""How often :meth:`UsageRecorder.run` deletes rows past the retention (and once at start)."""
 """Rows per registry transaction: a backlog (after an outage) is written in several, never holding the registry's
 write lock for long."""
 MAX_CALL_KEYS: Final = 64
@@ -121,6 +125,7 @@ class UsageRecorder:
         flush_interval_s: how often :meth:`run` writes what is pending.
         max_pending_rows: pending sums kept at most (see the module docstring).
         write_batch: rows written per registry transaction.
+        retention_days: rows of minutes older than this are deleted by :meth:`sweep` (0: never).
         clock: seconds since the epoch (``time.time``); tests pass their own.
     """
 
@@ -131,9 +136,11 @@ class UsageRecorder:
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
         max_pending_rows: int = DEFAULT_MAX_PENDING_ROWS,
         write_batch: int = DEFAULT_WRITE_BATCH,
+        retention_days: int = DEFAULT_RETENTION_DAYS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._registry = registry
+        self._retention_days = retention_days
         self._interval = flush_interval_s
         self._max_pending = max_pending_rows
         self._write_batch = max(1, write_batch)
@@ -164,11 +171,34 @@ class UsageRecorder:
         return True
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Flush every ``flush_interval_s`` until cancelled (the app's stop then calls :meth:`flush`)."""
+        """Flush every ``flush_interval_s`` and sweep every :data:`SWEEP_INTERVAL_S` until cancelled (the app's stop
+        then calls :meth:`flush`)."""
         task_status.started()
+        next_sweep = trio.current_time()
         while True:
             await trio.sleep(self._interval)
             await self.flush()
+            if trio.current_time() >= next_sweep:
+                next_sweep = trio.current_time() + SWEEP_INTERVAL_S
+                await self.sweep()
+
+    async def sweep(self) -> int:
+        """Delete the rows of minutes older than the retention; returns how many went (0 when retention is off).
+
+        Every gateway sweeps; deleting rows another one already deleted is harmless. Never raises
+        ``RegistryError`` (logged, retried at the next sweep).
+        """
+        if self._retention_days <= 0:
+            return 0
+        cutoff = minute_of(self._clock() - self._retention_days * 86_400)
+        try:
+            deleted = await self._registry.delete_usage_before(cutoff)
+        except RegistryError as exc:
+            log.error("usage retention sweep failed (retried later): %s", exc.message)
+            return 0
+        if deleted:
+            log.info("usage retention: %d rows of minutes before %s deleted", deleted, cutoff)
+        return deleted
 
     async def flush(self) -> None:
         """Write every pending sum now (the usage API calls this so that answered calls are visible).

@@ -455,6 +455,9 @@ class CachedRegistry:
     async def add_usage(self, deltas: Sequence[UsageDelta]) -> None:
         await self.inner.add_usage(deltas)
 
+    async def delete_usage_before(self, minute: str) -> int:
+        return await self.inner.delete_usage_before(minute)
+
     async def usage_buckets(self, tenant_id: str, *, start: str, end: str, extension_id: str | None = None,
                             granularity: str = "hour") -> list[UsageBucket]:
         return await self.inner.usage_buckets(tenant_id, start=start, end=end, extension_id=extension_id,

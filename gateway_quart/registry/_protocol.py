@@ -268,6 +268,9 @@ class Registry(Protocol):
     async def add_usage(self, deltas: Sequence[UsageDelta]) -> None:
         """Add each delta to its (tenant, extension, minute) row, in one transaction."""
 
+    async def delete_usage_before(self, minute: str) -> int:
+        """Delete the usage rows of every minute before ``minute`` (RFC 3339); returns how many went."""
+
     async def usage_buckets(self, tenant_id: str, *, start: str, end: str, extension_id: str | None = None,
                             granularity: str = "hour") -> list[UsageBucket]:
         """Sums per (bucket, extension) of the minutes in ``[start, end)`` (RFC 3339 minutes), oldest first."""

@@ -478,6 +478,9 @@ class SqlRegistry(CanaryRepository, JournalRecords):
         if deltas:
             await self._run(lambda conn: usage.add_usage(conn, deltas))
 
+    async def delete_usage_before(self, minute: str) -> int:
+        return await self._run(lambda conn: usage.delete_usage_before(conn, minute))
+
     async def usage_buckets(self, tenant_id: str, *, start: str, end: str, extension_id: str | None = None,
                             granularity: str = "hour") -> list[usage.UsageBucket]:
         return await self._run(lambda conn: usage.usage_buckets(conn, tenant_id, start=start, end=end,

@@ -91,6 +91,13 @@ def add_usage(conn: Db, deltas: Sequence[UsageDelta]) -> None:
             )
 
 
+def delete_usage_before(conn: Db, minute: str) -> int:
+    """Delete the rows of every minute before ``minute`` (the retention sweep); returns how many went."""
+    with conn.write():
+        cursor = conn.execute("DELETE FROM usage_minutes WHERE minute < ?", (minute,))
+    return max(cursor.rowcount, 0)
+
+
 def usage_buckets(conn: Db, tenant_id: str, *, start: str, end: str, extension_id: str | None,
                   granularity: str) -> list[UsageBucket]:
     """Sums per (bucket, extension) of the rows with ``start <= minute < end``, oldest bucket first."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import trio
 
 from gateway_quart import RecordNotFound
+from gateway_quart._usage import UsageRecorder
 from gateway_quart.registry import (
     MIGRATIONS,
     POSTGRES_MIGRATIONS,
@@ -95,3 +97,21 @@ async def test_budgets_are_replaced_as_a_whole(registry: SqlRegistry) -> None:
     assert await registry.get_budgets("nobody") == []
     with pytest.raises(RecordNotFound):
         await registry.set_budgets("nobody", [Budget("invocations", "minute", 1)])
+
+
+async def test_the_sweep_deletes_minutes_past_the_retention_and_keeps_the_rest(registry: SqlRegistry) -> None:
+    now = datetime(2026, 12, 6, 10, 15, tzinfo=UTC).timestamp()
+    await registry.add_usage([
+        UsageDelta("acme", "echo", "2026-12-04T10:14:00Z", 1, 0, {}, {}),  # two days old: past one day's retention
+        UsageDelta("acme", "echo", "2026-12-05T10:14:00Z", 2, 0, {}, {}),  # one day and a minute: past it too
+        UsageDelta("acme", "echo", "2026-12-05T10:15:00Z", 4, 0, {}, {}),  # exactly one day: kept
+        UsageDelta("globex", "echo", "2026-12-06T10:00:00Z", 8, 0, {}, {}),
+    ])
+    assert await UsageRecorder(registry, retention_days=0, clock=lambda: now).sweep() == 0  # 0: kept forever
+    assert await UsageRecorder(registry, retention_days=1, clock=lambda: now).sweep() == 2
+    acme = await registry.usage_buckets("acme", start="2026-12-01T00:00:00Z", end="2026-12-07T00:00:00Z",
+                                        granularity="minute")
+    assert [(b.start, b.invocations) for b in acme] == [("2026-12-05T10:15:00Z", 4)]
+    globex = await registry.usage_buckets("globex", start="2026-12-01T00:00:00Z", end="2026-12-07T00:00:00Z",
+                                          granularity="day")
+    assert [b.invocations for b in globex] == [8]
