@@ -19,9 +19,6 @@ from gateway_quart.registry import (
     SqlRegistry,
     UpgradeCheck,
 )
-from tests.gateway.test_registry import registry, registry_database
-
-__all__ = ["registry", "registry_database"]  # the fixtures, run per backend
 
 HASH_A = "a" * 64
 HASH_B = "b" * 64
