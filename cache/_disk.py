@@ -17,7 +17,7 @@ from typing import Final, Self, final
 
 import trio
 
-from ._entry import CacheEntry, Fill, pinned_entry
+from ._entry import CacheEntry, Fill, pinned_entry, release_entry
 from ._errors import CacheCorrupted, InvalidFill, InvalidKey
 from ._flight import SingleFlight
 from ._fs import (
@@ -174,6 +174,27 @@ class DiskCache:
         state = await self._acquire(hex_digest, fill)
         async with pinned_entry(self._table, state) as handle:
             yield handle
+
+    def pin_held(self, hex_digest: str) -> CacheEntry | None:
+        """Pin the entry when this process already holds it, without awaiting anything (an invocation's warm path);
+        None when it would have to be looked up, waited for or filled (use :meth:`entry` then).
+
+        The pin lasts until :meth:`unpin` (the caller's ``finally``), as :meth:`entry`'s block would.
+        """
+        table = self._table
+        if table.closed or not table.started or table.removing(hex_digest):
+            return None
+        state = table.get(hex_digest)
+        if state is None:
+            return None
+        self._hits += 1
+        table.pin(state)
+        table.touch(state)
+        return CacheEntry(table, state)
+
+    async def unpin(self, entry: CacheEntry) -> None:
+        """Give back the pin of :meth:`pin_held` (the handle is unusable afterwards)."""
+        await release_entry(self._table, entry)
 
     def lookup(self, hex_digest: str) -> AbstractAsyncContextManager[CacheEntry | None]:
         """Pin the entry if it is cached (by this process or another sharing the root), without filling: yields

@@ -302,5 +302,12 @@ async def pinned_entry(table: EntryTable, state: EntryState) -> AsyncIterator[Ca
     try:
         yield handle
     finally:
-        handle._released = True
-        await table.release(state)
+        await release_entry(table, handle)
+
+
+async def release_entry(table: EntryTable, handle: CacheEntry) -> None:
+    """Give back the pin ``handle`` holds, once (a second call does nothing)."""
+    if handle._released:
+        return
+    handle._released = True
+    await table.release(handle._state)

@@ -258,6 +258,10 @@ class EntryTable:
 
     # -- removal -----------------------------------------------------------------------------------------
 
+    def removing(self, hex_digest: str) -> bool:
+        """Whether the entry's directory is being moved out now (see :meth:`wait_removal`)."""
+        return hex_digest in self._removing
+
     async def wait_removal(self, hex_digest: str) -> None:
         """Wait while the entry's directory is being moved out (an acquisition must not see it half-gone)."""
         while (event := self._removing.get(hex_digest)) is not None:

@@ -30,8 +30,9 @@ import itertools
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Final, TypeVar, final
 
 import trio
@@ -165,7 +166,7 @@ class FairGate:
             raise ValueError(f"{memory_mb} MB can never fit a budget of {self.memory.total} MB")
         await trio.lowlevel.checkpoint_if_cancelled()
         if not self.would_wait(memory_mb):
-            self._take(memory_mb)
+            self.take_now(memory_mb)
             return True
         waiter = self._enqueue(tenant, memory_mb)
         self._dispatch()
@@ -186,7 +187,8 @@ class FairGate:
         self.memory.release(memory_mb)
         self._dispatch()
 
-    def _take(self, memory_mb: int) -> None:
+    def take_now(self, memory_mb: int) -> None:
+        """Take a slot and ``memory_mb`` at once; only when :meth:`would_wait` just said no."""
         self.running += 1
         self.memory.used += memory_mb
 
@@ -222,7 +224,7 @@ class FairGate:
             queue.popleft()
             if not queue:
                 del self._queues[best.tenant]
-            self._take(best.memory_mb)
+            self.take_now(best.memory_mb)
             if self._fair:
                 self._vtime = max(self._vtime, best.tag)
             best.granted = True
@@ -277,10 +279,10 @@ class Admission:
         self._per_extension = max_per_extension
         self._max_queue = max_queue
         self._queue_timeout = queue_timeout
-        # Limiters are made per key on demand and dropped when no task in slot() uses them any more, so the
+        # Caps are made per key on demand and dropped when no task in slot() uses them any more, so the
         # maps stay as small as the live load. The count is of tasks inside slot(), waiting or running.
-        self._tenants: dict[str, tuple[trio.CapacityLimiter, int]] = {}
-        self._extensions: dict[tuple[str, str], tuple[trio.CapacityLimiter, int]] = {}
+        self._tenants: dict[str, _KeyCap] = {}
+        self._extensions: dict[tuple[str, str], _KeyCap] = {}
         self._waiting = 0
         self._running = 0
         # Tenant -> its invocations waiting in slot(), oldest first (for the fair queue's longest queue drop).
@@ -296,10 +298,9 @@ class Admission:
         """``fair`` or ``fifo``: how waiting invocations of different tenants are ordered."""
         return self._gate.discipline
 
-    @asynccontextmanager
-    async def slot(
+    def slot(
         self, tenant: str, extension: str, *, deadline: float = math.inf, memory_mb: int = 0
-    ) -> AsyncIterator[None]:
+    ) -> AbstractAsyncContextManager[None]:
         """Hold one slot of each cap, and ``memory_mb`` of the memory budget, for the duration of the block.
 
         Args:
@@ -310,13 +311,59 @@ class Admission:
         Raises:
             Overloaded: the queue is full, or no slot came free within the queue timeout or before ``deadline``.
         """
+        return _Slot(self, tenant, extension, deadline, memory_mb)
+
+    def _take_now(self, tenant: str, extension: str, memory_mb: int) -> tuple[int, int] | None:
+        """Every cap at once when none has to be waited for (nobody queues, each has room): the common case of a
+        runner that is not saturated, taken without a coroutine, a cancel scope or a queue place.
+
+        Returns the runner-wide slots taken (:meth:`SharedCaps.try_hold`; ``_NO_SHARED`` without shared caps) for
+        :meth:`_give_back_now`, or None when something must be waited for (nothing is held then).
+        """
+        if self._waiting:
+            return None
+        tenant_cap = self._tenants.get(tenant)
+        ext_cap = self._extensions.get((tenant, extension))
+        if (tenant_cap is not None and tenant_cap.held >= self._per_tenant) or (
+            ext_cap is not None and ext_cap.held >= self._per_extension
+        ) or self._gate.would_wait(memory_mb):
+            return None
+        held = _NO_SHARED
+        if self._shared is not None:
+            taken = self._shared.try_hold(tenant, extension)
+            if taken is None:
+                return None
+            held = taken
+        _take(self._tenants, tenant).held += 1
+        _take(self._extensions, (tenant, extension)).held += 1
+        self._gate.take_now(memory_mb)
+        self._running += 1
+        return held
+
+    def _give_back_now(self, tenant: str, extension: str, memory_mb: int, held: tuple[int, int]) -> None:
+        """Give back what :meth:`_take_now` took, in the reverse order."""
+        self._running -= 1
+        self._gate.release(memory_mb)
+        if self._shared is not None and held is not _NO_SHARED:
+            self._shared.give_back_held(tenant, extension, held)
         ext_key = (tenant, extension)
-        tenant_limiter = _take(self._tenants, tenant, self._per_tenant)
-        ext_limiter = _take(self._extensions, ext_key, self._per_extension)
-        limiters = (tenant_limiter, ext_limiter)
+        self._extensions[ext_key].release()
+        _release(self._extensions, ext_key)
+        self._tenants[tenant].release()
+        _release(self._tenants, tenant)
+
+    @asynccontextmanager
+    async def _queued_slot(
+        self, tenant: str, extension: str, *, deadline: float = math.inf, memory_mb: int = 0
+    ) -> AsyncIterator[None]:
+        """:meth:`slot` when some cap has to be waited for (or others already wait): the queue, in fair order."""
+        ext_key = (tenant, extension)
+        tenant_cap = _take(self._tenants, tenant)
+        ext_cap = _take(self._extensions, ext_key)
+        caps = ((tenant_cap, self._per_tenant), (ext_cap, self._per_extension))
         gate = self._gate
         try:
-            must_wait = any(limiter.available_tokens == 0 for limiter in limiters) or gate.would_wait(memory_mb)
+            must_wait = any(not cap.has_room(size) for cap, size in caps) or gate.would_wait(memory_mb)
             if must_wait and self._waiting >= self._max_queue:
                 self._make_room(tenant)
             async with AsyncExitStack() as stack:
@@ -331,7 +378,7 @@ class Admission:
                 queued.append(place)
                 try:
                     with place.scope:
-                        await self._acquire(stack, tenant, extension, limiters, memory_mb, give_up, reason)
+                        await self._acquire(stack, tenant, extension, caps, memory_mb, give_up, reason)
                     if place.pushed_out:
                         raise Overloaded("queue full (its place was given to a tenant with fewer waiters)")
                 finally:
@@ -372,22 +419,17 @@ class Admission:
         stack: AsyncExitStack,
         tenant: str,
         extension: str,
-        limiters: tuple[trio.CapacityLimiter, trio.CapacityLimiter],
+        caps: tuple[tuple[_KeyCap, int], tuple[_KeyCap, int]],
         memory_mb: int,
         give_up: float,
         reason: str,
     ) -> None:
         """Take the tenant's and the extension's slots, the shared caps, then the gate (in this order)."""
         gate = self._gate
-        for limiter in limiters:
-            try:
-                limiter.acquire_nowait()
-            except trio.WouldBlock:
-                with trio.move_on_at(give_up) as waited:
-                    await limiter.acquire()
-                if waited.cancelled_caught:
-                    raise Overloaded(reason) from None
-            stack.callback(limiter.release)
+        for cap, size in caps:
+            if not await cap.acquire(size, give_up):
+                raise Overloaded(reason)
+            stack.callback(cap.release)
         if self._shared is not None:
             await stack.enter_async_context(self._shared.hold(tenant, extension, give_up=give_up, reason=reason))
         # The global slot and the memory reservation, in fair order between tenants.
@@ -409,15 +451,89 @@ class _Place:
         self.pushed_out = False
 
 
-def _take(table: dict[K, tuple[trio.CapacityLimiter, int]], key: K, size: int) -> trio.CapacityLimiter:
-    limiter, users = table.get(key) or (trio.CapacityLimiter(size), 0)
-    table[key] = (limiter, users + 1)
-    return limiter
+_NO_SHARED: Final = (-1, -1)
+"""What :meth:`Admission._take_now` returns when the runner has no shared caps (one worker process)."""
 
 
-def _release(table: dict[K, tuple[trio.CapacityLimiter, int]], key: K) -> None:
-    limiter, users = table[key]
-    if users <= 1:
+@final
+class _Slot:
+    """``async with admission.slot(...)``: every cap taken at once when none must be waited for, else the queue."""
+
+    __slots__ = ("_admission", "_deadline", "_extension", "_held", "_memory_mb", "_queued", "_tenant")
+
+    def __init__(self, admission: Admission, tenant: str, extension: str, deadline: float, memory_mb: int) -> None:
+        self._admission = admission
+        self._tenant = tenant
+        self._extension = extension
+        self._deadline = deadline
+        self._memory_mb = memory_mb
+        self._held: tuple[int, int] | None = None
+        self._queued: AbstractAsyncContextManager[None] | None = None
+
+    async def __aenter__(self) -> None:
+        admission = self._admission
+        self._held = admission._take_now(self._tenant, self._extension, self._memory_mb)
+        if self._held is not None:
+            return
+        queued = admission._queued_slot(self._tenant, self._extension, deadline=self._deadline,
+                                        memory_mb=self._memory_mb)
+        await queued.__aenter__()
+        self._queued = queued
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        if self._held is not None:
+            self._admission._give_back_now(self._tenant, self._extension, self._memory_mb, self._held)
+            return None
+        assert self._queued is not None
+        return await self._queued.__aexit__(exc_type, exc, tb)
+
+
+@final
+class _KeyCap:
+    """One tenant's (or extension's) cap in this process: ``held`` slots taken, waiters parked first come,
+    first served; a slot given back goes straight to the first waiter (no barging). ``users``: tasks inside
+    :meth:`Admission.slot` for this key, waiting or running (the entry is dropped at zero)."""
+
+    __slots__ = ("held", "lot", "users")
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.users = 0
+        self.lot: trio.lowlevel.ParkingLot | None = None  # made on the first wait
+
+    def has_room(self, size: int) -> bool:
+        return self.held < size and not (self.lot is not None and len(self.lot))
+
+    async def acquire(self, size: int, give_up: float) -> bool:
+        """Take a slot, waiting until ``give_up`` at most; False when none came."""
+        if self.has_room(size):
+            self.held += 1
+            return True
+        if self.lot is None:
+            self.lot = trio.lowlevel.ParkingLot()
+        with trio.move_on_at(give_up):
+            await self.lot.park()  # unparked by release(), which handed its slot over
+            return True
+        return False
+
+    def release(self) -> None:
+        if self.lot is not None and self.lot.unpark():
+            return  # the slot went to the first waiter
+        self.held -= 1
+
+
+def _take(table: dict[K, _KeyCap], key: K) -> _KeyCap:
+    cap = table.get(key)
+    if cap is None:
+        cap = table[key] = _KeyCap()
+    cap.users += 1
+    return cap
+
+
+def _release(table: dict[K, _KeyCap], key: K) -> None:
+    cap = table[key]
+    cap.users -= 1
+    if cap.users <= 0:
         del table[key]
-    else:
-        table[key] = (limiter, users - 1)

@@ -81,11 +81,33 @@ class SharedCaps:
                 held.append((key, await self._take(key, size, give_up, reason)))
             yield
         finally:
-            for slot_key, slot in held:
-                self.give_back(slot_key, slot)
-                event = self._released.pop(slot_key, None)
-                if event is not None:
-                    event.set()
+            for slot_key, slot in reversed(held):
+                self._give_back_and_wake(slot_key, slot)
+
+    def try_hold(self, tenant: str, extension: str) -> tuple[int, int] | None:
+        """What :meth:`hold` takes, without waiting: ``(tenant slot, extension slot)`` for
+        :meth:`give_back_held`, or None when either cap is full (nothing is held then)."""
+        tenant_key, ext_key = ("tenant", tenant), ("extension", tenant, extension)
+        tenant_slot = self.try_take(tenant_key, self._per_tenant)
+        if tenant_slot is None:
+            return None
+        ext_slot = self.try_take(ext_key, self._per_extension)
+        if ext_slot is None:
+            self._give_back_and_wake(tenant_key, tenant_slot)
+            return None
+        return tenant_slot, ext_slot
+
+    def give_back_held(self, tenant: str, extension: str, held: tuple[int, int]) -> None:
+        """Give back what :meth:`try_hold` took (extension first, then tenant, as :meth:`hold` does)."""
+        tenant_slot, ext_slot = held
+        self._give_back_and_wake(("extension", tenant, extension), ext_slot)
+        self._give_back_and_wake(("tenant", tenant), tenant_slot)
+
+    def _give_back_and_wake(self, key: tuple[str, ...], slot: int) -> None:
+        self.give_back(key, slot)
+        event = self._released.pop(key, None)
+        if event is not None:
+            event.set()
 
     def try_take(self, key: tuple[str, ...], size: int) -> int | None:
         """One free slot of ``key`` (its index: :meth:`give_back` it), or None when all ``size`` are taken."""
