@@ -46,7 +46,7 @@ from cache import ArtifactCache, CacheEntry, CacheError, CacheFull, DiskCache, F
 
 from ._errors import BundleUnavailable
 
-__all__ = ["BundleService", "Compiler"]
+__all__ = ["BundleService", "Compiler", "Warm"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,15 @@ class _Checked:
     data: bytes
     status: SignatureStatus
     contents: BundleContents
+
+
+@dataclass(frozen=True, slots=True)
+class Warm:
+    """What :meth:`BundleService.pin_warm` hands out: the pinned entry, the compiled component, the manifest."""
+
+    entry: CacheEntry
+    component: Any
+    manifest: Manifest
 
 
 @dataclass
@@ -112,6 +121,9 @@ class BundleService:
         self._max_bundle_bytes = max_bundle_bytes
         self._limits = archive_limits or ArchiveLimits()
         self._manifests: dict[str, Manifest] = {}
+        # Hashes whose cache entry this process found signed by a trusted key under the current policy (the
+        # entry is content-addressed: it cannot change while cached; a discard forgets it).
+        self._trusted: set[str] = set()
         self._loads: dict[str, _Load] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -142,15 +154,40 @@ class BundleService:
                     raise BundleUnavailable(f"cache_error: {exc}") from exc
                 raise
             if trusted:
+                self._trusted.add(hex_digest)
                 async with stack:
                     yield entry
                 return
             await stack.aclose()
             # Admitted under an older policy (no trust bundle then): fetch again under the current one.
             log.warning("bundle sha256:%s was cached under another signature policy: refetching", hex_digest)
+            self._trusted.discard(hex_digest)
             await self.disk.discard(hex_digest)
             self.artifacts.forget(hex_digest)
         raise BundleUnavailable("signature_invalid: cached entry no longer trusted")
+
+    def pin_warm(self, hex_digest: str) -> Warm | None:
+        """An invocation's warm path, without awaiting anything: the bundle's cache entry pinned (give it back with
+        :meth:`unpin`), its compiled component in memory and its manifest parsed, all already checked by an
+        earlier :meth:`entry`. None when any of them is not at hand: then :meth:`load` and :meth:`entry` do the
+        work (and the waiting)."""
+        manifest = self._manifests.get(hex_digest)
+        if manifest is None or (self._policy.trust is not None and hex_digest not in self._trusted):
+            return None
+        key = (hex_digest, self._compiler.target)
+        compiled = self.artifacts.compiled
+        if key not in compiled:
+            return None
+        entry = self.disk.pin_held(hex_digest)
+        if entry is None:
+            return None
+        component = compiled.hit(key)  # in memory a moment ago, and nothing ran since
+        assert component is not None
+        return Warm(entry, component, manifest)
+
+    async def unpin(self, entry: CacheEntry) -> None:
+        """Give back the pin of :meth:`pin_warm`."""
+        await self.disk.unpin(entry)
 
     @property
     def layout_fields(self) -> frozenset[str]:

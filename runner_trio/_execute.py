@@ -124,8 +124,7 @@ async def execute(runtime: Runtime, request: ExecuteRequest, timing: Timing | No
     if usage is not None:
         result = dataclasses.replace(result, usage=usage)
         metrics.record_usage(ctx.tenant_id, ctx.extension_id, usage)
-    metrics.invocations.labels(outcome).inc()
-    metrics.invocation_seconds.observe(trio.current_time() - started)
+    metrics.count_invocation(outcome, trio.current_time() - started)
     if recording is not None and runtime.journal is not None:
         result = runtime.journal.finish(recording, request, result, outcome=outcome, timing=timing.phases())
     return result
@@ -170,6 +169,14 @@ async def run_invocation(
     # by their own limits). RUNNER_MAX_TIMEOUT_MS caps the guest either way: it protects the slots, not callers.
     deadline = started + given_ms / 1000 if given_ms else math.inf
     timeout_s = min(given_ms or settings.default_timeout_ms, settings.max_timeout_ms) / 1000
+    # The warm path (the bundle fetched, checked and compiled by an earlier invocation) takes nothing to await.
+    warm = runtime.bundles.pin_warm(ctx.content_hash)
+    if warm is not None:
+        try:
+            return await _admitted(runtime, request, warm.component, warm.manifest, emit, timing, counters, tap,
+                                   started=started, deadline=deadline, timeout_s=timeout_s)
+        finally:
+            await runtime.bundles.unpin(warm.entry)
     async with AsyncExitStack() as stack:
         # The bundle first, holding no slot: a compile takes seconds, and requests queueing behind slots held
         # by waiting ones would be refused as overloaded. The wait is the request's to bound; the load itself
@@ -181,36 +188,56 @@ async def run_invocation(
             timing.load = trio.current_time() - started
         if loading.cancelled_caught:
             raise ExecuteFailed("timeout", "the deadline passed while loading the bundle")
+        return await _admitted(runtime, request, component, manifest, emit, timing, counters, tap,
+                               started=started, deadline=deadline, timeout_s=timeout_s)
 
-        queued = trio.current_time()
-        try:
-            await stack.enter_async_context(
-                runtime.admission.slot(ctx.tenant_id, ctx.extension_id, deadline=deadline,
-                                       memory_mb=_memory_mb(settings, request))
-            )
-        except Overloaded:
-            if trio.current_time() >= deadline:
-                raise ExecuteFailed("timeout", "the deadline passed while waiting for a slot") from None
-            raise
-        finally:
-            timing.queue = trio.current_time() - queued
 
-        running = trio.current_time()
-        runtime.metrics.inflight.inc()
-        stack.callback(runtime.metrics.inflight.dec)
-        try:
-            if tap is not None and tap.grants is not None:
-                grants = tap.grants  # a replay: what the recorded invocation had
-            else:
-                grants = _grants(request.providers, frozenset(manifest.capabilities), emit)
-            if tap is not None and tap.recording is not None:
-                tap.recording.grants = grants
-            return await _guest(
-                runtime, request, component, grants, emit, counters, tap, deadline=deadline, timeout_s=timeout_s,
-                declared=manifest,
-            )
-        finally:
-            timing.guest = trio.current_time() - running
+async def _admitted(
+    runtime: Runtime,
+    request: ExecuteRequest,
+    component: Any,
+    manifest: Manifest,
+    emit: EventSink,
+    timing: Timing,
+    counters: InvocationCounters,
+    tap: JournalTap | None,
+    *,
+    started: float,
+    deadline: float,
+    timeout_s: float,
+) -> ExecuteResult:
+    """The guest of a loaded bundle, in an admission slot (``timing.load`` ends here, at the latest)."""
+    ctx = request.context
+    queued = trio.current_time()
+    timing.load = queued - started
+    slot = runtime.admission.slot(ctx.tenant_id, ctx.extension_id, deadline=deadline,
+                                  memory_mb=_memory_mb(runtime.settings, request))
+    try:
+        await slot.__aenter__()
+    except Overloaded:
+        if trio.current_time() >= deadline:
+            raise ExecuteFailed("timeout", "the deadline passed while waiting for a slot") from None
+        raise
+    finally:
+        timing.queue = trio.current_time() - queued
+    inflight = runtime.metrics.inflight
+    running = trio.current_time()
+    inflight.inc()
+    try:
+        if tap is not None and tap.grants is not None:
+            grants = tap.grants  # a replay: what the recorded invocation had
+        else:
+            grants = _grants(request.providers, frozenset(manifest.capabilities), emit)
+        if tap is not None and tap.recording is not None:
+            tap.recording.grants = grants
+        return await _guest(
+            runtime, request, component, grants, emit, counters, tap, deadline=deadline, timeout_s=timeout_s,
+            declared=manifest,
+        )
+    finally:
+        timing.guest = trio.current_time() - running
+        inflight.dec()
+        await slot.__aexit__(None, None, None)
 
 
 async def _load(runtime: Runtime, ctx: RequestContext, stack: AsyncExitStack) -> tuple[Any, Manifest]:

@@ -109,8 +109,8 @@ class RunnerMetrics:
         self.invocations = Counter(
             "runner_invocations", "Invocations by outcome.", ["outcome"], registry=r
         )
-        for outcome in OUTCOMES:
-            self.invocations.labels(outcome)
+        # One child per outcome, made here: labels() validates and locks on every call.
+        self._outcomes = {outcome: self.invocations.labels(outcome) for outcome in OUTCOMES}
         self.invocation_seconds = Histogram(
             "runner_invocation_seconds",
             "Time from admission to response, per invocation.",
@@ -159,6 +159,12 @@ class RunnerMetrics:
         # and there are eight counters per answer. As many entries as the registry has series anyway.
         self._usage_children: dict[tuple[str, ...], dict[str, Counter]] = {}
         self._calls_children: dict[tuple[str, ...], Counter] = {}
+
+    def count_invocation(self, outcome: str, seconds: float) -> None:
+        """One invocation over, with its ``outcome`` (one of :data:`OUTCOMES`) after ``seconds``."""
+        child = self._outcomes.get(outcome)
+        (child if child is not None else self.invocations.labels(outcome)).inc()
+        self.invocation_seconds.observe(seconds)
 
     def record_usage(self, tenant: str, extension: str, usage: Mapping[str, float]) -> None:
         """Add one answer's ``usage`` to the counters (keys outside the contract's fields and ``calls.*`` are

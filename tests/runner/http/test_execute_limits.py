@@ -89,8 +89,10 @@ async def test_the_memory_budget_holds_a_guest_back_then_refuses_it_as_overloade
             inner.start_soon(call, "spin", spin, {"timeout_ms": 1500, "memory_mb": 64})
             await trio.sleep(0.2)  # the spinning guest holds 64 of the 96 MB
             # 32 MB fits beside it and runs at once; 64 MB more would exceed the budget: it waits in the
-            # queue and, the spinning guest outlasting the queue timeout, is refused as overloaded.
-            inner.start_soon(call, "fits", echo, {"memory_mb": 32})
+            # queue and, the spinning guest outlasting the queue timeout, is refused as overloaded. One after
+            # the other: sent together, the second could reach the runner first, and one tenant's waiters are
+            # served in arrival order (the 32 MB call would queue behind the 64 MB one).
+            await call("fits", echo, {"memory_mb": 32})
             inner.start_soon(call, "exceeds", echo, {"memory_mb": 64})
         assert results["spin"]["error"] == "execute_failed: timeout"
         assert results["fits"]["status"] == 200
