@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -118,3 +120,64 @@ def summarize(results: Sequence[LoadResult]) -> tuple[float, LoadResult]:
     for r in results:
         merged.merge(r)
     return median([r.rps for r in results]), merged
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    """One ``wrk`` run: requests/s and latency percentiles (seconds), measured by a C client."""
+
+    rps: float
+    p50: float
+    p99: float
+    errors: int
+
+
+_WRK_SCRIPT = """\
+wrk.method = {method}
+wrk.body = {body}
+{headers}
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+bad = 0
+function response(status, headers, body)
+  if status < 200 or status >= 300 or ({expect} ~= nil and not string.find(body, {expect}, 1, true)) then
+    bad = bad + 1
+  end
+end
+function done(summary, latency, requests)
+  local wrong = 0
+  for _, thread in ipairs(threads) do wrong = wrong + thread:get("bad") end
+  local e = summary.errors
+  io.write(string.format("WRK %d %d %d %d %d\\n", summary.requests, summary.duration, latency:percentile(50),
+           latency:percentile(99), wrong + e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def _lua(value: str | None) -> str:
+    return "nil" if value is None else json.dumps(value)  # a JSON string is a valid Lua string literal here
+
+
+async def wrk_slice(target: Target, *, connections: int, duration: float) -> WrkResult:
+    """``connections`` kept-alive connections in a closed loop for ``duration`` seconds, driven by ``wrk`` (one
+    thread): the server's latency without a Python client's own CPU on the same cores.
+
+    Raises:
+        RuntimeError: wrk failed or a response was not the expected one.
+    """
+    headers = "\n".join(f"wrk.headers[{_lua(k)}] = {_lua(v)}" for k, v in target.headers.items())
+    script = _WRK_SCRIPT.format(method=_lua(target.method), body=_lua((target.body or b"").decode()),
+                                headers=headers, expect=_lua(target.expect.decode() if target.expect else None))
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        lua.write(script)
+        lua.flush()
+        done = await trio.run_process(
+            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "-s", lua.name,
+             target.url + target.path], capture_stdout=True, capture_stderr=True, check=False)
+    line = next((x for x in done.stdout.decode().splitlines() if x.startswith("WRK ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.decode()[-300:]}")
+    requests, micros, p50, p99, errors = (int(x) for x in line.split()[1:])
+    if errors:
+        raise RuntimeError(f"wrk: {errors} of {requests} requests failed against {target.url}{target.path}")
+    return WrkResult(rps=requests / (micros / 1e6), p50=p50 / 1e6, p99=p99 / 1e6, errors=errors)

@@ -29,8 +29,8 @@ from typing import Any
 
 import httpx
 
-from ._common import Row, Workspace, execute_doc, execute_headers, log, pick, wat_guest
-from ._load import LoadResult, Target, closed_loop, summarize
+from ._common import Row, Workspace, execute_doc, execute_headers, log, median, pick, wat_guest
+from ._load import LoadResult, Target, WrkResult, closed_loop, summarize, wrk_slice
 from ._procs import cpu_seconds, process_count, start_runner, start_service, tree, warmup
 
 AIM = 1.6
@@ -146,6 +146,7 @@ async def _echo_default_caps(ws: Workspace, digest: str, workers: int) -> None:
             shares = await _spread(client, multi.url, before)
             tail_sides = {name: sides[name] for name in (f"{workers} workers", f"bare x{workers}")}
             tail = await _slices(ws, "WAT echo, default caps", tail_sides, P99_CLIENTS)
+            wrk_tail = await _wrk_slices(ws, tail_sides, P99_CLIENTS)
     finally:
         await single.stop()
         await multi.stop()
@@ -177,6 +178,32 @@ async def _echo_default_caps(ws: Workspace, digest: str, workers: int) -> None:
         f"p99 ≤ {P99_AIM_MS:g} ms",
         runner_tail.p99 * 1e3 <= P99_AIM_MS,
     ))
+    runner_wrk, bare_wrk = wrk_tail[f"{workers} workers"], wrk_tail[f"bare x{workers}"]
+    ws.report.add(Row(
+        "workers",
+        f"same, measured by wrk (a C client: no Python client's CPU on the same cores; median of "
+        f"{len(runner_wrk)} slices' p50 and p99) ({median([r.rps for r in runner_wrk]):.0f} vs "
+        f"{median([r.rps for r in bare_wrk]):.0f} req/s)",
+        f"runner {median([r.p50 for r in runner_wrk]) * 1e3:.2f} / {median([r.p99 for r in runner_wrk]) * 1e3:.2f} ms",
+        f"bare x{workers} {median([r.p50 for r in bare_wrk]) * 1e3:.2f} / "
+        f"{median([r.p99 for r in bare_wrk]) * 1e3:.2f} ms",
+        f"p99 {median([r.p99 for r in runner_wrk]) * 1e3:.2f} ms",
+        f"p99 ≤ {P99_AIM_MS:g} ms",
+        median([r.p99 for r in runner_wrk]) * 1e3 <= P99_AIM_MS,
+    ))
+
+
+async def _wrk_slices(ws: Workspace, sides: dict[str, Target], clients: int) -> dict[str, list[WrkResult]]:
+    """Alternating ``wrk`` slices over ``sides`` (as :func:`_slices` does with the Python client)."""
+    slice_s = pick(ws.quick, 2.0, 4.0)
+    rounds = pick(ws.quick, 2, 4)
+    got: dict[str, list[WrkResult]] = {name: [] for name in sides}
+    for i in range(rounds):
+        for name in list(sides) if i % 2 == 0 else list(reversed(sides)):
+            result = await wrk_slice(sides[name], connections=clients, duration=slice_s)
+            got[name].append(result)
+            log(f"wrk, {name}, {clients} connections: {result.rps:.0f} req/s, p99 {result.p99 * 1e3:.2f} ms")
+    return got
 
 
 async def _one_vs_many(ws: Workspace, label: str, digest: str, doc: dict[str, Any], workers: int, aim: float,
