@@ -31,7 +31,7 @@ from contract import (
     load_json,
     parse_content_hash,
 )
-from servicekit import server_span, tracer
+from servicekit import new_request_id, server_span, tracer
 
 from ._errors import BodyTooLarge, RequestInvalid, RunnerError, UnknownCapabilities
 from ._execute import Timing, execute, remember_result
@@ -88,7 +88,7 @@ def _request_id(doc_request_id: str | None) -> str:
     given = given.strip()
     if given and len(given) <= _REQUEST_ID_MAX and given.isprintable():
         return given
-    return str(uuid.uuid4())
+    return new_request_id()
 
 
 @api.post("/v1/execute")

@@ -21,6 +21,7 @@
   (a bookkeeping table and an advisory lock), for every service that keeps state there.
 - :func:`configure_tracing`, :func:`server_span`, :func:`child_span`, :func:`inject_trace`, :func:`tracer`:
   OpenTelemetry tracing, off unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, ``traceparent`` passed on either way.
+- :func:`new_request_id`: a request id for a request that brought none, without a system call (``_ids.py``).
 - :func:`render_settings_doc` (and ``python -m servicekit docs/configuration.md``): the settings tables of
   the documentation generated from the code.
 
@@ -31,6 +32,7 @@ from ._accesslog import AccessLogger
 from ._connections import harden_connections
 from ._docs import render_settings_doc, resolve_table, table_refs
 from ._errors import InvalidSetting, ServiceKitError
+from ._ids import new_request_id
 from ._json_errors import json_errors
 from ._logging import (
     CONTEXT_FIELDS,
@@ -107,6 +109,7 @@ __all__ = [
     "log_formatter",
     "migrate_postgres",
     "mode",
+    "new_request_id",
     "one_line",
     "optional_path",
     "optional_text",

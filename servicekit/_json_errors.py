@@ -21,11 +21,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from typing import Final
 
 from quart import Quart, Response, g, has_request_context, request
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+from ._ids import new_request_id
 
 __all__ = ["json_errors"]
 
@@ -90,4 +91,4 @@ def _request_id() -> str:
     if isinstance(known, str) and known:
         return known
     given = request.headers.get(_REQUEST_ID_HEADER, "").strip() if has_request_context() else ""
-    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    return given if _REQUEST_ID.fullmatch(given) else new_request_id().replace("-", "")
