@@ -444,10 +444,12 @@ class SqlRegistry(CanaryRepository, JournalRecords):
         request_id: str,
         status: int | None = None,
         at: str | None = None,
+        finished: Sequence[tuple[int, int]] = (),
     ) -> int:
         now = at or utc_now()
 
         def work(conn: Db) -> int:
+            _finish_audits(conn, finished)  # first: a failure leaves no row behind for a call that is not made
             row = conn.execute(
                 "INSERT INTO audit_log (at, tenant_id, user_id, extension_id, method, path, status, request_id) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -459,7 +461,11 @@ class SqlRegistry(CanaryRepository, JournalRecords):
         return await self._run(work)
 
     async def finish_audit(self, audit_id: int, status: int) -> None:
-        await self._run(lambda conn: conn.execute("UPDATE audit_log SET status = ? WHERE id = ?", (status, audit_id)))
+        await self.finish_audits([(audit_id, status)])
+
+    async def finish_audits(self, finished: Sequence[tuple[int, int]]) -> None:
+        if finished:
+            await self._run(lambda conn: _finish_audits(conn, finished))
 
     async def list_audit(self, tenant_id: str, *, limit: int) -> list[AuditEntry]:
         return await self._run(
@@ -497,3 +503,10 @@ class SqlRegistry(CanaryRepository, JournalRecords):
             return usage.get_budgets(conn, tenant_id)
 
         return await self._run(work)
+
+
+def _finish_audits(conn: Db, finished: Sequence[tuple[int, int]]) -> None:
+    # One statement each, not a transaction: setting a status is idempotent, and on PostgreSQL a write step
+    # would take the registry's write lock for rows no other writer touches.
+    for audit_id, status in finished:
+        conn.execute("UPDATE audit_log SET status = ? WHERE id = ?", (status, audit_id))

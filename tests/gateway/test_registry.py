@@ -129,6 +129,18 @@ async def test_audit_rows(registry: SqlRegistry) -> None:
     assert (entry.method, entry.path, entry.status, entry.request_id) == ("GET", "/a", 200, "r1")
 
 
+async def test_statuses_ride_along_with_the_next_audit_row(registry: SqlRegistry) -> None:
+    first = await registry.record_audit(tenant_id="acme", user_id="u", extension_id="echo", method="GET",
+                                        path="/a", request_id="r1")
+    second = await registry.record_audit(tenant_id="acme", user_id="u", extension_id="echo", method="GET",
+                                         path="/b", request_id="r2", finished=[(first, 200)])
+    third = await registry.record_audit(tenant_id="acme", user_id="u", extension_id="echo", method="GET",
+                                        path="/c", request_id="r3")
+    await registry.finish_audits([(second, 502), (third, 499)])
+    entries = await registry.list_audit("acme", limit=10)
+    assert [(e.path, e.status) for e in entries] == [("/c", 499), ("/b", 502), ("/a", 200)]
+
+
 async def test_concurrent_calls_share_the_pool(registry: SqlRegistry) -> None:
     await registry.create_tenant("acme", "Acme")
 
