@@ -129,7 +129,7 @@ async def proxy(ext_id: str, rest: str) -> Response:
 
     principal = await authenticate(st.registry, st.signer, request.headers, request.cookies)
     check_origin(method=method, principal=principal, origin=request.headers.get("origin"),
-                 own_origin=request.host_url.rstrip("/"), allowed=st.settings.allowed_origins)
+                 own_origin=_own_origin, allowed=st.settings.allowed_origins)
     claimed = request.headers.get("x-alga-tenant")
     if claimed is not None and claimed != principal.tenant_id:
         raise Forbidden("tenant_mismatch", "x-alga-tenant does not match the caller's tenant")
@@ -442,3 +442,7 @@ def _preflight(st: GatewayState) -> Response:
         }
     )
     return response
+
+
+def _own_origin() -> str:
+    return request.host_url.rstrip("/")
