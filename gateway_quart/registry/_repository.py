@@ -57,6 +57,11 @@ class SqlRegistry(CanaryRepository, JournalRecords):
     async def _run(self, fn: Callable[[Db], T]) -> T:
         raise NotImplementedError
 
+    async def _run_quick_write(self, fn: Callable[[Db], T]) -> T:
+        """Run a short write that may be run again after it found the database busy; as :meth:`_run` unless
+        the backend has a cheaper way (SQLite: see ``_sqlite.py``)."""
+        return await self._run(fn)
+
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
 
@@ -458,7 +463,8 @@ class SqlRegistry(CanaryRepository, JournalRecords):
             assert row is not None
             return int(row[0])
 
-        return await self._run(work)
+        # Autocommit statements: one that finds the database busy did nothing, the ones before it may run again.
+        return await self._run_quick_write(work)
 
     async def finish_audit(self, audit_id: int, status: int) -> None:
         await self.finish_audits([(audit_id, status)])

@@ -222,3 +222,31 @@ async def test_concurrent_registrations_from_several_gateways_agree(postgres_url
         await registry.aclose()
     assert len({version_id for version_id, _ in results}) == 1
     assert sum(created for _, created in results) == 1
+
+
+async def test_the_audit_row_waits_in_a_thread_while_another_writer_holds_the_lock(tmp_path: Path) -> None:
+    # SQLite writes the row on the event loop's connection, which never waits for the lock: when another
+    # connection holds it, the row is written from a worker thread once the lock is free.
+    path = str(tmp_path / "r.sqlite3")
+    registry = await SqliteRegistry.open(path)
+    first = await registry.record_audit(tenant_id="acme", user_id=None, extension_id="e", method="GET",
+                                        path="/first", request_id="r1")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    written = trio.Event()
+
+    async def write() -> None:
+        await registry.record_audit(tenant_id="acme", user_id=None, extension_id="e", method="GET",
+                                    path="/second", request_id="r2", finished=[(first, 200)])
+        written.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(write)
+        await trio.sleep(0.2)
+        assert not written.is_set()
+        other.execute("COMMIT")
+        with trio.fail_after(5):
+            await written.wait()
+    other.close()
+    assert {e.path: e.status for e in await registry.list_audit("acme", limit=10)} == {"/first": 200, "/second": None}
+    await registry.aclose()
