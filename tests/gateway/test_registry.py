@@ -22,6 +22,7 @@ from gateway_quart.registry import (
     SqlRegistry,
     open_registry,
 )
+from gateway_quart.registry import _sqlite as sqlite_backend
 from tests._postgres import PostgresServer
 
 
@@ -249,4 +250,27 @@ async def test_the_audit_row_waits_in_a_thread_while_another_writer_holds_the_lo
             await written.wait()
     other.close()
     assert {e.path: e.status for e in await registry.list_audit("acme", limit=10)} == {"/first": 200, "/second": None}
+    await registry.aclose()
+
+
+async def test_writes_on_the_event_loops_connection_are_checkpointed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # That connection never checkpoints itself: every LOOP_CHECKPOINT_EVERY writes a worker thread does, so the
+    # rows reach the database file even when nothing else writes.
+    monkeypatch.setattr(sqlite_backend, "LOOP_CHECKPOINT_EVERY", 100)
+    path = tmp_path / "r.sqlite3"
+    registry = await SqliteRegistry.open(str(path))
+    await registry._run(sqlite_backend._checkpoint)  # the migrations, into the file
+    before = path.stat().st_size
+
+    async def rows(count: int) -> None:
+        for n in range(count):
+            await registry.record_audit(tenant_id="acme", user_id=None, extension_id="e", method="GET",
+                                        path=f"/{n}" * 20, request_id=str(n))
+
+    await rows(99)
+    assert path.stat().st_size == before  # all in the WAL so far
+    await rows(1)
+    assert path.stat().st_size > before
     await registry.aclose()
