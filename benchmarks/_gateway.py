@@ -67,18 +67,28 @@ async def run(ws: Workspace) -> None:
             token = (await _admin(client, gateway.url, f"/api/v1/users/{user['id']}/tokens", {"name": "bench"}))
             install = await _admin(client, gateway.url, f"/api/v1/tenants/{TENANT}/installs",
                                    {"extension_id": EXTENSION, "config": {"mode": "bench"}})
+            sent = client.headers  # what every httpx client of this run sends by default
 
+        # The document the gateway sends for the call below (its guest headers are what httpx sends plus the
+        # request id and the routing headers; the install's journal policy; the user): the guest work and the
+        # runner's work per call are the same on both sides. Only the request id differs: the gateway makes a
+        # fresh one per call.
+        request_id = str(uuid.uuid4())
+        guest_headers = {"accept": "*/*", "accept-encoding": sent["accept-encoding"], "user-agent": sent["user-agent"]}
         doc = execute_doc(py_hello, "/hello", query={"name": "gw"}, tenant=TENANT, extension=EXTENSION,
-                          headers={"accept": "*/*"})
-        doc["context"].update(request_id=str(uuid.uuid4()), install_id=install.get("id", "bench-install"))
+                          headers={**guest_headers, "x-request-id": request_id, "x-alga-tenant": TENANT,
+                                   "x-alga-extension": EXTENSION})
+        doc["context"].update(request_id=request_id, install_id=install["id"], version_id=install["version_id"])
         doc["limits"] = {"timeout_ms": 30_000}
+        doc["secret_envelope"] = None
         doc["user"] = {"user_id": user["id"], "user_email": "bench@example.com", "user_name": "Bench",
                        "user_type": "internal", "client_name": "", "additional_fields": {}}
+        doc["journal"] = install["journal_policy"]
         through = Target(gateway.url, f"/api/ext/{EXTENSION}/hello?name=gw", None,
                          {"authorization": f"Bearer {token['token']}", "accept": "*/*"}, method="GET",
                          expect=b'"greeting"')
         direct = Target(runner.url, "/v1/execute", json.dumps(doc).encode(),
-                        execute_headers(TENANT, EXTENSION))
+                        {**execute_headers(TENANT, EXTENSION), "x-request-id": request_id})
         samples: dict[str, list[float]] = {"gateway": [], "direct": []}
         async with httpx.AsyncClient(timeout=60) as gw_client, httpx.AsyncClient(timeout=60) as rn_client:
             for _ in range(10):  # warm both paths

@@ -117,8 +117,7 @@ def create_app(
             limiter=limiter,
             manifests=ManifestCache(),
             store=store,
-            # Audit rows are written in the app's nursery (set by the ASGI lifespan before start-up).
-            audit=AuditWriter(reg, nursery=getattr(app, "nursery", None)),
+            audit=AuditWriter(reg),
             fleet=fleet,
             usage=recorder,
             budgets=BudgetGuard(reg, fleet=fleet, cache_ttl_s=settings.budget_cache_ttl_s),
@@ -135,7 +134,8 @@ def create_app(
             nursery.start_soon(_run_canaries, st, canary_scope)
             nursery.start_soon(run_journal_tasks, st.journal_index, reg,
                                _journal_admin.object_deleter(settings, journal_store), journal_scope)
-            # Without the app's nursery (no lifespan), usage is written by reads and the stop's flush instead.
+            # Without the app's nursery (no lifespan), usage is written by reads and the stop's flush instead,
+            # and audit statuses as they come.
             nursery.start_soon(_background, st, usage_scope)
 
     @app.after_serving
@@ -263,9 +263,11 @@ async def serve(
 
 
 async def _background(st: GatewayState, scope: trio.CancelScope) -> None:
-    """The usage recorder's flushes and the budget counters' pushes to Redis, until the app stops."""
+    """The audit statuses' and usage recorder's flushes and the budget counters' pushes to Redis, until the app
+    stops."""
     with scope:
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(st.audit.run)
             if st.usage is not None:
                 nursery.start_soon(st.usage.run)
             if st.budgets is not None and st.fleet is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -164,12 +164,13 @@ async def authenticate(
 
 
 def check_origin(
-    *, method: str, principal: Principal, origin: str | None, own_origin: str, allowed: Iterable[str]
+    *, method: str, principal: Principal, origin: str | None, own_origin: Callable[[], str], allowed: Iterable[str]
 ) -> None:
     """Refuse cross-site state changes made with a session cookie (CSRF).
 
     A cookie rides along on any request a browser makes, so a non-safe request authenticated by it must come
-    from the gateway's own origin or an allowed one. Bearer tokens are never sent implicitly and need no check.
+    from the gateway's own origin (``own_origin()``, asked only then: werkzeug builds it from the request) or an
+    allowed one. Bearer tokens are never sent implicitly and need no check.
 
     Raises:
         Forbidden: ``origin_not_allowed``.
@@ -177,5 +178,5 @@ def check_origin(
     if principal.via != "session" or method in SAFE_METHODS or origin is None:
         return
     normalized = origin.rstrip("/").lower()
-    if normalized != own_origin.lower() and normalized not in allowed:
+    if normalized != own_origin().lower() and normalized not in allowed:
         raise Forbidden("origin_not_allowed", "cross-origin request with a session cookie refused")

@@ -129,7 +129,7 @@ async def proxy(ext_id: str, rest: str) -> Response:
 
     principal = await authenticate(st.registry, st.signer, request.headers, request.cookies)
     check_origin(method=method, principal=principal, origin=request.headers.get("origin"),
-                 own_origin=request.host_url.rstrip("/"), allowed=st.settings.allowed_origins)
+                 own_origin=_own_origin, allowed=st.settings.allowed_origins)
     claimed = request.headers.get("x-alga-tenant")
     if claimed is not None and claimed != principal.tenant_id:
         raise Forbidden("tenant_mismatch", "x-alga-tenant does not match the caller's tenant")
@@ -158,7 +158,7 @@ async def proxy(ext_id: str, rest: str) -> Response:
 
     if st.budgets is not None:
         await st.budgets.admit(principal.tenant_id)  # 429 quota_exceeded; last refusal before the runner is called
-    audit_id = await st.registry.record_audit(
+    audit_id = await st.audit.record(
         tenant_id=principal.tenant_id, user_id=principal.user.id, extension_id=ext_id, method=method,
         path=guest_path, request_id=g.request_id,
     )
@@ -175,7 +175,7 @@ async def proxy(ext_id: str, rest: str) -> Response:
         raise
     finally:
         # In ``finally``: failed calls and clients that went away (499) get their status too.
-        await st.audit.finish(audit_id, status, request_id=g.request_id)
+        await st.audit.finish(audit_id, status)
 
 
 @final
@@ -442,3 +442,7 @@ def _preflight(st: GatewayState) -> Response:
         }
     )
     return response
+
+
+def _own_origin() -> str:
+    return request.host_url.rstrip("/")

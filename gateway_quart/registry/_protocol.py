@@ -182,15 +182,20 @@ class Registry(Protocol):
         request_id: str,
         status: int | None = None,
         at: str | None = None,
+        finished: Sequence[tuple[int, int]] = (),
     ) -> int:
         """Write an audit row; returns its id.
 
-        The gateway writes one row per call once it is over, with the final ``status`` and ``at`` the time
-        the call started (RFC 3339 UTC; now when ``None``). A row written with ``status=None`` (still open)
-        can be completed by :meth:`finish_audit`.
+        ``at`` is the time the call started (RFC 3339 UTC; now when ``None``). A row written with
+        ``status=None`` (still open) is completed by :meth:`finish_audit`, or by ``finished``: final statuses
+        of earlier rows, ``(audit_id, status)``, set by the same call before the row is written (the gateway's
+        audit writer lets them ride along with the next row instead of paying a write of their own).
         """
 
     async def finish_audit(self, audit_id: int, status: int) -> None: ...
+
+    async def finish_audits(self, finished: Sequence[tuple[int, int]]) -> None:
+        """Set the final status of each ``(audit_id, status)``."""
 
     async def list_audit(self, tenant_id: str, *, limit: int) -> list[AuditEntry]: ...
 

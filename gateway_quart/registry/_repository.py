@@ -57,6 +57,11 @@ class SqlRegistry(CanaryRepository, JournalRecords):
     async def _run(self, fn: Callable[[Db], T]) -> T:
         raise NotImplementedError
 
+    async def _run_quick_write(self, fn: Callable[[Db], T]) -> T:
+        """Run a short write that may be run again after it found the database busy; as :meth:`_run` unless
+        the backend has a cheaper way (SQLite: see ``_sqlite.py``)."""
+        return await self._run(fn)
+
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
 
@@ -444,10 +449,12 @@ class SqlRegistry(CanaryRepository, JournalRecords):
         request_id: str,
         status: int | None = None,
         at: str | None = None,
+        finished: Sequence[tuple[int, int]] = (),
     ) -> int:
         now = at or utc_now()
 
         def work(conn: Db) -> int:
+            _finish_audits(conn, finished)  # first: a failure leaves no row behind for a call that is not made
             row = conn.execute(
                 "INSERT INTO audit_log (at, tenant_id, user_id, extension_id, method, path, status, request_id) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -456,10 +463,15 @@ class SqlRegistry(CanaryRepository, JournalRecords):
             assert row is not None
             return int(row[0])
 
-        return await self._run(work)
+        # Autocommit statements: one that finds the database busy did nothing, the ones before it may run again.
+        return await self._run_quick_write(work)
 
     async def finish_audit(self, audit_id: int, status: int) -> None:
-        await self._run(lambda conn: conn.execute("UPDATE audit_log SET status = ? WHERE id = ?", (status, audit_id)))
+        await self.finish_audits([(audit_id, status)])
+
+    async def finish_audits(self, finished: Sequence[tuple[int, int]]) -> None:
+        if finished:
+            await self._run(lambda conn: _finish_audits(conn, finished))
 
     async def list_audit(self, tenant_id: str, *, limit: int) -> list[AuditEntry]:
         return await self._run(
@@ -497,3 +509,10 @@ class SqlRegistry(CanaryRepository, JournalRecords):
             return usage.get_budgets(conn, tenant_id)
 
         return await self._run(work)
+
+
+def _finish_audits(conn: Db, finished: Sequence[tuple[int, int]]) -> None:
+    # One statement each, not a transaction: setting a status is idempotent, and on PostgreSQL a write step
+    # would take the registry's write lock for rows no other writer touches.
+    for audit_id, status in finished:
+        conn.execute("UPDATE audit_log SET status = ? WHERE id = ?", (status, audit_id))

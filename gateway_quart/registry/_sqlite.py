@@ -1,7 +1,19 @@
-"""The registry on SQLite: WAL mode, a small pool of connections, every call in a worker thread."""
+"""The registry on SQLite: WAL mode, a small pool of connections, every call in a worker thread but one.
+
+The one is the audit row the proxy writes before each call (:meth:`SqliteRegistry._run_quick_write`): a single
+small INSERT that, in WAL mode with ``synchronous = NORMAL``, appends to the WAL in the page cache and waits on
+nothing else: it runs on the event loop's own connection that never waits for the write lock (busy timeout 0;
+when another connection holds it, the write goes to a worker thread like any other) and never checkpoints
+(``wal_autocheckpoint = 0``; the pool's connections checkpoint as they commit, and every
+:data:`LOOP_CHECKPOINT_EVERY` such writes one is run in a worker thread, so that a run of nothing but these writes
+never grows the WAL without bound). Measured under the gateway
+benchmark, the thread hop cost ~0.4 ms of CPU and as much latency per proxied call (two thread wake-ups and the
+event loop's own); the INSERT itself ~20-40 µs.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -19,6 +31,10 @@ T = TypeVar("T")
 
 DEFAULT_POOL_SIZE: Final = 4
 DEFAULT_BUSY_TIMEOUT_S: Final = 5.0
+LOOP_CHECKPOINT_EVERY: Final = 1000
+"""Writes on the event loop's connection between two checkpoints it asks a worker thread for (see above)."""
+
+log = logging.getLogger("gateway_quart.registry")
 
 
 @final
@@ -57,6 +73,8 @@ class SqliteRegistry(SqlRegistry):
         self._busy_timeout_s = busy_timeout_s
         self._slots = trio.Semaphore(pool_size)
         self._idle: list[_SqliteDb] = []
+        self._loop_db: _SqliteDb | None = None  # the event loop thread's (see the module docstring)
+        self._loop_writes = 0
         self._closed = False
 
     @classmethod
@@ -82,17 +100,48 @@ class SqliteRegistry(SqlRegistry):
 
     _version_order = "rowid"
 
-    def _connect(self) -> _SqliteDb:
+    def _connect(self, *, loop: bool = False) -> _SqliteDb:
         if self._path != ":memory:":
             parent = os.path.dirname(os.path.abspath(self._path))
             os.makedirs(parent, exist_ok=True)
         conn = sqlite3.connect(
-            self._path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
+            self._path, timeout=0 if loop else self._busy_timeout_s, isolation_level=None, check_same_thread=False
         )
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
+        if loop:
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
         return _SqliteDb(conn)
+
+    async def _run_quick_write(self, fn: Callable[[_SqliteDb], T]) -> T:
+        """Run ``fn`` (a few autocommit statements, safe to run again after one of them found the database
+        busy) on the event loop's connection, or in a worker thread when another connection holds the write
+        lock (see the module docstring)."""
+        if self._closed or self._path == ":memory:":  # every :memory: connection is a database of its own
+            return await self._run(fn)
+        if self._loop_db is None:
+            self._loop_db = await trio.to_thread.run_sync(lambda: self._connect(loop=True))
+        try:
+            result = fn(self._loop_db)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise RegistryError(f"registry database error: {exc}") from exc
+        except sqlite3.IntegrityError as exc:
+            raise RecordConflict(f"conflicting record: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise RegistryError(f"registry database error: {exc}") from exc
+        except OSError as exc:
+            raise RegistryError(f"registry database unavailable: {exc}") from exc
+        else:
+            self._loop_writes += 1
+            if self._loop_writes % LOOP_CHECKPOINT_EVERY == 0:
+                try:
+                    await self._run(_checkpoint)
+                except RegistryError as exc:  # the write is done; the next checkpoint will catch up
+                    log.warning("WAL checkpoint failed: %s", exc.message)
+            return result
+        return await self._run(fn)  # busy: wait for the write lock in a worker thread, as every other write does
 
     async def _run(self, fn: Callable[[_SqliteDb], T]) -> T:
         if self._closed:
@@ -114,5 +163,13 @@ class SqliteRegistry(SqlRegistry):
     async def aclose(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []
+        if self._loop_db is not None:
+            idle.append(self._loop_db)
+            self._loop_db = None
         for db in idle:
             db.conn.close()
+
+
+def _checkpoint(db: _SqliteDb) -> None:
+    # PASSIVE: copies what no reader still needs into the database file, never waits for readers or writers.
+    db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

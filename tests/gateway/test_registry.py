@@ -22,6 +22,7 @@ from gateway_quart.registry import (
     SqlRegistry,
     open_registry,
 )
+from gateway_quart.registry import _sqlite as sqlite_backend
 from tests._postgres import PostgresServer
 
 
@@ -129,6 +130,18 @@ async def test_audit_rows(registry: SqlRegistry) -> None:
     assert (entry.method, entry.path, entry.status, entry.request_id) == ("GET", "/a", 200, "r1")
 
 
+async def test_statuses_ride_along_with_the_next_audit_row(registry: SqlRegistry) -> None:
+    first = await registry.record_audit(tenant_id="acme", user_id="u", extension_id="echo", method="GET",
+                                        path="/a", request_id="r1")
+    second = await registry.record_audit(tenant_id="acme", user_id="u", extension_id="echo", method="GET",
+                                         path="/b", request_id="r2", finished=[(first, 200)])
+    third = await registry.record_audit(tenant_id="acme", user_id="u", extension_id="echo", method="GET",
+                                        path="/c", request_id="r3")
+    await registry.finish_audits([(second, 502), (third, 499)])
+    entries = await registry.list_audit("acme", limit=10)
+    assert [(e.path, e.status) for e in entries] == [("/c", 499), ("/b", 502), ("/a", 200)]
+
+
 async def test_concurrent_calls_share_the_pool(registry: SqlRegistry) -> None:
     await registry.create_tenant("acme", "Acme")
 
@@ -210,3 +223,54 @@ async def test_concurrent_registrations_from_several_gateways_agree(postgres_url
         await registry.aclose()
     assert len({version_id for version_id, _ in results}) == 1
     assert sum(created for _, created in results) == 1
+
+
+async def test_the_audit_row_waits_in_a_thread_while_another_writer_holds_the_lock(tmp_path: Path) -> None:
+    # SQLite writes the row on the event loop's connection, which never waits for the lock: when another
+    # connection holds it, the row is written from a worker thread once the lock is free.
+    path = str(tmp_path / "r.sqlite3")
+    registry = await SqliteRegistry.open(path)
+    first = await registry.record_audit(tenant_id="acme", user_id=None, extension_id="e", method="GET",
+                                        path="/first", request_id="r1")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    written = trio.Event()
+
+    async def write() -> None:
+        await registry.record_audit(tenant_id="acme", user_id=None, extension_id="e", method="GET",
+                                    path="/second", request_id="r2", finished=[(first, 200)])
+        written.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(write)
+        await trio.sleep(0.2)
+        assert not written.is_set()
+        other.execute("COMMIT")
+        with trio.fail_after(5):
+            await written.wait()
+    other.close()
+    assert {e.path: e.status for e in await registry.list_audit("acme", limit=10)} == {"/first": 200, "/second": None}
+    await registry.aclose()
+
+
+async def test_writes_on_the_event_loops_connection_are_checkpointed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # That connection never checkpoints itself: every LOOP_CHECKPOINT_EVERY writes a worker thread does, so the
+    # rows reach the database file even when nothing else writes.
+    monkeypatch.setattr(sqlite_backend, "LOOP_CHECKPOINT_EVERY", 100)
+    path = tmp_path / "r.sqlite3"
+    registry = await SqliteRegistry.open(str(path))
+    await registry._run(sqlite_backend._checkpoint)  # the migrations, into the file
+    before = path.stat().st_size
+
+    async def rows(count: int) -> None:
+        for n in range(count):
+            await registry.record_audit(tenant_id="acme", user_id=None, extension_id="e", method="GET",
+                                        path=f"/{n}" * 20, request_id=str(n))
+
+    await rows(99)
+    assert path.stat().st_size == before  # all in the WAL so far
+    await rows(1)
+    assert path.stat().st_size > before
+    await registry.aclose()
