@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Final, Protocol
+
+from servicekit import new_request_id
 
 from ._errors import InvalidRequest
 
@@ -73,7 +74,7 @@ def request_id(headers: HeaderLookup) -> str:
     """
     given = headers.get(REQUEST_ID_HEADER)
     if given is None:
-        return str(uuid.uuid4())
+        return new_request_id()
     if not _TOKEN_RE.fullmatch(given):
         raise InvalidRequest({"headers.x-request-id": "must be 1-128 characters of A-Z a-z 0-9 . _ : -"},
                              code="invalid_request_id")

@@ -24,7 +24,6 @@ import json
 import logging
 import time
 import urllib.parse
-import uuid
 from typing import Final, final
 
 import trio
@@ -44,7 +43,7 @@ from contract import (
     parse_journal_policy,
     split_error,
 )
-from servicekit import server_span, tracer
+from servicekit import new_request_id, server_span, tracer
 
 from ._auth import PERMISSION_READ, PERMISSION_WRITE, Principal, authenticate, check_origin
 from ._canary import CANARY_KEY_HEADER, Route
@@ -280,7 +279,7 @@ async def _execute(
         body, has_body = guest_body or b"", guest_body is not None
     read_only = method in READ_METHODS
     key = idempotency_key(request.headers)
-    runner_key = None if read_only else key or str(uuid.uuid4())
+    runner_key = None if read_only else key or new_request_id()
     query: dict[str, str] = {}
     for name, value in request.args.items(multi=True):
         if name == OVERRIDE_KEY and request.method == "POST":
