@@ -1,8 +1,8 @@
 """Serve one service in this process and write its URL to a file: ``python -m benchmarks._serve KIND URL_FILE``.
 
 KIND is ``runner`` (``runner_trio.serve_workers`` with ``Settings.from_env()``: exactly what
-``python -m runner_trio`` runs, ``RUNNER_WORKERS`` processes), ``gateway`` (the gateway app with the
-Hypercorn config of ``python -m gateway_quart``) or ``bare`` (a Quart-trio app whose ``POST /v1/execute``
+``python -m runner_trio`` runs, ``RUNNER_WORKERS`` processes), ``gateway`` (``gateway_quart.serve``: what
+``python -m gateway_quart`` runs, drain gate and access log included) or ``bare`` (a Quart-trio app whose ``POST /v1/execute``
 parses the JSON request and answers an envelope of the same shape as the runner's, on the Hypercorn config of
 ``runner_trio.serve``): the reference side of the HTTP benchmark. With ``BENCH_BARE_PROCESSES=N`` (N > 1) the
 bare app runs as N processes behind one port the way a runner's workers do (``runner_trio._workers``): this
@@ -80,6 +80,16 @@ async def _serve_runner(url_file: Path) -> None:
         _write_url(url_file, binds)
 
 
+async def _serve_gateway(url_file: Path) -> None:
+    # What `python -m gateway_quart` runs (servicekit.serve_app: its Hypercorn config, drain gate, access log).
+    from gateway_quart import load_settings, serve
+
+    settings = load_settings(os.environ)
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(lambda task_status: serve(settings, task_status=task_status))
+        _write_url(url_file, binds)
+
+
 async def _serve_bare_processes(count: int, url_file: Path) -> None:
     """``count`` bare-app children on one port shared like the runner's workers; stop them on a signal."""
     # As runner_trio's supervisor does: a bound, never listening SO_REUSEPORT socket holds the port for all.
@@ -144,15 +154,7 @@ def _main() -> int:
     if kind == "runner":
         trio.run(_serve_runner, url_file)
     elif kind == "gateway":
-        from gateway_quart import create_app, load_settings
-
-        settings = load_settings(os.environ)
-        config.graceful_timeout = float(settings.drain_timeout_s)
-        config.accesslog = "-"  # as `python -m gateway_quart` does (servicekit.serve_app), with its logger
-        from servicekit import AccessLogger
-
-        config.logger_class = AccessLogger
-        trio.run(_serve_app, create_app(settings), config, url_file)
+        trio.run(_serve_gateway, url_file)
     elif kind == "bare" and int(os.environ.get("BENCH_BARE_PROCESSES", "1")) > 1:
         trio.run(_serve_bare_processes, int(os.environ["BENCH_BARE_PROCESSES"]), url_file)
     elif kind == "bare":
