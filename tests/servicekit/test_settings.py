@@ -160,6 +160,7 @@ def test_exported_names() -> None:
         "PostgresMigration", "SchemaTooNew", "migrate_postgres",
         "AccessLogger",
         "child_span", "configure_tracing", "inject_trace", "server_span", "tracer", "tracing_configured",
+        "new_request_id",
     }
     for name in servicekit.__all__:
         assert hasattr(servicekit, name)
