@@ -2,12 +2,12 @@
 
 KIND is ``runner`` (``runner_trio.serve_workers`` with ``Settings.from_env()``: exactly what
 ``python -m runner_trio`` runs, ``RUNNER_WORKERS`` processes), ``gateway`` (``gateway_quart.serve``: what
-``python -m gateway_quart`` runs, drain gate and access log included) or ``bare`` (a Quart-trio app whose ``POST /v1/execute``
-parses the JSON request and answers an envelope of the same shape as the runner's, on the Hypercorn config of
-``runner_trio.serve``): the reference side of the HTTP benchmark. With ``BENCH_BARE_PROCESSES=N`` (N > 1) the
-bare app runs as N processes behind one port the way a runner's workers do (``runner_trio._workers``): this
-process reserves the port (a bound, never listening ``SO_REUSEPORT`` socket) and starts N children, each
-listening on its own ``SO_REUSEPORT`` socket of it, so the kernel spreads connections between them alike.
+``python -m gateway_quart`` runs, drain gate and access log included) or ``bare`` (a Quart-trio app whose ``POST
+/v1/execute`` parses the JSON request and answers an envelope of the same shape as the runner's, on the Hypercorn
+config of ``runner_trio.serve``): the reference side of the HTTP benchmark. With ``BENCH_BARE_PROCESSES=N`` (N > 1)
+the bare app runs as N processes behind one port the way a runner's workers do (``runner_trio._workers``): this
+process reserves the port (a bound, never listening ``SO_REUSEPORT`` socket) and starts N children, each listening
+on its own ``SO_REUSEPORT`` socket of it, so the kernel spreads connections between them alike.
 
 Every service binds ``127.0.0.1:0``; the bound URL is written (atomically) to URL_FILE once it listens.
 SIGTERM or SIGINT stops it. With ``BENCH_PROFILE=PREFIX`` in the environment the service runs under cProfile
