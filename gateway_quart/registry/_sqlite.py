@@ -124,15 +124,11 @@ class SqliteRegistry(SqlRegistry):
             self._loop_db = await trio.to_thread.run_sync(lambda: self._connect(loop=True))
         try:
             result = fn(self._loop_db)
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                raise RegistryError(f"registry database error: {exc}") from exc
-        except sqlite3.IntegrityError as exc:
-            raise RecordConflict(f"conflicting record: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise RegistryError(f"registry database error: {exc}") from exc
-        except OSError as exc:
-            raise RegistryError(f"registry database unavailable: {exc}") from exc
+        except (sqlite3.Error, OSError) as exc:
+            busy = isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode in (
+                sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy:
+                raise _registry_error(exc) from exc
         else:
             self._loop_writes += 1
             if self._loop_writes % LOOP_CHECKPOINT_EVERY == 0:
@@ -153,12 +149,8 @@ class SqliteRegistry(SqlRegistry):
                     return await trio.to_thread.run_sync(fn, conn)
                 finally:
                     self._idle.append(conn)
-            except sqlite3.IntegrityError as exc:
-                raise RecordConflict(f"conflicting record: {exc}") from exc
-            except sqlite3.Error as exc:
-                raise RegistryError(f"registry database error: {exc}") from exc
-            except OSError as exc:
-                raise RegistryError(f"registry database unavailable: {exc}") from exc
+            except (sqlite3.Error, OSError) as exc:
+                raise _registry_error(exc) from exc
 
     async def aclose(self) -> None:
         self._closed = True
@@ -168,6 +160,15 @@ class SqliteRegistry(SqlRegistry):
             self._loop_db = None
         for db in idle:
             db.conn.close()
+
+
+def _registry_error(exc: sqlite3.Error | OSError) -> RegistryError:
+    """The registry's error for a failed SQLite call (a broken constraint is a :class:`RecordConflict`)."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return RecordConflict(f"conflicting record: {exc}")
+    if isinstance(exc, OSError):
+        return RegistryError(f"registry database unavailable: {exc}")
+    return RegistryError(f"registry database error: {exc}")
 
 
 def _checkpoint(db: _SqliteDb) -> None:
