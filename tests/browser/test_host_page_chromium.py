@@ -130,8 +130,14 @@ def _drive_host_page(page: Any, context: Any, target: Target, extension_calls: A
 
     # resize: the frame reported its content height and the host applied it (clamped); growing it grows the frame.
     _until(page, f"{HOST}.dataset.height !== undefined")
-    out["requested_height"] = int(frame.evaluate("document.body.dataset.requestedHeight"))
-    out["frame_height"] = page.evaluate("document.querySelector('iframe.ext-frame').style.height")
+    # The first layout may also take more than one step: read both sides until the last resize has landed.
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while True:
+        out["requested_height"] = int(frame.evaluate("document.body.dataset.requestedHeight"))
+        out["frame_height"] = page.evaluate("document.querySelector('iframe.ext-frame').style.height")
+        if out["frame_height"] == f"{min(4000, max(100, out['requested_height']))}px" or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(50)
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACT), full_page=True)  # the page as a user first sees it
     frame.click("#grow")
