@@ -6,8 +6,8 @@ KIND is ``runner`` (``runner_trio.serve_workers`` with ``Settings.from_env()``: 
 /v1/execute`` parses the JSON request and answers an envelope of the same shape as the runner's, on the Hypercorn
 config of ``runner_trio.serve``): the reference side of the HTTP benchmark. With ``BENCH_BARE_PROCESSES=N`` (N > 1)
 the bare app runs as N processes behind one port the way a runner's workers do (``runner_trio._workers``): this
-process reserves the port (a bound, never listening ``SO_REUSEPORT`` socket) and starts N children, each listening
-on its own ``SO_REUSEPORT`` socket of it, so the kernel spreads connections between them alike.
+process binds the socket and starts N children that serve it with ``servicekit.serve_app`` (as the runner's
+workers do), each taking a new connection only when it holds the fewest (``servicekit.ConnectionBalance``).
 
 Every service binds ``127.0.0.1:0``; the bound URL is written (atomically) to URL_FILE once it listens.
 SIGTERM or SIGINT stops it. With ``BENCH_PROFILE=PREFIX`` in the environment the service runs under cProfile
@@ -23,7 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
-import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from quart import Response, request
 from quart_trio import QuartTrio
+
+from servicekit import ConnectionBalance, serve_app
 
 
 def _write_url(path: Path, binds: list[str]) -> None:
@@ -91,22 +93,25 @@ async def _serve_gateway(url_file: Path) -> None:
 
 
 async def _serve_bare_processes(count: int, url_file: Path) -> None:
-    """``count`` bare-app children on one port shared like the runner's workers; stop them on a signal."""
-    # As runner_trio's supervisor does: a bound, never listening SO_REUSEPORT socket holds the port for all.
-    reservation = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    reservation.bind(("127.0.0.1", 0))
-    bind = f"127.0.0.1:{reservation.getsockname()[1]}"
+    """``count`` bare-app children on one socket shared like the runner's workers; stop them on a signal."""
+    # As runner_trio's supervisor does: one bound socket for all, and their connection table.
+    shared = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    shared.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    shared.bind(("127.0.0.1", 0))
+    shared.set_inheritable(True)
+    bind = f"127.0.0.1:{shared.getsockname()[1]}"
+    table = url_file.with_name(f"{url_file.name}.connections")
+    ConnectionBalance.create(table, count)
     children: list[trio.Process] = []
     try:
         for i in range(count):
             child_url = url_file.with_name(f"{url_file.name}.{i}")
-            env = {**os.environ, "BENCH_BARE_BIND": bind}
+            env = {**os.environ, "BENCH_BARE_FD": str(shared.fileno()), "BENCH_BARE_TABLE": str(table),
+                   "BENCH_BARE_SLOT": str(i)}
             env.pop("BENCH_BARE_PROCESSES", None)
             children.append(await trio.lowlevel.open_process(
                 [sys.executable, "-m", "benchmarks._serve", "bare", str(child_url)], env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL, pass_fds=(shared.fileno(),),
             ))
             while not child_url.exists():
                 if children[-1].returncode is not None:
@@ -120,7 +125,23 @@ async def _serve_bare_processes(count: int, url_file: Path) -> None:
                 child.send_signal(signal.SIGTERM)
         for child in children:
             await child.wait()
-        reservation.close()
+        shared.close()
+
+
+async def _serve_balanced(fd: int, table: Path, slot: int, url_file: Path) -> None:
+    """One child of :func:`_serve_bare_processes`: the bare app served as a runner's worker serves its app."""
+    from runner_trio import Settings
+
+    balance = ConnectionBalance(table, slot)
+    try:
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(
+                serve_app, bare_app(), bind=f"fd://{fd}", drain_timeout=Settings().drain_timeout_s, name="bare",
+                balance=balance, announce=False,
+            ))
+            _write_url(url_file, binds)
+    finally:
+        balance.close()
 
 
 async def _serve_app(app: Any, config: Config, url_file: Path) -> None:
@@ -163,11 +184,11 @@ def _main() -> int:
         # The Hypercorn configuration runner_trio.serve() builds.
         config.graceful_timeout = float(Settings().drain_timeout_s)
         config.accesslog = None
-        if "BENCH_BARE_BIND" in os.environ:  # one of several processes on one port (see the module's docstring)
-            config.bind = [os.environ["BENCH_BARE_BIND"]]
-            config.workers = 2  # Hypercorn sets SO_REUSEPORT on its sockets when workers > 1, as serve_app does
-            warnings.filterwarnings("ignore", "The config `workers` has no affect")  # it serves one process
-        trio.run(_serve_app, bare_app(), config, url_file)
+        if "BENCH_BARE_FD" in os.environ:  # one of several processes on one port (see the module's docstring)
+            trio.run(_serve_balanced, int(os.environ["BENCH_BARE_FD"]), Path(os.environ["BENCH_BARE_TABLE"]),
+                     int(os.environ["BENCH_BARE_SLOT"]), url_file)
+        else:
+            trio.run(_serve_app, bare_app(), config, url_file)
     else:
         print(f"unknown service kind {kind!r}", file=sys.stderr)
         return 2

@@ -3,10 +3,11 @@ with ``RUNNER_WORKERS=1`` and against a bare Quart-trio endpoint run with as man
 one port.
 
 The runners serve over the warm cache; the load generator (closed loop, each client on one kept-alive
-connection, in the benchmark process) alternates slices between the sides. The kernel (``SO_REUSEPORT``)
-gives each new connection to one worker: the per-worker request counts (``runner_worker_requests_total{worker}``
-of the default runner's ``/metrics``, over the measured slices) show how evenly it spread them. The bare side
-(``benchmarks._serve bare`` with ``BENCH_BARE_PROCESSES``) shares its port between its processes the same way.
+connection, in the benchmark process) alternates slices between the sides. Each new connection goes to the
+worker holding the fewest (``servicekit.ConnectionBalance``): the per-worker request counts
+(``runner_worker_requests_total{worker}`` of the default runner's ``/metrics``, over the measured slices) show
+how evenly they spread. The bare side (``benchmarks._serve bare`` with ``BENCH_BARE_PROCESSES``) shares its port
+between its processes the same way.
 
 Rows (issue 15's "Done means", each side by side in one run):
 
@@ -156,7 +157,7 @@ async def _echo_default_caps(ws: Workspace, digest: str, workers: int) -> None:
                f"(per worker {shares})", many, one, f"{workers} workers ({counts['multi']})",
                f"1 worker ({counts['single']})", AIM)
     _ratio_row(ws, f"WAT echo, default caps, {CLIENTS} clients: default runner `/v1/execute` vs the bare "
-               f"Quart-trio endpoint with as many processes on one port (SO_REUSEPORT)", many, reference,
+               f"Quart-trio endpoint with as many processes on one port, connections balanced alike", many, reference,
                f"runner, {workers} workers ({counts['multi']})", f"bare, {workers} processes ({counts['bare']})",
                BARE_AIM, f"; the aim stays {BARE_GOAL}×")
     ws.report.add(Row(

@@ -13,7 +13,7 @@ from quart import Response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from servicekit import configure_tracing, harden_connections, json_errors, serve_app
+from servicekit import ConnectionBalance, configure_tracing, harden_connections, json_errors, serve_app
 
 from ._config import Settings
 from ._routes import api
@@ -106,25 +106,30 @@ async def serve(
     ``RUNNER_DRAIN_TIMEOUT_S`` to finish; new ones are answered 503 ``draining`` at once (never started, so
     the gateway sends them to another runner); an idle runner exits at once (see ``servicekit.serve_app``).
     This is one process; ``python -m runner_trio`` runs ``RUNNER_WORKERS`` of them (``_workers.py``), each
-    calling this with its ``worker`` role: it then binds with ``SO_REUSEPORT`` beside the other workers and
-    leaves the ``listening on`` line to the supervisor.
+    calling this with its ``worker`` role: it then serves the supervisor's socket beside the other workers,
+    taking new connections as the least loaded of them, and leaves the ``listening on`` line to the supervisor.
     """
     settings = settings or Settings.from_env()
     configure_tracing("ext-runner")  # OpenTelemetry, when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations.md)
     app = create_app(settings, worker=worker)
     if worker is not None:
         task_status = cast("trio.TaskStatus[list[str]]", _ReadyWhenStarted(app, task_status))
-    await serve_app(
-        app,
-        bind=settings.bind,
-        drain_timeout=settings.drain_timeout_s,
-        name="runner",
-        logger=log,
-        shutdown=shutdown,
-        reuse_port=worker is not None,
-        announce=worker is None,
-        task_status=task_status,
-    )
+    balance = ConnectionBalance(worker.connections, worker.index - 1) if worker is not None else None
+    try:
+        await serve_app(
+            app,
+            bind=f"fd://{worker.listen_fd}" if worker is not None else settings.bind,
+            drain_timeout=settings.drain_timeout_s,
+            name="runner",
+            logger=log,
+            shutdown=shutdown,
+            balance=balance,
+            announce=worker is None,
+            task_status=task_status,
+        )
+    finally:
+        if balance is not None:
+            balance.close()
 
 
 class _ReadyWhenStarted:

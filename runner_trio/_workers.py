@@ -1,22 +1,27 @@
 """The runner as ``RUNNER_WORKERS`` processes behind one port: a supervisor and its workers.
 
-``python -m runner_trio`` with more than one worker runs :func:`supervise`. It reserves the port (a bound,
-never listening ``SO_REUSEPORT`` socket, so port 0 picks one port for all), makes the runner's run directory
-(shared caps, metrics files), and starts ``python -m runner_trio --worker I ...`` once per worker. Each worker
-is a whole runner (``serve`` with ``reuse_port``) listening on its own socket of that port: the kernel hashes
-each new connection to one of the listening sockets, so connections spread between the workers without a
-shared accept queue that one busy child could drain alone. A worker reports readiness by writing
-``ready`` to a pipe once it listens; the supervisor logs ``runner listening on ...`` when all of them have.
+``python -m runner_trio`` with more than one worker runs :func:`supervise`. It binds the port (one socket, so
+port 0 picks one port for all; the first worker to finish starting makes it listen), makes the runner's run
+directory (shared caps, metrics files, the connection table), and starts ``python -m runner_trio --worker I
+...`` once per worker, handing each the socket. Each worker is a whole runner (``serve`` on ``fd://N``) that
+accepts from that one socket, and takes a new connection only when it holds the fewest open connections of
+the workers (then round robin between equals; ``servicekit``'s ``ConnectionBalance``): the kernel's
+``SO_REUSEPORT`` hashing split a few kept-alive connections as unevenly as coin flips (3:1 and 4:0 of 4 in
+half the benchmark's slices, tripling one worker's queue), and a plain shared accept queue lets whichever
+worker wakes first take them all. A worker reports readiness by writing ``ready`` to a pipe once it listens;
+the supervisor logs ``runner listening on ...`` when all of them have.
 
 Supervision: a worker that exits while the runner is serving is replaced (after a short back-off that grows
 while replacements keep dying before they are ready); one that dies during the first start stops the runner
-(a bad setting would only die again). SIGTERM/SIGINT start the drain: the supervisor forwards SIGTERM to every
+(a bad setting would only die again). Its slot of the connection table is cleared when it exits, so the others
+stop leaving new connections for it. SIGTERM/SIGINT start the drain: the supervisor forwards SIGTERM to every
 worker, waits for each to drain and exit (``RUNNER_DRAIN_TIMEOUT_S`` plus a margin, then SIGKILL), and exits.
 A worker whose supervisor disappears drains and exits on its own.
 
 What is runner-wide across workers (see docs/runner.md): the disk cache with its single flight (file locks in
 the cache), precompiled artifacts, the per-tenant and per-extension caps (``_shared_caps``), idempotency
-records (SQLite in WAL mode or Redis) and the metrics (prometheus-client's multiprocess mode).
+records (SQLite in WAL mode or Redis), the metrics (prometheus-client's multiprocess mode) and the connection
+table.
 """
 
 from __future__ import annotations
@@ -39,10 +44,13 @@ from typing import Final, NoReturn
 import trio
 from prometheus_client.multiprocess import mark_process_dead
 
+from servicekit import ConnectionBalance
+
 from ._config import Settings
 from ._errors import WorkersFailed
 
-__all__ = ["WorkerRole", "available_cpus", "run_worker", "serve_workers", "supervise", "worker_args"]
+__all__ = ["WorkerRole", "available_cpus", "connection_table", "run_worker", "serve_workers", "supervise",
+           "worker_args"]
 
 log = logging.getLogger("runner_trio.workers")
 
@@ -74,24 +82,37 @@ class WorkerRole:
     count: int
     run_dir: Path
     """The runner instance's shared directory: ``caps/`` (shared admission caps), ``metrics/`` (unless the
-    operator set ``PROMETHEUS_MULTIPROC_DIR``)."""
+    operator set ``PROMETHEUS_MULTIPROC_DIR``), ``connections`` (the connection table)."""
+    listen_fd: int
+    """The runner's socket, bound by the supervisor and shared by every worker."""
 
     @property
     def caps_dir(self) -> Path:
         return self.run_dir / "caps"
 
+    @property
+    def connections(self) -> Path:
+        return connection_table(self.run_dir)
+
+
+def connection_table(run_dir: Path) -> Path:
+    """Where the workers' ``ConnectionBalance`` table lives: one slot per worker, slot ``index - 1``."""
+    return run_dir / "connections"
+
 
 def worker_args(argv: Sequence[str]) -> tuple[WorkerRole, int] | None:
-    """Parse a worker's command line (``--worker I --workers N --run-dir D --ready-fd FD``); None without it."""
+    """Parse a worker's command line (``--worker I --workers N --run-dir D --listen-fd FD --ready-fd FD``);
+    None without it."""
     if "--worker" not in argv:
         return None
     parser = argparse.ArgumentParser(prog="python -m runner_trio")
     parser.add_argument("--worker", type=int, required=True)
     parser.add_argument("--workers", type=int, required=True)
     parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--listen-fd", type=int, required=True)
     parser.add_argument("--ready-fd", type=int, required=True)
     args = parser.parse_args(list(argv))
-    return WorkerRole(args.worker, args.workers, args.run_dir), args.ready_fd
+    return WorkerRole(args.worker, args.workers, args.run_dir, args.listen_fd), args.ready_fd
 
 
 async def run_worker(settings: Settings, role: WorkerRole, ready_fd: int) -> None:
@@ -165,15 +186,17 @@ async def supervise(
     """
     shutdown = shutdown if shutdown is not None else trio.Event()
     host, port = _split_bind(settings.bind)
-    reservation = _reserve(host, port)
+    shared = _bind(host, port)
     run_dir = Path(tempfile.mkdtemp(prefix="runner-"))
     metrics_dir = _metrics_dir(run_dir)
     (run_dir / "caps").mkdir()
-    bound = reservation.getsockname()[1]
+    ConnectionBalance.create(connection_table(run_dir), workers)
+    bound = shared.getsockname()[1]
     address = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
     url = f"http://{address}"
     env = {**os.environ, "RUNNER_BIND": address, METRICS_ENV: str(metrics_dir)}
-    supervisor = _Supervisor(workers, run_dir, env, metrics_dir, settings.drain_timeout_s + STOP_MARGIN_S)
+    supervisor = _Supervisor(workers, run_dir, env, metrics_dir, settings.drain_timeout_s + STOP_MARGIN_S,
+                             shared.fileno())
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, shutdown)
@@ -188,19 +211,22 @@ async def supervise(
             task_status.started([url])
             await shutdown.wait()
             log.info("runner: draining %d workers", workers)
+            shared.close()  # the socket closes when the last draining worker lets go of it
             await supervisor.stop_all()
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         _raise_failed(group)
     finally:
-        reservation.close()
+        shared.close()
         shutil.rmtree(run_dir, ignore_errors=True)
     log.info("runner stopped")
 
 
 class _Supervisor:
-    def __init__(self, count: int, run_dir: Path, env: dict[str, str], metrics_dir: Path, stop_timeout: float):
+    def __init__(self, count: int, run_dir: Path, env: dict[str, str], metrics_dir: Path, stop_timeout: float,
+                 listen_fd: int):
         self.workers = [_Worker(i) for i in range(1, count + 1)]
+        self._listen_fd = listen_fd
         self._count = count
         self._run_dir = run_dir
         self._env = env
@@ -228,10 +254,10 @@ class _Supervisor:
         try:
             command = [
                 sys.executable, "-m", "runner_trio", "--worker", str(worker.index), "--workers", str(self._count),
-                "--run-dir", str(self._run_dir), "--ready-fd", str(write_fd),
+                "--run-dir", str(self._run_dir), "--listen-fd", str(self._listen_fd), "--ready-fd", str(write_fd),
             ]
             worker.process = await trio.lowlevel.open_process(
-                command, env=self._env, stdin=subprocess.DEVNULL, pass_fds=(write_fd,)
+                command, env=self._env, stdin=subprocess.DEVNULL, pass_fds=(write_fd, self._listen_fd)
             )
         finally:
             os.close(write_fd)
@@ -248,7 +274,7 @@ class _Supervisor:
             await worker.process.wait()
             log.error("runner worker %d (pid %d) exited before it was ready (status %s)",
                       worker.index, worker.process.pid, worker.process.returncode)
-            self._forget(worker.process.pid)
+            self._forget(worker)
         return worker.ready
 
     async def _keep(self, worker: _Worker, shutdown: trio.Event) -> None:
@@ -257,7 +283,7 @@ class _Supervisor:
         while True:
             assert worker.process is not None
             status = await worker.process.wait()
-            self._forget(worker.process.pid)
+            self._forget(worker)
             if self._stopping or shutdown.is_set():
                 return
             log.warning("runner worker %d (pid %d) exited with status %s: replacing it",
@@ -272,9 +298,12 @@ class _Supervisor:
                     break
                 backoff = min(backoff * 2, MAX_RESTART_BACKOFF_S)
 
-    def _forget(self, pid: int) -> None:
-        # Live gauges (in-flight invocations) of a dead worker stop counting.
-        mark_process_dead(pid, str(self._metrics_dir))  # type: ignore[no-untyped-call]
+    def _forget(self, worker: _Worker) -> None:
+        assert worker.process is not None
+        # Live gauges (in-flight invocations) of a dead worker stop counting; the others stop leaving new
+        # connections for it.
+        mark_process_dead(worker.process.pid, str(self._metrics_dir))  # type: ignore[no-untyped-call]
+        ConnectionBalance.clear(connection_table(self._run_dir), worker.index - 1)
 
     async def stop_all(self) -> None:
         """SIGTERM every worker (each drains), wait for all to exit; SIGKILL what outlives the stop timeout."""
@@ -316,15 +345,15 @@ def _split_bind(bind: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _reserve(host: str, port: int) -> socket.socket:
-    """Bind (never listen) an ``SO_REUSEPORT`` socket: it holds the port, and only listening sockets get
-    connections, so the workers alone share them."""
+def _bind(host: str, port: int) -> socket.socket:
+    """The runner's socket, bound and not listening yet: the first worker to finish starting makes it listen
+    (a connection before that is refused, as with one process), every worker accepts from it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
+        sock.set_inheritable(True)
     except BaseException:
         sock.close()
         raise

@@ -8,7 +8,8 @@
 - :func:`serve_app`: an ASGI app on Hypercorn's trio worker with ``task_status.started(binds)`` and a
   graceful drain on SIGTERM or a shutdown event: readiness flips at once, new requests answer 503
   :data:`DRAINING` (never started, safe to send elsewhere), requests in flight finish, an idle service exits
-  at once.
+  at once. Several processes may serve one socket, each taking a new connection only when it holds the
+  fewest (:class:`ConnectionBalance`).
 - :func:`harden_connections`: HTTP/1.1 connections closed when they must be (a Hypercorn + quart-trio fault,
   explained in ``_connections.py``), ``Connection: close`` on early error answers.
 - :func:`json_errors`: JSON (never HTML) for unknown routes, wrong methods, every HTTP error and unexpected
@@ -29,6 +30,7 @@ servicekit imports neither service.
 """
 
 from ._accesslog import AccessLogger
+from ._balance import ConnectionBalance
 from ._connections import harden_connections
 from ._docs import render_settings_doc, resolve_table, table_refs
 from ._errors import InvalidSetting, ServiceKitError
@@ -81,6 +83,7 @@ __all__ = [
     "REDIS_SCHEMES",
     "REQUIRED",
     "AccessLogger",
+    "ConnectionBalance",
     "InvalidSetting",
     "JsonLogFormatter",
     "Mode",

@@ -23,8 +23,12 @@ waiting for the start-up to finish.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import math
+import os
+import select
 import signal
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -34,11 +38,15 @@ from typing import Any, Final, cast, final
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
-from hypercorn.trio.run import worker_serve
-from hypercorn.typing import ASGIFramework
-from hypercorn.utils import wrap_app
+from hypercorn.statsd import StatsdLogger
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import AppWrapper, ASGIFramework, ConnectionState, LifespanState
+from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr, wrap_app
 
 from ._accesslog import AccessLogger
+from ._balance import ACCEPT_FALLBACK_S, ACCEPT_POLL_S, ConnectionBalance
 from ._connections import install as install_connection_fix
 
 __all__ = ["DEFAULT_SIGNALS", "DRAINING", "DRAIN_LINGER_S", "DRAIN_RETRY_AFTER_S", "serve_app"]
@@ -75,7 +83,7 @@ async def serve_app(
     shutdown: trio.Event | None = None,
     accesslog: str | None = None,
     signals: Sequence[signal.Signals] = DEFAULT_SIGNALS,
-    reuse_port: bool = False,
+    balance: ConnectionBalance | None = None,
     announce: bool = True,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -85,15 +93,16 @@ async def serve_app(
         app: the ASGI app (a Quart-trio app); its ``before_serving``/``while_serving`` hooks run before the
             addresses are reported, its ``after_serving`` hooks after the drain. It must speak the ASGI
             lifespan protocol (Quart does): the sockets listen once its start-up completed.
-        bind: ``host:port`` (or several); port 0 picks a free port.
+        bind: ``host:port`` (or several); port 0 picks a free port; ``fd://N`` serves the socket of file
+            descriptor N, bound by a parent process (and listened on by the first of its children to start).
         drain_timeout: seconds requests in flight may take to finish once shutdown starts.
         name: what the log lines and the draining answers call the service ("runner listening on ...").
         logger: where those lines go (default: the logger called ``name``).
         shutdown: set it to stop; a fresh event when omitted.
         accesslog: Hypercorn's access log target (``"-"`` for stderr), ``None`` for none.
         signals: the signals that start the drain; empty to watch none (e.g. outside the main thread).
-        reuse_port: bind with ``SO_REUSEPORT``, so that several processes each listen on their own socket of
-            one port and the kernel spreads new connections between them (the runner's worker processes).
+        balance: several processes serve one listening socket (``fd://N``) and each takes a connection only
+            when it holds the fewest (``_balance.py``; the runner's worker processes).
         announce: log ``<name> listening on <addresses>`` once serving (a worker process leaves that line to
             its supervisor, which logs it once every worker is ready).
         task_status: ``started`` with the bound addresses (``http://127.0.0.1:54321``).
@@ -105,10 +114,6 @@ async def serve_app(
     config.accesslog = accesslog
     config.logger_class = AccessLogger  # Hypercorn's lines, each atom computed only when the format reads it
     config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT_S
-    if reuse_port:
-        # Hypercorn sets SO_REUSEPORT on the sockets it creates when ``workers > 1``; ``worker_serve`` itself
-        # never reads the field (it serves one process), so this changes nothing else.
-        config.workers = 2
     shutdown = shutdown if shutdown is not None else trio.Event()
     sockets = config.create_sockets()
     gate = _DrainGate(app, name=name, listen=partial(_listen, sockets, config.backlog),
@@ -135,7 +140,8 @@ async def serve_app(
                 nursery.start_soon(_watch_signals, shutdown, tuple(signals), log)
             async with trio.open_nursery() as server_nursery:
                 asgi = wrap_app(cast(ASGIFramework, gate), config.wsgi_max_body_size, "asgi")
-                serving = partial(worker_serve, asgi, config, sockets=sockets, shutdown_trigger=drain)
+                serving = partial(_worker_serve, asgi, config, sockets=sockets, shutdown_trigger=drain,
+                                  balance=balance)
                 binds: list[str] = await server_nursery.start(serving)
                 if announce:
                     log.info("%s listening on %s", name, ", ".join(binds))
@@ -152,6 +158,110 @@ async def _watch_signals(shutdown: trio.Event, signals: tuple[signal.Signals, ..
             log.info("received %s: draining", signal.Signals(signum).name)
             shutdown.set()
             return
+
+
+async def _worker_serve(
+    app: AppWrapper,
+    config: HypercornConfig,
+    *,
+    sockets: Sockets,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+    balance: ConnectionBalance | None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Hypercorn's trio ``worker_serve`` (``hypercorn/trio/run.py``: lifespan, then connections until the
+    shutdown trigger returns, then ``graceful_timeout`` for what still runs), for plain HTTP sockets, with the
+    accept step our own (:func:`_accept_loop`)."""
+    config.set_statsd_logger_class(StatsdLogger)
+    lifespan_state: LifespanState = {}
+    lifespan = Lifespan(app, config, lifespan_state)
+    context = WorkerContext(None)
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+        async with trio.open_nursery() as server_nursery:
+            handler = partial(TCPServer, app, config, context, ConnectionState(lifespan_state.copy()))
+            task_status.started([f"http://{repr_socket_addr(sock.family, sock.getsockname())}"
+                                 for sock in sockets.insecure_sockets])
+            try:
+                async with trio.open_nursery(strict_exception_groups=True) as nursery:
+                    nursery.start_soon(raise_shutdown, shutdown_trigger)
+                    for sock in sockets.insecure_sockets:
+                        nursery.start_soon(_accept_loop, sock, handler, server_nursery, balance)
+            except BaseExceptionGroup as error:
+                _, other_errors = error.split((ShutdownError, KeyboardInterrupt))
+                if other_errors is not None:
+                    raise other_errors from None
+            finally:
+                await context.terminated.set()
+                server_nursery.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()
+
+
+_ACCEPT_RETRY_S: Final = 0.1
+"""After ``accept`` failed for lack of file descriptors or memory, as ``trio.serve_listeners`` waits."""
+_ACCEPT_CAPACITY_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+
+
+async def _accept_loop(
+    sock: socket.socket,
+    handler: Callable[[trio.SocketStream], Awaitable[None]],
+    handler_nursery: trio.Nursery,
+    balance: ConnectionBalance | None,
+) -> None:
+    """Accept connections on ``sock`` and serve each in ``handler_nursery`` (``trio.serve_listeners`` for one
+    listener); with ``balance``, take one only as the least loaded of the processes sharing ``sock``."""
+    log = logging.getLogger("servicekit.serve")
+    listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+    if balance is not None:
+        balance.join()
+    try:
+        async with listener:
+            while True:
+                if balance is not None:
+                    await trio.lowlevel.wait_readable(sock)
+                    if not await _our_turn(sock, balance):
+                        continue  # another process took it
+                try:
+                    # Balanced, a connection is pending: taken at once, unless another process took it in the
+                    # meantime (then look at the table again rather than take the next one unasked).
+                    with trio.move_on_after(ACCEPT_POLL_S if balance is not None else math.inf):
+                        stream = await listener.accept()
+                        if balance is not None:
+                            balance.opened()  # before the next look at the table
+                        handler_nursery.start_soon(_connection, handler, stream, balance)
+                except OSError as exc:
+                    if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    log.error("accept failed: %s; retrying in %s s", os.strerror(exc.errno or 0), _ACCEPT_RETRY_S)
+                    await trio.sleep(_ACCEPT_RETRY_S)
+    finally:
+        if balance is not None:
+            balance.leave()
+
+
+async def _our_turn(sock: socket.socket, balance: ConnectionBalance) -> bool:
+    """Wait until this process is the least loaded, or the pending connection has waited long enough (True),
+    or another process has taken it (False)."""
+    give_up = trio.current_time() + ACCEPT_FALLBACK_S
+    while not balance.may_accept() and trio.current_time() < give_up:
+        await trio.sleep(ACCEPT_POLL_S)
+        if not select.select([sock], [], [], 0)[0]:
+            return False
+    return True
+
+
+async def _connection(
+    handler: Callable[[trio.SocketStream], Awaitable[None]], stream: trio.SocketStream,
+    balance: ConnectionBalance | None,
+) -> None:
+    try:
+        await handler(stream)
+    finally:
+        if balance is not None:
+            balance.closed()
+        await trio.aclose_forcefully(stream)
 
 
 def _listen(sockets: Sockets, backlog: int) -> None:

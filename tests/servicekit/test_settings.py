@@ -158,7 +158,7 @@ def test_exported_names() -> None:
         "secret",
         "POSTGRES_SCHEMES", "REDIS_SCHEMES", "backend_url", "url_scheme",
         "PostgresMigration", "SchemaTooNew", "migrate_postgres",
-        "AccessLogger",
+        "AccessLogger", "ConnectionBalance",
         "child_span", "configure_tracing", "inject_trace", "server_span", "tracer", "tracing_configured",
         "new_request_id",
     }
