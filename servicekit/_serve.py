@@ -181,8 +181,10 @@ async def _worker_serve(
         await lifespan.wait_for_startup()
         async with trio.open_nursery() as server_nursery:
             handler = partial(TCPServer, app, config, context, ConnectionState(lifespan_state.copy()))
-            task_status.started([f"http://{repr_socket_addr(sock.family, sock.getsockname())}"
-                                 for sock in sockets.insecure_sockets])
+            binds = [f"http://{repr_socket_addr(sock.family, sock.getsockname())}" for sock in sockets.insecure_sockets]
+            for bind in binds:
+                await config.log.info(f"Running on {bind} (CTRL + C to quit)")  # Hypercorn's own line
+            task_status.started(binds)
             try:
                 async with trio.open_nursery(strict_exception_groups=True) as nursery:
                     nursery.start_soon(raise_shutdown, shutdown_trigger)
