@@ -95,8 +95,11 @@ async def _compare(ws: Workspace, runtime: Runtime, label: str, content_hash: st
     for fn in sides.values():  # warm up
         for _ in range(3):
             await fn()
-    for _ in range(rounds):
-        for name, fn in sides.items():
+    order = list(sides.items())
+    for i in range(rounds):
+        # Rotated every round: no side always follows the same one (the one before leaves the caches and the
+        # thread pool in its state; a fixed order charged that to one side).
+        for name, fn in order[i % len(order):] + order[:i % len(order)]:
             t0 = time.perf_counter()
             await fn()
             samples[name].append(time.perf_counter() - t0)
