@@ -249,9 +249,16 @@ async def _our_turn(sock: socket.socket, balance: ConnectionBalance) -> bool:
     give_up = trio.current_time() + ACCEPT_FALLBACK_S
     while not balance.may_accept() and trio.current_time() < give_up:
         await trio.sleep(ACCEPT_POLL_S)
-        if not select.select([sock], [], [], 0)[0]:
+        if not _pending(sock):
             return False
     return True
+
+
+def _pending(sock: socket.socket) -> bool:
+    """Whether a connection waits to be accepted on ``sock`` (``poll``: no ``select`` limit on the fd's number)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 async def _connection(
