@@ -197,7 +197,6 @@ def create_app(
     app.register_blueprint(_public.blueprint)
     app.register_blueprint(_admin.blueprint)
     app.register_blueprint(_installs.blueprint)
-    app.register_blueprint(_proxy.blueprint)
     app.register_blueprint(_canary_api.blueprint)
     app.register_blueprint(_host_page.blueprint)
     app.register_blueprint(_journal_admin.blueprint)
@@ -228,6 +227,8 @@ def create_app(
             reauthorize_every=settings.auth_cache_ttl_s or DEFAULT_REAUTHORIZE_S,
         )
     )
+    # The proxy's routes are answered in front of Quart (see _proxy.py); everything else goes on to it.
+    app.asgi_app = _proxy.ProxyRoutes(app, app.asgi_app)  # type: ignore[method-assign,assignment,arg-type]
     return app
 
 

@@ -13,7 +13,8 @@
 - :func:`harden_connections`: HTTP/1.1 connections closed when they must be (a Hypercorn + quart-trio fault,
   explained in ``_connections.py``), ``Connection: close`` on early error answers.
 - :func:`json_errors`: JSON (never HTML) for unknown routes, wrong methods, every HTTP error and unexpected
-  exceptions (a 500 with a request id, logged with its traceback).
+  exceptions (a 500 with a request id, logged with its traceback); :func:`unexpected_error` answers such an
+  exception the same way for a route served outside Quart.
 - the deployment mode (:func:`mode`, :func:`enforce_mode`, :class:`Requirement`): ``development`` or
   ``production``; a non-loopback bind needs a token in both, production refuses each unmet requirement.
 - :func:`configure_logging`: the log as ``text`` (control characters escaped, context fields appended) or
@@ -35,7 +36,7 @@ from ._connections import harden_connections
 from ._docs import render_settings_doc, resolve_table, table_refs
 from ._errors import InvalidSetting, ServiceKitError
 from ._ids import new_request_id
-from ._json_errors import json_errors
+from ._json_errors import json_errors, unexpected_error
 from ._logging import (
     CONTEXT_FIELDS,
     LOG_FORMATS,
@@ -126,5 +127,6 @@ __all__ = [
     "text",
     "tracer",
     "tracing_configured",
+    "unexpected_error",
     "url_scheme",
 ]

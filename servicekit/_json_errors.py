@@ -28,9 +28,10 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ._ids import new_request_id
 
-__all__ = ["json_errors"]
+__all__ = ["json_errors", "unexpected_error"]
 
 INTERNAL_ERROR: Final = "internal_error"
+_INTERNAL_MESSAGE: Final = "unexpected error; the service log has it under this request id"
 _REQUEST_ID_HEADER: Final = "x-request-id"
 # The gateway's grammar for client request ids: safe to echo in a header and to write in a log line.
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -72,18 +73,31 @@ def json_errors(app: Quart, logger: logging.Logger, *, id_field: str = "request_
             return await http_error(exc)
         else:
             cause = exc
-        response = answer(500, INTERNAL_ERROR, "unexpected error; the service log has it under this request id")
-        rid = response.headers[_REQUEST_ID_HEADER]
-        logger.error(
-            "unexpected %s answering %s %s (request %s)", type(cause).__name__, request.method, request.path, rid,
-            exc_info=(type(cause), cause, cause.__traceback__),
-        )
+        rid = _request_id()
+        body = unexpected_error(logger, cause, method=request.method, path=request.path, request_id=rid,
+                                id_field=id_field)
+        response = Response(json.dumps(body), status=500, content_type="application/json")
+        response.headers[_REQUEST_ID_HEADER] = rid
         return response
 
     if HTTPException not in app.error_handler_spec[None][None]:
         app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(InternalServerError, unexpected)
     app.register_error_handler(Exception, unexpected)
+
+
+def unexpected_error(
+    logger: logging.Logger, cause: BaseException, *, method: str, path: str, request_id: str,
+    id_field: str = "request_id",
+) -> dict[str, str]:
+    """Log ``cause`` with its traceback and ``request_id``, and return the body of the HTTP 500 that answers it
+    (``internal_error``): for a route served outside Quart's handlers (the gateway's proxy), answering as
+    :func:`json_errors` does."""
+    logger.error(
+        "unexpected %s answering %s %s (request %s)", type(cause).__name__, method, path, request_id,
+        exc_info=(type(cause), cause, cause.__traceback__),
+    )
+    return {"error": INTERNAL_ERROR, "message": _INTERNAL_MESSAGE, id_field: request_id}
 
 
 def _request_id() -> str:

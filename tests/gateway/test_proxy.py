@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import h11
+import httpx
+import pytest
 import trio
 
 import sealing
+from gateway_quart import create_app
+from gateway_quart._state import STATE_KEY
 
-from ._helpers import RunnerReply, never
+from ._helpers import RunnerReply, never, start_server
 from .conftest import Gateway, GatewayFactory, Tenant
 
 
@@ -292,4 +298,51 @@ async def test_refusals_never_reach_the_runner(installed: tuple[Gateway, Tenant]
     gateway.runner.reply = never
     await gateway.client.get("/api/ext/echo/items")
     await gateway.client.get("/api/ext/echo/nope", headers=tenant.auth)
+    assert gateway.runner.calls == []
+
+
+async def test_a_method_the_proxy_does_not_serve_is_a_405_naming_those_it_does(
+    installed: tuple[Gateway, Tenant],
+) -> None:
+    gateway, tenant = installed
+    resp = await gateway.client.request("TRACE", "/api/ext/echo/items", headers=tenant.auth)
+    assert resp.status_code == 405
+    assert resp.json() == {"error": "method_not_allowed"}
+    assert resp.headers["allow"] == "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS", "RFC 9110: a 405 says Allow"
+    assert resp.headers["x-content-type-options"] == "nosniff"
+    assert gateway.runner.calls == []
+
+
+class Boom(Exception):
+    pass
+
+
+class _BrokenLimiter:
+    async def take(self, tenant_id: str, extension_id: str) -> float:
+        raise Boom("a bug behind the proxy")
+
+
+async def test_an_unexpected_failure_in_the_proxy_is_a_json_500_with_its_request_id(
+    nursery: trio.Nursery, installed: tuple[Gateway, Tenant], caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway, tenant = installed
+    app = create_app(gateway.settings)  # a second gateway on the same registry, with a broken part put in
+    server = await start_server(nursery, app)
+    app.extensions[STATE_KEY] = replace(app.extensions[STATE_KEY], limiter=_BrokenLimiter())
+    caplog.set_level(logging.ERROR, logger="gateway_quart")
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            resp = await client.get("/api/ext/echo/items", headers={**tenant.auth, "x-request-id": "gw-boom-2"})
+    finally:
+        await server.close()
+    assert resp.status_code == 500
+    assert resp.headers["content-type"] == "application/json"
+    assert resp.json() == {"error": "internal_error",
+                           "message": "unexpected error; the service log has it under this request id",
+                           "requestId": "gw-boom-2"}
+    assert resp.headers["x-request-id"] == "gw-boom-2"
+    assert resp.headers["content-security-policy"].startswith("default-src 'none'")
+    [record] = [r for r in caplog.records if "gw-boom-2" in r.getMessage()]
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], Boom)
     assert gateway.runner.calls == []
