@@ -18,8 +18,8 @@ The guest also sees ``x-alga-tenant``, ``x-alga-extension`` and ``x-idempotency-
 generated for a method that is not read-only), as the reference gateway sends them.
 
 **Served in front of Quart.** These routes are the gateway's hot path, and Quart's per-request machinery
-(request context, routing, before/after hooks, ``Response`` objects) was ~0.3 ms of the gateway's ~1.6 ms of
-CPU per proxied call (py-spy, ``scripts/bench gateway``). :class:`ProxyRoutes` is a plain ASGI app wrapped around
+(request context, routing, before/after hooks, ``Response`` objects) took ~0.2 ms of a proxied call's path
+through the gateway, whose whole added latency was ~1.3 ms (docs/benchmarks.md). :class:`ProxyRoutes` is a plain ASGI app wrapped around
 Quart's (``app.asgi_app``, so test clients go through it too): it answers ``/api/ext/...`` and
 ``/api/ext-proxy/...`` itself and hands every other request, websocket and lifespan event to Quart. It reads
 the request with werkzeug's sans-IO ``Request`` (the parsing Quart's own request does: query, cookies,
