@@ -65,6 +65,11 @@ class AuditWriter:
         self._landed.set()
         self._running = False
 
+    @property
+    def pending(self) -> int:
+        """Final statuses queued, not written yet."""
+        return len(self._pending)
+
     async def record(
         self, *, tenant_id: str, user_id: str | None, extension_id: str, method: str, path: str, request_id: str
     ) -> int:

@@ -76,6 +76,8 @@ def _op(summary: str, responses: dict[str, Any], *, body: type | None = None,
         op["security"] = [{"bearerToken": []}, {"session": []}]
     elif security == "service":
         op["security"] = [{"serviceToken": []}]
+    elif security == "metrics":
+        op["security"] = [{"metricsToken": []}]
     else:
         op["security"] = []
     if params:
@@ -276,6 +278,10 @@ def _paths() -> dict[str, Any]:
         "/readyz": {"get": _op("Readiness (registry reachable)", {
             "200": {"description": "ready"}, "503": {"description": "registry unavailable"}},
             security="none", tag="health")},
+        "/metrics": {"get": _op(
+            "Prometheus metrics of this gateway process (GATEWAY_METRICS_TOKEN; 403 metrics_disabled when unset)",
+            {"200": {"description": "Prometheus text format"}, **_errors(401, 403)}, security="metrics",
+            tag="health")},
         "/api/v1/openapi.json": {"get": _op("This document", {"200": {"description": "OpenAPI 3.1"}},
                                             security="none", tag="health")},
         "/api/v1/me": {"get": _op("The caller: user, tenant, permissions", {
@@ -468,6 +474,7 @@ def openapi_document() -> dict[str, Any]:
                 "bearerToken": {"type": "http", "scheme": "bearer", "description": "a user's agt_… API token"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "alga_session"},
                 "serviceToken": {"type": "http", "scheme": "bearer", "description": "RUNNER_SERVICE_TOKEN"},
+                "metricsToken": {"type": "http", "scheme": "bearer", "description": "GATEWAY_METRICS_TOKEN"},
             },
         },
     }

@@ -19,9 +19,10 @@ generated for a method that is not read-only), as the reference gateway sends th
 
 **Served in front of Quart.** These routes are the gateway's hot path, and Quart's per-request machinery
 (request context, routing, before/after hooks, ``Response`` objects) took ~0.2 ms of a proxied call's path
-through the gateway, whose whole added latency was ~1.3 ms (docs/benchmarks.md). :class:`ProxyRoutes` is a plain ASGI app wrapped around
-Quart's (``app.asgi_app``, so test clients go through it too): it answers ``/api/ext/...`` and
-``/api/ext-proxy/...`` itself and hands every other request, websocket and lifespan event to Quart. It reads
+through the gateway, whose whole added latency was ~1.3 ms (docs/benchmarks.md). :class:`ProxyRoutes` is a
+plain ASGI app wrapped around Quart's (``app.asgi_app``, so test clients go through it too): it answers
+``/api/ext/...`` and ``/api/ext-proxy/...`` itself, counts them in the gateway's metrics (``_metrics.py``), and
+hands every other request, websocket and lifespan event to Quart. It reads
 the request with werkzeug's sans-IO ``Request`` (the parsing Quart's own request does: query, cookies,
 mimetype, content length, host), reads the body as quart-trio does (a task receives it while the call runs, and
 a client that goes away cancels the call: its audit status is 499), and gives every answer, refusals and
@@ -142,8 +143,23 @@ class ProxyRoutes:
             await self._inner(scope, receive, send)
             return
         st: GatewayState | None = self._app.extensions.get(STATE_KEY)
+        if st is None:
+            await self._serve(None, scope, receive, send, ext_id)
+            return
+        started = time.perf_counter()
+        st.metrics.inflight.inc()
+        status = _STATUS_CLIENT_CLOSED  # unless an answer is made
+        try:
+            status = await self._serve(st, scope, receive, send, ext_id)
+        finally:
+            st.metrics.inflight.dec()
+            st.metrics.answered(status, time.perf_counter() - started)
+
+    async def _serve(self, st: GatewayState | None, scope: _Scope, receive: _Receive, send: _Send,
+                     ext_id: str) -> int:
         call = _Call(scope, receive, limit=st.settings.max_body_bytes if st is not None else 0,
                      body_timeout_s=self._app.config["BODY_TIMEOUT"])
+        status = _STATUS_CLIENT_CLOSED
         async with trio.open_nursery() as nursery:
             # Receives the body, then waits for the client to go away, which cancels the call (status 499).
             nursery.start_soon(call.receive_messages, nursery.cancel_scope)
@@ -152,6 +168,7 @@ class ProxyRoutes:
                         "headers": [(name.encode("latin-1"), value.encode()) for name, value in headers]})
             await send({"type": "http.response.body", "body": body})
             nursery.cancel_scope.cancel()
+        return status
 
 
 @final
@@ -484,9 +501,13 @@ async def _execute(
                                              retryable=read_only or key is not None)
         except UpstreamError as exc:
             _observe(st, route, started, status=exc.status, error=True, timed_out=exc.status == 504)
+            st.metrics.runner_failed(exc.code)
             raise
         _observe(st, route, started, status=answer.result.status, error=answer.result.error is not None,
                  timed_out=answer.result.timed_out)
+        if answer.result.error is not None:
+            code, _ = split_error(answer.result.error)
+            st.metrics.runner_failed(code.value if code is not None else "other")
         if answer.result.journal_entry is not None and st.journal_index is not None:
             row = index_row(install, answer.result, request_id=rid, content_hash=version.content_hash,
                             retention_days=st.settings.journal_retention_days)

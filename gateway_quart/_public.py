@@ -1,4 +1,4 @@
-"""Sessions, the ``/ext-ui`` gate, the runner's install check, health, and the OpenAPI document."""
+"""Sessions, the ``/ext-ui`` gate, the runner's install check, health, metrics, and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ._auth import SESSION_COOKIE, authenticate, bearer_token, principal_for_tok
 from ._bodies import SessionCreate
 from ._errors import ApiError, InvalidRequest, NotFound, RegistryError, Unauthorized
 from ._host_page import ui_token
+from ._metrics import CONTENT_TYPE
 from ._openapi import openapi_document
 from ._rules import parse_body
 from ._state import state
@@ -139,6 +140,20 @@ async def readyz() -> Response:
     except RegistryError:
         return json_response({"status": "unavailable", "error": "registry_unavailable"}, 503)
     return json_response({"status": "ready"})
+
+
+@blueprint.get("/metrics")
+async def metrics() -> Response:
+    """The gateway's metrics (``_metrics.py``), for a bearer of ``GATEWAY_METRICS_TOKEN``; 403
+    ``metrics_disabled`` without that setting, 401 for any other caller."""
+    st = state()
+    expected = st.settings.metrics_token
+    if expected is None:
+        raise ApiError("metrics_disabled", "/metrics is disabled (GATEWAY_METRICS_TOKEN is not set)", status=403)
+    presented = bearer_token(request.headers)
+    if presented is None or not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise Unauthorized("unauthorized", "Authorization: Bearer <GATEWAY_METRICS_TOKEN> required")
+    return Response(st.metrics.render(st.audit, st.usage), content_type=CONTENT_TYPE)
 
 
 @blueprint.get("/api/v1/openapi.json")

@@ -283,6 +283,9 @@ TABLE: Final = SettingsTable(
                 "the runners' trust bundle (PEM file): register and install refuse a bundle it does not verify"),
         Setting("GATEWAY_ADMIN_TOKEN", "admin_token", _secret, None,
                 "bearer token of the admin API (at least 16 characters); unset disables it"),
+        Setting("GATEWAY_METRICS_TOKEN", "metrics_token", _secret, None,
+                "bearer token a Prometheus scraper sends for GET /metrics (at least 16 characters); unset "
+                "disables /metrics"),
         Setting("GATEWAY_SESSION_SECRET", "session_secret", _secret, None,
                 "key that signs session cookies (at least 16 characters); unset: a random key per process"),
         Setting("GATEWAY_SESSION_TTL_S", "session_ttl_s", integer(MIN_SESSION_TTL_S, MAX_SESSION_TTL_S),
@@ -379,6 +382,7 @@ class Settings:
     bundle_store_base: str | None = None
     trust_bundle: TrustBundle | None = None
     admin_token: str | None = None
+    metrics_token: str | None = None
     session_secret: str | None = None
     session_ttl_s: int = DEFAULT_SESSION_TTL_S
     session_cookie_secure: bool = False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, cast, final
 
 import trio
@@ -20,6 +20,7 @@ from ._budgets import BudgetGuard
 from ._errors import ApiError, InvalidRequest, NotFound
 from ._fleet import FleetState
 from ._journal_index import JournalIndexer
+from ._metrics import GatewayMetrics
 from ._ratelimit import RateLimiter
 from ._runner_client import RunnerClient
 from ._settings import Settings
@@ -165,6 +166,7 @@ class GatewayState:
     usage: UsageRecorder | None = None
     budgets: BudgetGuard | None = None
     canaries: CanaryController | None = None
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
 
 
 def state() -> GatewayState:
