@@ -20,7 +20,8 @@
 - :func:`configure_logging`: the log as ``text`` (control characters escaped, context fields appended) or
   ``json`` (one object a line, python-json-logger), chosen by a ``*_LOG_FORMAT`` setting (:func:`log_format`).
 - :func:`migrate_postgres`: versioned schema migrations on PostgreSQL that run once across replicas
-  (a bookkeeping table and an advisory lock), for every service that keeps state there.
+  (a bookkeeping table and an advisory lock), for every service that keeps state there; :func:`statement_timeout`
+  bounds each statement of their pools (:data:`DEFAULT_STATEMENT_TIMEOUT_S`).
 - :func:`configure_tracing`, :func:`server_span`, :func:`child_span`, :func:`inject_trace`, :func:`tracer`:
   OpenTelemetry tracing, off unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, ``traceparent`` passed on either way.
 - :func:`new_request_id`: a request id for a request that brought none, without a system call (``_ids.py``).
@@ -64,7 +65,7 @@ from ._parsers import (
     text,
     url_scheme,
 )
-from ._postgres import PostgresMigration, SchemaTooNew, migrate_postgres
+from ._postgres import DEFAULT_STATEMENT_TIMEOUT_S, PostgresMigration, SchemaTooNew, migrate_postgres, statement_timeout
 from ._serve import DEFAULT_SIGNALS, DRAIN_LINGER_S, DRAIN_RETRY_AFTER_S, DRAINING, serve_app
 from ._settings import REQUIRED, Setting, SettingsTable
 from ._tracing import child_span, configure_tracing, inject_trace, server_span, tracer, tracing_configured
@@ -73,6 +74,7 @@ __all__ = [
     "CONTEXT_FIELDS",
     "DEFAULT_MAX_LOG_TEXT",
     "DEFAULT_SIGNALS",
+    "DEFAULT_STATEMENT_TIMEOUT_S",
     "DEVELOPMENT",
     "DRAINING",
     "DRAIN_LINGER_S",
@@ -123,6 +125,7 @@ __all__ = [
     "secret",
     "serve_app",
     "server_span",
+    "statement_timeout",
     "table_refs",
     "text",
     "tracer",

@@ -6,20 +6,42 @@ lock (``pg_advisory_xact_lock(lock_key)``), creates its bookkeeping table when m
 migration and records it. When several replicas start at once exactly one migrates; the others wait on the
 lock, then find nothing to do. DDL is transactional in PostgreSQL, so a failed migration leaves nothing
 behind. Each user has its own bookkeeping ``table`` and ``lock_key``, so they may share one database.
+
+Every pool of those services also bounds each statement (:func:`statement_timeout`, a pool's ``configure``
+callback): a query or a lock wait that would hang (a row or advisory lock held by a stuck client, a server
+that stopped answering mid-query) is cancelled by the server after :data:`DEFAULT_STATEMENT_TIMEOUT_S` and
+surfaces as the service's own error (``registry_unavailable``, a storage error), instead of holding a worker
+thread and a pooled connection, and the request behind them, for ever. The migration transaction lifts it
+(``SET LOCAL``): it may wait for another replica's migration and rewrite tables.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Protocol
 
 import psycopg
 from psycopg import sql
 
 from ._errors import ServiceKitError
 
-__all__ = ["PostgresMigration", "SchemaTooNew", "migrate_postgres"]
+__all__ = ["DEFAULT_STATEMENT_TIMEOUT_S", "PostgresMigration", "SchemaTooNew", "migrate_postgres", "statement_timeout"]
+
+DEFAULT_STATEMENT_TIMEOUT_S: Final = 30.0
+"""How long one statement may run, a lock wait included (as long as the gateway's default deadline of a call)."""
+
+
+def statement_timeout(seconds: float) -> Callable[[psycopg.Connection[Any]], None]:
+    """A psycopg pool's ``configure`` callback: each statement on its connections is cancelled by the server
+    after ``seconds`` (``psycopg.errors.QueryCanceled``); ``0`` sets no limit. The connections must be in
+    autocommit mode (the setting is the session's)."""
+    value = f"{max(0, round(seconds * 1000))}ms"
+
+    def configure(conn: psycopg.Connection[Any]) -> None:
+        conn.execute("SELECT set_config('statement_timeout', %s, false)", (value,))
+
+    return configure
 
 
 class PostgresMigration(Protocol):
@@ -58,6 +80,7 @@ def migrate_postgres(
     newest = max((m.version for m in migrations), default=0)
     applied: list[int] = []
     with conn.transaction():
+        conn.execute("SET LOCAL statement_timeout = 0")  # waiting for another replica, rewriting tables: no limit
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
         conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ("
                              "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)").format(name))

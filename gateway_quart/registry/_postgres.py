@@ -17,6 +17,8 @@ import psycopg
 import trio
 from psycopg_pool import ConnectionPool
 
+from servicekit import DEFAULT_STATEMENT_TIMEOUT_S, statement_timeout
+
 from .._errors import RecordConflict, RegistryError
 from ._db import Cursor
 from ._migrations import apply_postgres_migrations
@@ -74,15 +76,17 @@ class PostgresRegistry(SqlRegistry):
         *,
         pool_size: int = DEFAULT_POSTGRES_POOL_SIZE,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
     ) -> PostgresRegistry:
-        """Open a pool on ``url`` and bring the schema up to date.
+        """Open a pool on ``url`` and bring the schema up to date. Each statement may run ``statement_timeout_s``,
+        a lock wait included (``servicekit.statement_timeout``; the migration is not limited).
 
         Raises:
             RegistryError: the server cannot be reached or the schema cannot be migrated.
         """
         pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url, min_size=1, max_size=pool_size, timeout=connect_timeout_s, open=False,
-            kwargs={"autocommit": True}, name="registry",
+            kwargs={"autocommit": True}, configure=statement_timeout(statement_timeout_s), name="registry",
         )
         registry = cls(pool, pool_size=pool_size)
         try:

@@ -23,7 +23,7 @@ import psycopg
 import trio
 from psycopg_pool import ConnectionPool
 
-from servicekit import SchemaTooNew, migrate_postgres
+from servicekit import DEFAULT_STATEMENT_TIMEOUT_S, SchemaTooNew, migrate_postgres, statement_timeout
 
 from ._errors import StoreUnavailable
 from ._records import Claimed, Done, Held, RecordKey
@@ -86,11 +86,12 @@ class PostgresRecords:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         purge_interval: float = DEFAULT_PURGE_INTERVAL,
         clock: Callable[[], float] = time.time,
+        statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
     ) -> None:
         self._url = url
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url, min_size=1, max_size=max_connections, timeout=connect_timeout, open=False,
-            kwargs={"autocommit": True}, name="idempotency",
+            kwargs={"autocommit": True}, configure=statement_timeout(statement_timeout_s), name="idempotency",
         )
         self._connect_timeout = connect_timeout
         self._limiter = trio.CapacityLimiter(max_connections)

@@ -22,7 +22,9 @@ from gateway_quart.registry import (
     SqlRegistry,
     open_registry,
 )
+from gateway_quart.registry import _postgres as pg_backend
 from gateway_quart.registry import _sqlite as sqlite_backend
+from gateway_quart.registry._migrations import MIGRATION_LOCK_KEY
 from tests._postgres import PostgresServer
 
 
@@ -273,4 +275,43 @@ async def test_writes_on_the_event_loops_connection_are_checkpointed(
     assert path.stat().st_size == before  # all in the WAL so far
     await rows(1)
     assert path.stat().st_size > before
+    await registry.aclose()
+
+
+async def test_a_statement_stuck_behind_a_lock_ends_as_a_registry_error(postgres_url: str) -> None:
+    # Another client hangs in the middle of a transaction that inserted the same tenant, or holding the lock of
+    # the registry's write steps: a write waits at most the statement timeout, then fails as a registry error
+    # (503 registry_unavailable for a caller), and works once the other client is gone.
+    registry = await PostgresRegistry.open(postgres_url, statement_timeout_s=0.3)
+    try:
+        with psycopg.connect(postgres_url) as stuck:
+            stuck.execute("INSERT INTO tenants (id, name, created_at) VALUES ('acme', 'Other', 'now')")
+            with trio.fail_after(10), pytest.raises(RegistryError, match="QueryCanceled"):
+                await registry.create_tenant("acme", "Acme")
+            stuck.rollback()
+            stuck.execute("SELECT pg_advisory_lock(%s)", (pg_backend.WRITE_LOCK_KEY,))
+            with trio.fail_after(10), pytest.raises(RegistryError, match="QueryCanceled"):
+                await _version(registry)
+            stuck.rollback()
+            stuck.execute("SELECT pg_advisory_unlock(%s)", (pg_backend.WRITE_LOCK_KEY,))
+        assert (await registry.create_tenant("acme", "Acme")).id == "acme"
+    finally:
+        await registry.aclose()
+
+
+async def test_the_migration_is_not_bound_by_the_statement_timeout(postgres_url: str) -> None:
+    # A replica waiting for another's migration (its lock) waits as long as that takes.
+    with psycopg.connect(postgres_url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        async with trio.open_nursery() as nursery:
+            opened: list[PostgresRegistry] = []
+
+            async def start() -> None:
+                opened.append(await PostgresRegistry.open(postgres_url, statement_timeout_s=0.2))
+
+            nursery.start_soon(start)
+            await trio.sleep(0.8)  # four statement timeouts
+            assert opened == [], "still waiting for the lock"
+            other.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    [registry] = opened
     await registry.aclose()

@@ -22,7 +22,7 @@ import psycopg
 import trio
 from psycopg_pool import ConnectionPool
 
-from servicekit import SchemaTooNew, migrate_postgres
+from servicekit import DEFAULT_STATEMENT_TIMEOUT_S, SchemaTooNew, migrate_postgres, statement_timeout
 
 from ...engine import HostScope
 from .._errors import HostCallError
@@ -82,6 +82,8 @@ class PostgresStorage:
         limits: the storage limits, enforced inside each write transaction.
         max_connections: pooled connections (and worker threads using them) at most.
         connect_timeout: how long a call waits for a connection.
+        statement_timeout_s: how long one statement may run, a row lock wait included
+            (``servicekit.statement_timeout``).
     """
 
     def __init__(
@@ -91,11 +93,12 @@ class PostgresStorage:
         limits: StorageLimits | None = None,
         max_connections: int = DEFAULT_POSTGRES_CONNECTIONS,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
     ) -> None:
         self._limits = limits if limits is not None else StorageLimits()
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url, min_size=1, max_size=max_connections, timeout=connect_timeout, open=False,
-            kwargs={"autocommit": True}, name="ext-storage",
+            kwargs={"autocommit": True}, configure=statement_timeout(statement_timeout_s), name="ext-storage",
         )
         self._connect_timeout = connect_timeout
         self._max_connections = max_connections

@@ -409,3 +409,21 @@ async def test_postgres_quota_holds_under_concurrent_writers(postgres_url: str) 
     finally:
         for runner in runners:
             await runner.aclose()
+
+
+async def test_postgres_a_statement_stuck_behind_a_lock_ends_as_an_internal_error(postgres_url: str) -> None:
+    # Another client locks the table and hangs: the guest's call waits at most the statement timeout, then fails
+    # as `internal` (the guest gets an error to handle, the runner's worker thread and connection come back).
+    store = PostgresStorage(postgres_url, statement_timeout_s=0.3)
+    try:
+        await store.put(install(), "ns", "key", b"1")
+        with psycopg.connect(postgres_url) as stuck:
+            stuck.execute("LOCK TABLE ext_storage IN ACCESS EXCLUSIVE MODE")
+            with trio.fail_after(10), pytest.raises(HostCallError) as info:
+                await store.get(install(), "ns", "key")
+            assert info.value.variant == "internal"
+            assert "storage database error: QueryCanceled" in str(info.value), "no address, no SQL"
+            stuck.rollback()
+        assert (await store.get(install(), "ns", "key")).value == b"1"
+    finally:
+        await store.aclose()

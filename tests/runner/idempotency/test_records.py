@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 import trio
 import trio.testing
@@ -241,3 +242,18 @@ async def test_postgres_unreachable_is_store_unavailable(postgres_server: Postgr
         await store.claim(_key(), "fp", "a", lease_until=9e9, ttl=60)
     assert "no_such_database" in str(caught.value)
     await store.aclose()
+
+
+async def test_postgres_a_statement_stuck_behind_a_lock_ends_as_store_unavailable(postgres_url: str) -> None:
+    store = PostgresRecords(postgres_url, statement_timeout_s=0.3)
+    key = _key()
+    try:
+        assert await store.claim(key, "fp", "a", lease_until=9e9, ttl=60) == Claimed()
+        with psycopg.connect(postgres_url) as stuck:
+            stuck.execute("LOCK TABLE idempotency IN ACCESS EXCLUSIVE MODE")
+            with trio.fail_after(10), pytest.raises(StoreUnavailable, match="QueryCanceled"):
+                await store.get(key)
+            stuck.rollback()
+        assert await store.get(key) == Held("fp", "a", 9e9)
+    finally:
+        await store.aclose()
