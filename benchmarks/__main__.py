@@ -54,7 +54,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all but soak)")
-    parser.add_argument("--quick", action="store_true", help="fewer iterations (under 2 minutes in all)")
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (about 5 minutes in all on 2 cores)")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (logs of the services)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHMARKS]
