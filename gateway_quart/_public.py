@@ -95,12 +95,9 @@ async def validate_install() -> Response:
     the active install serves; the answer adds ``content_hash`` (``null`` when there is none).
     """
     st = state()
-    expected = st.settings.runner_service_token
-    if expected is None:
-        raise ApiError("service_token_not_configured", "RUNNER_SERVICE_TOKEN is not set", status=503)
-    presented = bearer_token(request.headers)
-    if presented is None or not hmac.compare_digest(presented.encode(), expected.encode()):
-        raise Unauthorized("unauthorized", "the runner service token is required")
+    _require_bearer(st.settings.runner_service_token,
+                    ApiError("service_token_not_configured", "RUNNER_SERVICE_TOKEN is not set", status=503),
+                    "the runner service token is required")
     tenant = request.args.get("tenant", "")
     extension = request.args.get("extension", "")
     errors: dict[str, str] = {}
@@ -147,13 +144,24 @@ async def metrics() -> Response:
     """The gateway's metrics (``_metrics.py``), for a bearer of ``GATEWAY_METRICS_TOKEN``; 403
     ``metrics_disabled`` without that setting, 401 for any other caller."""
     st = state()
-    expected = st.settings.metrics_token
+    _require_bearer(st.settings.metrics_token,
+                    ApiError("metrics_disabled", "/metrics is disabled (GATEWAY_METRICS_TOKEN is not set)", status=403),
+                    "Authorization: Bearer <GATEWAY_METRICS_TOKEN> required")
+    return Response(st.metrics.render(st.audit, st.usage), content_type=CONTENT_TYPE)
+
+
+def _require_bearer(expected: str | None, unset: ApiError, wanted: str) -> None:
+    """The request's bearer token must be ``expected`` (compared in constant time).
+
+    Raises:
+        ApiError: ``unset``, when the setting holding ``expected`` is not set.
+        Unauthorized: no bearer token, or another one (``wanted`` says which is).
+    """
     if expected is None:
-        raise ApiError("metrics_disabled", "/metrics is disabled (GATEWAY_METRICS_TOKEN is not set)", status=403)
+        raise unset
     presented = bearer_token(request.headers)
     if presented is None or not hmac.compare_digest(presented.encode(), expected.encode()):
-        raise Unauthorized("unauthorized", "Authorization: Bearer <GATEWAY_METRICS_TOKEN> required")
-    return Response(st.metrics.render(st.audit, st.usage), content_type=CONTENT_TYPE)
+        raise Unauthorized("unauthorized", wanted)
 
 
 @blueprint.get("/api/v1/openapi.json")
