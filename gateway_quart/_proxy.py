@@ -57,7 +57,7 @@ from contract import (
     parse_journal_policy,
     split_error,
 )
-from servicekit import new_request_id, server_span, tracer, unexpected_error
+from servicekit import declares_body, new_request_id, server_span, tracer, unexpected_error
 
 from ._auth import PERMISSION_READ, PERMISSION_WRITE, Principal, authenticate, check_origin
 from ._canary import CANARY_KEY_HEADER, Route
@@ -234,11 +234,7 @@ class _Call:
     def body_unread(self) -> bool:
         """The request declares a body that has not all arrived (or was refused): the answer closes the connection.
         """
-        headers = self.request.headers
-        length = headers.get("content-length", "").strip()
-        if "transfer-encoding" not in headers and length in {"", "0"}:
-            return False
-        return not self._ended or self._too_large
+        return declares_body(self.request.headers) and (not self._ended or self._too_large)
 
     def own_origin(self) -> str:
         return self.request.host_url.rstrip("/")

@@ -11,7 +11,8 @@
   at once. Several processes may serve one socket, each taking a new connection only when it holds the
   fewest (:class:`ConnectionBalance`).
 - :func:`harden_connections`: HTTP/1.1 connections closed when they must be (a Hypercorn + quart-trio fault,
-  explained in ``_connections.py``), ``Connection: close`` on early error answers.
+  explained in ``_connections.py``), ``Connection: close`` on early error answers (:func:`declares_body`
+  says which requests have a body to wait for).
 - :func:`json_errors`: JSON (never HTML) for unknown routes, wrong methods, every HTTP error and unexpected
   exceptions (a 500 with a request id, logged with its traceback); :func:`unexpected_error` answers such an
   exception the same way for a route served outside Quart.
@@ -33,7 +34,7 @@ servicekit imports neither service.
 
 from ._accesslog import AccessLogger
 from ._balance import ConnectionBalance
-from ._connections import harden_connections
+from ._connections import declares_body, harden_connections
 from ._docs import render_settings_doc, resolve_table, table_refs
 from ._errors import InvalidSetting, ServiceKitError
 from ._ids import new_request_id
@@ -103,6 +104,7 @@ __all__ = [
     "comma_list",
     "configure_logging",
     "configure_tracing",
+    "declares_body",
     "enforce_mode",
     "harden_connections",
     "host_port",

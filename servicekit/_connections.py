@@ -49,7 +49,7 @@ from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio.tcp_server import TCPServer
 from quart import request
 
-__all__ = ["harden_connections", "install"]
+__all__ = ["declares_body", "harden_connections", "install"]
 
 _MARK: Final = "_servicekit_shielded"
 
@@ -174,10 +174,16 @@ def harden_connections(app: Any) -> None:
     app.after_request(_close_after_early_answer)
 
 
-def _body_unread(req: Any) -> bool:
-    headers = req.headers
+def declares_body(headers: Any) -> bool:
+    """Whether a request with these ``headers`` (anything with ``get``, case-insensitive) has a body to send: a
+    ``Transfer-Encoding`` or a non-zero ``Content-Length``. An answer given before such a body has all arrived
+    says ``Connection: close``."""
     length = headers.get("Content-Length", "").strip()
-    if not headers.get("Transfer-Encoding") and length in {"", "0"}:
+    return bool(headers.get("Transfer-Encoding")) or length not in {"", "0"}
+
+
+def _body_unread(req: Any) -> bool:
+    if not declares_body(req.headers):
         return False
     # Quart's request body sets ``_complete`` once the last byte arrived, and ``_must_raise`` when it was
     # refused (over MAX_CONTENT_LENGTH). Neither is public: if a Quart release renames them, every answer

@@ -151,7 +151,7 @@ def test_exported_names() -> None:
         "DEFAULT_MAX_LOG_TEXT", "DEFAULT_SIGNALS", "DRAINING", "DRAIN_LINGER_S", "DRAIN_RETRY_AFTER_S",
         "REQUIRED", "InvalidSetting", "ServiceKitError", "Setting", "SettingsTable", "boolean",
         "comma_list", "harden_connections", "host_port", "http_url", "integer", "json_errors", "one_line",
-        "unexpected_error", "DEFAULT_STATEMENT_TIMEOUT_S", "statement_timeout",
+        "unexpected_error", "DEFAULT_STATEMENT_TIMEOUT_S", "statement_timeout", "declares_body",
         "optional_path", "optional_text",
         "path", "render_settings_doc", "resolve_table", "serve_app", "table_refs", "text",
         # the deployment mode (servicekit/_mode.py) and the key parser it goes with
